@@ -1,0 +1,323 @@
+package keystore_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"metricgate/pkg/keystore"
+)
+
+// openStore opens a fresh store in a temp dir and closes it after the test.
+func openStore(t *testing.T) (*keystore.Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keys.db")
+	s, err := keystore.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func generate(t *testing.T, s *keystore.Store, nk keystore.NewKey) (keystore.Key, string) {
+	t.Helper()
+	k, plain, err := s.Generate(context.Background(), nk)
+	if err != nil {
+		t.Fatalf("Generate(%+v): %v", nk, err)
+	}
+	return k, plain
+}
+
+func TestGenerate(t *testing.T) {
+	s, path := openStore(t)
+	ctx := context.Background()
+	k, plain := generate(t, s, keystore.NewKey{Hostname: "Web-1.example.com.", Description: "web one"})
+
+	u, err := uuid.Parse(plain)
+	if err != nil || u.Version() != 4 || u.String() != plain {
+		t.Fatalf("key %q is not a canonical UUID v4 (err %v)", plain, err)
+	}
+	if k.ID == 0 || k.Prefix != plain[:8] || k.Hostname != "web-1.example.com" || k.Description != "web one" {
+		t.Errorf("got %+v, want id>0, prefix %q, hostname web-1.example.com", k, plain[:8])
+	}
+	if got := k.Scopes; len(got) != 1 || got[0] != keystore.ScopeSubmit {
+		t.Errorf("scopes = %v, want [submit]", got)
+	}
+	if k.Status(time.Now()) != keystore.StatusActive {
+		t.Errorf("status = %s, want active", k.Status(time.Now()))
+	}
+	got, err := s.Find(ctx, strings.ToUpper(plain))
+	if err != nil || got.ID != k.ID {
+		t.Errorf("Find(upper-case key) = %v, %v; want id %d", got.ID, err, k.ID)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("database mode = %o, want 600", perm)
+	}
+	s.Close()
+	assertNoPlaintext(t, path, plain)
+}
+
+func TestGenerateRejectsBadInput(t *testing.T) {
+	s, _ := openStore(t)
+	for _, nk := range []keystore.NewKey{
+		{Hostname: ""},
+		{Hostname: "not a host"},
+		{Hostname: "10.0.0.256"},
+		{Hostname: "10.0.0.0/33"},
+		{Hostname: "-bad.example"},
+		{Hostname: "web-1", Scopes: []string{"root"}},
+	} {
+		if _, _, err := s.Generate(context.Background(), nk); !errors.Is(err, keystore.ErrInvalidHostname) && !errors.Is(err, keystore.ErrInvalidScope) {
+			t.Errorf("Generate(%+v) error = %v, want ErrInvalidHostname or ErrInvalidScope", nk, err)
+		}
+	}
+}
+
+func TestCanonicalHostname(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"127.0.0.1", "127.0.0.1"},
+		{"::ffff:127.0.0.1", "127.0.0.1"},
+		{"2001:DB8::1", "2001:db8::1"},
+		{"10.0.0.7/24", "10.0.0.0/24"},
+		{"::ffff:10.0.0.0/120", "10.0.0.0/24"},
+		{"fd00::1/64", "fd00::/64"},
+		{"Web-1", "web-1"},
+		{"host.example.com.", "host.example.com"},
+	}
+	for _, tt := range tests {
+		got, err := keystore.CanonicalHostname(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("CanonicalHostname(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return now }
+
+	_, v4 := generate(t, s, keystore.NewKey{Hostname: "127.0.0.1"})
+	_, mapped := generate(t, s, keystore.NewKey{Hostname: "::ffff:192.0.2.9"})
+	_, v6 := generate(t, s, keystore.NewKey{Hostname: "2001:db8::1"})
+	_, cidr := generate(t, s, keystore.NewKey{Hostname: "10.0.0.0/24"})
+	_, name := generate(t, s, keystore.NewKey{Hostname: "localhost"})
+	revokedKey, revoked := generate(t, s, keystore.NewKey{Hostname: "127.0.0.1"})
+	if _, err := s.Revoke(ctx, revokedKey.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, expiring := generate(t, s, keystore.NewKey{Hostname: "127.0.0.1", ExpiresAt: now.Add(time.Hour)})
+
+	tests := []struct {
+		name    string
+		key     string
+		addr    string
+		advance time.Duration
+		want    error
+	}{
+		{"IPv4", v4, "127.0.0.1", 0, nil},
+		{"IPv4MappedCaller", v4, "::ffff:127.0.0.1", 0, nil},
+		{"IPv4Mismatch", v4, "127.0.0.2", 0, keystore.ErrHostMismatch},
+		{"MappedBinding", mapped, "192.0.2.9", 0, nil},
+		{"IPv6", v6, "2001:db8:0:0::1", 0, nil},
+		{"IPv6Mismatch", v6, "2001:db8::2", 0, keystore.ErrHostMismatch},
+		{"CIDRInside", cidr, "10.0.0.200", 0, nil},
+		{"CIDROutside", cidr, "10.0.1.1", 0, keystore.ErrHostMismatch},
+		{"DNSName", name, "127.0.0.1", 0, nil},
+		{"DNSNameMismatch", name, "192.0.2.1", 0, keystore.ErrHostMismatch},
+		{"Unknown", uuid.NewString(), "127.0.0.1", 0, keystore.ErrUnknownKey},
+		{"NotAUUID", "hello", "127.0.0.1", 0, keystore.ErrUnknownKey},
+		{"Empty", "", "127.0.0.1", 0, keystore.ErrUnknownKey},
+		{"Revoked", revoked, "127.0.0.1", 0, keystore.ErrRevoked},
+		{"BeforeExpiry", expiring, "127.0.0.1", 59 * time.Minute, nil},
+		{"Expired", expiring, "127.0.0.1", time.Hour, keystore.ErrExpired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s.Now = func() time.Time { return now.Add(tt.advance) }
+			k, err := s.Authenticate(ctx, tt.key, netip.MustParseAddr(tt.addr))
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Authenticate error = %v, want %v", err, tt.want)
+			}
+			if tt.want == nil && k.ID == 0 {
+				t.Errorf("Authenticate returned no key record")
+			}
+			if tt.want != nil && tt.want != keystore.ErrUnknownKey && k.ID == 0 {
+				t.Errorf("Authenticate failure carries no key id for the log")
+			}
+		})
+	}
+}
+
+func TestListAndRevoke(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := context.Background()
+	a, _ := generate(t, s, keystore.NewKey{Hostname: "web-1"})
+	b, plainB := generate(t, s, keystore.NewKey{Hostname: "web-1"})
+	c, _ := generate(t, s, keystore.NewKey{Hostname: "web-2"})
+
+	if _, err := s.Revoke(ctx, a.ID); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if _, err := s.Revoke(ctx, 999); !errors.Is(err, keystore.ErrNotFound) {
+		t.Errorf("Revoke(999) error = %v, want ErrNotFound", err)
+	}
+	ids := func(f keystore.Filter) []int64 {
+		keys, err := s.List(ctx, f)
+		if err != nil {
+			t.Fatalf("List(%+v): %v", f, err)
+		}
+		var out []int64
+		for _, k := range keys {
+			out = append(out, k.ID)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		f    keystore.Filter
+		want []int64
+	}{
+		{keystore.Filter{}, []int64{b.ID, c.ID}},
+		{keystore.Filter{All: true}, []int64{a.ID, b.ID, c.ID}},
+		{keystore.Filter{Hostname: "WEB-1"}, []int64{b.ID}},
+		{keystore.Filter{Hostname: "web-1", All: true}, []int64{a.ID, b.ID}},
+	} {
+		if got := ids(tt.f); !equalIDs(got, tt.want) {
+			t.Errorf("List(%+v) = %v, want %v", tt.f, got, tt.want)
+		}
+	}
+
+	revoked, err := s.RevokeHost(ctx, "web-1")
+	if err != nil || len(revoked) != 1 || revoked[0].ID != b.ID {
+		t.Fatalf("RevokeHost(web-1) = %v, %v; want key %d only", revoked, err, b.ID)
+	}
+	if _, err := s.Authenticate(ctx, plainB, netip.MustParseAddr("127.0.0.1")); !errors.Is(err, keystore.ErrRevoked) {
+		t.Errorf("Authenticate after RevokeHost error = %v, want ErrRevoked", err)
+	}
+	got, err := s.Get(ctx, a.ID)
+	if err != nil || got.RevokedAt.IsZero() {
+		t.Errorf("revoked key row = %+v, %v; want kept with revoked_at set", got, err)
+	}
+}
+
+// TestUpgradeOriginalDatabase upgrades a database in the original setup's
+// format and checks that ids, hostnames and keys survive while no byte of
+// any plaintext key is left in the files.
+func TestUpgradeOriginalDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "api_keys.db")
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`CREATE TABLE IF NOT EXISTS api_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, api_key TEXT NOT NULL UNIQUE, hostname TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		id        int64
+		key, host string
+	}
+	var old []row
+	hosts := []string{"127.0.0.1", "web-1", "10.1.0.0/16"}
+	for i := 0; i < 300; i++ {
+		old = append(old, row{key: uuid.NewString(), host: hosts[i%len(hosts)]})
+	}
+	for i := range old {
+		res, err := raw.Exec(`INSERT INTO api_keys (api_key, hostname) VALUES (?, ?)`, old[i].key, old[i].host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old[i].id, _ = res.LastInsertId()
+	}
+	// Gaps in the ids must survive too.
+	if _, err := raw.Exec(`DELETE FROM api_keys WHERE id = 2`); err != nil {
+		t.Fatal(err)
+	}
+	old = append(old[:1], old[2:]...)
+	raw.Close()
+
+	ctx := context.Background()
+	s, err := keystore.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open original database: %v", err)
+	}
+	for _, o := range old {
+		k, err := s.Find(ctx, o.key)
+		if err != nil {
+			t.Fatalf("old key %d: %v", o.id, err)
+		}
+		if k.ID != o.id || k.Hostname != o.host || k.Prefix != o.key[:8] {
+			t.Fatalf("old key %d upgraded to %+v, want same id and hostname %q", o.id, k, o.host)
+		}
+	}
+	if _, err := s.Authenticate(ctx, old[0].key, netip.MustParseAddr("127.0.0.1")); err != nil {
+		t.Errorf("old key for 127.0.0.1 no longer authenticates: %v", err)
+	}
+	k, _ := generate(t, s, keystore.NewKey{Hostname: "web-9"})
+	if want := old[len(old)-1].id + 1; k.ID != want {
+		t.Errorf("new key id = %d, want %d (after the old ids)", k.ID, want)
+	}
+	s.Close()
+
+	// Opening again must not redo or undo anything.
+	s, err = keystore.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	if _, err := s.Find(ctx, old[5].key); err != nil {
+		t.Errorf("after reopen: %v", err)
+	}
+	s.Close()
+
+	for _, o := range old {
+		assertNoPlaintext(t, path, o.key)
+	}
+}
+
+// assertNoPlaintext fails if the key, or its 16-byte UUID form, appears in
+// the database or its WAL and shared-memory files.
+func assertNoPlaintext(t *testing.T, path, key string) {
+	t.Helper()
+	u := uuid.MustParse(key)
+	needles := [][]byte{[]byte(key), []byte(key[9:]), u[:]}
+	for _, f := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		data, err := os.ReadFile(f)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range needles {
+			if bytes.Contains(data, n) {
+				t.Fatalf("%s contains plaintext key material %q", filepath.Base(f), n)
+			}
+		}
+	}
+}
+
+func equalIDs(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

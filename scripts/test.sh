@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The one test command: formatting, vet, then every test with the race
+# detector against real SQLite files and a real InfluxDB started here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" $unformatted >&2
+  exit 1
+fi
+go vet ./...
+go test -race -count=1 "$@" ./...

@@ -456,3 +456,12 @@ func normalizeScopes(in []string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Ping reports whether the database can be read.
+func (s *Store) Ping(ctx context.Context) error {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT 1 FROM api_keys LIMIT 1`).Scan(&n); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("keystore: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,90 @@
+// Package influx writes line protocol to InfluxDB through the official
+// client, github.com/influxdata/influxdb-client-go/v2, and sorts its
+// failures into those worth retrying and those that never will succeed.
+package influx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+	"github.com/influxdata/influxdb-client-go/v2/api"
+	influxhttp "github.com/influxdata/influxdb-client-go/v2/api/http"
+)
+
+// Errors returned by Writer.Write.
+var (
+	// ErrUnavailable means InfluxDB could not take the write now (network
+	// error, 429, 5xx, or a configuration error such as a missing
+	// database); the same write may succeed later.
+	ErrUnavailable = errors.New("InfluxDB unavailable")
+	// ErrRejected means InfluxDB refused the points themselves (a 400 or
+	// 422, such as a field type conflict); retrying will not help.
+	ErrRejected = errors.New("InfluxDB rejected the points")
+)
+
+// Config says where to write. With InfluxDB 1.8 the bucket is "db/rp" (or
+// "db" for the default retention policy) and the token empty or "user:pass".
+type Config struct {
+	URL     string
+	Token   string
+	Org     string
+	Bucket  string
+	Timeout time.Duration // per HTTP request; defaults to 10s
+}
+
+// Writer writes line protocol to one bucket. It is safe for concurrent use.
+type Writer struct {
+	client influxdb2.Client
+	write  api.WriteAPIBlocking
+}
+
+// New returns a Writer for cfg. It does not contact InfluxDB.
+func New(cfg Config) *Writer {
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	opts := influxdb2.DefaultOptions().
+		SetHTTPRequestTimeout(uint(timeout.Seconds() + 0.5)).
+		SetPrecision(time.Nanosecond).
+		SetMaxRetries(0).
+		SetLogLevel(0)
+	client := influxdb2.NewClientWithOptions(cfg.URL, cfg.Token, opts)
+	return &Writer{client: client, write: client.WriteAPIBlocking(cfg.Org, cfg.Bucket)}
+}
+
+// Write sends lines, newline-separated line protocol with nanosecond
+// timestamps, in one request. It returns nil only when InfluxDB confirmed
+// the write, and otherwise an error wrapping ErrUnavailable or ErrRejected.
+func (w *Writer) Write(ctx context.Context, lines []byte) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	err := w.write.WriteRecord(ctx, string(lines))
+	if err == nil {
+		return nil
+	}
+	var herr *influxhttp.Error
+	if errors.As(err, &herr) && (herr.StatusCode == 400 || herr.StatusCode == 422) {
+		return fmt.Errorf("%w: %s", ErrRejected, herr.Message)
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// Ping reports whether InfluxDB answers its health check.
+func (w *Writer) Ping(ctx context.Context) error {
+	ok, err := w.client.Ping(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if !ok {
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// Close releases the client's connections.
+func (w *Writer) Close() { w.client.Close() }

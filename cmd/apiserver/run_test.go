@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"metricgate/internal/influxtest"
+	"metricgate/pkg/keystore"
+)
+
+func TestParseFlags(t *testing.T) {
+	env := map[string]string{"APISERVER_LISTEN": "127.0.0.1:9", "KEYSTORE_DB": "/tmp/k.db", "INFLUX_URL": "http://influx:8086", "INFLUX_BUCKET": "db/rp"}
+	getenv := func(k string) string { return env[k] }
+	tests := []struct {
+		name  string
+		args  []string
+		check func(*options) bool
+	}{
+		{"EnvDefaults", nil, func(o *options) bool {
+			return o.listen == "127.0.0.1:9" && o.db == "/tmp/k.db" && o.influx.URL == "http://influx:8086" && o.influx.Bucket == "db/rp"
+		}},
+		{"FlagsWin", []string{"--listen", ":1", "--db", "x.db"}, func(o *options) bool { return o.listen == ":1" && o.db == "x.db" }},
+		{"TrustedProxies", []string{"--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "192.0.2.1"}, func(o *options) bool {
+			return len(o.cfg.TrustedProxies) == 2 && o.cfg.TrustedProxies[1] == netip.MustParsePrefix("192.0.2.1/32")
+		}},
+		{"Limits", []string{"--max-body", "100", "--max-points", "7", "--host-tag", "source", "--measurement", "m"}, func(o *options) bool {
+			return o.cfg.MaxBody == 100 && o.cfg.MaxPoints == 7 && o.cfg.HostTag == "source" && o.cfg.Measurement == "m"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := parseFlags(tt.args, getenv, &bytes.Buffer{})
+			if err != nil {
+				t.Fatalf("parseFlags(%v): %v", tt.args, err)
+			}
+			if !tt.check(o) {
+				t.Errorf("parseFlags(%v) = %+v", tt.args, o)
+			}
+		})
+	}
+	for _, bad := range [][]string{{"--trusted-proxy", "nope"}, {"--max-points", "0"}, {"--log-format", "xml"}, {"extra"}, {"--nope"}} {
+		if _, err := parseFlags(bad, getenv, &bytes.Buffer{}); err == nil {
+			t.Errorf("parseFlags(%v) succeeded, want an error", bad)
+		}
+	}
+}
+
+// TestRun starts the real program, submits a point, and stops it as SIGTERM
+// would.
+func TestRun(t *testing.T) {
+	db := influxtest.New(t)
+	dbPath := filepath.Join(t.TempDir(), "api_keys.db")
+	keys, err := keystore.Open(context.Background(), dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, err := keys.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1"})
+	keys.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--listen", addr, "--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name},
+			func(string) string { return "" }, &bytes.Buffer{}, &logs)
+	}()
+	base := "http://" + addr
+	waitReady(t, base)
+
+	req, _ := http.NewRequest("POST", base+"/api/submit", strings.NewReader(`{"field": "os_updates", "value": 5, "timestamp": 1699786600000000000}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("submit: got %d, want 200", resp.StatusCode)
+	}
+	if n := db.Count(t, "custom_metrics", "os_updates"); n != 1 {
+		t.Errorf("got %d points in InfluxDB, want 1", n)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run returned %v, want nil after shutdown", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after its context was cancelled")
+	}
+	if !strings.Contains(logs.String(), `"msg":"stopped"`) {
+		t.Errorf("log does not record the shutdown:\n%s", logs.String())
+	}
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+	}
+	t.Fatalf("%s never became ready", base)
+}

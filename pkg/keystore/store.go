@@ -183,6 +183,12 @@ func (s *Store) Generate(ctx context.Context, nk NewKey) (Key, string, error) {
 	if err != nil {
 		return Key{}, "", err
 	}
+	if err := checkMeasurements(nk.Measurements); err != nil {
+		return Key{}, "", err
+	}
+	if nk.Rate < 0 || nk.Burst < 0 {
+		return Key{}, "", fmt.Errorf("%w: rate and burst must not be negative", ErrInvalidPolicy)
+	}
 	plain := uuid.NewString()
 	hash := HashKey(plain)
 	now := s.Now().UTC()
@@ -206,6 +212,30 @@ func (s *Store) Generate(ctx context.Context, nk NewKey) (Key, string, error) {
 type Filter struct {
 	Hostname string // only keys bound to this hostname, if set
 	All      bool   // include revoked and expired keys
+	// ExpiringWithin, if set, keeps only keys that expire within it.
+	ExpiringWithin time.Duration
+	// UnusedSince, if set, keeps only keys not used for at least that long
+	// (never-used keys count from their creation).
+	UnusedSince time.Duration
+}
+
+func (f Filter) match(k Key, now time.Time) bool {
+	if !f.All && k.Status(now) != StatusActive {
+		return false
+	}
+	if f.ExpiringWithin > 0 && (k.ExpiresAt.IsZero() || k.ExpiresAt.After(now.Add(f.ExpiringWithin))) {
+		return false
+	}
+	if f.UnusedSince > 0 {
+		last := k.LastUsedAt
+		if last.IsZero() {
+			last = k.CreatedAt
+		}
+		if last.After(now.Add(-f.UnusedSince)) {
+			return false
+		}
+	}
+	return true
 }
 
 // List returns keys in id order. By default only active keys are listed.
@@ -233,7 +263,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Key, error) {
 		if err != nil {
 			return nil, fmt.Errorf("keystore: list keys: %w", err)
 		}
-		if f.All || k.Status(now) == StatusActive {
+		if f.match(k, now) {
 			keys = append(keys, k)
 		}
 	}
@@ -247,7 +277,7 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Key, error) {
 func (s *Store) Get(ctx context.Context, id int64) (Key, error) {
 	row := s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id)
 	k, err := scanKey(row)
-	if errors.Is(err, sql.ErrNoRows) {
+	if isNoRows(err) {
 		return Key{}, fmt.Errorf("keystore: id %d: %w", id, ErrNotFound)
 	}
 	if err != nil {
@@ -400,6 +430,8 @@ func scanKey(r scanner, extra ...any) (Key, error) {
 	k.LastUsedAddr = lastAddr.String
 	return k, nil
 }
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
 func fromNull(n sql.NullInt64) time.Time {
 	if !n.Valid {

@@ -321,3 +321,83 @@ func equalIDs(a, b []int64) bool {
 	}
 	return true
 }
+
+func TestPolicyUpdateRotateUsage(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := context.Background()
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return now }
+	addr := netip.MustParseAddr("127.0.0.1")
+
+	k, plain := generate(t, s, keystore.NewKey{Hostname: "127.0.0.1", Scopes: []string{"submit", "admin"},
+		Measurements: []string{"cpu", "mem"}, Rate: 10, Burst: 50, ExpiresAt: now.Add(48 * time.Hour)})
+	if !k.HasScope("admin") || len(k.Measurements) != 2 || k.Rate != 10 || k.Burst != 50 || !k.ExpiresAt.Equal(now.Add(48*time.Hour)) {
+		t.Fatalf("generated %+v, want the policy asked for", k)
+	}
+
+	desc, rate, none := "renamed", 0.0, time.Time{}
+	scopes := []string{"submit"}
+	k, err := s.Update(ctx, k.ID, keystore.Update{Description: &desc, Rate: &rate, ExpiresAt: &none, Scopes: &scopes})
+	if err != nil || k.Description != "renamed" || k.Rate != 0 || k.Burst != 50 || !k.ExpiresAt.IsZero() || k.HasScope("admin") {
+		t.Fatalf("Update = %+v, %v; want renamed, default rate, burst kept, no expiry, no admin", k, err)
+	}
+	if _, err := s.Update(ctx, 999, keystore.Update{Description: &desc}); !errors.Is(err, keystore.ErrNotFound) {
+		t.Errorf("Update(999) error = %v, want ErrNotFound", err)
+	}
+	bad := -1.0
+	if _, err := s.Update(ctx, k.ID, keystore.Update{Rate: &bad}); !errors.Is(err, keystore.ErrInvalidPolicy) {
+		t.Errorf("Update(rate -1) error = %v, want ErrInvalidPolicy", err)
+	}
+
+	// Expiring and unused filters.
+	soon, _ := generate(t, s, keystore.NewKey{Hostname: "web-2", ExpiresAt: now.Add(time.Hour)})
+	got, _ := s.List(ctx, keystore.Filter{ExpiringWithin: 2 * time.Hour})
+	if len(got) != 1 || got[0].ID != soon.ID {
+		t.Errorf("List(expiring 2h) = %v, want key %d", got, soon.ID)
+	}
+
+	if err := s.RecordUsage(ctx, map[int64]keystore.Usage{k.ID: {LastUsedAt: now, LastUsedAddr: "127.0.0.1", Requests: 3, Points: 30}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordUsage(ctx, map[int64]keystore.Usage{k.ID: {LastUsedAt: now.Add(-time.Hour), LastUsedAddr: "10.0.0.1", Requests: 1, Points: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	k, _ = s.Get(ctx, k.ID)
+	if k.Requests != 4 || k.Points != 35 || !k.LastUsedAt.Equal(now) || k.LastUsedAddr != "127.0.0.1" {
+		t.Errorf("usage = %d requests, %d points, last %v from %s; want 4, 35, %v from 127.0.0.1", k.Requests, k.Points, k.LastUsedAt, k.LastUsedAddr, now)
+	}
+	s.Now = func() time.Time { return now.Add(30 * 24 * time.Hour) }
+	got, _ = s.List(ctx, keystore.Filter{UnusedSince: 720 * time.Hour})
+	if len(got) != 1 || got[0].ID != k.ID {
+		t.Errorf("List(unused 720h) = %v, want key %d only", got, k.ID)
+	}
+	s.Now = func() time.Time { return now }
+
+	// Rotation: the old key works until the grace period ends.
+	nk, newPlain, old, err := s.Rotate(ctx, k.ID, time.Hour)
+	if err != nil {
+		t.Fatalf("Rotate: %v", err)
+	}
+	if nk.Hostname != k.Hostname || nk.Burst != 50 || len(nk.Measurements) != 2 || old.ReplacedBy != nk.ID || !old.ExpiresAt.Equal(now.Add(time.Hour)) {
+		t.Errorf("Rotate = new %+v, old %+v; want same policy, old replaced and ending in 1h", nk, old)
+	}
+	for _, tt := range []struct {
+		key     string
+		advance time.Duration
+		want    error
+	}{
+		{plain, 59 * time.Minute, nil},
+		{newPlain, 59 * time.Minute, nil},
+		{plain, time.Hour, keystore.ErrExpired},
+		{newPlain, 24 * time.Hour, nil},
+	} {
+		s.Now = func() time.Time { return now.Add(tt.advance) }
+		if _, err := s.Authenticate(ctx, tt.key, addr); !errors.Is(err, tt.want) {
+			t.Errorf("after %v: Authenticate error = %v, want %v", tt.advance, err, tt.want)
+		}
+	}
+	s.Now = func() time.Time { return now.Add(2 * time.Hour) }
+	if _, _, _, err := s.Rotate(ctx, k.ID, 0); !errors.Is(err, keystore.ErrExpired) {
+		t.Errorf("rotating an ended key: error = %v, want ErrExpired", err)
+	}
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/term"
+
+	"metricgate/pkg/keystore"
+)
+
+// IOStreams are the streams a command reads and writes, and whether each
+// end is a terminal. Tests fake them with buffers.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+
+	InTTY  bool // In is a terminal, so keyctl may prompt
+	OutTTY bool // Out is a terminal, so output is for a human
+}
+
+// systemIOStreams wraps the given streams, detecting terminals.
+func systemIOStreams(in io.Reader, out, errOut io.Writer) *IOStreams {
+	return &IOStreams{In: in, Out: out, ErrOut: errOut, InTTY: isTerminal(in), OutTTY: isTerminal(out)}
+}
+
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// Factory holds what every command needs: the streams, the clock and the
+// environment, and the database and output format chosen by the global
+// flags once they are parsed.
+type Factory struct {
+	IO     *IOStreams
+	Now    func() time.Time
+	Getenv func(string) string
+
+	dbPath string       // --db
+	format outputFormat // --output
+}
+
+// createStore opens the key store at --db, creating it if needed.
+func (f *Factory) createStore(ctx context.Context) (*keystore.Store, error) {
+	s, err := keystore.Open(ctx, f.dbPath)
+	if err != nil {
+		return nil, err
+	}
+	s.Now = f.Now
+	return s, nil
+}
+
+// openStore opens the existing key store at --db. Commands that only read
+// or revoke keys use it, so a mistyped path is reported instead of leaving
+// an empty database behind.
+func (f *Factory) openStore(ctx context.Context) (*keystore.Store, error) {
+	if _, err := os.Stat(f.dbPath); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no key store at %s (set --db or KEYSTORE_DB)", f.dbPath)
+	}
+	return f.createStore(ctx)
+}
+
+// keyRef names a key on the command line: by id, or by its value.
+type keyRef struct {
+	ID  int64
+	Key string
+}
+
+// parseKeyRef reads an argument that is either a key id (an integer) or a
+// key (a UUID, kept in canonical form).
+func parseKeyRef(arg string) (keyRef, error) {
+	if id, err := strconv.ParseInt(arg, 10, 64); err == nil {
+		if id <= 0 {
+			return keyRef{}, usageErrorf("invalid key id %d: ids are positive", id)
+		}
+		return keyRef{ID: id}, nil
+	}
+	if u, err := uuid.Parse(arg); err == nil {
+		return keyRef{Key: u.String()}, nil
+	}
+	return keyRef{}, usageErrorf("%q is neither a key id nor a key", arg)
+}
+
+// lookUp returns the key ref names, or a not-found error that names the
+// database, so a wrong --db is easy to spot. An unknown key is shown by its
+// prefix only, so the message does not copy a secret into logs.
+func lookUp(ctx context.Context, s *keystore.Store, ref keyRef, dbPath string) (keystore.Key, error) {
+	if ref.Key == "" {
+		k, err := s.Get(ctx, ref.ID)
+		if errors.Is(err, keystore.ErrNotFound) {
+			return k, notFoundErrorf("no key has id %d in %s", ref.ID, dbPath)
+		}
+		return k, err
+	}
+	k, err := s.Find(ctx, ref.Key)
+	if errors.Is(err, keystore.ErrUnknownKey) {
+		return k, notFoundErrorf("no key %s in %s", shortKey(ref.Key), dbPath)
+	}
+	return k, err
+}
+
+// shortKey is the start of a key value, enough to recognise it.
+func shortKey(key string) string {
+	if len(key) > keystore.PrefixLen {
+		key = key[:keystore.PrefixLen]
+	}
+	return key + "…"
+}
+
+// confirm asks question on ErrOut and reads the answer from In. Only "y"
+// or "yes" (any case) is a yes; end of input is a no.
+func confirm(ios *IOStreams, question string) (bool, error) {
+	fmt.Fprintf(ios.ErrOut, "%s [y/N] ", question)
+	answer, err := bufio.NewReader(ios.In).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("read answer: %w", err)
+	}
+	if errors.Is(err, io.EOF) && answer == "" {
+		fmt.Fprintln(ios.ErrOut)
+	}
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
+}

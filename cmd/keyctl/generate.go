@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"metricgate/pkg/keystore"
+)
+
+// GenerateOptions are the inputs of keyctl generate.
+type GenerateOptions struct {
+	IO        *IOStreams
+	Ctx       context.Context
+	OpenStore func(context.Context) (*keystore.Store, error)
+	Now       func() time.Time
+	Format    outputFormat
+
+	Hostname    string
+	Description string
+	Quiet       bool
+}
+
+// NewCmdGenerate returns the generate command. runF, if not nil, replaces
+// generateRun, so tests can see the parsed options.
+func NewCmdGenerate(f *Factory, runF func(*GenerateOptions) error) *cobra.Command {
+	opts := &GenerateOptions{IO: f.IO, OpenStore: f.createStore, Now: f.Now}
+	cmd := &cobra.Command{
+		Use:   "generate --hostname HOST",
+		Short: "Generate a key for a host",
+		Long: `Generate a new API key bound to one host: an IP address, a CIDR range or a
+DNS name. Requests with the key are accepted only from that host.
+
+The key is printed once and cannot be shown again; store it now. With
+--quiet only the key is printed, for scripts.`,
+		Example: `  $ keyctl generate --hostname web-1.example.com --description "web one"
+  $ KEY=$(keyctl generate --hostname 10.0.0.0/24 --quiet)`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("hostname") {
+				return usageErrorf("--hostname is required")
+			}
+			if strings.TrimSpace(opts.Hostname) == "" {
+				return usageErrorf("--hostname must not be empty")
+			}
+			opts.Ctx = cmd.Context()
+			opts.Format = f.format
+			if opts.Quiet && opts.Format == formatJSON {
+				return usageErrorf("--quiet and --output json cannot be used together")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return generateRun(opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.Hostname, "hostname", "", "`host` that may use the key: IP address, CIDR range or DNS name (required)")
+	cmd.Flags().StringVar(&opts.Description, "description", "", "what the key is for")
+	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "print only the key")
+	return cmd
+}
+
+func generateRun(opts *GenerateOptions) error {
+	// Check the hostname before opening, which would create the database.
+	if _, err := keystore.CanonicalHostname(opts.Hostname); err != nil {
+		return err
+	}
+	s, err := opts.OpenStore(opts.Ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	k, plain, err := s.Generate(opts.Ctx, keystore.NewKey{Hostname: opts.Hostname, Description: opts.Description})
+	if err != nil {
+		return err
+	}
+
+	out := opts.IO.Out
+	switch {
+	case opts.Quiet:
+		_, err = fmt.Fprintln(out, plain)
+		return err
+	case opts.Format == formatJSON:
+		return writeJSON(out, generatedJSON{keyJSON: newKeyJSON(k, opts.Now()), Key: plain})
+	}
+	_, err = fmt.Fprintf(out, "Generated %s.\n\n    %s\n\nStore this key now: it will not be shown again.\n",
+		describeKey(k), plain)
+	return err
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"metricgate/pkg/keystore"
+)
+
+// ListOptions are the inputs of keyctl list.
+type ListOptions struct {
+	IO        *IOStreams
+	Ctx       context.Context
+	OpenStore func(context.Context) (*keystore.Store, error)
+	Now       func() time.Time
+	Format    outputFormat
+
+	Hostname string
+	All      bool
+}
+
+// NewCmdList returns the list command. runF, if not nil, replaces listRun.
+func NewCmdList(f *Factory, runF func(*ListOptions) error) *cobra.Command {
+	opts := &ListOptions{IO: f.IO, OpenStore: f.openStore, Now: f.Now}
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List keys",
+		Long: `List active keys in id order, or with --all revoked and expired keys too.
+
+On a terminal the list is a table. Otherwise each key is one line of
+tab-separated fields without a header: id, prefix, hostname, description,
+status, created, last used (times in RFC 3339, empty if never used). Keys
+themselves are never shown: the store does not have them.`,
+		Example: `  $ keyctl list
+  $ keyctl list --hostname web-1.example.com --all
+  $ keyctl list -o json | jq '.[] | select(.requests == 0) | .id'`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ctx = cmd.Context()
+			opts.Format = f.format
+			if runF != nil {
+				return runF(opts)
+			}
+			return listRun(opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.Hostname, "hostname", "", "only keys bound to `host`")
+	cmd.Flags().BoolVarP(&opts.All, "all", "a", false, "include revoked and expired keys")
+	return cmd
+}
+
+func listRun(opts *ListOptions) error {
+	s, err := opts.OpenStore(opts.Ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	keys, err := s.List(opts.Ctx, keystore.Filter{Hostname: opts.Hostname, All: opts.All})
+	if err != nil {
+		return err
+	}
+	now := opts.Now()
+	if opts.Format == formatJSON {
+		return writeJSON(opts.IO.Out, newKeysJSON(keys, now))
+	}
+	if !opts.IO.OutTTY {
+		for _, k := range keys {
+			fmt.Fprintf(opts.IO.Out, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, printable(k.Prefix), printable(k.Hostname),
+				printable(k.Description), k.Status(now), formatTime(k.CreatedAt), formatTime(k.LastUsedAt))
+		}
+		return nil
+	}
+	if len(keys) == 0 {
+		fmt.Fprintln(opts.IO.ErrOut, noKeysMessage(opts))
+		return nil
+	}
+	tw := tabwriter.NewWriter(opts.IO.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPREFIX\tHOSTNAME\tDESCRIPTION\tSTATUS\tCREATED\tLAST USED")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strconv.FormatInt(k.ID, 10), printable(k.Prefix),
+			printable(k.Hostname), truncate(printable(k.Description), 40), k.Status(now),
+			shortTime(k.CreatedAt, "-"), shortTime(k.LastUsedAt, "never"))
+	}
+	return tw.Flush()
+}
+
+// noKeysMessage says, on a terminal, that the list is empty and why.
+func noKeysMessage(opts *ListOptions) string {
+	what := "No active keys"
+	if opts.All {
+		what = "No keys"
+	}
+	if opts.Hostname != "" {
+		return fmt.Sprintf("%s for host %s.", what, printable(opts.Hostname))
+	}
+	return what + "."
+}
+
+// shortTime is t to the minute, in UTC, for a table; zero is shown as none.
+func shortTime(t time.Time, none string) string {
+	if t.IsZero() {
+		return none
+	}
+	return t.UTC().Format("2006-01-02 15:04")
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestNewCmdList(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		want     ListOptions
+		wantCode int
+		wantErr  string
+	}{
+		{name: "Defaults", want: ListOptions{Format: formatTable}},
+		{name: "Filters", args: []string{"--hostname", "web-1", "--all"}, want: ListOptions{Hostname: "web-1", All: true, Format: formatTable}},
+		{name: "ShortFlags", args: []string{"-a", "-o", "json"}, want: ListOptions{All: true, Format: formatJSON}},
+		{name: "Argument", args: []string{"web-1"}, wantCode: exitUsage, wantErr: `takes no arguments, got "web-1"`},
+		{name: "BadOutput", args: []string{"-o", "csv"}, wantCode: exitUsage, wantErr: `want "table" or "json"`},
+		{name: "UnknownFlag", args: []string{"--revoked"}, wantCode: exitUsage, wantErr: "unknown flag: --revoked"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseCmd(t, testFactory(true), NewCmdList, append([]string{"list"}, tt.args...))
+			checkErr(t, err, tt.wantCode, tt.wantErr)
+			if tt.wantCode != exitOK {
+				if got != nil {
+					t.Errorf("list ran with %+v, want a usage error first", *got)
+				}
+				return
+			}
+			if got.Hostname != tt.want.Hostname || got.All != tt.want.All || got.Format != tt.want.Format {
+				t.Errorf("got hostname %q, all %v, format %s; want %q, %v, %s",
+					got.Hostname, got.All, got.Format, tt.want.Hostname, tt.want.All, tt.want.Format)
+			}
+		})
+	}
+}
+
+// listFixture makes keys 1 and 2 for web-1 and key 3 for web-2, and
+// revokes key 1. It returns the keys' values by id.
+func listFixture(t *testing.T) (*cli, map[int64]string) {
+	t.Helper()
+	c := newCLI(t)
+	keys := map[int64]string{}
+	for _, h := range []struct{ host, desc string }{{"web-1", "old"}, {"web-1", "new"}, {"web-2", ""}} {
+		id, key := c.generate(h.host, h.desc)
+		keys[id] = key
+	}
+	c.run("revoke", "1", "--yes").mustSucceed(t)
+	return c, keys
+}
+
+// listedKey is what list -o json shows of a key, with the fields a key's
+// value could leak through.
+type listedKey struct {
+	ID          int64    `json:"id"`
+	Prefix      string   `json:"prefix"`
+	Hostname    string   `json:"hostname"`
+	Description string   `json:"description"`
+	Scopes      []string `json:"scopes"`
+	Status      string   `json:"status"`
+	CreatedAt   string   `json:"created_at"`
+	RevokedAt   *string  `json:"revoked_at"`
+	LastUsedAt  *string  `json:"last_used_at"`
+	Requests    int64    `json:"requests"`
+	Points      int64    `json:"points"`
+}
+
+func TestListJSON(t *testing.T) {
+	c, keys := listFixture(t)
+	tests := []struct {
+		name    string
+		args    []string
+		wantIDs []int64
+	}{
+		{"Active", nil, []int64{2, 3}},
+		{"All", []string{"--all"}, []int64{1, 2, 3}},
+		{"Hostname", []string{"--hostname", "WEB-1"}, []int64{2}},
+		{"HostnameAll", []string{"--hostname", "web-1", "-a"}, []int64{1, 2}},
+		{"NoMatch", []string{"--hostname", "web-9"}, []int64{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := c.run(append([]string{"list", "-o", "json"}, tt.args...)...).mustSucceed(t)
+			var got []listedKey
+			if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got == nil {
+				t.Fatalf("stdout %q is not a JSON array: %v", r.stdout, err)
+			}
+			var ids []int64
+			for _, k := range got {
+				ids = append(ids, k.ID)
+			}
+			if fmt.Sprint(ids) != fmt.Sprint(tt.wantIDs) {
+				t.Errorf("ids = %v, want %v", ids, tt.wantIDs)
+			}
+			for _, k := range got {
+				if k.Prefix != keys[k.ID][:8] || k.CreatedAt != "2026-03-01T12:00:00Z" || k.LastUsedAt != nil ||
+					len(k.Scopes) != 1 || k.Scopes[0] != "submit" {
+					t.Errorf("key %d = %+v, want prefix %s, created 2026-03-01T12:00:00Z, never used, scopes [submit]",
+						k.ID, k, keys[k.ID][:8])
+				}
+				wantStatus, wantRevoked := "active", "<nil>"
+				if k.ID == 1 {
+					wantStatus, wantRevoked = "revoked", "2026-03-01T12:00:00Z"
+				}
+				if gotRevoked := deref(k.RevokedAt); k.Status != wantStatus || gotRevoked != wantRevoked {
+					t.Errorf("key %d status %s, revoked_at %s; want %s, %s", k.ID, k.Status, gotRevoked, wantStatus, wantRevoked)
+				}
+			}
+		})
+	}
+	r := c.run("list", "-o", "json", "--hostname", "web-9").mustSucceed(t)
+	if r.stdout != "[]\n" {
+		t.Errorf("empty list = %q, want []", r.stdout)
+	}
+}
+
+func TestListTable(t *testing.T) {
+	c, keys := listFixture(t)
+	p1, p2, p3 := keys[1][:8], keys[2][:8], keys[3][:8]
+
+	t.Run("Terminal", func(t *testing.T) {
+		r := c.runTTY("", "list", "--all").mustSucceed(t)
+		want := "" +
+			"ID  PREFIX    HOSTNAME  DESCRIPTION  STATUS   CREATED           LAST USED\n" +
+			"1   " + p1 + "  web-1     old          revoked  2026-03-01 12:00  never\n" +
+			"2   " + p2 + "  web-1     new          active   2026-03-01 12:00  never\n" +
+			"3   " + p3 + "  web-2                  active   2026-03-01 12:00  never\n"
+		if r.stdout != want {
+			t.Errorf("stdout =\n%s\nwant\n%s", r.stdout, want)
+		}
+	})
+	t.Run("Pipe", func(t *testing.T) {
+		r := c.run("list").mustSucceed(t)
+		want := "" +
+			"2\t" + p2 + "\tweb-1\tnew\tactive\t2026-03-01T12:00:00Z\t\n" +
+			"3\t" + p3 + "\tweb-2\t\tactive\t2026-03-01T12:00:00Z\t\n"
+		if r.stdout != want {
+			t.Errorf("stdout = %q, want %q", r.stdout, want)
+		}
+	})
+	t.Run("EmptyTerminal", func(t *testing.T) {
+		r := c.runTTY("", "list", "--hostname", "web-9")
+		if r.code != exitOK || r.stdout != "" || r.stderr != "No active keys for host web-9.\n" {
+			t.Errorf("exit %d, stdout %q, stderr %q; want 0, nothing, a note on stderr", r.code, r.stdout, r.stderr)
+		}
+	})
+	t.Run("EmptyPipe", func(t *testing.T) {
+		r := c.run("list", "--hostname", "web-9").mustSucceed(t)
+		if r.stdout != "" {
+			t.Errorf("stdout = %q, want nothing", r.stdout)
+		}
+	})
+}
+
+// TestListNeverShowsKeys checks that no form of list output contains a
+// key's value, or any part of it beyond the prefix.
+func TestListNeverShowsKeys(t *testing.T) {
+	c, keys := listFixture(t)
+	outputs := map[string]string{
+		"json":     c.run("list", "--all", "-o", "json").mustSucceed(t).stdout,
+		"pipe":     c.run("list", "--all").mustSucceed(t).stdout,
+		"terminal": c.runTTY("", "list", "--all").mustSucceed(t).stdout,
+	}
+	for name, out := range outputs {
+		for id, key := range keys {
+			if strings.Contains(out, key) || strings.Contains(out, key[9:]) {
+				t.Errorf("%s output contains key %d's value:\n%s", name, id, out)
+			}
+		}
+		if strings.Contains(out, `"key"`) || strings.Contains(out, "hash") {
+			t.Errorf("%s output has a key or hash field:\n%s", name, out)
+		}
+	}
+}
+
+func TestListWithoutDatabase(t *testing.T) {
+	c := newCLI(t)
+	r := c.run("list")
+	if want := "keyctl: no key store at " + c.db + " (set --db or KEYSTORE_DB)\n"; r.code != exitError || r.stderr != want {
+		t.Errorf("exit %d, stderr %q; want %d, %q", r.code, r.stderr, exitError, want)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}

@@ -1,0 +1,12 @@
+// Command keyctl manages metricgate's API keys: it generates, lists, shows
+// and revokes the keys kept in the key store the apiserver reads.
+package main
+
+import (
+	"context"
+	"os"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
+}

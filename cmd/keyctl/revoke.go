@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"metricgate/pkg/keystore"
+)
+
+// errDeclined means the user answered no to the confirmation prompt.
+var errDeclined = errors.New("nothing revoked")
+
+// RevokeOptions are the inputs of keyctl revoke: one key by Ref, or every
+// active key of Hostname.
+type RevokeOptions struct {
+	IO        *IOStreams
+	Ctx       context.Context
+	OpenStore func(context.Context) (*keystore.Store, error)
+	Now       func() time.Time
+	Format    outputFormat
+	DBPath    string
+
+	Ref      keyRef
+	Hostname string
+	Yes      bool
+}
+
+// NewCmdRevoke returns the revoke command. runF, if not nil, replaces
+// revokeRun.
+func NewCmdRevoke(f *Factory, runF func(*RevokeOptions) error) *cobra.Command {
+	opts := &RevokeOptions{IO: f.IO, OpenStore: f.openStore, Now: f.Now}
+	cmd := &cobra.Command{
+		Use:   "revoke {ID | KEY | --hostname HOST}",
+		Short: "Revoke a key, or every key of a host",
+		Long: `Revoke one key, named by its id or by the key itself, or with --hostname
+every active key bound to a host. A revoked key is refused at once, also by
+a running apiserver; its record is kept.
+
+keyctl asks before revoking. When standard input is not a terminal there is
+no one to ask, and --yes is required.`,
+		Example: `  $ keyctl revoke 7
+  $ keyctl revoke "$KEY" --yes
+  $ keyctl revoke --hostname web-1.example.com --yes -o json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			hostname := cmd.Flags().Changed("hostname")
+			switch {
+			case len(args) > 1:
+				return usageErrorf("revoke takes one key id or key, got %d arguments", len(args))
+			case len(args) == 1 && hostname:
+				return usageErrorf("give a key id, a key or --hostname, not both")
+			case len(args) == 0 && !hostname:
+				return usageErrorf("give a key id, a key or --hostname")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				ref, err := parseKeyRef(args[0])
+				if err != nil {
+					return err
+				}
+				opts.Ref = ref
+			} else if strings.TrimSpace(opts.Hostname) == "" {
+				return usageErrorf("--hostname must not be empty")
+			}
+			if !opts.IO.InTTY && !opts.Yes {
+				return usageErrorf("--yes is required when not running interactively")
+			}
+			opts.Ctx = cmd.Context()
+			opts.Format = f.format
+			opts.DBPath = f.dbPath
+			if runF != nil {
+				return runF(opts)
+			}
+			return revokeRun(opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.Hostname, "hostname", "", "revoke every active key bound to `host`")
+	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "revoke without asking")
+	return cmd
+}
+
+func revokeRun(opts *RevokeOptions) error {
+	if opts.Hostname != "" {
+		// Check the hostname first: RevokeHost would reject it, but List
+		// would quietly find nothing.
+		host, err := keystore.CanonicalHostname(opts.Hostname)
+		if err != nil {
+			return err
+		}
+		opts.Hostname = host
+	}
+	s, err := opts.OpenStore(opts.Ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if opts.Hostname != "" {
+		return revokeHost(opts, s)
+	}
+
+	k, err := lookUp(opts.Ctx, s, opts.Ref, opts.DBPath)
+	if err != nil {
+		return err
+	}
+	if k.Status(opts.Now()) == keystore.StatusRevoked {
+		// Revoking again changes nothing; say so rather than ask.
+		if opts.Format == formatJSON {
+			return writeJSON(opts.IO.Out, newKeyJSON(k, opts.Now()))
+		}
+		_, err := fmt.Fprintf(opts.IO.Out, "%s was already revoked at %s.\n", capitalize(describeKey(k)), formatTime(k.RevokedAt))
+		return err
+	}
+	if !opts.Yes {
+		ok, err := confirm(opts.IO, fmt.Sprintf("Revoke %s?", describeKey(k)))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errDeclined
+		}
+	}
+	k, err = s.Revoke(opts.Ctx, k.ID)
+	if err != nil {
+		return err
+	}
+	if opts.Format == formatJSON {
+		return writeJSON(opts.IO.Out, newKeyJSON(k, opts.Now()))
+	}
+	_, err = fmt.Fprintf(opts.IO.Out, "Revoked %s.\n", describeKey(k))
+	return err
+}
+
+// revokeHost revokes every active key of opts.Hostname. In JSON it prints
+// an array of the revoked keys.
+func revokeHost(opts *RevokeOptions, s *keystore.Store) error {
+	active, err := s.List(opts.Ctx, keystore.Filter{Hostname: opts.Hostname})
+	if err != nil {
+		return err
+	}
+	if len(active) == 0 {
+		return notFoundErrorf("host %s has no active keys in %s", opts.Hostname, opts.DBPath)
+	}
+	if !opts.Yes {
+		ids := make([]string, len(active))
+		for i, k := range active {
+			ids[i] = fmt.Sprintf("%d (%s…)", k.ID, printable(k.Prefix))
+		}
+		q := fmt.Sprintf("Revoke key %s of host %s?", ids[0], opts.Hostname)
+		if len(active) > 1 {
+			q = fmt.Sprintf("Revoke all %d active keys of host %s: %s?", len(active), opts.Hostname, strings.Join(ids, ", "))
+		}
+		ok, err := confirm(opts.IO, q)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errDeclined
+		}
+	}
+	revoked, err := s.RevokeHost(opts.Ctx, opts.Hostname)
+	if err != nil {
+		return err
+	}
+	if opts.Format == formatJSON {
+		return writeJSON(opts.IO.Out, newKeysJSON(revoked, opts.Now()))
+	}
+	for _, k := range revoked {
+		if _, err := fmt.Fprintf(opts.IO.Out, "Revoked %s.\n", describeKey(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// capitalize upper-cases the first letter of an ASCII sentence.
+func capitalize(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}

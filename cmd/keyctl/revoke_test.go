@@ -1,0 +1,212 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+)
+
+func TestNewCmdRevoke(t *testing.T) {
+	key := uuid.NewString()
+	tests := []struct {
+		name     string
+		tty      bool
+		args     []string
+		want     RevokeOptions
+		wantCode int
+		wantErr  string
+	}{
+		{name: "IDWithYes", args: []string{"7", "--yes"}, want: RevokeOptions{Ref: keyRef{ID: 7}, Yes: true, Format: formatTable}},
+		{name: "KeyWithYes", args: []string{"-y", key, "-o", "json"}, want: RevokeOptions{Ref: keyRef{Key: key}, Yes: true, Format: formatJSON}},
+		{name: "HostnameWithYes", args: []string{"--hostname", "web-1", "-y"}, want: RevokeOptions{Hostname: "web-1", Yes: true, Format: formatTable}},
+		{name: "TerminalNoYes", tty: true, args: []string{"7"}, want: RevokeOptions{Ref: keyRef{ID: 7}, Format: formatTable}},
+		{name: "PipeNoYes", args: []string{"7"}, wantCode: exitUsage, wantErr: "--yes is required when not running interactively"},
+		{name: "PipeHostnameNoYes", args: []string{"--hostname", "web-1"}, wantCode: exitUsage, wantErr: "--yes is required"},
+		{name: "Nothing", tty: true, wantCode: exitUsage, wantErr: "give a key id, a key or --hostname"},
+		{name: "Both", tty: true, args: []string{"7", "--hostname", "web-1"}, wantCode: exitUsage, wantErr: "not both"},
+		{name: "TwoIDs", tty: true, args: []string{"7", "8"}, wantCode: exitUsage, wantErr: "got 2 arguments"},
+		{name: "Neither", tty: true, args: []string{"web-1"}, wantCode: exitUsage, wantErr: `"web-1" is neither a key id nor a key`},
+		{name: "EmptyHostname", tty: true, args: []string{"--hostname="}, wantCode: exitUsage, wantErr: "--hostname must not be empty"},
+		{name: "UnknownFlag", tty: true, args: []string{"7", "--force"}, wantCode: exitUsage, wantErr: "unknown flag: --force"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseCmd(t, testFactory(tt.tty), NewCmdRevoke, append([]string{"revoke"}, tt.args...))
+			checkErr(t, err, tt.wantCode, tt.wantErr)
+			if tt.wantCode != exitOK {
+				if got != nil {
+					t.Errorf("revoke ran with %+v, want a usage error first", *got)
+				}
+				return
+			}
+			if got.Ref != tt.want.Ref || got.Hostname != tt.want.Hostname || got.Yes != tt.want.Yes || got.Format != tt.want.Format {
+				t.Errorf("got ref %+v, hostname %q, yes %v, format %s; want %+v, %q, %v, %s",
+					got.Ref, got.Hostname, got.Yes, got.Format, tt.want.Ref, tt.want.Hostname, tt.want.Yes, tt.want.Format)
+			}
+		})
+	}
+}
+
+func TestRevokeByID(t *testing.T) {
+	c := newCLI(t)
+	_, key := c.generate("web-1", "")
+	r := c.run("revoke", "1", "--yes").mustSucceed(t)
+	if want := "Revoked key 1 (" + key[:8] + "…, host web-1).\n"; r.stdout != want {
+		t.Errorf("stdout = %q, want %q", r.stdout, want)
+	}
+	assertStatus(t, c, 1, "revoked")
+
+	r = c.run("revoke", "1", "--yes").mustSucceed(t)
+	if want := "Key 1 (" + key[:8] + "…, host web-1) was already revoked at 2026-03-01T12:00:00Z.\n"; r.stdout != want {
+		t.Errorf("revoking again: stdout = %q, want %q", r.stdout, want)
+	}
+}
+
+func TestRevokeByKey(t *testing.T) {
+	c := newCLI(t)
+	c.generate("web-1", "")
+	_, key := c.generate("web-1", "")
+	r := c.run("revoke", strings.ToUpper(key), "-y", "-o", "json").mustSucceed(t)
+	var got listedKey
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("stdout %q is not a JSON object: %v", r.stdout, err)
+	}
+	if got.ID != 2 || got.Status != "revoked" || deref(got.RevokedAt) != "2026-03-01T12:00:00Z" {
+		t.Errorf("got %+v, want key 2 revoked at 2026-03-01T12:00:00Z", got)
+	}
+	if strings.Contains(r.stdout, key) {
+		t.Errorf("revoke printed the key's value: %s", r.stdout)
+	}
+	assertStatus(t, c, 1, "active")
+	assertStatus(t, c, 2, "revoked")
+}
+
+func TestRevokeHostname(t *testing.T) {
+	c := newCLI(t)
+	_, k1 := c.generate("web-1", "")
+	c.generate("web-2", "")
+	_, k3 := c.generate("web-1", "")
+	r := c.run("revoke", "--hostname", "WEB-1.", "--yes").mustSucceed(t)
+	want := "Revoked key 1 (" + k1[:8] + "…, host web-1).\nRevoked key 3 (" + k3[:8] + "…, host web-1).\n"
+	if r.stdout != want {
+		t.Errorf("stdout = %q, want %q", r.stdout, want)
+	}
+	assertStatus(t, c, 1, "revoked")
+	assertStatus(t, c, 2, "active")
+	assertStatus(t, c, 3, "revoked")
+
+	r = c.run("revoke", "--hostname", "web-1", "--yes")
+	if want := "keyctl: host web-1 has no active keys in " + c.db + "\n"; r.code != exitNotFound || r.stderr != want {
+		t.Errorf("again: exit %d, stderr %q; want %d, %q", r.code, r.stderr, exitNotFound, want)
+	}
+
+	r = c.run("revoke", "--hostname", "web-2", "--yes", "-o", "json").mustSucceed(t)
+	var got []listedKey
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || len(got) != 1 || got[0].ID != 2 || got[0].Status != "revoked" {
+		t.Errorf("json = %s (%v), want an array holding key 2, revoked", r.stdout, err)
+	}
+}
+
+func TestRevokeErrors(t *testing.T) {
+	c := newCLI(t)
+	c.generate("web-1", "")
+	unknown := uuid.NewString()
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr string // first line
+	}{
+		{"NoYesWhenPiped", []string{"revoke", "1"}, exitUsage, "keyctl: --yes is required when not running interactively"},
+		{"UnknownID", []string{"revoke", "42", "-y"}, exitNotFound, "keyctl: no key has id 42 in " + c.db},
+		{"UnknownKey", []string{"revoke", unknown, "-y"}, exitNotFound, "keyctl: no key " + unknown[:8] + "… in " + c.db},
+		{"InvalidHostname", []string{"revoke", "--hostname", "web_1", "-y"}, exitError,
+			`keyctl: invalid hostname "web_1": want an IP address, a CIDR range or a DNS name`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := c.run(tt.args...)
+			first, _, _ := strings.Cut(r.stderr, "\n")
+			if r.code != tt.wantCode || first != tt.wantStderr || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d, nothing, %q", r.code, r.stdout, first, tt.wantCode, tt.wantStderr)
+			}
+		})
+	}
+	assertStatus(t, c, 1, "active")
+}
+
+func TestRevokePrompt(t *testing.T) {
+	tests := []struct {
+		name       string
+		input      string
+		wantCode   int
+		wantStdout string
+		wantStatus string
+	}{
+		{"Yes", "y\n", exitOK, "Revoked key 1 (%s…, host web-1).\n", "revoked"},
+		{"YesWord", " YES \n", exitOK, "Revoked key 1 (%s…, host web-1).\n", "revoked"},
+		{"No", "n\n", exitError, "", "active"},
+		{"Enter", "\n", exitError, "", "active"},
+		{"EndOfInput", "", exitError, "", "active"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCLI(t)
+			_, key := c.generate("web-1", "")
+			r := c.runTTY(tt.input, "revoke", "1")
+			prompt := "Revoke key 1 (" + key[:8] + "…, host web-1)? [y/N] "
+			if !strings.HasPrefix(r.stderr, prompt) {
+				t.Errorf("stderr = %q, want the prompt %q", r.stderr, prompt)
+			}
+			wantStdout := tt.wantStdout
+			if wantStdout != "" {
+				wantStdout = fmt.Sprintf(wantStdout, key[:8])
+			}
+			if r.code != tt.wantCode || r.stdout != wantStdout {
+				t.Errorf("exit %d, stdout %q; want %d, %q", r.code, r.stdout, tt.wantCode, wantStdout)
+			}
+			if tt.wantCode == exitError && !strings.HasSuffix(r.stderr, "keyctl: nothing revoked\n") {
+				t.Errorf("stderr = %q, want it to end with nothing revoked", r.stderr)
+			}
+			assertStatus(t, c, 1, tt.wantStatus)
+		})
+	}
+}
+
+func TestRevokeHostnamePrompt(t *testing.T) {
+	c := newCLI(t)
+	_, k1 := c.generate("web-1", "")
+	_, k2 := c.generate("web-1", "")
+	r := c.runTTY("y\n", "revoke", "--hostname", "web-1").mustSucceedAfterPrompt(t)
+	if want := "Revoke all 2 active keys of host web-1: 1 (" + k1[:8] + "…), 2 (" + k2[:8] + "…)? [y/N] "; r.stderr != want {
+		t.Errorf("stderr = %q, want %q", r.stderr, want)
+	}
+	assertStatus(t, c, 1, "revoked")
+	assertStatus(t, c, 2, "revoked")
+}
+
+// mustSucceedAfterPrompt fails the test unless r is a success; stderr
+// holds the prompt.
+func (r result) mustSucceedAfterPrompt(t *testing.T) result {
+	t.Helper()
+	if r.code != exitOK {
+		t.Fatalf("exit %d, stderr %q; want 0", r.code, r.stderr)
+	}
+	return r
+}
+
+// assertStatus checks key id's status with keyctl show.
+func assertStatus(t *testing.T, c *cli, id int64, want string) {
+	t.Helper()
+	r := c.run("show", fmt.Sprint(id), "-o", "json").mustSucceed(t)
+	var k listedKey
+	if err := json.Unmarshal([]byte(r.stdout), &k); err != nil {
+		t.Fatalf("show %d: %v", id, err)
+	}
+	if k.Status != want {
+		t.Errorf("key %d status = %s, want %s", id, k.Status, want)
+	}
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+)
+
+func TestNewCmdShow(t *testing.T) {
+	key := uuid.NewString()
+	tests := []struct {
+		name     string
+		args     []string
+		want     keyRef
+		wantFmt  outputFormat
+		wantCode int
+		wantErr  string
+	}{
+		{name: "ID", args: []string{"7"}, want: keyRef{ID: 7}, wantFmt: formatTable},
+		{name: "Key", args: []string{key}, want: keyRef{Key: key}, wantFmt: formatTable},
+		{name: "UpperCaseKey", args: []string{strings.ToUpper(key), "-o", "json"}, want: keyRef{Key: key}, wantFmt: formatJSON},
+		{name: "NoArgument", wantCode: exitUsage, wantErr: "show takes one key id or key, got 0 arguments"},
+		{name: "TwoArguments", args: []string{"1", "2"}, wantCode: exitUsage, wantErr: "got 2 arguments"},
+		{name: "Neither", args: []string{"web-1"}, wantCode: exitUsage, wantErr: `"web-1" is neither a key id nor a key`},
+		{name: "ZeroID", args: []string{"0"}, wantCode: exitUsage, wantErr: "invalid key id 0"},
+		{name: "NegativeID", args: []string{"--", "-3"}, wantCode: exitUsage, wantErr: "invalid key id -3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseCmd(t, testFactory(false), NewCmdShow, append([]string{"show"}, tt.args...))
+			checkErr(t, err, tt.wantCode, tt.wantErr)
+			if tt.wantCode != exitOK {
+				if got != nil {
+					t.Errorf("show ran with %+v, want a usage error first", *got)
+				}
+				return
+			}
+			if got.Ref != tt.want || got.Format != tt.wantFmt {
+				t.Errorf("got ref %+v, format %s; want %+v, %s", got.Ref, got.Format, tt.want, tt.wantFmt)
+			}
+		})
+	}
+}
+
+func TestShowTable(t *testing.T) {
+	c := newCLI(t)
+	_, key := c.generate("web-1.example.com", "web\tone")
+	r := c.run("show", "1").mustSucceed(t)
+	want := "" +
+		"ID:           1\n" +
+		"Prefix:       " + key[:8] + "\n" +
+		"Hostname:     web-1.example.com\n" +
+		"Description:  web one\n" +
+		"Status:       active\n" +
+		"Scopes:       submit\n" +
+		"Measurements: any\n" +
+		"Rate:         server default\n" +
+		"Burst:        server default\n" +
+		"Created:      2026-03-01T12:00:00Z\n" +
+		"Revoked:      -\n" +
+		"Expires:      never\n" +
+		"Replaced by:  -\n" +
+		"Last used:    never\n" +
+		"Requests:     0\n" +
+		"Points:       0\n"
+	if r.stdout != want {
+		t.Errorf("stdout =\n%s\nwant\n%s", r.stdout, want)
+	}
+}
+
+func TestShowJSON(t *testing.T) {
+	c := newCLI(t)
+	_, key := c.generate("10.1.2.3/16", "")
+	for _, ref := range []string{"1", key, strings.ToUpper(key)} {
+		r := c.run("show", ref, "-o", "json").mustSucceed(t)
+		var got map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Fatalf("show %s: stdout %q is not a JSON object: %v", ref, r.stdout, err)
+		}
+		if got["id"] != 1.0 || got["hostname"] != "10.1.0.0/16" || got["status"] != "active" || got["prefix"] != key[:8] {
+			t.Errorf("show %s = %v, want key 1 for 10.1.0.0/16, active", ref, got)
+		}
+		if _, ok := got["key"]; ok || strings.Contains(r.stdout, key) {
+			t.Errorf("show %s printed the key's value: %s", ref, r.stdout)
+		}
+	}
+}
+
+func TestShowUnknown(t *testing.T) {
+	c := newCLI(t)
+	c.generate("web-1", "")
+	unknown := uuid.NewString()
+	tests := []struct{ arg, want string }{
+		{"42", "keyctl: no key has id 42 in " + c.db + "\n"},
+		{unknown, "keyctl: no key " + unknown[:8] + "… in " + c.db + "\n"},
+	}
+	for _, tt := range tests {
+		r := c.run("show", tt.arg)
+		if r.code != exitNotFound || r.stderr != tt.want || r.stdout != "" {
+			t.Errorf("show %s: exit %d, stdout %q, stderr %q; want %d, nothing, %q", tt.arg, r.code, r.stdout, r.stderr, exitNotFound, tt.want)
+		}
+	}
+}

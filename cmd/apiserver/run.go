@@ -16,6 +16,7 @@ import (
 	"metricgate/pkg/influx"
 	"metricgate/pkg/keystore"
 	"metricgate/pkg/server"
+	"metricgate/pkg/usage"
 )
 
 // options are the apiserver's settings, from flags with environment
@@ -26,6 +27,7 @@ type options struct {
 	influx          influx.Config
 	cfg             server.Config
 	shutdownTimeout time.Duration
+	usageFlush      time.Duration
 	logFormat       string
 }
 
@@ -66,6 +68,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		o.cfg.TrustedProxies = append(o.cfg.TrustedProxies, p.Masked())
 		return nil
 	})
+	fs.Float64Var(&o.cfg.DefaultRate, "default-rate", o.cfg.DefaultRate, "points per second for keys without their own rate; 0 means no limit")
+	fs.IntVar(&o.cfg.DefaultBurst, "default-burst", o.cfg.DefaultBurst, "burst in points for keys without their own; 0 means one second's worth")
+	fs.Float64Var(&o.cfg.AuthFailRate, "auth-fail-rate", o.cfg.AuthFailRate, "failed authentications per second an address regains after its burst")
+	fs.IntVar(&o.cfg.AuthFailBurst, "auth-fail-burst", o.cfg.AuthFailBurst, "failed authentications an address may make before it gets 429; 0 turns throttling off")
+	fs.DurationVar(&o.usageFlush, "usage-flush", time.Second, "how often key usage (last use, counts) is written to the key store")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for requests in flight on SIGTERM")
 	fs.StringVar(&o.logFormat, "log-format", env("APISERVER_LOG_FORMAT", "json"), "log format: json or text (env APISERVER_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
@@ -76,6 +83,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	}
 	if o.cfg.MaxBody <= 0 || o.cfg.MaxPoints <= 0 {
 		return nil, errors.New("--max-body and --max-points must be positive")
+	}
+	if o.cfg.DefaultRate < 0 || o.cfg.DefaultBurst < 0 || o.cfg.AuthFailRate <= 0 || o.cfg.AuthFailBurst < 0 || o.usageFlush <= 0 {
+		return nil, errors.New("rates, bursts and --usage-flush must not be negative (--auth-fail-rate positive)")
 	}
 	if o.logFormat != "json" && o.logFormat != "text" {
 		return nil, fmt.Errorf("--log-format %q: want json or text", o.logFormat)
@@ -106,13 +116,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer keys.Close()
 	out := influx.New(o.influx)
 	defer out.Close()
+	usageCtx, stopUsage := context.WithCancel(context.Background())
+	usageDone := make(chan struct{})
+	recorder := usage.NewRecorder(keys, log)
+	go func() { recorder.Run(usageCtx, o.usageFlush); close(usageDone) }()
+	// Runs after the server has stopped: the last usage is flushed before
+	// the key store closes.
+	defer func() { stopUsage(); <-usageDone }()
 
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           server.New(log, o.cfg, keys, out),
+		Handler:           server.New(log, o.cfg, keys, out, recorder),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -15,6 +15,9 @@ import (
 var (
 	errNoKey            = errors.New("no API key in the request")
 	errUnsupportedMedia = errors.New("unsupported media type")
+	errForbidden        = errors.New("forbidden")
+	errRateLimited      = errors.New("rate limit exceeded")
+	errThrottled        = errors.New("too many failed authentications")
 )
 
 // retryAfter is what a client is told to wait when the gateway cannot take
@@ -31,6 +34,10 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, errNoKey), errors.Is(err, keystore.ErrUnknownKey), errors.Is(err, keystore.ErrRevoked),
 		errors.Is(err, keystore.ErrExpired), errors.Is(err, keystore.ErrHostMismatch):
 		return http.StatusUnauthorized, "Unauthorized"
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden, "Forbidden"
+	case errors.Is(err, errRateLimited), errors.Is(err, errThrottled):
+		return http.StatusTooManyRequests, "Too Many Requests"
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit)
 	case errors.Is(err, points.ErrTooManyPoints):
@@ -54,8 +61,14 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if info := infoFrom(r.Context()); info != nil {
 		info.err = err
 	}
-	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", retryAfter)
 	}
-	writeJSON(w, status, map[string]string{"error": strings.TrimSpace(msg)})
+	body := map[string]string{"error": strings.TrimSpace(msg)}
+	// A key that authenticated is told what it lacks; a throttled address
+	// only that it must wait.
+	if status == http.StatusForbidden || status == http.StatusTooManyRequests {
+		body["message"] = err.Error()
+	}
+	writeJSON(w, status, body)
 }

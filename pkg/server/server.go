@@ -26,6 +26,11 @@ type Writer interface {
 	Ping(ctx context.Context) error
 }
 
+// Usage records what each key did. *usage.Recorder implements it.
+type Usage interface {
+	Record(id int64, addr string, at time.Time, points int)
+}
+
 // Config holds the gateway's request-handling settings.
 type Config struct {
 	// MaxBody is the largest request body accepted, after decompression.
@@ -38,28 +43,40 @@ type Config struct {
 	HostTag string
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	// Now returns the current time; it stamps points sent without one.
+	// DefaultRate and DefaultBurst limit, in points per second and points,
+	// keys that have no limit of their own. A rate of 0 means no limit.
+	DefaultRate  float64
+	DefaultBurst int
+	// AuthFailRate and AuthFailBurst throttle addresses that fail to
+	// authenticate: AuthFailBurst failures at once, then AuthFailRate per
+	// second. A burst of 0 turns throttling off.
+	AuthFailRate  float64
+	AuthFailBurst int
+	// Now returns the current time; it stamps points sent without one and
+	// drives the rate limiters.
 	Now func() time.Time
 }
 
 // DefaultConfig returns the settings the apiserver starts with.
 func DefaultConfig() Config {
 	return Config{
-		MaxBody:     1 << 20,
-		MaxPoints:   5000,
-		Measurement: "custom_metrics",
-		HostTag:     "host",
-		Now:         time.Now,
+		MaxBody:       1 << 20,
+		MaxPoints:     5000,
+		Measurement:   "custom_metrics",
+		HostTag:       "host",
+		AuthFailRate:  0.2,
+		AuthFailBurst: 10,
+		Now:           time.Now,
 	}
 }
 
 // New returns the gateway's handler with every route, wrapped in request
 // logging.
-func New(log *slog.Logger, cfg Config, keys Keys, out Writer) http.Handler {
+func New(log *slog.Logger, cfg Config, keys Keys, out Writer, usage Usage) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	mux := http.NewServeMux()
-	addRoutes(mux, cfg, keys, out)
+	addRoutes(mux, log, cfg, keys, out, usage)
 	return logRequests(log, mux)
 }

@@ -22,6 +22,7 @@ import (
 	"metricgate/pkg/influx"
 	"metricgate/pkg/keystore"
 	"metricgate/pkg/server"
+	"metricgate/pkg/usage"
 )
 
 // gateway is a running gateway on loopback with its real dependencies.
@@ -31,6 +32,7 @@ type gateway struct {
 	db     *influxtest.DB
 	dbPath string
 	logs   *syncBuffer
+	usage  *usage.Recorder
 }
 
 type syncBuffer struct {
@@ -70,7 +72,9 @@ func startGateway(t *testing.T, mutate func(*server.Config, *influx.Config)) *ga
 	}
 	out := influx.New(icfg)
 	t.Cleanup(out.Close)
-	srv := httptest.NewServer(server.New(slog.New(slog.NewJSONHandler(g.logs, nil)), cfg, g.keys, out))
+	log := slog.New(slog.NewJSONHandler(g.logs, nil))
+	g.usage = usage.NewRecorder(g.keys, log)
+	srv := httptest.NewServer(server.New(log, cfg, g.keys, out, g.usage))
 	t.Cleanup(srv.Close)
 	g.url = srv.URL
 	return g

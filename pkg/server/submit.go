@@ -6,37 +6,27 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
+	"metricgate/pkg/keystore"
+	"metricgate/pkg/limit"
 	"metricgate/pkg/points"
 )
 
 // handleSubmit serves POST /api/submit: a JSON point or array of points,
 // authenticated by the X-API-Key header and the caller's address.
-func handleSubmit(cfg Config, keys Keys, out Writer) http.Handler {
+func handleSubmit(cfg Config, auth *authenticator, limits *limit.Keys, out Writer, usage Usage) http.Handler {
 	opts := points.Options{DefaultMeasurement: cfg.Measurement, MaxPoints: cfg.MaxPoints}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		info := infoFrom(r.Context())
-		key := strings.TrimSpace(r.Header.Get("X-API-Key"))
-		if key == "" {
-			writeError(w, r, errNoKey)
-			return
+		k, addr, err := auth.authenticate(w, r, strings.TrimSpace(r.Header.Get("X-API-Key")))
+		if err == nil {
+			err = requireScope(k, keystore.ScopeSubmit)
 		}
-		addr, ok := clientAddr(r, cfg.TrustedProxies)
-		if !ok {
-			writeError(w, r, fmt.Errorf("%w: cannot parse the caller's address", errNoKey))
-			return
-		}
-		k, err := keys.Authenticate(r.Context(), key, addr)
-		if info != nil {
-			info.keyID = k.ID
+		if err == nil {
+			err = checkContentType(r)
 		}
 		if err != nil {
-			writeError(w, r, fmt.Errorf("caller %s: %w", addr, err))
-			return
-		}
-
-		if err := checkContentType(r); err != nil {
 			writeError(w, r, err)
 			return
 		}
@@ -47,24 +37,53 @@ func handleSubmit(cfg Config, keys Keys, out Writer) http.Handler {
 		}
 		defer body.Close()
 		pts, err := points.ParseJSON(body, opts)
+		if err == nil {
+			err = checkMeasurements(k, pts)
+		}
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		lines, err := points.Encode(make([]byte, 0, 64*len(pts)), pts, cfg.HostTag, k.Hostname, cfg.Now())
+		d := limits.Allow(k.ID, k.Rate, k.Burst, len(pts))
+		setRateHeaders(w, d)
+		if !d.Allowed {
+			writeError(w, r, rateError(d, len(pts)))
+			return
+		}
+		now := cfg.Now()
+		lines, err := points.Encode(make([]byte, 0, 64*len(pts)), pts, cfg.HostTag, k.Hostname, now)
+		if err == nil {
+			err = out.Write(r.Context(), lines)
+		}
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		if err := out.Write(r.Context(), lines); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		if info != nil {
-			info.points = len(pts)
-		}
+		infoFrom(r.Context()).points = len(pts)
+		usage.Record(k.ID, addr.String(), now, len(pts))
 		writeJSON(w, http.StatusOK, map[string]int{"accepted": len(pts)})
 	})
+}
+
+// checkMeasurements refuses points outside the key's measurement list.
+func checkMeasurements(k keystore.Key, pts []points.Point) error {
+	if len(k.Measurements) == 0 {
+		return nil
+	}
+	for i, p := range pts {
+		if !slices.Contains(k.Measurements, p.Measurement) {
+			return fmt.Errorf("%w: point %d: this key may not write measurement %q (allowed: %s)",
+				errForbidden, i, p.Measurement, strings.Join(k.Measurements, ", "))
+		}
+	}
+	return nil
+}
+
+func rateError(d limit.Decision, n int) error {
+	if d.TooLarge {
+		return fmt.Errorf("%w: a request of %d points exceeds this key's burst of %d points; send smaller batches", errRateLimited, n, d.Limit)
+	}
+	return fmt.Errorf("%w: this key may send %d more points now; retry after %d s", errRateLimited, d.Remaining, max(1, ceilSeconds(d.RetryAfter)))
 }
 
 // checkContentType accepts JSON (application/json or any +json type) and a

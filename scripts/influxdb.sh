@@ -9,6 +9,7 @@
 #                                        (default metricgate) and print
 #                                        INFLUX_URL=http://127.0.0.1:PORT
 #   scripts/influxdb.sh stop DIR         stop the server started in DIR
+#   scripts/influxdb.sh bin              install, then print influxd's path
 set -euo pipefail
 
 version=v1.8.10
@@ -92,6 +93,7 @@ stop() {
 
 case "${1:-}" in
   install) install ;;
+  bin) install; echo "$bin" ;;
   start) start "${2:?usage: $0 start DIR [DB]}" "${3:-}" ;;
   stop) stop "${2:?usage: $0 stop DIR}" ;;
   *) echo "usage: $0 install | start DIR [DB] | stop DIR" >&2; exit 2 ;;

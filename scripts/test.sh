@@ -17,6 +17,8 @@ influx_dir=$(mktemp -d)
 trap 'scripts/influxdb.sh stop "$influx_dir"; rm -rf "$influx_dir"' EXIT
 eval "$(scripts/influxdb.sh start "$influx_dir")"
 export METRICGATE_INFLUX_URL=$INFLUX_URL
+# Tests that stop and restart InfluxDB start their own from this binary.
+export METRICGATE_INFLUXD=$(scripts/influxdb.sh bin)
 echo "InfluxDB for the tests: $INFLUX_URL"
 
 go test -race -count=1 "$@" ./...

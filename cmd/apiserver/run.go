@@ -10,12 +10,15 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"time"
 
+	"metricgate/pkg/forward"
 	"metricgate/pkg/influx"
 	"metricgate/pkg/keystore"
 	"metricgate/pkg/server"
+	"metricgate/pkg/spool"
 	"metricgate/pkg/usage"
 )
 
@@ -29,6 +32,10 @@ type options struct {
 	shutdownTimeout time.Duration
 	usageFlush      time.Duration
 	logFormat       string
+	spool           spool.Options
+	fsync           string
+	forward         forward.Options
+	drainTimeout    time.Duration
 }
 
 // parseFlags reads args, taking defaults from the environment through getenv.
@@ -73,6 +80,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.Float64Var(&o.cfg.AuthFailRate, "auth-fail-rate", o.cfg.AuthFailRate, "failed authentications per second an address regains after its burst")
 	fs.IntVar(&o.cfg.AuthFailBurst, "auth-fail-burst", o.cfg.AuthFailBurst, "failed authentications an address may make before it gets 429; 0 turns throttling off")
 	fs.DurationVar(&o.usageFlush, "usage-flush", time.Second, "how often key usage (last use, counts) is written to the key store")
+	fs.StringVar(&o.spool.Dir, "spool-dir", env("APISERVER_SPOOL_DIR", "spool"), "directory of the durable spool of accepted points (env APISERVER_SPOOL_DIR)")
+	fs.Int64Var(&o.spool.MaxBytes, "spool-max-bytes", 1<<30, "spool size at which new points get 503 until InfluxDB catches up")
+	fs.StringVar(&o.fsync, "fsync", "always", "always: acknowledge after fdatasync (survives a machine crash); interval: after the write, fdatasync every --fsync-interval (survives a process crash)")
+	fs.DurationVar(&o.spool.SyncInterval, "fsync-interval", 100*time.Millisecond, "how often the spool is synced with --fsync interval")
+	fs.IntVar(&o.forward.BatchPoints, "batch-points", 5000, "most points in one write to InfluxDB")
+	fs.DurationVar(&o.forward.BatchWait, "batch-wait", time.Second, "longest a point waits for its batch to fill")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to keep forwarding the spool before leaving the rest on disk")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for requests in flight on SIGTERM")
 	fs.StringVar(&o.logFormat, "log-format", env("APISERVER_LOG_FORMAT", "json"), "log format: json or text (env APISERVER_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
@@ -86,6 +100,17 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	}
 	if o.cfg.DefaultRate < 0 || o.cfg.DefaultBurst < 0 || o.cfg.AuthFailRate <= 0 || o.cfg.AuthFailBurst < 0 || o.usageFlush <= 0 {
 		return nil, errors.New("rates, bursts and --usage-flush must not be negative (--auth-fail-rate positive)")
+	}
+	switch o.fsync {
+	case "always":
+		o.spool.Sync = spool.SyncAlways
+	case "interval":
+		o.spool.Sync = spool.SyncInterval
+	default:
+		return nil, fmt.Errorf("--fsync %q: want always or interval", o.fsync)
+	}
+	if o.spool.MaxBytes <= 0 || o.spool.SyncInterval <= 0 || o.forward.BatchPoints <= 0 || o.forward.BatchWait <= 0 {
+		return nil, errors.New("--spool-max-bytes, --fsync-interval, --batch-points and --batch-wait must be positive")
 	}
 	if o.logFormat != "json" && o.logFormat != "text" {
 		return nil, fmt.Errorf("--log-format %q: want json or text", o.logFormat)
@@ -114,8 +139,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer keys.Close()
-	out := influx.New(o.influx)
-	defer out.Close()
+	influxOut := influx.New(o.influx)
+	defer influxOut.Close()
+	sp, err := spool.Open(o.spool)
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	if st := sp.Stats(); st.Points > 0 {
+		log.Info("spool holds points from an earlier run; forwarding them", "points", st.Points, "bytes", st.Bytes)
+	}
+	o.forward.DeadLetter = filepath.Join(o.spool.Dir, "dead-letter.jsonl")
+	fwd := forward.New(sp, influxOut, o.forward, log)
+	fwdCtx, stopFwd := context.WithCancel(context.Background())
+	fwdDone := make(chan struct{})
+	go func() { fwd.Run(fwdCtx); close(fwdDone) }()
+	defer func() { stopFwd(); <-fwdDone }()
+	o.cfg.Details = func(ctx context.Context) map[string]any {
+		influxState := "ok"
+		if err := influxOut.Ping(ctx); err != nil {
+			influxState = err.Error()
+		}
+		return map[string]any{"spool": sp.Stats(), "forwarder": fwd.Status(), "influxdb": influxState}
+	}
 	usageCtx, stopUsage := context.WithCancel(context.Background())
 	usageDone := make(chan struct{})
 	recorder := usage.NewRecorder(keys, log)
@@ -129,7 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	srv := &http.Server{
-		Handler:           server.New(log, o.cfg, keys, out, recorder),
+		Handler:           server.New(log, o.cfg, keys, sp, recorder),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -149,9 +195,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("shutting down", "timeout", o.shutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	shutdownErr := srv.Shutdown(sctx)
+	// Every request has been answered; forward what the spool holds for as
+	// long as the drain timeout allows, and leave the rest on disk.
+	stopFwd()
+	<-fwdDone
+	dctx, dcancel := context.WithTimeout(context.Background(), o.drainTimeout)
+	defer dcancel()
+	left := fwd.Drain(dctx)
+	log.Info("stopped", "points_left_in_spool", left)
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
-	log.Info("stopped")
 	return nil
 }

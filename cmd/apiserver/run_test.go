@@ -78,7 +78,7 @@ func TestRun(t *testing.T) {
 	var logs bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--listen", addr, "--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name},
+		done <- run(ctx, []string{"--listen", addr, "--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name, "--spool-dir", t.TempDir(), "--batch-wait", "10ms"},
 			func(string) string { return "" }, &bytes.Buffer{}, &logs)
 	}()
 	base := "http://" + addr
@@ -95,7 +95,7 @@ func TestRun(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("submit: got %d, want 200", resp.StatusCode)
 	}
-	if n := db.Count(t, "custom_metrics", "os_updates"); n != 1 {
+	if n := db.WaitCount(t, "custom_metrics", "os_updates", 1, 5*time.Second); n != 1 {
 		t.Errorf("got %d points in InfluxDB, want 1", n)
 	}
 

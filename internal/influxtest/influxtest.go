@@ -95,3 +95,18 @@ func (db *DB) Count(t testing.TB, measurement, field string) int64 {
 	}
 	return n
 }
+
+// WaitCount polls until field in measurement has want points or timeout
+// passes, and returns the last count: points go through the spool, so they
+// arrive shortly after the gateway answers.
+func (db *DB) WaitCount(t testing.TB, measurement, field string, want int64, timeout time.Duration) int64 {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n := db.Count(t, measurement, field)
+		if n >= want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -71,7 +71,17 @@ func (w *Writer) Write(ctx context.Context, lines []byte) error {
 	if errors.As(err, &herr) && (herr.StatusCode == 400 || herr.StatusCode == 422) {
 		return fmt.Errorf("%w: %s", ErrRejected, herr.Message)
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// RetryAfter returns how long InfluxDB asked a client to wait before trying
+// again (its Retry-After header), or 0.
+func RetryAfter(err error) time.Duration {
+	var herr *influxhttp.Error
+	if errors.As(err, &herr) {
+		return time.Duration(herr.RetryAfter) * time.Second
+	}
+	return 0
 }
 
 // Ping reports whether InfluxDB answers its health check.

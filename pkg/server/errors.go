@@ -9,6 +9,7 @@ import (
 	"metricgate/pkg/influx"
 	"metricgate/pkg/keystore"
 	"metricgate/pkg/points"
+	"metricgate/pkg/spool"
 )
 
 // Errors the handlers raise themselves.
@@ -48,6 +49,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusUnsupportedMediaType, err.Error()
 	case errors.Is(err, influx.ErrRejected):
 		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, spool.ErrFull):
+		return http.StatusServiceUnavailable, "the gateway's spool is full while InfluxDB catches up, retry later"
+	case errors.Is(err, spool.ErrWrite), errors.Is(err, spool.ErrClosed):
+		return http.StatusServiceUnavailable, "the gateway cannot store points now, retry later"
 	case errors.Is(err, influx.ErrUnavailable):
 		return http.StatusServiceUnavailable, "metrics storage is unavailable, retry later"
 	}

@@ -13,15 +13,17 @@ func handleHealthz() http.Handler {
 	})
 }
 
-// handleReadyz answers 200 when the key store and InfluxDB are reachable,
-// and 503 naming the part that is not.
-func handleReadyz(keys Keys, out Writer) http.Handler {
+// handleReadyz answers 200 when the key store and the writer (the spool, or
+// InfluxDB itself) can take requests, and 503 naming the part that cannot.
+// details, when set, adds what operators want to see beside: spool depth,
+// forwarder state, whether InfluxDB answers.
+func handleReadyz(keys Keys, out Writer, details func(context.Context) map[string]any) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		checks := map[string]string{}
 		status := http.StatusOK
-		for name, ping := range map[string]func(context.Context) error{"keystore": keys.Ping, "influxdb": out.Ping} {
+		for name, ping := range map[string]func(context.Context) error{"keystore": keys.Ping, "writer": out.Ping} {
 			if err := ping(ctx); err != nil {
 				checks[name] = err.Error()
 				status = http.StatusServiceUnavailable
@@ -33,6 +35,12 @@ func handleReadyz(keys Keys, out Writer) http.Handler {
 		if status != http.StatusOK {
 			state = "not ready"
 		}
-		writeJSON(w, status, map[string]any{"status": state, "checks": checks})
+		body := map[string]any{"status": state, "checks": checks}
+		if details != nil {
+			for k, v := range details(ctx) {
+				body[k] = v
+			}
+		}
+		writeJSON(w, status, body)
 	})
 }

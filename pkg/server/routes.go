@@ -17,5 +17,5 @@ func addRoutes(mux *http.ServeMux, log *slog.Logger, cfg Config, keys Keys, out 
 	}
 	mux.Handle("POST /api/submit", handleSubmit(cfg, auth, limit.NewKeys(cfg.DefaultRate, cfg.DefaultBurst, cfg.Now), out, usage))
 	mux.Handle("GET /healthz", handleHealthz())
-	mux.Handle("GET /readyz", handleReadyz(keys, out))
+	mux.Handle("GET /readyz", handleReadyz(keys, out, cfg.Details))
 }

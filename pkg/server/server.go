@@ -52,6 +52,9 @@ type Config struct {
 	// second. A burst of 0 turns throttling off.
 	AuthFailRate  float64
 	AuthFailBurst int
+	// Details, if set, adds to the /readyz body what operators want to see
+	// beside the checks: spool depth, forwarder state, InfluxDB's health.
+	Details func(ctx context.Context) map[string]any
 	// Now returns the current time; it stamps points sent without one and
 	// drives the rate limiters.
 	Now func() time.Time

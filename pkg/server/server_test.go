@@ -363,8 +363,8 @@ func TestInfluxUnavailable(t *testing.T) {
 		Checks map[string]string
 	}
 	json.NewDecoder(resp.Body).Decode(&ready)
-	if resp.StatusCode != 503 || ready.Checks["keystore"] != "ok" || ready.Checks["influxdb"] == "ok" {
-		t.Errorf("readyz = %d %+v, want 503 naming influxdb", resp.StatusCode, ready)
+	if resp.StatusCode != 503 || ready.Checks["keystore"] != "ok" || ready.Checks["writer"] == "ok" {
+		t.Errorf("readyz = %d %+v, want 503 naming the writer", resp.StatusCode, ready)
 	}
 }
 

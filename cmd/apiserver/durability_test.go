@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"metricgate/internal/influxtest"
+	"metricgate/pkg/keystore"
+)
+
+// TestMain lets the test binary run as the apiserver itself, so the
+// durability tests can kill a real server process.
+func TestMain(m *testing.M) {
+	if os.Getenv("APISERVER_TEST_EXEC") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// process is an apiserver running as a child process.
+type process struct {
+	cmd  *exec.Cmd
+	base string
+	log  string
+}
+
+func startProcess(t *testing.T, args ...string) *process {
+	t.Helper()
+	addr := freeAddr(t)
+	logPath := filepath.Join(t.TempDir(), "apiserver.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(os.Args[0], append([]string{"--listen", addr}, args...)...)
+	cmd.Env = append(os.Environ(), "APISERVER_TEST_EXEC=1")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, base: "http://" + addr, log: logPath}
+	t.Cleanup(func() { p.kill() })
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(p.base + "/healthz"); err == nil {
+			resp.Body.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("apiserver did not start:\n%s", b)
+		}
+	}
+}
+
+func (p *process) kill() {
+	if p.cmd.ProcessState == nil {
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.cmd.Wait()
+	}
+}
+
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Wait(); err != nil {
+		b, _ := os.ReadFile(p.log)
+		t.Fatalf("apiserver exited with %v:\n%s", err, b)
+	}
+}
+
+// spoolPoints reads the spool depth from /readyz.
+func (p *process) spoolPoints(t *testing.T) int64 {
+	t.Helper()
+	resp, err := http.Get(p.base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ready struct {
+		Spool struct{ Points int64 }
+	}
+	json.NewDecoder(resp.Body).Decode(&ready)
+	return ready.Spool.Points
+}
+
+// waitDrained waits until the spool is empty.
+func (p *process) waitDrained(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for p.spoolPoints(t) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("spool still holds %d points after %v", p.spoolPoints(t), timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// loader sends one point per request from several workers, each point with
+// a unique timestamp, and remembers which ones got a 2xx.
+type loader struct {
+	key   string
+	next  atomic.Int64
+	mu    sync.Mutex
+	acked map[int64]bool
+	codes map[int]int
+}
+
+func newLoader(key string) *loader {
+	l := &loader{key: key, acked: map[int64]bool{}, codes: map[int]int{}}
+	l.next.Store(1_600_000_000_000_000_000)
+	return l
+}
+
+// run loads base() until ctx ends; base is read per request so the target
+// may change (a restarted server).
+func (l *loader) run(ctx context.Context, workers int, base func() string) {
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 5 * time.Second}
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				ts := l.next.Add(1)
+				body := fmt.Sprintf(`{"measurement": "durability", "field": "n", "value": %d, "timestamp": %d}`, ts, ts)
+				req, _ := http.NewRequest("POST", base()+"/api/submit", strings.NewReader(body))
+				req.Header.Set("X-API-Key", l.key)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				code := 0
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					code = resp.StatusCode
+				} else {
+					time.Sleep(5 * time.Millisecond)
+				}
+				l.mu.Lock()
+				l.codes[code]++
+				if code >= 200 && code < 300 {
+					l.acked[ts] = true
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// missing returns how many acknowledged points are not in InfluxDB.
+func (l *loader) missing(t *testing.T, db *influxtest.DB) int {
+	t.Helper()
+	stored := map[int64]bool{}
+	for _, s := range db.Query(t, `SELECT "n" FROM "durability"`) {
+		for _, v := range s.Values {
+			n, err := v[0].(json.Number).Int64()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored[n] = true
+		}
+	}
+	missing := 0
+	for ts := range l.acked {
+		if !stored[ts] {
+			missing++
+		}
+	}
+	return missing
+}
+
+func newKeyDB(t *testing.T) (path, key string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "api_keys.db")
+	s, err := keystore.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, key, err = s.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, key
+}
+
+// TestInfluxOutageLosesNothing stops InfluxDB in the middle of a load and
+// starts it again: the gateway keeps accepting, and afterwards every
+// acknowledged point is in InfluxDB.
+func TestInfluxOutageLosesNothing(t *testing.T) {
+	influx := influxtest.StartServer(t, "metricgate")
+	dbPath, key := newKeyDB(t)
+	p := startProcess(t, "--db", dbPath, "--influx-url", influx.URL, "--influx-bucket", "metricgate",
+		"--spool-dir", t.TempDir(), "--batch-wait", "50ms", "--log-format", "text")
+
+	l := newLoader(key)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	go func() {
+		time.Sleep(time.Second)
+		influx.Stop(t)
+		time.Sleep(1500 * time.Millisecond)
+		influx.Start(t)
+	}()
+	l.run(ctx, 8, func() string { return p.base })
+	p.waitDrained(t, 60*time.Second)
+
+	missing := l.missing(t, influx.DB("metricgate"))
+	t.Logf("%d points acknowledged (status counts %v), %d missing from InfluxDB", len(l.acked), l.codes, missing)
+	if len(l.acked) < 100 || missing != 0 {
+		t.Errorf("got %d acknowledged and %d missing, want at least 100 and none missing", len(l.acked), missing)
+	}
+	if l.codes[503] > 0 || l.codes[500] > 0 {
+		t.Errorf("the gateway refused requests during the outage (%v); it should spool them", l.codes)
+	}
+	p.stop(t)
+}
+
+// TestKillLosesNothing kills the apiserver with SIGKILL under load and
+// starts it again on the same spool: every acknowledged point arrives.
+func TestKillLosesNothing(t *testing.T) {
+	for _, mode := range []string{"always", "interval"} {
+		t.Run(mode, func(t *testing.T) {
+			db := influxtest.New(t)
+			dbPath, key := newKeyDB(t)
+			spoolDir := t.TempDir()
+			args := []string{"--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name,
+				"--spool-dir", spoolDir, "--fsync", mode, "--batch-wait", "200ms", "--log-format", "text"}
+			var mu sync.Mutex
+			p := startProcess(t, args...)
+			base := func() string { mu.Lock(); defer mu.Unlock(); return p.base }
+
+			l := newLoader(key)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			go func() {
+				time.Sleep(1500 * time.Millisecond)
+				p.kill()
+			}()
+			l.run(ctx, 8, base)
+
+			mu.Lock()
+			p = startProcess(t, args...)
+			mu.Unlock()
+			p.waitDrained(t, 60*time.Second)
+			missing := l.missing(t, db)
+			t.Logf("%d points acknowledged before and around the kill (status counts %v), %d missing", len(l.acked), l.codes, missing)
+			if len(l.acked) < 100 || missing != 0 {
+				t.Errorf("got %d acknowledged and %d missing, want at least 100 and none missing", len(l.acked), missing)
+			}
+			p.stop(t)
+		})
+	}
+}
+
+// TestSpoolFull fills a small spool while InfluxDB is unreachable: requests
+// past the limit get 503 with Retry-After, and once InfluxDB is back exactly
+// the acknowledged points arrive.
+func TestSpoolFull(t *testing.T) {
+	db := influxtest.New(t)
+	dbPath, key := newKeyDB(t)
+	spoolDir := t.TempDir()
+	dead := "http://" + freeAddr(t)
+	p := startProcess(t, "--db", dbPath, "--influx-url", dead, "--influx-bucket", db.Name,
+		"--spool-dir", spoolDir, "--spool-max-bytes", "8192", "--drain-timeout", "100ms", "--log-format", "text")
+
+	l := newLoader(key)
+	var full *http.Response
+	for i := 0; i < 500 && full == nil; i++ {
+		ts := l.next.Add(1)
+		body := fmt.Sprintf(`{"measurement": "durability", "field": "n", "value": %d, "timestamp": %d}`, ts, ts)
+		req, _ := http.NewRequest("POST", p.base+"/api/submit", strings.NewReader(body))
+		req.Header.Set("X-API-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case 200:
+			l.acked[ts] = true
+		case 503:
+			full = resp
+		default:
+			t.Fatalf("got %d, want 200 or 503", resp.StatusCode)
+		}
+	}
+	if full == nil || full.Header.Get("Retry-After") == "" {
+		t.Fatalf("the spool never filled up (got %d acknowledged), want 503 with Retry-After", len(l.acked))
+	}
+	resp, err := http.Get(p.base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Errorf("readyz with a full spool = %d, want 503", resp.StatusCode)
+	}
+	p.stop(t)
+
+	p = startProcess(t, "--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name, "--spool-dir", spoolDir, "--log-format", "text")
+	p.waitDrained(t, 30*time.Second)
+	if n, missing := db.Count(t, "durability", "n"), l.missing(t, db); n != int64(len(l.acked)) || missing != 0 {
+		t.Errorf("InfluxDB has %d points, %d acknowledged ones missing; want exactly the %d acknowledged", n, missing, len(l.acked))
+	}
+	p.stop(t)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}

@@ -1,0 +1,125 @@
+package forward_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"metricgate/internal/influxtest"
+	"metricgate/pkg/forward"
+	"metricgate/pkg/influx"
+	"metricgate/pkg/spool"
+)
+
+func newSpool(t *testing.T) *spool.Spool {
+	t.Helper()
+	sp, err := spool.Open(spool.Options{Dir: t.TempDir(), SegmentSize: 1 << 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	return sp
+}
+
+// TestDeadLetter spools good lines around one InfluxDB refuses (a field
+// type conflict): the good ones arrive, the bad one is kept with the
+// reason, and the spool empties.
+func TestDeadLetter(t *testing.T) {
+	db := influxtest.New(t)
+	out := influx.New(influx.Config{URL: db.URL, Bucket: db.Name})
+	defer out.Close()
+	if err := out.Write(context.Background(), []byte("m,host=h v=1i 1\n")); err != nil {
+		t.Fatal(err)
+	}
+	sp := newSpool(t)
+	lines := "m,host=h v=2i 2\nm,host=h v=3i 3\nm,host=h v=\"three\" 4\nm,host=h v=5i 5\nm,host=h v=6i 6\n"
+	if err := sp.Write(context.Background(), []byte(lines)); err != nil {
+		t.Fatal(err)
+	}
+	deadPath := filepath.Join(t.TempDir(), "dead-letter.jsonl")
+	var rejected int
+	fwd := forward.New(sp, out, forward.Options{BatchWait: 10 * time.Millisecond, DeadLetter: deadPath,
+		Rejected: func(n int) { rejected += n }}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if left := fwd.Drain(ctx); left != 0 {
+		t.Fatalf("%d points left in the spool, want 0", left)
+	}
+	if n := db.Count(t, "m", "v"); n != 5 {
+		t.Errorf("InfluxDB has %d points, want 5 (the first and the four good ones)", n)
+	}
+	f, err := os.Open(deadPath)
+	if err != nil {
+		t.Fatalf("dead-letter file: %v", err)
+	}
+	defer f.Close()
+	var recs []struct{ Reason, Line string }
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		var r struct{ Reason, Line string }
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	if len(recs) != 1 || recs[0].Line != `m,host=h v="three" 4` || !strings.Contains(recs[0].Reason, "conflict") {
+		t.Errorf("dead letters = %+v, want the one conflicting line with its reason", recs)
+	}
+	if st := fwd.Status(); st.DeadLettered != 1 || st.Forwarded != 4 || rejected != 1 {
+		t.Errorf("status = %+v, rejected %d; want 1 dead-lettered, 4 forwarded", st, rejected)
+	}
+}
+
+// TestRetryHonoursRetryAfter fakes an InfluxDB that answers 429 with
+// Retry-After, then 503, then accepts: a fault a real one cannot produce on
+// demand. The batch is delivered once, after the wait it was told.
+func TestRetryHonoursRetryAfter(t *testing.T) {
+	var mu sync.Mutex
+	var times []time.Time
+	var bodies []string
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		times = append(times, time.Now())
+		switch len(times) {
+		case 1:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(429)
+		case 2:
+			w.WriteHeader(503)
+		default:
+			bodies = append(bodies, string(b))
+			w.WriteHeader(204)
+		}
+	}))
+	defer fake.Close()
+	out := influx.New(influx.Config{URL: fake.URL, Bucket: "db"})
+	defer out.Close()
+	sp := newSpool(t)
+	sp.Write(context.Background(), []byte("m v=1i 1\n"))
+	fwd := forward.New(sp, out, forward.Options{BatchWait: time.Millisecond, MinBackoff: 10 * time.Millisecond},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if left := fwd.Drain(ctx); left != 0 {
+		t.Fatalf("%d points left, want 0", left)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(times) != 3 || len(bodies) != 1 || bodies[0] != "m v=1i 1" && bodies[0] != "m v=1i 1\n" {
+		t.Fatalf("got %d attempts and bodies %q, want 3 attempts and one delivery", len(times), bodies)
+	}
+	if wait := times[1].Sub(times[0]); wait < time.Second {
+		t.Errorf("retried after %v, want at least the 1s Retry-After", wait)
+	}
+}

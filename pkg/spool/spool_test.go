@@ -1,0 +1,222 @@
+package spool_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"metricgate/pkg/spool"
+)
+
+func open(t *testing.T, opts spool.Options) *spool.Spool {
+	t.Helper()
+	s, err := spool.Open(opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func line(i int) []byte { return []byte(fmt.Sprintf("m,host=h x=%di %d\n", i, i)) }
+
+// drain reads everything in the spool, acknowledging as it goes, and
+// returns the lines in order.
+func drain(t *testing.T, s *spool.Spool, ack bool) []string {
+	t.Helper()
+	var lines []string
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		b, err := s.Next(ctx, 7, 10*time.Millisecond)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return lines
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		if b.Points > 7 && strings.Count(string(b.Data), "\n") != b.Points {
+			t.Fatalf("batch of %d points over the maximum of 7 holds more than one record", b.Points)
+		}
+		lines = append(lines, strings.SplitAfter(string(b.Data), "\n")...)
+		lines = lines[:len(lines)-1]
+		if ack {
+			if err := s.Ack(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestAppendReadAck(t *testing.T) {
+	for _, mode := range []spool.SyncMode{spool.SyncAlways, spool.SyncInterval} {
+		t.Run(fmt.Sprint("mode", mode), func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, spool.Options{Dir: dir, SegmentSize: 256, Sync: mode})
+			ctx := context.Background()
+			var want []string
+			for i := 0; i < 50; i++ {
+				if err := s.Append(ctx, line(i), 1); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, string(line(i)))
+			}
+			if st := s.Stats(); st.Points != 50 || st.Segments < 5 {
+				t.Errorf("stats = %+v, want 50 points over several 256-byte segments", st)
+			}
+			got := drain(t, s, false)
+			if strings.Join(got, "") != strings.Join(want, "") {
+				t.Fatalf("read %d lines, want the 50 appended in order", len(got))
+			}
+			s.Close()
+
+			// Nothing was acknowledged: a reopened spool has it all again.
+			s = open(t, spool.Options{Dir: dir, SegmentSize: 256, Sync: mode})
+			if got := drain(t, s, true); strings.Join(got, "") != strings.Join(want, "") {
+				t.Fatalf("after reopen read %d lines, want all 50 again", len(got))
+			}
+			if st := s.Stats(); st.Points != 0 || st.Bytes != 0 {
+				t.Errorf("after acking everything stats = %+v, want empty", st)
+			}
+			s.Close()
+			s = open(t, spool.Options{Dir: dir, SegmentSize: 256, Sync: mode})
+			defer s.Close()
+			if got := drain(t, s, true); len(got) != 0 {
+				t.Errorf("acknowledged records came back: %d lines", len(got))
+			}
+			segs, _ := filepath.Glob(filepath.Join(dir, "seg-*"))
+			if len(segs) > 3 {
+				t.Errorf("%d segment files left after everything was delivered, want delivered ones deleted", len(segs))
+			}
+		})
+	}
+}
+
+func TestTornTailIgnored(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, spool.Options{Dir: dir, SegmentSize: 4096})
+	for i := 0; i < 3; i++ {
+		if err := s.Append(context.Background(), line(i), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	// Tear the last record as a crash mid-write would: flip a payload byte.
+	segs, _ := filepath.Glob(filepath.Join(dir, "seg-*"))
+	var data []byte
+	var path string
+	for _, p := range segs {
+		if b, _ := os.ReadFile(p); strings.Contains(string(b), "x=2i") {
+			data, path = b, p
+		}
+	}
+	i := strings.Index(string(data), "x=2i")
+	data[i] = 'y'
+	os.WriteFile(path, data, 0o600)
+
+	s = open(t, spool.Options{Dir: dir, SegmentSize: 4096})
+	defer s.Close()
+	if err := s.Append(context.Background(), line(3), 1); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(drain(t, s, true), "")
+	want := string(line(0)) + string(line(1)) + string(line(3))
+	if got != want {
+		t.Errorf("got %q, want %q: the torn record skipped, later ones kept", got, want)
+	}
+}
+
+func TestFull(t *testing.T) {
+	s := open(t, spool.Options{Dir: t.TempDir(), MaxBytes: 100, SegmentSize: 4096})
+	defer s.Close()
+	ctx := context.Background()
+	big := []byte(strings.Repeat("a", 60) + "\n")
+	if err := s.Append(ctx, big, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(ctx, big, 1); !errors.Is(err, spool.ErrFull) {
+		t.Fatalf("second append error = %v, want ErrFull", err)
+	}
+	if st := s.Stats(); st.Points != 1 {
+		t.Errorf("stats after a refused append = %+v, want 1 point", st)
+	}
+	b, err := s.Next(ctx, 10, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Ack(b)
+	if err := s.Append(ctx, big, 1); err != nil {
+		t.Errorf("append after delivery freed room: %v", err)
+	}
+}
+
+// TestConcurrentAppends appends from many goroutines while a reader drains,
+// and checks every acknowledged append is read exactly once.
+func TestConcurrentAppends(t *testing.T) {
+	s := open(t, spool.Options{Dir: t.TempDir(), SegmentSize: 16 << 10})
+	defer s.Close()
+	ctx := context.Background()
+	const writers, each = 16, 200
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := s.Append(ctx, line(w*each+i), 1); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	seen := map[string]int{}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		for _, l := range drain(t, s, true) {
+			seen[l]++
+		}
+	}
+	if len(seen) != writers*each {
+		t.Fatalf("read %d distinct lines, want %d", len(seen), writers*each)
+	}
+	for l, n := range seen {
+		if n != 1 {
+			t.Fatalf("line %q read %d times, want once", l, n)
+		}
+	}
+}
+
+func TestPingReportsFull(t *testing.T) {
+	s := open(t, spool.Options{Dir: t.TempDir(), MaxBytes: 100, SegmentSize: 4096})
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Append(ctx, []byte(strings.Repeat("a", 50)+"\n"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping with room left: %v", err)
+	}
+	if err := s.Append(ctx, []byte(strings.Repeat("a", 50)+"\n"), 1); !errors.Is(err, spool.ErrFull) {
+		t.Fatalf("append error = %v, want ErrFull", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, spool.ErrFull) {
+		t.Errorf("Ping after a refused append = %v, want ErrFull", err)
+	}
+	b, _ := s.Next(ctx, 10, time.Millisecond)
+	s.Ack(b)
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping after delivery freed room: %v", err)
+	}
+}

@@ -105,7 +105,7 @@ type Spool struct {
 
 	mu       sync.Mutex
 	closed   bool
-	full     bool // an append was refused for room, and little has been freed since
+	full     bool           // an append was refused for room, and little has been freed since
 	inflight sync.WaitGroup // appends between the closed check and their answer
 	segs     []*segment     // oldest first; the last is the one being written
 	ack      position

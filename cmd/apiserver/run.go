@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"path/filepath"
 	"strconv"
@@ -36,6 +37,7 @@ type options struct {
 	fsync           string
 	forward         forward.Options
 	drainTimeout    time.Duration
+	debugListen     string
 }
 
 // parseFlags reads args, taking defaults from the environment through getenv.
@@ -87,6 +89,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.IntVar(&o.forward.BatchPoints, "batch-points", 5000, "most points in one write to InfluxDB")
 	fs.DurationVar(&o.forward.BatchWait, "batch-wait", time.Second, "longest a point waits for its batch to fill")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to keep forwarding the spool before leaving the rest on disk")
+	fs.StringVar(&o.debugListen, "debug-listen", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for requests in flight on SIGTERM")
 	fs.StringVar(&o.logFormat, "log-format", env("APISERVER_LOG_FORMAT", "json"), "log format: json or text (env APISERVER_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
@@ -116,6 +119,16 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		return nil, fmt.Errorf("--log-format %q: want json or text", o.logFormat)
 	}
 	return o, nil
+}
+
+// pprofHandler serves Go's profiles, for measuring before optimising.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	return mux
 }
 
 // run starts the gateway and serves until ctx is cancelled, then shuts down
@@ -185,6 +198,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("listening", "addr", ln.Addr().String(), "db", o.db, "influx_url", o.influx.URL,
 		"influx_bucket", o.influx.Bucket, "max_body", o.cfg.MaxBody, "max_points", strconv.Itoa(o.cfg.MaxPoints))
 
+	if o.debugListen != "" {
+		dln, err := net.Listen("tcp", o.debugListen)
+		if err != nil {
+			return err
+		}
+		dbg := &http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go dbg.Serve(dln)
+		defer dbg.Close()
+		log.Info("serving pprof", "addr", dln.Addr().String())
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

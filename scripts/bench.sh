@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Measures metricgate's throughput against a real InfluxDB, with the load
+# driven by wrk from a separate process, for a bounded time, in several
+# interleaved rounds, and prints a table of ratios measured in the same run.
+#
+#   scripts/bench.sh              # ROUNDS=3 DURATION=8s CONNS=32
+#   ROUNDS=5 DURATION=10s scripts/bench.sh
+#
+# 1. /api/submit, one point per request, keep-alive, CONNS connections,
+#    beside a bare net/http handler that reads the body and answers 204:
+#    requests/s and p50/p99 latency, with --fsync always and interval.
+# 2. Batches of 5000 points: points/s accepted and points/s reaching
+#    InfluxDB, beside InfluxDB's own write rate for the same batches.
+# 3. Key look-up cost with 10, 10,000 and 1,000,000 keys (Go benchmark).
+# 4. Peak RSS of the apiserver.
+# Everything listens on loopback and stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8s}
+CONNS=${CONNS:-32}
+BATCH_CONNS=${BATCH_CONNS:-4}
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk from Debian's packages" >&2
+  (apt-get update -qq && apt-get install -y -qq wrk) >&2
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  scripts/influxdb.sh stop "$work/influx" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/apiserver" ./cmd/apiserver
+go build -o "$work/keyctl" ./cmd/keyctl
+go build -o "$work/bare" ./scripts/bench/bare
+
+eval "$(scripts/influxdb.sh start "$work/influx" bench)"
+export KEYSTORE_DB=$work/keys.db
+key=$("$work/keyctl" generate --hostname 127.0.0.1 --description bench --quiet)
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 40000)); }
+wait_up() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return; sleep 0.05; done; echo "$1 did not come up" >&2; exit 1; }
+
+bare_port=$(free_port)
+"$work/bare" "127.0.0.1:$bare_port" & pids+=($!)
+declare -A port debug pid
+for mode in always interval; do
+  port[$mode]=$(free_port)
+  debug[$mode]=$(free_port)
+  "$work/apiserver" --listen "127.0.0.1:${port[$mode]}" --influx-url "$INFLUX_URL" --influx-bucket bench \
+    --spool-dir "$work/spool-$mode" --fsync "$mode" --debug-listen "127.0.0.1:${debug[$mode]}" \
+    --auth-fail-burst 0 2>"$work/apiserver-$mode.log" &
+  pid[$mode]=$!
+  pids+=($!)
+  wait_up "http://127.0.0.1:${port[$mode]}/readyz"
+done
+wait_up "http://127.0.0.1:$bare_port/"
+
+spool_points() { curl -fs "http://127.0.0.1:${port[$1]}/readyz" | sed -n 's/.*"spool":{[^}]*"points":\([0-9]*\).*/\1/p'; }
+wait_drained() { for _ in $(seq 1 1200); do [ "$(spool_points "$1")" = "0" ] && return; sleep 0.05; done; }
+
+# run_wrk URL BODY_FILE CONNS [CONTENT_TYPE] -> "rps p50_ms p99_ms non2xx"
+run_wrk() {
+  local out
+  out=$(BODY_FILE=$2 API_KEY=$key CONTENT_TYPE=${4:-application/json} \
+    wrk -t2 -c"$3" -d"$DURATION" --latency -s scripts/bench/post.lua "$1")
+  local rps p50 p99 bad
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  bad=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${bad:-0}"
+}
+to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+echo '{"field": "os_updates", "value": 5}' >"$work/one.json"
+
+echo "== 1. one point per request, $CONNS connections, $ROUNDS rounds of $DURATION, interleaved"
+declare -A results
+for r in $(seq 1 "$ROUNDS"); do
+  results[bare]+="$(run_wrk "http://127.0.0.1:$bare_port/" "$work/one.json" "$CONNS")"$'\n'
+  for mode in always interval; do
+    if [ "$r" = 1 ] && [ "$mode" = always ]; then
+      curl -fs -o "$work/cpu-always.pprof" "http://127.0.0.1:${debug[$mode]}/debug/pprof/profile?seconds=5" &
+      prof=$!
+    fi
+    results[$mode]+="$(run_wrk "http://127.0.0.1:${port[$mode]}/api/submit" "$work/one.json" "$CONNS")"$'\n'
+    [ "$r" = 1 ] && [ "$mode" = always ] && wait "$prof"
+    wait_drained "$mode"
+  done
+  echo "round $r done" >&2
+done
+bare_rps=$(awk 'NF {print $1}' <<<"${results[bare]}" | median)
+printf '%-28s %12s %9s %9s %9s %8s\n' target "requests/s" "p50 ms" "p99 ms" "vs bare" "non-2xx"
+for t in bare always interval; do
+  rps=$(awk 'NF {print $1}' <<<"${results[$t]}" | median)
+  p50=$(awk 'NF {print $2}' <<<"${results[$t]}" | median)
+  p99=$(awk 'NF {print $3}' <<<"${results[$t]}" | median)
+  bad=$(awk 'NF {s+=$4} END {print s+0}' <<<"${results[$t]}")
+  name=$t; [ "$t" = bare ] && name="bare net/http (204)"; [ "$t" != bare ] && name="/api/submit --fsync $t"
+  printf '%-28s %12.0f %9s %9s %9.2f %8s\n' "$name" "$rps" "$p50" "$p99" "$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN {print a/b}')" "$bad"
+done
+
+echo
+echo "== 2. batches of 5000 points, $BATCH_CONNS connections"
+python3 - "$work" <<'PY'
+import json, sys
+w = sys.argv[1]
+pts = [{"measurement": "batch", "field": "v", "value": i, "tags": {"shard": str(i % 50)}, "timestamp": 1700000000000000000 + i} for i in range(5000)]
+json.dump(pts, open(w + "/batch.json", "w"))
+with open(w + "/batch.lp", "w") as f:
+    for i in range(5000):
+        f.write("batch,host=127.0.0.1,shard=%d v=%di %d\n" % (i % 50, i, 1700000000000000000 + i))
+PY
+declare -A brate
+for r in $(seq 1 "$ROUNDS"); do
+  brate[influx]+="$(run_wrk "$INFLUX_URL/write?db=bench" "$work/batch.lp" "$BATCH_CONNS" text/plain | awk '{print $1*5000}')"$'\n'
+  before=$(curl -fs "http://127.0.0.1:${port[always]}/readyz" | sed -n 's/.*"points_forwarded":\([0-9]*\).*/\1/p')
+  start=$(date +%s.%N)
+  res=$(run_wrk "http://127.0.0.1:${port[always]}/api/submit" "$work/batch.json" "$BATCH_CONNS")
+  wait_drained always
+  end=$(date +%s.%N)
+  after=$(curl -fs "http://127.0.0.1:${port[always]}/readyz" | sed -n 's/.*"points_forwarded":\([0-9]*\).*/\1/p')
+  brate[accepted]+="$(awk '{print $1*5000}' <<<"$res")"$'\n'
+  brate[delivered]+="$(awk -v a="$after" -v b="$before" -v s="$start" -v e="$end" 'BEGIN {print (a-b)/(e-s)}')"$'\n'
+done
+influx_rate=$(awk 'NF' <<<"${brate[influx]}" | median)
+printf '%-40s %14s %10s\n' target "points/s" "vs InfluxDB"
+for t in influx accepted delivered; do
+  v=$(awk 'NF' <<<"${brate[$t]}" | median)
+  case $t in
+    influx) name="InfluxDB /write directly" ;;
+    accepted) name="gateway accepted (--fsync always)" ;;
+    delivered) name="gateway delivered to InfluxDB" ;;
+  esac
+  printf '%-40s %14.0f %10.2f\n' "$name" "$v" "$(awk -v a="$v" -v b="$influx_rate" 'BEGIN {print a/b}')"
+done
+
+echo
+echo "== 3. key look-up cost (go test -bench)"
+go test -run '^$' -bench 'BenchmarkAuthenticate' -benchtime 20000x ./pkg/keystore | awk '/^Benchmark/ {print}'
+
+echo
+echo "== 4. peak RSS"
+for mode in always interval; do
+  echo "apiserver --fsync $mode: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/${pid[$mode]}/status")"
+done
+
+echo
+echo "== CPU profile of --fsync always, round 1 (top 15 by cumulative time)"
+go tool pprof -top -cum -nodecount=15 "$work/apiserver" "$work/cpu-always.pprof" 2>/dev/null | sed -n '1,22p'

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -39,13 +40,14 @@ func isTerminal(v any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// Factory holds what every command needs: the streams, the clock and the
-// environment, and the database and output format chosen by the global
-// flags once they are parsed.
+// Factory holds what every command needs: the streams, the clock, the
+// environment and who is running keyctl, and the database and output format
+// chosen by the global flags once they are parsed.
 type Factory struct {
 	IO     *IOStreams
 	Now    func() time.Time
 	Getenv func(string) string
+	Actor  string // recorded in the key store's audit log; see actorName
 
 	dbPath string       // --db
 	format outputFormat // --output
@@ -58,7 +60,37 @@ func (f *Factory) createStore(ctx context.Context) (*keystore.Store, error) {
 		return nil, err
 	}
 	s.Now = f.Now
+	if f.Actor != "" {
+		s.Actor = f.Actor
+	}
 	return s, nil
+}
+
+// actorName is who keyctl says is making changes, for the audit log:
+// "keyctl:" + user + "@" + host. The user comes from the system, else from
+// $USER; anything unknown is "unknown".
+func actorName(username, hostname func() (string, error), getenv func(string) string) string {
+	who, err := username()
+	if err != nil || who == "" {
+		who = getenv("USER")
+	}
+	if who == "" {
+		who = "unknown"
+	}
+	host, err := hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return "keyctl:" + who + "@" + host
+}
+
+// currentUsername is the login name of the user running keyctl.
+func currentUsername() (string, error) {
+	u, err := user.Current()
+	if err != nil {
+		return "", err
+	}
+	return u.Username, nil
 }
 
 // openStore opens the existing key store at --db. Commands that only read

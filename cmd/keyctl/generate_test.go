@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -24,12 +27,46 @@ func TestNewCmdGenerate(t *testing.T) {
 			want: GenerateOptions{Hostname: "10.0.0.0/24", Description: "batch jobs", Quiet: true, Format: formatTable}},
 		{name: "JSON", args: []string{"--hostname", "web-1", "-o", "json"},
 			want: GenerateOptions{Hostname: "web-1", Format: formatJSON}},
+		{name: "Policy", args: []string{"--hostname", "web-1", "--expires-in", "720h", "--scope", "submit", "--scope", "ADMIN",
+			"--measurement", "cpu", "--measurement", "mem, disk", "--rate", "2.5", "--burst", "10"},
+			want: GenerateOptions{Hostname: "web-1", Format: formatTable, ExpiresAt: testNow.Add(720 * time.Hour),
+				Scopes: []string{"submit", "admin"}, Measurements: []string{"cpu", "mem", "disk"}, Rate: 2.5, Burst: 10}},
+		{name: "ExpiresAt", args: []string{"--hostname", "web-1", "--expires-at", "2026-03-02T00:00:00+02:00"},
+			want: GenerateOptions{Hostname: "web-1", Format: formatTable, ExpiresAt: time.Date(2026, 3, 1, 22, 0, 0, 0, time.UTC)}},
+		{name: "ZeroRate", args: []string{"--hostname", "web-1", "--rate", "0", "--burst", "0"},
+			want: GenerateOptions{Hostname: "web-1", Format: formatTable}},
 		{name: "MissingHostname", args: []string{"--description", "x"}, wantCode: exitUsage, wantErr: "--hostname is required"},
 		{name: "EmptyHostname", args: []string{"--hostname", " "}, wantCode: exitUsage, wantErr: "--hostname must not be empty"},
 		{name: "Argument", args: []string{"--hostname", "web-1", "web-2"}, wantCode: exitUsage, wantErr: `takes no arguments, got "web-2"`},
 		{name: "QuietJSON", args: []string{"--hostname", "web-1", "-q", "-o", "json"}, wantCode: exitUsage, wantErr: "--quiet and --output json"},
 		{name: "BadOutput", args: []string{"--hostname", "web-1", "-o", "xml"}, wantCode: exitUsage, wantErr: `want "table" or "json"`},
 		{name: "UnknownFlag", args: []string{"--host", "web-1"}, wantCode: exitUsage, wantErr: "unknown flag: --host"},
+		{name: "BothExpiries", args: []string{"--hostname", "web-1", "--expires-in", "1h", "--expires-at", "2027-01-01T00:00:00Z"},
+			wantCode: exitUsage, wantErr: "--expires-in and --expires-at cannot be used together"},
+		{name: "ExpiresAtPast", args: []string{"--hostname", "web-1", "--expires-at", "2026-03-01T12:00:00Z"},
+			wantCode: exitUsage, wantErr: "--expires-at 2026-03-01T12:00:00Z is in the past"},
+		{name: "ExpiresAtBad", args: []string{"--hostname", "web-1", "--expires-at", "tomorrow"},
+			wantCode: exitUsage, wantErr: `--expires-at "tomorrow" is not an RFC 3339 time`},
+		{name: "ExpiresInZero", args: []string{"--hostname", "web-1", "--expires-in", "0s"},
+			wantCode: exitUsage, wantErr: "--expires-in must be positive, got 0s"},
+		{name: "ExpiresInNegative", args: []string{"--hostname", "web-1", "--expires-in", "-1h"},
+			wantCode: exitUsage, wantErr: "--expires-in must be positive, got -1h0m0s"},
+		{name: "ExpiresInDays", args: []string{"--hostname", "web-1", "--expires-in", "30d"},
+			wantCode: exitUsage, wantErr: `invalid argument "30d" for "--expires-in" flag`},
+		{name: "BadScope", args: []string{"--hostname", "web-1", "--scope", "root"},
+			wantCode: exitUsage, wantErr: `--scope "root": want submit or admin`},
+		{name: "EmptyScope", args: []string{"--hostname", "web-1", "--scope", ""},
+			wantCode: exitUsage, wantErr: "--scope must not be empty"},
+		{name: "EmptyMeasurement", args: []string{"--hostname", "web-1", "--measurement", "cpu,"},
+			wantCode: exitUsage, wantErr: "--measurement must name a measurement"},
+		{name: "NegativeRate", args: []string{"--hostname", "web-1", "--rate", "-1"},
+			wantCode: exitUsage, wantErr: "--rate must be a number of points per second, 0 or more, got -1"},
+		{name: "NaNRate", args: []string{"--hostname", "web-1", "--rate", "NaN"},
+			wantCode: exitUsage, wantErr: "--rate must be a number of points per second, 0 or more, got NaN"},
+		{name: "NegativeBurst", args: []string{"--hostname", "web-1", "--burst", "-5"},
+			wantCode: exitUsage, wantErr: "--burst must be 0 or more, got -5"},
+		{name: "NoExpiryIsUpdateOnly", args: []string{"--hostname", "web-1", "--no-expiry"},
+			wantCode: exitUsage, wantErr: "unknown flag: --no-expiry"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,11 +78,14 @@ func TestNewCmdGenerate(t *testing.T) {
 				}
 				return
 			}
-			if got.Hostname != tt.want.Hostname || got.Description != tt.want.Description ||
-				got.Quiet != tt.want.Quiet || got.Format != tt.want.Format {
-				t.Errorf("got hostname %q, description %q, quiet %v, format %s; want %q, %q, %v, %s",
-					got.Hostname, got.Description, got.Quiet, got.Format,
-					tt.want.Hostname, tt.want.Description, tt.want.Quiet, tt.want.Format)
+			g := *got
+			g.IO, g.Ctx, g.OpenStore, g.Now = nil, nil, nil, nil
+			if !g.ExpiresAt.Equal(tt.want.ExpiresAt) {
+				t.Errorf("expires at %v, want %v", g.ExpiresAt, tt.want.ExpiresAt)
+			}
+			g.ExpiresAt = tt.want.ExpiresAt
+			if !reflect.DeepEqual(g, tt.want) {
+				t.Errorf("got  %+v\nwant %+v", g, tt.want)
 			}
 		})
 	}
@@ -137,5 +177,61 @@ func TestGenerateMissingHostname(t *testing.T) {
 	r := newCLI(t).run("generate")
 	if r.code != exitUsage || !strings.HasPrefix(r.stderr, "keyctl: --hostname is required\n\nUsage:\n  keyctl generate --hostname HOST [flags]\n") {
 		t.Errorf("exit %d, stderr %q; want %d, the error and the usage", r.code, r.stderr, exitUsage)
+	}
+}
+
+func TestGeneratePolicy(t *testing.T) {
+	c := newCLI(t)
+	r := c.run("generate", "--hostname", "10.0.0.7", "--expires-in", "1h", "--scope", "submit", "--scope", "admin",
+		"--measurement", "cpu", "--measurement", "mem", "--rate", "2.5", "--burst", "10", "-o", "json").mustSucceed(t)
+	var got struct {
+		listedKey
+		Measurements []string `json:"measurements"`
+		Rate         float64  `json:"rate"`
+		Burst        int      `json:"burst"`
+		ExpiresAt    *string  `json:"expires_at"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("stdout %q: %v", r.stdout, err)
+	}
+	if g, w := fmt.Sprintf("%q %q %v %d %s %s", got.Scopes, got.Measurements, got.Rate, got.Burst, deref(got.ExpiresAt), got.Status),
+		`["submit" "admin"] ["cpu" "mem"] 2.5 10 2026-03-01T13:00:00Z active`; g != w {
+		t.Errorf("scopes, measurements, rate, burst, expires_at, status = %s, want %s", g, w)
+	}
+
+	// Two hours on, the key has expired.
+	c.now = testNow.Add(2 * time.Hour)
+	assertStatus(t, c, 1, "expired")
+	if r := c.run("list").mustSucceed(t); r.stdout != "" {
+		t.Errorf("list (active) = %q, want nothing", r.stdout)
+	}
+	r = c.runTTY("", "list", "--all").mustSucceed(t)
+	want := "" +
+		"ID  PREFIX    HOSTNAME  DESCRIPTION  STATUS   CREATED           EXPIRES           LAST USED\n" +
+		"1   " + got.Prefix + "  10.0.0.7               expired  2026-03-01 12:00  2026-03-01 13:00  never\n"
+	if r.stdout != want {
+		t.Errorf("list --all =\n%s\nwant\n%s", r.stdout, want)
+	}
+}
+
+func TestGenerateTableExpiry(t *testing.T) {
+	c := newCLI(t)
+	r := c.run("generate", "--hostname", "web-1", "--expires-at", "2027-01-01T00:00:00Z").mustSucceed(t)
+	if !strings.HasSuffix(r.stdout, "Store this key now: it will not be shown again.\nIt expires at 2027-01-01T00:00:00Z.\n") {
+		t.Errorf("stdout = %q, want the warning and the expiry", r.stdout)
+	}
+}
+
+func TestGenerateInvalidDescription(t *testing.T) {
+	c := newCLI(t)
+	for _, desc := range []string{"web\tone", "\x1b[2J", strings.Repeat("x", 257)} {
+		r := c.run("generate", "--hostname", "web-1", "--description", desc)
+		if r.code != exitError || !strings.HasPrefix(r.stderr, "keyctl: invalid key policy: description ") || r.stdout != "" {
+			t.Errorf("description %q: exit %d, stdout %q, stderr %q; want %d and an invalid key policy error",
+				desc, r.code, r.stdout, r.stderr, exitError)
+		}
+	}
+	if _, err := os.Stat(c.db); !os.IsNotExist(err) {
+		t.Errorf("database exists after a rejected description (stat: %v); want none created", err)
 	}
 }

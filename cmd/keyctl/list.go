@@ -20,8 +20,10 @@ type ListOptions struct {
 	Now       func() time.Time
 	Format    outputFormat
 
-	Hostname string
-	All      bool
+	Hostname       string
+	All            bool
+	ExpiringWithin time.Duration // 0: any expiry
+	UnusedSince    time.Duration // 0: however recently used
 }
 
 // NewCmdList returns the list command. runF, if not nil, replaces listRun.
@@ -32,16 +34,27 @@ func NewCmdList(f *Factory, runF func(*ListOptions) error) *cobra.Command {
 		Aliases: []string{"ls"},
 		Short:   "List keys",
 		Long: `List active keys in id order, or with --all revoked and expired keys too.
+--expiring keeps the keys that expire within a time from now, --unused-since
+those that have not been used for at least a time (counting a key never
+used from when it was made).
 
 On a terminal the list is a table. Otherwise each key is one line of
 tab-separated fields without a header: id, prefix, hostname, description,
-status, created, last used (times in RFC 3339, empty if never used). Keys
-themselves are never shown: the store does not have them.`,
+status, created, last used, expires (times in RFC 3339, empty if never
+used or never expiring). Keys themselves are never shown: the store does
+not have them.`,
 		Example: `  $ keyctl list
   $ keyctl list --hostname web-1.example.com --all
+  $ keyctl list --expiring 168h
+  $ keyctl list --unused-since 720h
   $ keyctl list -o json | jq '.[] | select(.requests == 0) | .id'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for name, d := range map[string]time.Duration{"expiring": opts.ExpiringWithin, "unused-since": opts.UnusedSince} {
+				if cmd.Flags().Changed(name) && d <= 0 {
+					return usageErrorf("--%s must be positive, got %s", name, d)
+				}
+			}
 			opts.Ctx = cmd.Context()
 			opts.Format = f.format
 			if runF != nil {
@@ -52,6 +65,8 @@ themselves are never shown: the store does not have them.`,
 	}
 	cmd.Flags().StringVar(&opts.Hostname, "hostname", "", "only keys bound to `host`")
 	cmd.Flags().BoolVarP(&opts.All, "all", "a", false, "include revoked and expired keys")
+	cmd.Flags().DurationVar(&opts.ExpiringWithin, "expiring", 0, "only keys that expire within `duration`, such as 168h")
+	cmd.Flags().DurationVar(&opts.UnusedSince, "unused-since", 0, "only keys not used for at least `duration`, such as 720h")
 	return cmd
 }
 
@@ -61,7 +76,8 @@ func listRun(opts *ListOptions) error {
 		return err
 	}
 	defer s.Close()
-	keys, err := s.List(opts.Ctx, keystore.Filter{Hostname: opts.Hostname, All: opts.All})
+	keys, err := s.List(opts.Ctx, keystore.Filter{Hostname: opts.Hostname, All: opts.All,
+		ExpiringWithin: opts.ExpiringWithin, UnusedSince: opts.UnusedSince})
 	if err != nil {
 		return err
 	}
@@ -71,8 +87,11 @@ func listRun(opts *ListOptions) error {
 	}
 	if !opts.IO.OutTTY {
 		for _, k := range keys {
-			fmt.Fprintf(opts.IO.Out, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, printable(k.Prefix), printable(k.Hostname),
-				printable(k.Description), k.Status(now), formatTime(k.CreatedAt), formatTime(k.LastUsedAt))
+			// Fields are only ever added at the end, so scripts that cut
+			// them by position keep working.
+			fmt.Fprintf(opts.IO.Out, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, printable(k.Prefix), printable(k.Hostname),
+				printable(k.Description), k.Status(now), formatTime(k.CreatedAt), formatTime(k.LastUsedAt),
+				formatTime(k.ExpiresAt))
 		}
 		return nil
 	}
@@ -81,11 +100,11 @@ func listRun(opts *ListOptions) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPREFIX\tHOSTNAME\tDESCRIPTION\tSTATUS\tCREATED\tLAST USED")
+	fmt.Fprintln(tw, "ID\tPREFIX\tHOSTNAME\tDESCRIPTION\tSTATUS\tCREATED\tEXPIRES\tLAST USED")
 	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strconv.FormatInt(k.ID, 10), printable(k.Prefix),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strconv.FormatInt(k.ID, 10), printable(k.Prefix),
 			printable(k.Hostname), truncate(printable(k.Description), 40), k.Status(now),
-			shortTime(k.CreatedAt, "-"), shortTime(k.LastUsedAt, "never"))
+			shortTime(k.CreatedAt, "-"), shortTime(k.ExpiresAt, "never"), shortTime(k.LastUsedAt, "never"))
 	}
 	return tw.Flush()
 }
@@ -97,7 +116,13 @@ func noKeysMessage(opts *ListOptions) string {
 		what = "No keys"
 	}
 	if opts.Hostname != "" {
-		return fmt.Sprintf("%s for host %s.", what, printable(opts.Hostname))
+		what += " for host " + printable(opts.Hostname)
+	}
+	if opts.ExpiringWithin > 0 {
+		what += " expiring within " + opts.ExpiringWithin.String()
+	}
+	if opts.UnusedSince > 0 {
+		what += " unused for " + opts.UnusedSince.String()
 	}
 	return what + "."
 }

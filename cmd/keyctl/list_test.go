@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNewCmdList(t *testing.T) {
@@ -18,6 +19,11 @@ func TestNewCmdList(t *testing.T) {
 		{name: "Defaults", want: ListOptions{Format: formatTable}},
 		{name: "Filters", args: []string{"--hostname", "web-1", "--all"}, want: ListOptions{Hostname: "web-1", All: true, Format: formatTable}},
 		{name: "ShortFlags", args: []string{"-a", "-o", "json"}, want: ListOptions{All: true, Format: formatJSON}},
+		{name: "Expiring", args: []string{"--expiring", "168h"}, want: ListOptions{ExpiringWithin: 168 * time.Hour, Format: formatTable}},
+		{name: "UnusedSince", args: []string{"--unused-since", "30m", "--all"}, want: ListOptions{UnusedSince: 30 * time.Minute, All: true, Format: formatTable}},
+		{name: "ExpiringZero", args: []string{"--expiring", "0s"}, wantCode: exitUsage, wantErr: "--expiring must be positive, got 0s"},
+		{name: "UnusedNegative", args: []string{"--unused-since", "-1h"}, wantCode: exitUsage, wantErr: "--unused-since must be positive, got -1h0m0s"},
+		{name: "ExpiringBad", args: []string{"--expiring", "soon"}, wantCode: exitUsage, wantErr: `invalid argument "soon" for "--expiring" flag`},
 		{name: "Argument", args: []string{"web-1"}, wantCode: exitUsage, wantErr: `takes no arguments, got "web-1"`},
 		{name: "BadOutput", args: []string{"-o", "csv"}, wantCode: exitUsage, wantErr: `want "table" or "json"`},
 		{name: "UnknownFlag", args: []string{"--revoked"}, wantCode: exitUsage, wantErr: "unknown flag: --revoked"},
@@ -32,9 +38,11 @@ func TestNewCmdList(t *testing.T) {
 				}
 				return
 			}
-			if got.Hostname != tt.want.Hostname || got.All != tt.want.All || got.Format != tt.want.Format {
-				t.Errorf("got hostname %q, all %v, format %s; want %q, %v, %s",
-					got.Hostname, got.All, got.Format, tt.want.Hostname, tt.want.All, tt.want.Format)
+			if got.Hostname != tt.want.Hostname || got.All != tt.want.All || got.Format != tt.want.Format ||
+				got.ExpiringWithin != tt.want.ExpiringWithin || got.UnusedSince != tt.want.UnusedSince {
+				t.Errorf("got hostname %q, all %v, format %s, expiring %s, unused %s; want %q, %v, %s, %s, %s",
+					got.Hostname, got.All, got.Format, got.ExpiringWithin, got.UnusedSince,
+					tt.want.Hostname, tt.want.All, tt.want.Format, tt.want.ExpiringWithin, tt.want.UnusedSince)
 			}
 		})
 	}
@@ -126,10 +134,10 @@ func TestListTable(t *testing.T) {
 	t.Run("Terminal", func(t *testing.T) {
 		r := c.runTTY("", "list", "--all").mustSucceed(t)
 		want := "" +
-			"ID  PREFIX    HOSTNAME  DESCRIPTION  STATUS   CREATED           LAST USED\n" +
-			"1   " + p1 + "  web-1     old          revoked  2026-03-01 12:00  never\n" +
-			"2   " + p2 + "  web-1     new          active   2026-03-01 12:00  never\n" +
-			"3   " + p3 + "  web-2                  active   2026-03-01 12:00  never\n"
+			"ID  PREFIX    HOSTNAME  DESCRIPTION  STATUS   CREATED           EXPIRES  LAST USED\n" +
+			"1   " + p1 + "  web-1     old          revoked  2026-03-01 12:00  never    never\n" +
+			"2   " + p2 + "  web-1     new          active   2026-03-01 12:00  never    never\n" +
+			"3   " + p3 + "  web-2                  active   2026-03-01 12:00  never    never\n"
 		if r.stdout != want {
 			t.Errorf("stdout =\n%s\nwant\n%s", r.stdout, want)
 		}
@@ -137,8 +145,8 @@ func TestListTable(t *testing.T) {
 	t.Run("Pipe", func(t *testing.T) {
 		r := c.run("list").mustSucceed(t)
 		want := "" +
-			"2\t" + p2 + "\tweb-1\tnew\tactive\t2026-03-01T12:00:00Z\t\n" +
-			"3\t" + p3 + "\tweb-2\t\tactive\t2026-03-01T12:00:00Z\t\n"
+			"2\t" + p2 + "\tweb-1\tnew\tactive\t2026-03-01T12:00:00Z\t\t\n" +
+			"3\t" + p3 + "\tweb-2\t\tactive\t2026-03-01T12:00:00Z\t\t\n"
 		if r.stdout != want {
 			t.Errorf("stdout = %q, want %q", r.stdout, want)
 		}
@@ -191,4 +199,91 @@ func deref(s *string) string {
 		return "<nil>"
 	}
 	return *s
+}
+
+// listIDs runs list with args and -o json and returns the ids it printed.
+func listIDs(t *testing.T, c *cli, args ...string) string {
+	t.Helper()
+	r := c.run(append([]string{"list", "-o", "json"}, args...)...).mustSucceed(t)
+	var got []listedKey
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("list %v: %v", args, err)
+	}
+	ids := []int64{}
+	for _, k := range got {
+		ids = append(ids, k.ID)
+	}
+	return fmt.Sprint(ids)
+}
+
+func TestListExpiring(t *testing.T) {
+	c := newCLI(t)
+	c.run("generate", "--hostname", "web-1", "--expires-in", "1h").mustSucceed(t)
+	c.run("generate", "--hostname", "web-2", "--expires-in", "3h").mustSucceed(t)
+	c.run("generate", "--hostname", "web-3").mustSucceed(t)
+	tests := []struct {
+		name    string
+		advance time.Duration
+		args    []string
+		want    string
+	}{
+		{"Within2h", 0, []string{"--expiring", "2h"}, "[1]"},
+		{"Within3h", 0, []string{"--expiring", "3h"}, "[1 2]"},
+		{"Within30m", 0, []string{"--expiring", "30m"}, "[]"},
+		{"AfterOneExpired", 2 * time.Hour, []string{"--expiring", "2h"}, "[2]"},
+		{"AfterOneExpiredAll", 2 * time.Hour, []string{"--expiring", "2h", "--all"}, "[1 2]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.now = testNow.Add(tt.advance)
+			if got := listIDs(t, c, tt.args...); got != tt.want {
+				t.Errorf("list %v after %s = %s, want %s", tt.args, tt.advance, got, tt.want)
+			}
+		})
+	}
+	c.now = testNow
+	r := c.runTTY("", "list", "--expiring", "2h").mustSucceed(t)
+	p1 := strings.Fields(strings.Split(r.stdout, "\n")[1])[1]
+	want := "" +
+		"ID  PREFIX    HOSTNAME  DESCRIPTION  STATUS  CREATED           EXPIRES           LAST USED\n" +
+		"1   " + p1 + "  web-1                  active  2026-03-01 12:00  2026-03-01 13:00  never\n"
+	if r.stdout != want {
+		t.Errorf("list --expiring 2h =\n%s\nwant\n%s", r.stdout, want)
+	}
+	r = c.runTTY("", "list", "--expiring", "1m", "--hostname", "web-9")
+	if r.code != exitOK || r.stdout != "" || r.stderr != "No active keys for host web-9 expiring within 1m0s.\n" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 0, nothing, a note naming both filters", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestListUnusedSince(t *testing.T) {
+	c := newCLI(t)
+	_, k1 := c.generate("web-1", "")
+	_, k2 := c.generate("web-2", "")
+	c.now = testNow.Add(10 * 24 * time.Hour)
+	c.generate("web-3", "")
+	// Key 2 was used a day ago.
+	c.sql("UPDATE api_keys SET last_used_at = ?, last_used_addr = '10.0.0.2' WHERE id = 2", c.now.Add(-24*time.Hour).UnixNano())
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--unused-since", "48h"}, "[1]"},
+		{[]string{"--unused-since", "12h"}, "[1 2]"},
+		{[]string{"--unused-since", "240h"}, "[1]"},
+		{[]string{"--unused-since", "241h"}, "[]"},
+	}
+	for _, tt := range tests {
+		if got := listIDs(t, c, tt.args...); got != tt.want {
+			t.Errorf("list %v = %s, want %s", tt.args, got, tt.want)
+		}
+	}
+	r := c.runTTY("", "list", "--unused-since", "12h").mustSucceed(t)
+	want := "" +
+		"ID  PREFIX    HOSTNAME  DESCRIPTION  STATUS  CREATED           EXPIRES  LAST USED\n" +
+		"1   " + k1[:8] + "  web-1                  active  2026-03-01 12:00  never    never\n" +
+		"2   " + k2[:8] + "  web-2                  active  2026-03-01 12:00  never    2026-03-10 12:00\n"
+	if r.stdout != want {
+		t.Errorf("list --unused-since 12h =\n%s\nwant\n%s", r.stdout, want)
+	}
 }

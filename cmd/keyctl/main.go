@@ -1,5 +1,6 @@
-// Command keyctl manages metricgate's API keys: it generates, lists, shows
-// and revokes the keys kept in the key store the apiserver reads.
+// Command keyctl manages metricgate's API keys: it generates, lists, shows,
+// updates, rotates and revokes the keys kept in the key store the apiserver
+// reads, and shows the audit log of those changes.
 package main
 
 import (

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 	"unicode"
 
@@ -61,6 +63,24 @@ type generatedJSON struct {
 	Key string `json:"key"`
 }
 
+// rotatedJSON is a key made by rotate, with its value, and what became of
+// the key it replaces.
+type rotatedJSON struct {
+	generatedJSON
+	OldKeyID        int64  `json:"old_key_id"`
+	OldKeyExpiresAt string `json:"old_key_expires_at"`
+}
+
+// auditJSON is how audit shows one entry.
+type auditJSON struct {
+	ID     int64  `json:"id"`
+	At     string `json:"at"`
+	Actor  string `json:"actor"`
+	KeyID  *int64 `json:"key_id"` // null when the change concerned no single key
+	Action string `json:"action"`
+	Detail string `json:"detail"`
+}
+
 // newKeyJSON converts k, with its status at now. Times are RFC 3339 in UTC;
 // a time that is not set is null.
 func newKeyJSON(k keystore.Key, now time.Time) keyJSON {
@@ -95,6 +115,55 @@ func newKeysJSON(keys []keystore.Key, now time.Time) []keyJSON {
 		out = append(out, newKeyJSON(k, now))
 	}
 	return out
+}
+
+// writeKeyDetails writes everything about k, one "Field: value" line each,
+// with its status at now: what show prints, and update after a change.
+func writeKeyDetails(w io.Writer, k keystore.Key, now time.Time) error {
+	orNone := func(s, none string) string {
+		if s == "" {
+			return none
+		}
+		return s
+	}
+	rate, burst := "server default", "server default"
+	if k.Rate != 0 {
+		rate = strconv.FormatFloat(k.Rate, 'f', -1, 64) + " points/s"
+	}
+	if k.Burst != 0 {
+		burst = strconv.Itoa(k.Burst) + " points"
+	}
+	lastUsed := orNone(formatTime(k.LastUsedAt), "never")
+	if k.LastUsedAddr != "" {
+		lastUsed += " from " + printable(k.LastUsedAddr)
+	}
+	replacedBy := "-"
+	if k.ReplacedBy != 0 {
+		replacedBy = strconv.FormatInt(k.ReplacedBy, 10)
+	}
+	fields := []struct{ name, value string }{
+		{"ID", strconv.FormatInt(k.ID, 10)},
+		{"Prefix", printable(k.Prefix)},
+		{"Hostname", printable(k.Hostname)},
+		{"Description", orNone(printable(k.Description), "-")},
+		{"Status", string(k.Status(now))},
+		{"Scopes", printable(strings.Join(k.Scopes, ", "))},
+		{"Measurements", orNone(printable(strings.Join(k.Measurements, ", ")), "any")},
+		{"Rate", rate},
+		{"Burst", burst},
+		{"Created", formatTime(k.CreatedAt)},
+		{"Revoked", orNone(formatTime(k.RevokedAt), "-")},
+		{"Expires", orNone(formatTime(k.ExpiresAt), "never")},
+		{"Replaced by", replacedBy},
+		{"Last used", lastUsed},
+		{"Requests", strconv.FormatInt(k.Requests, 10)},
+		{"Points", strconv.FormatInt(k.Points, 10)},
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	for _, f := range fields {
+		fmt.Fprintf(tw, "%s:\t%s\n", f.name, f.value)
+	}
+	return tw.Flush()
 }
 
 // writeJSON writes v as indented JSON and a newline.

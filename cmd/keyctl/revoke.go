@@ -86,14 +86,16 @@ no one to ask, and --yes is required.`,
 }
 
 func revokeRun(opts *RevokeOptions) error {
+	// A hostname keys cannot be made for may still be on keys imported
+	// from the original database, so it is looked up as typed; if no key
+	// has it, the error says why it is probably a typo.
+	var invalidHost error
 	if opts.Hostname != "" {
-		// Check the hostname first: RevokeHost would reject it, but List
-		// would quietly find nothing.
-		host, err := keystore.CanonicalHostname(opts.Hostname)
-		if err != nil {
-			return err
+		if host, err := keystore.CanonicalHostname(opts.Hostname); err == nil {
+			opts.Hostname = host
+		} else {
+			invalidHost = err
 		}
-		opts.Hostname = host
 	}
 	s, err := opts.OpenStore(opts.Ctx)
 	if err != nil {
@@ -101,7 +103,7 @@ func revokeRun(opts *RevokeOptions) error {
 	}
 	defer s.Close()
 	if opts.Hostname != "" {
-		return revokeHost(opts, s)
+		return revokeHost(opts, s, invalidHost)
 	}
 
 	k, err := lookUp(opts.Ctx, s, opts.Ref, opts.DBPath)
@@ -137,23 +139,28 @@ func revokeRun(opts *RevokeOptions) error {
 }
 
 // revokeHost revokes every active key of opts.Hostname. In JSON it prints
-// an array of the revoked keys.
-func revokeHost(opts *RevokeOptions, s *keystore.Store) error {
+// an array of the revoked keys. invalidHost, if not nil, is why the
+// hostname is not valid, returned when no key has it.
+func revokeHost(opts *RevokeOptions, s *keystore.Store, invalidHost error) error {
 	active, err := s.List(opts.Ctx, keystore.Filter{Hostname: opts.Hostname})
 	if err != nil {
 		return err
 	}
 	if len(active) == 0 {
-		return notFoundErrorf("host %s has no active keys in %s", opts.Hostname, opts.DBPath)
+		if invalidHost != nil {
+			return invalidHost
+		}
+		return notFoundErrorf("host %s has no active keys in %s", printable(opts.Hostname), opts.DBPath)
 	}
 	if !opts.Yes {
 		ids := make([]string, len(active))
 		for i, k := range active {
 			ids[i] = fmt.Sprintf("%d (%s…)", k.ID, printable(k.Prefix))
 		}
-		q := fmt.Sprintf("Revoke key %s of host %s?", ids[0], opts.Hostname)
+		host := printable(opts.Hostname)
+		q := fmt.Sprintf("Revoke key %s of host %s?", ids[0], host)
 		if len(active) > 1 {
-			q = fmt.Sprintf("Revoke all %d active keys of host %s: %s?", len(active), opts.Hostname, strings.Join(ids, ", "))
+			q = fmt.Sprintf("Revoke all %d active keys of host %s: %s?", len(active), host, strings.Join(ids, ", "))
 		}
 		ok, err := confirm(opts.IO, q)
 		if err != nil {

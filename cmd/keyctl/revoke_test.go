@@ -210,3 +210,29 @@ func assertStatus(t *testing.T, c *cli, id int64, want string) {
 		t.Errorf("key %d status = %s, want %s", id, k.Status, want)
 	}
 }
+
+// TestRevokeImportedHostname revokes, by host, keys imported from the
+// original database with a hostname keyctl would not accept for a new key.
+func TestRevokeImportedHostname(t *testing.T) {
+	c := newCLI(t)
+	c.sql(`CREATE TABLE api_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, api_key TEXT NOT NULL UNIQUE, hostname TEXT NOT NULL)`)
+	k1, k2 := uuid.NewString(), uuid.NewString()
+	c.sql(`INSERT INTO api_keys (api_key, hostname) VALUES (?, 'web_1'), (?, 'web-2')`, k1, k2)
+
+	r := c.run("revoke", "--hostname", "web_1", "--yes").mustSucceed(t)
+	if want := "Revoked key 1 (" + k1[:8] + "…, host web_1).\n"; r.stdout != want {
+		t.Errorf("stdout = %q, want %q", r.stdout, want)
+	}
+	assertStatus(t, c, 1, "revoked")
+	assertStatus(t, c, 2, "active")
+
+	// Now no key has it, the hostname is most likely a typo: say why.
+	r = c.run("revoke", "--hostname", "web_1", "--yes")
+	if want := "keyctl: invalid hostname \"web_1\": want an IP address, a CIDR range or a DNS name\n"; r.code != exitError || r.stderr != want {
+		t.Errorf("again: exit %d, stderr %q; want %d, %q", r.code, r.stderr, exitError, want)
+	}
+	r = c.run("audit", "1").mustSucceed(t)
+	if want := "2026-03-01T12:00:00Z\t" + testActor + "\t1\trevoke\thostname=web_1\n"; r.stdout != want {
+		t.Errorf("audit 1 = %q, want %q", r.stdout, want)
+	}
+}

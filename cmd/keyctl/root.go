@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 // run is the whole program: main only supplies the process's arguments,
 // environment and streams, so tests run the same code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	f := &Factory{IO: systemIOStreams(stdin, stdout, stderr), Now: time.Now, Getenv: getenv}
+	f := &Factory{IO: systemIOStreams(stdin, stdout, stderr), Now: time.Now, Getenv: getenv,
+		Actor: actorName(currentUsername, os.Hostname, getenv)}
 	return execute(ctx, f, args)
 }
 
@@ -48,6 +50,11 @@ A key is a UUID bound to the host that may use it: an IP address, a CIDR
 range or a DNS name. The key store keeps only a hash of each key, so a key
 is shown once, when it is generated, and never again.
 
+A key may expire, be limited to some measurements and to a rate of points
+per second, and carry the submit or admin scope. update changes that policy;
+rotate replaces a key by a new one and lets the old one work a while longer.
+Every change is recorded, with who made it, in an audit log (keyctl audit).
+
 The key store is a SQLite file, chosen by --db or the KEYSTORE_DB
 environment variable, else api_keys.db in the current directory. keyctl may
 change it while the apiserver runs.
@@ -58,10 +65,14 @@ in UTC.
 
 ` + exitCodesHelp,
 		Example: `  $ keyctl generate --hostname web-1.example.com --description "web one"
-  $ KEY=$(keyctl generate --hostname 10.0.0.7 --quiet)
+  $ KEY=$(keyctl generate --hostname 10.0.0.7 --expires-in 720h --quiet)
   $ keyctl list --all -o json
+  $ keyctl list --expiring 168h
+  $ keyctl update 7 --rate 100 --burst 500
+  $ keyctl rotate 7 --grace 1h
   $ keyctl revoke 7
-  $ keyctl revoke --hostname web-1.example.com --yes`,
+  $ keyctl revoke --hostname web-1.example.com --yes
+  $ keyctl audit 7`,
 		// Verbs are subcommands; anything else is a mistyped verb.
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -88,7 +99,10 @@ in UTC.
 		NewCmdGenerate(f, nil),
 		NewCmdList(f, nil),
 		NewCmdShow(f, nil),
+		NewCmdUpdate(f, nil),
+		NewCmdRotate(f, nil),
 		NewCmdRevoke(f, nil),
+		NewCmdAudit(f, nil),
 		NewCmdVersion(f, nil),
 	)
 	return cmd

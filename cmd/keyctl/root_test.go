@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,8 +18,11 @@ import (
 )
 
 // testNow is the clock in every end-to-end test, so times in the output
-// are exact.
+// are exact, unless a test moves its cli's clock.
 var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// testActor is who every end-to-end test runs keyctl as.
+const testActor = "keyctl:tester@testhost"
 
 func TestRootUsageErrors(t *testing.T) {
 	tests := []struct {
@@ -121,6 +126,66 @@ func TestRun(t *testing.T) {
 	}
 }
 
+func TestActorName(t *testing.T) {
+	fail := func() (string, error) { return "", errors.New("no") }
+	fixed := func(s string) func() (string, error) { return func() (string, error) { return s, nil } }
+	env := func(user string) func(string) string {
+		return func(k string) string {
+			if k == "USER" {
+				return user
+			}
+			return ""
+		}
+	}
+	tests := []struct {
+		name             string
+		username, hostnm func() (string, error)
+		getenv           func(string) string
+		want             string
+	}{
+		{"System", fixed("alice"), fixed("admin-1"), env("bob"), "keyctl:alice@admin-1"},
+		{"UserFromEnv", fail, fixed("admin-1"), env("bob"), "keyctl:bob@admin-1"},
+		{"EmptyUserFromEnv", fixed(""), fixed("admin-1"), env("bob"), "keyctl:bob@admin-1"},
+		{"NoUser", fail, fixed("admin-1"), env(""), "keyctl:unknown@admin-1"},
+		{"NoHost", fixed("alice"), fail, env(""), "keyctl:alice@unknown"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := actorName(tt.username, tt.hostnm, tt.getenv); got != tt.want {
+				t.Errorf("actorName = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRunRecordsActor checks that run, as main calls it, records who ran
+// keyctl in the audit log.
+func TestRunRecordsActor(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "keys.db")
+	getenv := func(k string) string {
+		if k == "KEYSTORE_DB" {
+			return db
+		}
+		return ""
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"generate", "--hostname", "web-1", "-q"}, getenv, strings.NewReader(""), &stdout, &stderr); code != exitOK {
+		t.Fatalf("generate: exit %d, stderr %q", code, stderr.String())
+	}
+	stdout.Reset()
+	if code := run(context.Background(), []string{"audit", "-o", "json"}, getenv, strings.NewReader(""), &stdout, &stderr); code != exitOK {
+		t.Fatalf("audit: exit %d, stderr %q", code, stderr.String())
+	}
+	var got []struct{ Actor string }
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil || len(got) != 1 {
+		t.Fatalf("audit = %s (%v), want one entry", stdout.String(), err)
+	}
+	want := actorName(currentUsername, os.Hostname, getenv)
+	if got[0].Actor != want || !strings.HasPrefix(want, "keyctl:") || !strings.Contains(want, "@") || strings.Contains(want, "unknown@") {
+		t.Errorf("actor = %q, want %q, of the form keyctl:USER@HOST", got[0].Actor, want)
+	}
+}
+
 func TestExitCode(t *testing.T) {
 	tests := []struct {
 		err  error
@@ -139,11 +204,13 @@ func TestExitCode(t *testing.T) {
 	}
 }
 
-// cli runs keyctl end to end on a database of its own.
+// cli runs keyctl end to end on a database of its own, with a clock the
+// test may move.
 type cli struct {
 	t   *testing.T
 	db  string
 	env map[string]string
+	now time.Time
 }
 
 // result is what one keyctl run printed and returned.
@@ -154,7 +221,7 @@ type result struct {
 
 func newCLI(t *testing.T) *cli {
 	t.Helper()
-	return &cli{t: t, db: filepath.Join(t.TempDir(), "keys.db"), env: map[string]string{}}
+	return &cli{t: t, db: filepath.Join(t.TempDir(), "keys.db"), env: map[string]string{}, now: testNow}
 }
 
 // run runs keyctl with --db and args, with no terminal and empty stdin.
@@ -180,7 +247,7 @@ func (c *cli) runIO(ios *IOStreams, args []string) result {
 	c.t.Helper()
 	var stdout, stderr bytes.Buffer
 	ios.Out, ios.ErrOut = &stdout, &stderr
-	f := &Factory{IO: ios, Now: func() time.Time { return testNow }, Getenv: func(k string) string { return c.env[k] }}
+	f := &Factory{IO: ios, Now: func() time.Time { return c.now }, Getenv: func(k string) string { return c.env[k] }, Actor: testActor}
 	code := execute(context.Background(), f, args)
 	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
 }
@@ -203,6 +270,20 @@ func (c *cli) generate(hostname, description string) (int64, string) {
 		c.t.Fatalf("generate printed id %d, key %q; want an id and a UUID", k.ID, k.Key)
 	}
 	return k.ID, k.Key
+}
+
+// sql runs a statement on the cli's database directly, to set up what
+// keyctl cannot, such as usage the apiserver records.
+func (c *cli) sql(query string, args ...any) {
+	c.t.Helper()
+	db, err := sql.Open("sqlite", c.db)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query, args...); err != nil {
+		c.t.Fatalf("%s: %v", query, err)
+	}
 }
 
 // mustSucceed fails the test unless r is a success with nothing on stderr.

@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"strconv"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -73,49 +69,5 @@ func showRun(opts *ShowOptions) error {
 	if opts.Format == formatJSON {
 		return writeJSON(opts.IO.Out, newKeyJSON(k, now))
 	}
-
-	orNone := func(s, none string) string {
-		if s == "" {
-			return none
-		}
-		return s
-	}
-	rate, burst := "server default", "server default"
-	if k.Rate != 0 {
-		rate = strconv.FormatFloat(k.Rate, 'f', -1, 64) + " points/s"
-	}
-	if k.Burst != 0 {
-		burst = strconv.Itoa(k.Burst) + " points"
-	}
-	lastUsed := orNone(formatTime(k.LastUsedAt), "never")
-	if k.LastUsedAddr != "" {
-		lastUsed += " from " + printable(k.LastUsedAddr)
-	}
-	replacedBy := "-"
-	if k.ReplacedBy != 0 {
-		replacedBy = strconv.FormatInt(k.ReplacedBy, 10)
-	}
-	fields := []struct{ name, value string }{
-		{"ID", strconv.FormatInt(k.ID, 10)},
-		{"Prefix", printable(k.Prefix)},
-		{"Hostname", printable(k.Hostname)},
-		{"Description", orNone(printable(k.Description), "-")},
-		{"Status", string(k.Status(now))},
-		{"Scopes", printable(strings.Join(k.Scopes, ", "))},
-		{"Measurements", orNone(printable(strings.Join(k.Measurements, ", ")), "any")},
-		{"Rate", rate},
-		{"Burst", burst},
-		{"Created", formatTime(k.CreatedAt)},
-		{"Revoked", orNone(formatTime(k.RevokedAt), "-")},
-		{"Expires", orNone(formatTime(k.ExpiresAt), "never")},
-		{"Replaced by", replacedBy},
-		{"Last used", lastUsed},
-		{"Requests", strconv.FormatInt(k.Requests, 10)},
-		{"Points", strconv.FormatInt(k.Points, 10)},
-	}
-	tw := tabwriter.NewWriter(opts.IO.Out, 0, 0, 1, ' ', 0)
-	for _, f := range fields {
-		fmt.Fprintf(tw, "%s:\t%s\n", f.name, f.value)
-	}
-	return tw.Flush()
+	return writeKeyDetails(opts.IO.Out, k, now)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -46,13 +47,16 @@ func TestNewCmdShow(t *testing.T) {
 
 func TestShowTable(t *testing.T) {
 	c := newCLI(t)
-	_, key := c.generate("web-1.example.com", "web\tone")
+	_, key := c.generate("web-1.example.com", "")
+	// generate refuses control characters, but a database edited by hand
+	// may hold them: show must not pass them to the terminal.
+	c.sql("UPDATE api_keys SET description = ? WHERE id = 1", "web\tone\x1b")
 	r := c.run("show", "1").mustSucceed(t)
 	want := "" +
 		"ID:           1\n" +
 		"Prefix:       " + key[:8] + "\n" +
 		"Hostname:     web-1.example.com\n" +
-		"Description:  web one\n" +
+		"Description:  web one \n" +
 		"Status:       active\n" +
 		"Scopes:       submit\n" +
 		"Measurements: any\n" +
@@ -100,6 +104,31 @@ func TestShowUnknown(t *testing.T) {
 		r := c.run("show", tt.arg)
 		if r.code != exitNotFound || r.stderr != tt.want || r.stdout != "" {
 			t.Errorf("show %s: exit %d, stdout %q, stderr %q; want %d, nothing, %q", tt.arg, r.code, r.stdout, r.stderr, exitNotFound, tt.want)
+		}
+	}
+}
+
+// TestShowUsageAndPolicy checks that show gives a key's policy and what the
+// apiserver recorded of its use.
+func TestShowUsageAndPolicy(t *testing.T) {
+	c := newCLI(t)
+	c.run("generate", "--hostname", "10.0.0.7", "--scope", "submit,admin", "--measurement", "cpu", "--measurement", "mem",
+		"--rate", "2.5", "--burst", "10", "--expires-at", "2026-04-01T00:00:00Z").mustSucceed(t)
+	c.sql("UPDATE api_keys SET last_used_at = ?, last_used_addr = '10.0.0.7', request_count = 12, point_count = 3400 WHERE id = 1",
+		testNow.Add(time.Hour).UnixNano())
+	r := c.run("show", "1").mustSucceed(t)
+	for _, want := range []string{
+		"Scopes:       submit, admin\n",
+		"Measurements: cpu, mem\n",
+		"Rate:         2.5 points/s\n",
+		"Burst:        10 points\n",
+		"Expires:      2026-04-01T00:00:00Z\n",
+		"Last used:    2026-03-01T13:00:00Z from 10.0.0.7\n",
+		"Requests:     12\n",
+		"Points:       3400\n",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("show =\n%s\nwant a line %q", r.stdout, want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -18,8 +19,23 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// ErrSchemaTooNew means the database was migrated by a newer metricgate than
+// this one, whose schema this build cannot know is safe to use.
+var ErrSchemaTooNew = errors.New("database schema is newer than this build supports")
+
+// schemaTooNewError says which versions are involved and matches
+// ErrSchemaTooNew.
+type schemaTooNewError struct{ have, known int }
+
+func (e schemaTooNewError) Error() string {
+	return fmt.Sprintf("database schema version %d is newer than this build supports (%d); upgrade metricgate", e.have, e.known)
+}
+
+func (e schemaTooNewError) Is(target error) bool { return target == ErrSchemaTooNew }
+
 // migrate brings the schema up to date inside one write transaction, so two
-// processes opening a new file at once cannot both apply a migration.
+// processes opening a new file at once cannot both apply a migration. It
+// refuses, with ErrSchemaTooNew, a database at a version it does not know.
 func (s *Store) migrate(ctx context.Context) error {
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
@@ -37,7 +53,10 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := conn.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&current); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if current >= len(names) {
+	if current > len(names) {
+		return schemaTooNewError{current, len(names)}
+	}
+	if current == len(names) {
 		return nil
 	}
 	tx, err := conn.BeginTx(ctx, nil)
@@ -48,6 +67,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	// Re-read under the write lock: another process may have migrated.
 	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&current); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(names) {
+		return schemaTooNewError{current, len(names)}
 	}
 	upgradedLegacy := false
 	for i, name := range names {

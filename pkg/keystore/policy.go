@@ -25,59 +25,85 @@ type Update struct {
 }
 
 // Update changes the policy of the key with the given id and returns the
-// new record. It returns ErrNotFound, ErrInvalidScope or ErrInvalidPolicy.
+// new record, recording what it changed in the audit log. It returns
+// ErrNotFound, ErrInvalidScope or ErrInvalidPolicy. An Update that changes
+// nothing returns the key as it is and records nothing.
 func (s *Store) Update(ctx context.Context, id int64, u Update) (Key, error) {
-	var sets []string
-	var args []any
-	if u.Description != nil {
-		sets, args = append(sets, "description = ?"), append(args, *u.Description)
+	var (
+		sets   []string
+		args   []any
+		detail details
+	)
+	set := func(column string, value any, shown string) {
+		sets, args = append(sets, column+" = ?"), append(args, value)
+		detail.add(column, shown)
 	}
 	if u.ExpiresAt != nil {
-		sets, args = append(sets, "expires_at = ?"), append(args, nullTime(*u.ExpiresAt))
+		set("expires_at", nullTime(*u.ExpiresAt), expiryDetail(*u.ExpiresAt))
 	}
 	if u.Scopes != nil {
 		scopes, err := normalizeScopes(*u.Scopes)
 		if err != nil {
 			return Key{}, err
 		}
-		sets, args = append(sets, "scopes = ?"), append(args, joinList(scopes))
+		set("scopes", joinList(scopes), joinList(scopes))
 	}
 	if u.Measurements != nil {
 		if err := checkMeasurements(*u.Measurements); err != nil {
 			return Key{}, err
 		}
-		sets, args = append(sets, "measurements = ?"), append(args, joinList(*u.Measurements))
+		set("measurements", joinList(*u.Measurements), measurementsDetail(*u.Measurements))
 	}
 	if u.Rate != nil {
-		if *u.Rate < 0 {
-			return Key{}, fmt.Errorf("%w: rate must not be negative", ErrInvalidPolicy)
+		if err := checkRate(*u.Rate); err != nil {
+			return Key{}, err
 		}
-		sets, args = append(sets, "rate = ?"), append(args, nullFloat(*u.Rate))
+		set("rate", nullFloat(*u.Rate), rateDetail(*u.Rate))
 	}
 	if u.Burst != nil {
-		if *u.Burst < 0 {
-			return Key{}, fmt.Errorf("%w: burst must not be negative", ErrInvalidPolicy)
+		if err := checkBurst(*u.Burst); err != nil {
+			return Key{}, err
 		}
-		sets, args = append(sets, "burst = ?"), append(args, nullInt(int64(*u.Burst)))
+		set("burst", nullInt(int64(*u.Burst)), burstDetail(*u.Burst))
+	}
+	if u.Description != nil {
+		if err := CheckDescription(*u.Description); err != nil {
+			return Key{}, err
+		}
+		set("description", *u.Description, *u.Description)
 	}
 	if len(sets) == 0 {
 		return s.Get(ctx, id)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE api_keys SET `+strings.Join(sets, ", ")+` WHERE id = ?`, append(args, id)...)
+	now := s.Now().UTC()
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Key{}, fmt.Errorf("keystore: update key %d: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	defer tx.Rollback()
+	k, err := scanKey(tx.QueryRowContext(ctx,
+		`UPDATE api_keys SET `+strings.Join(sets, ", ")+` WHERE id = ? RETURNING `+keyColumns, append(args, id)...))
+	if isNoRows(err) {
 		return Key{}, fmt.Errorf("keystore: id %d: %w", id, ErrNotFound)
 	}
-	return s.Get(ctx, id)
+	if err != nil {
+		return Key{}, fmt.Errorf("keystore: update key %d: %w", id, err)
+	}
+	if err := s.audit(ctx, tx, now, id, ActionUpdate, detail.String()); err != nil {
+		return Key{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Key{}, fmt.Errorf("keystore: update key %d: %w", id, err)
+	}
+	return k, nil
 }
 
 // Rotate makes a new key for the same host with the same policy as the key
 // with the given id, and lets the old key work until grace has passed (at
 // once when grace is 0). It returns the new key, its value, and the old
 // key's updated record. It returns ErrNotFound, or ErrRevoked or ErrExpired
-// for a key that is no longer active.
+// for a key that is no longer active. The audit log gets a rotate entry for
+// the old key and a generate entry for the new one.
 func (s *Store) Rotate(ctx context.Context, id int64, grace time.Duration) (newKey Key, plain string, old Key, err error) {
 	if grace < 0 {
 		return Key{}, "", Key{}, fmt.Errorf("%w: grace must not be negative", ErrInvalidPolicy)
@@ -119,14 +145,22 @@ func (s *Store) Rotate(ctx context.Context, id int64, grace time.Duration) (newK
 		end.UnixNano(), newID, id); err != nil {
 		return Key{}, "", Key{}, fmt.Errorf("keystore: rotate key %d: %w", id, err)
 	}
+	if err := s.audit(ctx, tx, now, id, ActionRotate, fmt.Sprintf("replaced_by=%d grace=%s", newID, grace)); err != nil {
+		return Key{}, "", Key{}, err
+	}
+	if err := s.audit(ctx, tx, now, newID, ActionGenerate, fmt.Sprintf("rotated from %d", id)); err != nil {
+		return Key{}, "", Key{}, err
+	}
+	if newKey, err = getKey(ctx, tx, newID); err != nil {
+		return Key{}, "", Key{}, err
+	}
+	if old, err = getKey(ctx, tx, id); err != nil {
+		return Key{}, "", Key{}, err
+	}
 	if err := tx.Commit(); err != nil {
 		return Key{}, "", Key{}, fmt.Errorf("keystore: rotate key %d: %w", id, err)
 	}
-	if newKey, err = s.Get(ctx, newID); err != nil {
-		return Key{}, "", Key{}, err
-	}
-	old, err = s.Get(ctx, id)
-	return newKey, plain, old, err
+	return newKey, plain, old, nil
 }
 
 // Usage is what a server saw of one key since its last report.

@@ -9,17 +9,22 @@
 package keystore
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
@@ -56,6 +61,9 @@ const (
 
 // PrefixLen is the number of leading characters of a key kept for display.
 const PrefixLen = 8
+
+// MaxDescriptionLen is the longest description a key may have, in bytes.
+const MaxDescriptionLen = 256
 
 // Status is the state of a key at a given time.
 type Status string
@@ -112,6 +120,9 @@ func (k Key) HasScope(s string) bool {
 
 // Store is a key store backed by one SQLite file. It is safe for concurrent
 // use, and several processes may open the same file at once.
+//
+// Every change to a key is recorded in an audit log (see Audit) in the same
+// transaction as the change; recording usage is not.
 type Store struct {
 	db       *sql.DB
 	resolver *resolver
@@ -119,6 +130,9 @@ type Store struct {
 	// Now returns the current time. Tests replace it to cross expiry times
 	// without waiting.
 	Now func() time.Time
+	// Actor names who is making changes, for the audit log, such as
+	// "keyctl:alice@admin-1". Open sets it to "unknown".
+	Actor string
 }
 
 // Open opens the key store at path, creating it (readable by its owner only)
@@ -149,7 +163,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keystore: open %s: %w", path, err)
 	}
-	s := &Store{db: db, resolver: newResolver(), Now: time.Now}
+	s := &Store{db: db, resolver: newResolver(), Now: time.Now, Actor: unknownActor}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("keystore: %s: %w", path, err)
@@ -173,10 +187,14 @@ type NewKey struct {
 
 // Generate makes a new random key bound to nk.Hostname and returns its record
 // and its value. The value is returned only here; it cannot be read again.
-// It returns ErrInvalidHostname or ErrInvalidScope for bad input.
+// It returns ErrInvalidHostname, ErrInvalidScope or ErrInvalidPolicy for bad
+// input.
 func (s *Store) Generate(ctx context.Context, nk NewKey) (Key, string, error) {
 	host, err := CanonicalHostname(nk.Hostname)
 	if err != nil {
+		return Key{}, "", err
+	}
+	if err := CheckDescription(nk.Description); err != nil {
 		return Key{}, "", err
 	}
 	scopes, err := normalizeScopes(nk.Scopes)
@@ -186,26 +204,35 @@ func (s *Store) Generate(ctx context.Context, nk NewKey) (Key, string, error) {
 	if err := checkMeasurements(nk.Measurements); err != nil {
 		return Key{}, "", err
 	}
-	if nk.Rate < 0 || nk.Burst < 0 {
-		return Key{}, "", fmt.Errorf("%w: rate and burst must not be negative", ErrInvalidPolicy)
+	if err := checkRate(nk.Rate); err != nil {
+		return Key{}, "", err
+	}
+	if err := checkBurst(nk.Burst); err != nil {
+		return Key{}, "", err
 	}
 	plain := uuid.NewString()
 	hash := HashKey(plain)
 	now := s.Now().UTC()
-	res, err := s.db.ExecContext(ctx, `INSERT INTO api_keys
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Key{}, "", fmt.Errorf("keystore: insert key: %w", err)
+	}
+	defer tx.Rollback()
+	k, err := scanKey(tx.QueryRowContext(ctx, `INSERT INTO api_keys
 		(key_hash, prefix, hostname, description, scopes, measurements, rate, burst, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+keyColumns,
 		hash[:], plain[:PrefixLen], host, nk.Description, joinList(scopes), joinList(nk.Measurements),
-		nullFloat(nk.Rate), nullInt(int64(nk.Burst)), now.UnixNano(), nullTime(nk.ExpiresAt))
+		nullFloat(nk.Rate), nullInt(int64(nk.Burst)), now.UnixNano(), nullTime(nk.ExpiresAt)))
 	if err != nil {
 		return Key{}, "", fmt.Errorf("keystore: insert key: %w", err)
 	}
-	id, err := res.LastInsertId()
-	if err != nil {
+	if err := s.audit(ctx, tx, now, k.ID, ActionGenerate, generateDetail(k)); err != nil {
+		return Key{}, "", err
+	}
+	if err := tx.Commit(); err != nil {
 		return Key{}, "", fmt.Errorf("keystore: insert key: %w", err)
 	}
-	k, err := s.Get(ctx, id)
-	return k, plain, err
+	return k, plain, nil
 }
 
 // Filter selects keys for List.
@@ -275,8 +302,17 @@ func (s *Store) List(ctx context.Context, f Filter) ([]Key, error) {
 
 // Get returns the key with the given id, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id int64) (Key, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id)
-	k, err := scanKey(row)
+	return getKey(ctx, s.db, id)
+}
+
+// rowQuerier is a *sql.DB or a *sql.Tx.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// getKey reads the key with the given id through q, or returns ErrNotFound.
+func getKey(ctx context.Context, q rowQuerier, id int64) (Key, error) {
+	k, err := scanKey(q.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id))
 	if isNoRows(err) {
 		return Key{}, fmt.Errorf("keystore: id %d: %w", id, ErrNotFound)
 	}
@@ -334,56 +370,69 @@ func (s *Store) Authenticate(ctx context.Context, plain string, addr netip.Addr)
 }
 
 // Revoke revokes the key with the given id now. The row is kept for audit.
-// Revoking a revoked key is not an error. It returns ErrNotFound for an
-// unknown id.
+// Revoking a revoked key is not an error and changes nothing. It returns
+// ErrNotFound for an unknown id.
 func (s *Store) Revoke(ctx context.Context, id int64) (Key, error) {
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?`, s.Now().UTC().UnixNano(), id)
+	now := s.Now().UTC()
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Key{}, fmt.Errorf("keystore: revoke key %d: %w", id, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return Key{}, fmt.Errorf("keystore: id %d: %w", id, ErrNotFound)
+	defer tx.Rollback()
+	k, err := scanKey(tx.QueryRowContext(ctx,
+		`UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING `+keyColumns, now.UnixNano(), id))
+	if isNoRows(err) {
+		// Unknown, or revoked already.
+		return getKey(ctx, tx, id)
 	}
-	return s.Get(ctx, id)
+	if err != nil {
+		return Key{}, fmt.Errorf("keystore: revoke key %d: %w", id, err)
+	}
+	if err := s.audit(ctx, tx, now, id, ActionRevoke, ""); err != nil {
+		return Key{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Key{}, fmt.Errorf("keystore: revoke key %d: %w", id, err)
+	}
+	return k, nil
 }
 
-// RevokeHost revokes every unrevoked key bound to hostname and returns them.
+// RevokeHost revokes every active key bound to hostname, the keys List
+// shows for it, and returns them in id order. Like List, it looks up a
+// hostname that CanonicalHostname rejects as written, so keys imported with
+// such a hostname can still be revoked.
 func (s *Store) RevokeHost(ctx context.Context, hostname string) ([]Key, error) {
 	host, err := CanonicalHostname(hostname)
 	if err != nil {
-		return nil, err
+		host = hostname
 	}
+	now := s.Now().UTC()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("keystore: revoke host: %w", err)
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE hostname = ? AND revoked_at IS NULL RETURNING id`,
-		s.Now().UTC().UnixNano(), host)
+	rows, err := tx.QueryContext(ctx, `UPDATE api_keys SET revoked_at = ?1
+		WHERE hostname = ?2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)
+		RETURNING `+keyColumns, now.UnixNano(), host)
 	if err != nil {
 		return nil, fmt.Errorf("keystore: revoke host: %w", err)
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("keystore: revoke host: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := tx.Commit(); err != nil {
+	keys, err := scanKeys(rows)
+	if err != nil {
 		return nil, fmt.Errorf("keystore: revoke host: %w", err)
 	}
-	keys := make([]Key, 0, len(ids))
-	for _, id := range ids {
-		k, err := s.Get(ctx, id)
-		if err != nil {
+	// RETURNING gives rows in no particular order.
+	slices.SortFunc(keys, func(a, b Key) int { return cmp.Compare(a.ID, b.ID) })
+	var d details
+	d.add("hostname", host)
+	for _, k := range keys {
+		if err := s.audit(ctx, tx, now, k.ID, ActionRevoke, d.String()); err != nil {
 			return nil, err
 		}
-		keys = append(keys, k)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("keystore: revoke host: %w", err)
 	}
 	return keys, nil
 }
@@ -402,6 +451,23 @@ const keyColumns = `id, prefix, hostname, description, scopes, measurements, rat
 	created_at, revoked_at, expires_at, replaced_by, last_used_at, last_used_addr, request_count, point_count`
 
 type scanner interface{ Scan(dest ...any) error }
+
+// scanKeys reads every row of keyColumns and closes rows.
+func scanKeys(rows *sql.Rows) ([]Key, error) {
+	defer rows.Close()
+	keys := []Key{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return keys, rows.Close()
+}
 
 // scanKey reads one row of keyColumns, after any extra leading columns.
 func scanKey(r scanner, extra ...any) (Key, error) {
@@ -468,6 +534,38 @@ func splitList(s string) []string {
 		return []string{}
 	}
 	return strings.Split(s, ",")
+}
+
+// CheckDescription returns ErrInvalidPolicy unless d can describe a key: it
+// must be valid UTF-8, at most MaxDescriptionLen bytes, and hold no control
+// characters (which could break a table or drive a terminal). keyctl checks
+// with it before it creates a database.
+func CheckDescription(d string) error {
+	switch {
+	case len(d) > MaxDescriptionLen:
+		return fmt.Errorf("%w: description is %d bytes, longer than %d", ErrInvalidPolicy, len(d), MaxDescriptionLen)
+	case !utf8.ValidString(d):
+		return fmt.Errorf("%w: description is not valid UTF-8", ErrInvalidPolicy)
+	case strings.ContainsFunc(d, unicode.IsControl):
+		return fmt.Errorf("%w: description %q contains control characters", ErrInvalidPolicy, d)
+	}
+	return nil
+}
+
+// checkRate rejects a rate the limiter cannot use. NaN would be stored as
+// NULL, the server's default, without anyone asking for it.
+func checkRate(r float64) error {
+	if r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		return fmt.Errorf("%w: rate %v must be a finite number, not negative", ErrInvalidPolicy, r)
+	}
+	return nil
+}
+
+func checkBurst(b int) error {
+	if b < 0 {
+		return fmt.Errorf("%w: burst %d must not be negative", ErrInvalidPolicy, b)
+	}
+	return nil
 }
 
 func normalizeScopes(in []string) ([]string, error) {

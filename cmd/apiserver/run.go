@@ -152,6 +152,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer keys.Close()
+	// Keys are read from SQLite once, then from memory until any change is
+	// committed to the file; a change by keyctl reaches requests within
+	// the poll interval.
+	keyCache, err := keystore.NewCache(ctx, keys, 100*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer keyCache.Close()
 	influxOut := influx.New(o.influx)
 	defer influxOut.Close()
 	sp, err := spool.Open(o.spool)
@@ -188,7 +196,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	srv := &http.Server{
-		Handler:           server.New(log, o.cfg, keys, sp, recorder),
+		Handler:           server.New(log, o.cfg, keyCache, sp, recorder),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -353,6 +353,11 @@ func (s *Store) Authenticate(ctx context.Context, plain string, addr netip.Addr)
 	if err != nil {
 		return Key{}, err
 	}
+	return s.check(ctx, k, addr)
+}
+
+// check applies the status and host binding of k to a caller at addr.
+func (s *Store) check(ctx context.Context, k Key, addr netip.Addr) (Key, error) {
 	switch k.Status(s.Now()) {
 	case StatusRevoked:
 		return k, ErrRevoked

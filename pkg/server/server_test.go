@@ -74,7 +74,13 @@ func startGateway(t *testing.T, mutate func(*server.Config, *influx.Config)) *ga
 	t.Cleanup(out.Close)
 	log := slog.New(slog.NewJSONHandler(g.logs, nil))
 	g.usage = usage.NewRecorder(g.keys, log)
-	srv := httptest.NewServer(server.New(log, cfg, g.keys, out, g.usage))
+	// As in the apiserver: keys answered from a cache that follows changes.
+	cache, err := keystore.NewCache(context.Background(), g.keys, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cache.Close() })
+	srv := httptest.NewServer(server.New(log, cfg, cache, out, g.usage))
 	t.Cleanup(srv.Close)
 	g.url = srv.URL
 	return g
@@ -326,8 +332,13 @@ func TestRevokeWhileRunning(t *testing.T) {
 	if _, err := admin.Revoke(context.Background(), k.ID); err != nil {
 		t.Fatal(err)
 	}
-	if r := g.submit(t, key, body); r.status != 401 {
-		t.Errorf("after revoke: got %d, want 401", r.status)
+	// The key cache follows changes to the file within its poll interval.
+	deadline := time.Now().Add(time.Second)
+	for r := g.submit(t, key, body); r.status != 401; r = g.submit(t, key, body) {
+		if time.Now().After(deadline) {
+			t.Fatalf("1s after revoke: got %d, want 401", r.status)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	_, fresh, err := admin.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1"})
 	if err != nil {

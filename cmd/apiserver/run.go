@@ -141,9 +141,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	var handler slog.Handler = slog.NewJSONHandler(stderr, nil)
+	logOut := newLogBuffer(stderr, 100*time.Millisecond)
+	defer logOut.Close()
+	var handler slog.Handler = slog.NewJSONHandler(logOut, nil)
 	if o.logFormat == "text" {
-		handler = slog.NewTextHandler(stderr, nil)
+		handler = slog.NewTextHandler(logOut, nil)
 	}
 	log := slog.New(handler)
 

@@ -96,7 +96,9 @@ type Spool struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 
-	// Owned by the committer goroutine.
+	// Guarded by wmu: held by the committer (SyncAlways) or by each
+	// appender (SyncInterval).
+	wmu     sync.Mutex
 	file    *os.File
 	fileSeg uint64
 	fileOff int64
@@ -166,8 +168,10 @@ func Open(opts Options) (*Spool, error) {
 	if err := s.roll(0); err != nil {
 		return nil, err
 	}
-	s.wg.Add(1)
-	go s.commitLoop()
+	if opts.Sync == SyncAlways {
+		s.wg.Add(1)
+		go s.commitLoop()
+	}
 	if opts.Sync == SyncInterval {
 		s.wg.Add(1)
 		go s.syncLoop()
@@ -295,9 +299,22 @@ func (s *Spool) Append(ctx context.Context, data []byte, points int) error {
 	s.mu.Unlock()
 	defer s.inflight.Done()
 
+	req := &appendReq{data: data, points: points}
+	if s.opts.Sync == SyncInterval {
+		// Nothing to wait for but the write itself: do it here, under the
+		// write lock, rather than hand it to the committer and back.
+		rec := appendRecord(make([]byte, 0, headerSize+len(data)), req)
+		s.wmu.Lock()
+		err := s.commit(rec, int64(points))
+		s.wmu.Unlock()
+		if err != nil {
+			s.unreserve(size)
+		}
+		return err
+	}
 	// Once queued the append completes even if ctx ends, so the answer is
 	// always the truth about what was stored.
-	req := &appendReq{data: data, points: points, done: make(chan error, 1)}
+	req.done = make(chan error, 1)
 	s.appends <- req
 	err := <-req.done
 	if err != nil {
@@ -337,7 +354,13 @@ func (s *Spool) commitLoop() {
 				break collect
 			}
 		}
-		err := s.commit(buf, group)
+		var points int64
+		for _, r := range group {
+			points += int64(r.points)
+		}
+		s.wmu.Lock()
+		err := s.commit(buf, points)
+		s.wmu.Unlock()
 		for _, r := range group {
 			r.done <- err
 		}
@@ -354,7 +377,7 @@ func appendRecord(buf []byte, r *appendReq) []byte {
 }
 
 // commit writes buf, the records of group, to the current segment.
-func (s *Spool) commit(buf []byte, group []*appendReq) error {
+func (s *Spool) commit(buf []byte, points int64) error {
 	if s.fileOff+int64(len(buf)) > s.fileCap {
 		if err := s.roll(int64(len(buf))); err != nil {
 			return err
@@ -370,10 +393,6 @@ func (s *Spool) commit(buf []byte, group []*appendReq) error {
 		return fmt.Errorf("%w: %w", ErrWrite, err)
 	}
 	s.fileOff += int64(len(buf))
-	var points int64
-	for _, r := range group {
-		points += int64(r.points)
-	}
 	s.mu.Lock()
 	s.segs[len(s.segs)-1].end = s.fileOff
 	s.points += points

@@ -88,6 +88,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.DurationVar(&o.spool.SyncInterval, "fsync-interval", 100*time.Millisecond, "how often the spool is synced with --fsync interval")
 	fs.IntVar(&o.forward.BatchPoints, "batch-points", 5000, "most points in one write to InfluxDB")
 	fs.DurationVar(&o.forward.BatchWait, "batch-wait", time.Second, "longest a point waits for its batch to fill")
+	fs.IntVar(&o.forward.Workers, "forward-workers", 4, "batches written to InfluxDB at once")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to keep forwarding the spool before leaving the rest on disk")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for requests in flight on SIGTERM")
@@ -112,8 +113,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	default:
 		return nil, fmt.Errorf("--fsync %q: want always or interval", o.fsync)
 	}
-	if o.spool.MaxBytes <= 0 || o.spool.SyncInterval <= 0 || o.forward.BatchPoints <= 0 || o.forward.BatchWait <= 0 {
-		return nil, errors.New("--spool-max-bytes, --fsync-interval, --batch-points and --batch-wait must be positive")
+	if o.spool.MaxBytes <= 0 || o.spool.SyncInterval <= 0 || o.forward.BatchPoints <= 0 || o.forward.BatchWait <= 0 || o.forward.Workers <= 0 {
+		return nil, errors.New("--spool-max-bytes, --fsync-interval, --batch-points, --batch-wait and --forward-workers must be positive")
 	}
 	if o.logFormat != "json" && o.logFormat != "text" {
 		return nil, fmt.Errorf("--log-format %q: want json or text", o.logFormat)

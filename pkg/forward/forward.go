@@ -29,6 +29,7 @@ type Writer interface {
 type Options struct {
 	BatchPoints int           // default 5000
 	BatchWait   time.Duration // default 1s
+	Workers     int           // batches in flight at once; default 4
 	MinBackoff  time.Duration // default 100ms
 	MaxBackoff  time.Duration // default 30s
 	DeadLetter  string        // path of the dead-letter file (JSON lines)
@@ -60,6 +61,9 @@ func New(sp *spool.Spool, out Writer, opts Options, log *slog.Logger) *Forwarder
 	if opts.BatchWait <= 0 {
 		opts.BatchWait = time.Second
 	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = 100 * time.Millisecond
 	}
@@ -69,27 +73,72 @@ func New(sp *spool.Spool, out Writer, opts Options, log *slog.Logger) *Forwarder
 	return &Forwarder{sp: sp, out: out, opts: opts, log: log, state: "idle"}
 }
 
-// Run forwards until ctx ends. A batch in delivery when ctx ends stays in
-// the spool for the next run.
+// Run forwards until ctx ends. Up to Options.Workers batches are in flight
+// at once, and they are acknowledged to the spool in order, so a batch is
+// only dropped once it and everything before it are confirmed. A batch in
+// delivery when ctx ends stays in the spool for the next run.
 func (f *Forwarder) Run(ctx context.Context) {
-	for {
-		b, err := f.sp.Next(ctx, f.opts.BatchPoints, f.opts.BatchWait)
-		if ctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
-			f.setState("stopped", "")
-			return
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f.sp.Rewind() // what an earlier run read but did not deliver comes first
+	type job struct {
+		b    spool.Batch
+		err  error
+		done chan struct{}
+	}
+	work := make(chan *job)
+	ordered := make(chan *job, f.opts.Workers)
+	var wg sync.WaitGroup
+	for i := 0; i < f.opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				j.err = f.deliver(ctx, j.b.Data, j.b.Points)
+				close(j.done)
+			}
+		}()
+	}
+	go func() {
+		defer close(ordered)
+		defer close(work)
+		for {
+			b, err := f.sp.Next(ctx, f.opts.BatchPoints, f.opts.BatchWait)
+			if ctx.Err() != nil || errors.Is(err, spool.ErrClosed) {
+				return
+			}
+			if err != nil {
+				f.log.Error("spool read failed; skipping to the next segment", "error", err)
+				continue
+			}
+			j := &job{b: b, done: make(chan struct{})}
+			select {
+			case ordered <- j: // bounds the batches in flight
+			case <-ctx.Done():
+				return
+			}
+			work <- j
 		}
-		if err != nil {
-			f.log.Error("spool read failed; skipping to the next segment", "error", err)
+	}()
+	failed := false
+	for j := range ordered {
+		<-j.done
+		if failed {
 			continue
 		}
-		if err := f.deliver(ctx, b.Data, b.Points); err != nil {
-			f.setState("stopped", "")
-			return
+		if j.err != nil {
+			// Only a cancelled context stops a delivery: leave this batch
+			// and every later one in the spool.
+			failed = true
+			cancel()
+			continue
 		}
-		if err := f.sp.Ack(b); err != nil {
+		if err := f.sp.Ack(j.b); err != nil {
 			f.log.Error("spool acknowledgement failed; the batch may be sent again", "error", err)
 		}
 	}
+	wg.Wait()
+	f.setState("stopped", "")
 }
 
 // Drain forwards until the spool is empty or ctx ends, for shutdown. It

@@ -123,3 +123,51 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 		t.Errorf("retried after %v, want at least the 1s Retry-After", wait)
 	}
 }
+
+// TestAcksInOrder runs several workers where the first batch hangs: the
+// later batches reach InfluxDB, but none leaves the spool before the first
+// is confirmed, so stopping then loses nothing.
+func TestAcksInOrder(t *testing.T) {
+	var mu sync.Mutex
+	hang := true
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		stall := hang && strings.Contains(string(b), "v=1i")
+		mu.Unlock()
+		if stall {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		w.WriteHeader(204)
+	}))
+	defer fake.Close()
+	out := influx.New(influx.Config{URL: fake.URL, Bucket: "db"})
+	defer out.Close()
+	sp := newSpool(t)
+	for _, l := range []string{"m v=1i 1\n", "m v=2i 2\n", "m v=3i 3\n"} {
+		sp.Write(context.Background(), []byte(l))
+	}
+	fwd := forward.New(sp, out, forward.Options{BatchPoints: 1, BatchWait: time.Millisecond, Workers: 3},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	fwd.Run(ctx)
+	cancel()
+	if n := sp.Stats().Points; n != 3 {
+		t.Fatalf("after stopping with the first batch unconfirmed, the spool holds %d points, want all 3", n)
+	}
+	if st := fwd.Status(); st.Forwarded != 2 {
+		t.Errorf("forwarded = %d, want 2 (the later batches were sent meanwhile)", st.Forwarded)
+	}
+	mu.Lock()
+	hang = false
+	mu.Unlock()
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	if left := fwd.Drain(dctx); left != 0 {
+		t.Errorf("after the outage, %d points left, want 0", left)
+	}
+}

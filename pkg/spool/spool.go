@@ -649,6 +649,15 @@ func (s *Spool) nextSegmentLocked(id uint64) *segment {
 	return nil
 }
 
+// Rewind makes the next Next start again after the last acknowledged
+// batch, so batches read but not acknowledged (their delivery was cut
+// short) are read again.
+func (s *Spool) Rewind() {
+	s.mu.Lock()
+	s.read = s.ack
+	s.mu.Unlock()
+}
+
 // Ack records that b was delivered: its records are dropped from the spool
 // and fully delivered segments deleted.
 func (s *Spool) Ack(b Batch) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +39,8 @@ type options struct {
 	forward         forward.Options
 	drainTimeout    time.Duration
 	debugListen     string
+	tlsCert         string
+	tlsKey          string
 }
 
 // parseFlags reads args, taking defaults from the environment through getenv.
@@ -90,6 +93,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.DurationVar(&o.forward.BatchWait, "batch-wait", time.Second, "longest a point waits for its batch to fill")
 	fs.IntVar(&o.forward.Workers, "forward-workers", 4, "batches written to InfluxDB at once")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to keep forwarding the spool before leaving the rest on disk")
+	fs.StringVar(&o.tlsCert, "tls-cert", env("APISERVER_TLS_CERT", ""), "serve HTTPS with this certificate (PEM) instead of HTTP (env APISERVER_TLS_CERT)")
+	fs.StringVar(&o.tlsKey, "tls-key", env("APISERVER_TLS_KEY", ""), "the private key (PEM) for --tls-cert (env APISERVER_TLS_KEY)")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for requests in flight on SIGTERM")
 	fs.StringVar(&o.logFormat, "log-format", env("APISERVER_LOG_FORMAT", "json"), "log format: json or text (env APISERVER_LOG_FORMAT)")
@@ -104,6 +109,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	}
 	if o.cfg.DefaultRate < 0 || o.cfg.DefaultBurst < 0 || o.cfg.AuthFailRate <= 0 || o.cfg.AuthFailBurst < 0 || o.usageFlush <= 0 {
 		return nil, errors.New("rates, bursts and --usage-flush must not be negative (--auth-fail-rate positive)")
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
 	switch o.fsync {
 	case "always":
@@ -194,6 +202,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// the key store closes.
 	defer func() { stopUsage(); <-usageDone }()
 
+	var tlsConfig *tls.Config
+	if o.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err
@@ -205,6 +221,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(handler, slog.LevelWarn),
+		TLSConfig:         tlsConfig,
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "db", o.db, "influx_url", o.influx.URL,
 		"influx_bucket", o.influx.Bucket, "max_body", o.cfg.MaxBody, "max_points", strconv.Itoa(o.cfg.MaxPoints))
@@ -220,7 +237,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Info("serving pprof", "addr", dln.Addr().String())
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err

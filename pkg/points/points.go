@@ -1,7 +1,9 @@
 // Package points turns what clients submit into InfluxDB line protocol: it
-// parses and validates the JSON body of /api/submit, enforces the host tag,
-// and encodes the result with github.com/influxdata/line-protocol/v2, so
-// every later stage (the spool, the forwarder, InfluxDB) sees one format.
+// parses and validates the JSON body of /api/submit and the line protocol
+// of the InfluxDB-compatible write endpoints into one Point type, enforces
+// the host tag, and encodes the result with
+// github.com/influxdata/line-protocol/v2, so every later stage (the spool,
+// the forwarder, InfluxDB) sees one format.
 package points
 
 import (
@@ -36,13 +38,22 @@ const (
 	maxStringValueLen = 64 * 1024
 )
 
-// Point is one metric: a single field value at a time, with tags.
+// Point is one line of line protocol: a measurement, tags, one or more
+// field values and a time.
 type Point struct {
 	Measurement string
 	Tags        map[string]string
-	Field       string
-	Value       lineprotocol.Value
-	Time        time.Time // zero when the client gave none
+	Fields      []Field   // at least one; a JSON point has exactly one
+	Time        time.Time // zero when a JSON point gave none: Encode stamps it
+	// Line is the line of a line-protocol body the point starts on, for
+	// messages; 0 for points from JSON.
+	Line int
+}
+
+// Field is one field of a point.
+type Field struct {
+	Key   string
+	Value lineprotocol.Value
 }
 
 // Options control parsing.
@@ -146,23 +157,19 @@ func (jp *jsonPoint) point(i int, opts Options) (Point, error) {
 	if jp.Field == nil {
 		return Point{}, pointError(i, errors.New(`"field" is required`))
 	}
-	p.Field = *jp.Field
-	if err := checkName("field", p.Field); err != nil {
+	if err := checkName("field", *jp.Field); err != nil {
 		return Point{}, pointError(i, err)
 	}
 	for k, v := range p.Tags {
-		if err := checkName("tag key", k); err != nil {
+		if err := checkTag(k, v); err != nil {
 			return Point{}, pointError(i, err)
-		}
-		if v == "" || len(v) > maxStringValueLen || !utf8.ValidString(v) || strings.ContainsAny(v, "\n\r") {
-			return Point{}, pointError(i, fmt.Errorf("tag %q has an invalid value: want 1 to %d bytes of UTF-8 without line breaks", k, maxStringValueLen))
 		}
 	}
 	v, err := parseValue(jp.Value)
 	if err != nil {
 		return Point{}, pointError(i, err)
 	}
-	p.Value = v
+	p.Fields = []Field{{Key: *jp.Field, Value: v}}
 	if t := jp.Timestamp; len(t) > 0 && string(t) != "null" {
 		ns, err := strconv.ParseInt(string(t), 10, 64)
 		if err != nil {
@@ -219,7 +226,8 @@ func parseValue(raw json.RawMessage) (lineprotocol.Value, error) {
 }
 
 // checkName rejects names InfluxDB would refuse or mangle: empty, too long,
-// not UTF-8, with control characters, or starting with '_' (reserved).
+// not UTF-8, with control characters, starting with '_' (reserved) or
+// ending with a backslash (which line protocol cannot carry).
 func checkName(what, s string) error {
 	switch {
 	case s == "":
@@ -229,9 +237,11 @@ func checkName(what, s string) error {
 	case !utf8.ValidString(s):
 		return fmt.Errorf("%s is not valid UTF-8", what)
 	case strings.HasPrefix(s, "_"):
-		return fmt.Errorf("%s %q must not start with '_' (reserved by InfluxDB)", what, s)
+		return fmt.Errorf("%s %q must not start with '_' (reserved by InfluxDB)", what, truncate(s))
 	case what != "measurement" && s == "time":
 		return fmt.Errorf(`%s must not be "time" (reserved by InfluxDB)`, what)
+	case strings.HasSuffix(s, `\`):
+		return fmt.Errorf("%s %q must not end with a backslash", what, truncate(s))
 	}
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
@@ -241,10 +251,25 @@ func checkName(what, s string) error {
 	return nil
 }
 
+// checkTag checks a tag's key as a name and its value as what InfluxDB
+// stores: 1 to maxStringValueLen bytes of UTF-8, no control characters (so
+// no line breaks), no trailing backslash.
+func checkTag(k, v string) error {
+	if err := checkName("tag key", k); err != nil {
+		return err
+	}
+	bad := v == "" || len(v) > maxStringValueLen || !utf8.ValidString(v) || strings.HasSuffix(v, `\`) ||
+		strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f })
+	if bad {
+		return fmt.Errorf("tag %q has an invalid value: want 1 to %d bytes of UTF-8 without control characters or a trailing backslash", truncate(k), maxStringValueLen)
+	}
+	return nil
+}
+
 // Encode appends the points to buf as line protocol, with tag hostTag set to
 // host on every point (replacing any the client sent) and now as the time of
 // points that have none. It returns ErrInvalid for a point the encoder
-// refuses.
+// refuses (one with no fields, say).
 func Encode(buf []byte, pts []Point, hostTag, host string, now time.Time) ([]byte, error) {
 	var enc lineprotocol.Encoder
 	enc.SetBuffer(buf)
@@ -267,7 +292,9 @@ func Encode(buf []byte, pts []Point, hostTag, host string, now time.Time) ([]byt
 				enc.AddTag(k, p.Tags[k])
 			}
 		}
-		enc.AddField(p.Field, p.Value)
+		for _, f := range p.Fields {
+			enc.AddField(f.Key, f.Value)
+		}
 		t := p.Time
 		if t.IsZero() {
 			t = now

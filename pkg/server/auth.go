@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -11,6 +12,7 @@ import (
 
 	"metricgate/pkg/keystore"
 	"metricgate/pkg/limit"
+	"metricgate/pkg/metrics"
 )
 
 // authenticator checks a request's key against its caller's address and
@@ -20,6 +22,7 @@ type authenticator struct {
 	failures *limit.Failures
 	trusted  []netip.Prefix
 	log      *slog.Logger
+	metrics  *metrics.Metrics
 }
 
 // authenticate returns the key and caller address of r, whose key is key,
@@ -31,6 +34,7 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request, key
 		return keystore.Key{}, addr, fmt.Errorf("%w: cannot parse the caller's address", errNoKey)
 	}
 	if wait, blocked := a.failures.Blocked(addr); blocked {
+		a.metrics.AuthFailures.WithLabelValues(metrics.AuthThrottled).Inc()
 		setRetryAfter(w, wait)
 		return keystore.Key{}, addr, fmt.Errorf("%w: %s has failed to authenticate too often", errThrottled, addr)
 	}
@@ -43,12 +47,34 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request, key
 		info.keyID = k.ID
 	}
 	if err != nil {
+		if reason := authFailureReason(err); reason != "" {
+			a.metrics.AuthFailures.WithLabelValues(reason).Inc()
+		}
 		if a.failures.Fail(addr) {
-			a.log.Warn("audit: address throttled after repeated authentication failures", "audit", true, "addr", addr.String(), "key_id", k.ID, "reason", err.Error())
+			a.log.Warn("audit: address throttled after repeated authentication failures", "audit", true, "addr", addr.String(),
+				"key_id", k.ID, "reason", err.Error(), "request_id", requestIDFrom(r.Context()))
 		}
 		return k, addr, fmt.Errorf("caller %s: %w", addr, err)
 	}
 	return k, addr, nil
+}
+
+// authFailureReason names err for the auth failures metric, or returns ""
+// when err is not a refusal (the key store failed).
+func authFailureReason(err error) string {
+	switch {
+	case errors.Is(err, keystore.ErrUnknownKey):
+		return metrics.AuthUnknown
+	case errors.Is(err, keystore.ErrRevoked):
+		return metrics.AuthRevoked
+	case errors.Is(err, keystore.ErrExpired):
+		return metrics.AuthExpired
+	case errors.Is(err, keystore.ErrHostMismatch):
+		return metrics.AuthHostMismatch
+	case errors.Is(err, errNoKey):
+		return metrics.AuthNoKey
+	}
+	return ""
 }
 
 // requireScope returns errForbidden unless k carries scope.

@@ -19,6 +19,7 @@ var (
 	errForbidden        = errors.New("forbidden")
 	errRateLimited      = errors.New("rate limit exceeded")
 	errThrottled        = errors.New("too many failed authentications")
+	errInvalidParam     = errors.New("invalid query parameter")
 )
 
 // retryAfter is what a client is told to wait when the gateway cannot take
@@ -43,7 +44,7 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit)
 	case errors.Is(err, points.ErrTooManyPoints):
 		return http.StatusRequestEntityTooLarge, err.Error()
-	case errors.Is(err, points.ErrInvalid), errors.Is(err, points.ErrEmpty):
+	case errors.Is(err, points.ErrInvalid), errors.Is(err, points.ErrEmpty), errors.Is(err, errInvalidParam):
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, errUnsupportedMedia):
 		return http.StatusUnsupportedMediaType, err.Error()
@@ -59,9 +60,19 @@ func statusOf(err error) (int, string) {
 	return http.StatusInternalServerError, "Internal error."
 }
 
-// writeError answers with err's status and a JSON body {"error": message},
-// and records err for the request log.
+// writeError answers with err's status and the native API's JSON body
+// {"error": message}, and records err for the request log.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	writeErrorAs(w, r, err, nativeError)
+}
+
+// errorShape builds an API's error body from the status and message
+// statusOf chose for err. It decides only the body's form, never the status.
+type errorShape func(status int, msg string, err error) any
+
+// writeErrorAs answers with err's status and a body of the given shape,
+// adds Retry-After to a 503, and records err for the request log.
+func writeErrorAs(w http.ResponseWriter, r *http.Request, err error, shape errorShape) {
 	status, msg := statusOf(err)
 	if info := infoFrom(r.Context()); info != nil {
 		info.err = err
@@ -69,11 +80,51 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", retryAfter)
 	}
-	body := map[string]string{"error": strings.TrimSpace(msg)}
-	// A key that authenticated is told what it lacks; a throttled address
-	// only that it must wait.
+	writeJSON(w, status, shape(status, strings.TrimSpace(msg), err))
+}
+
+// nativeError is the body of /api/submit: {"error": message}, plus the
+// precise reason for 403 and 429. A key that authenticated is told what it
+// lacks; a throttled address only that it must wait.
+func nativeError(status int, msg string, err error) any {
+	body := map[string]string{"error": msg}
 	if status == http.StatusForbidden || status == http.StatusTooManyRequests {
 		body["message"] = err.Error()
 	}
-	writeJSON(w, status, body)
+	return body
+}
+
+// influxV1Error is the body InfluxDB 1.x answers with: {"error": message}.
+func influxV1Error(status int, msg string, err error) any {
+	if status == http.StatusUnauthorized {
+		msg = "authorization failed"
+	}
+	return map[string]string{"error": detail(status, msg, err)}
+}
+
+// influxV2Error is the body InfluxDB 2.x answers with: {"code": kind,
+// "message": message}, the code named for the status as InfluxDB names it.
+func influxV2Error(status int, msg string, err error) any {
+	code, ok := map[int]string{
+		http.StatusBadRequest:            "invalid",
+		http.StatusUnauthorized:          "unauthorized",
+		http.StatusForbidden:             "forbidden",
+		http.StatusRequestEntityTooLarge: "request too large",
+		http.StatusUnsupportedMediaType:  "unsupported media type",
+		http.StatusTooManyRequests:       "too many requests",
+		http.StatusServiceUnavailable:    "unavailable",
+	}[status]
+	if !ok {
+		code = "internal error"
+	}
+	return map[string]string{"code": code, "message": detail(status, msg, err)}
+}
+
+// detail is the message of the InfluxDB shapes, which have one message
+// field: the precise reason for 403 and 429, otherwise msg.
+func detail(status int, msg string, err error) string {
+	if status == http.StatusForbidden || status == http.StatusTooManyRequests {
+		return err.Error()
+	}
+	return msg
 }

@@ -7,8 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
+
+	"metricgate/pkg/metrics"
 )
 
 // requestInfo collects what the handlers learn about a request, for its one
@@ -47,7 +50,8 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 }
 
 // logRequests writes one structured line per request: method, path, status,
-// latency, key id and point count, and the precise reason for a failure.
+// latency, request id, key id and point count, and the precise reason for a
+// failure. It never logs the query string, which may hold a key (p=).
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -60,6 +64,9 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 			slog.Int("status", rec.status),
 			slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.String("remote", r.RemoteAddr),
+		}
+		if id := requestIDFrom(r.Context()); id != "" {
+			attrs = append(attrs, slog.String("request_id", id))
 		}
 		if info.keyID != 0 {
 			attrs = append(attrs, slog.Int64("key_id", info.keyID))
@@ -75,6 +82,27 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 			}
 		}
 		log.LogAttrs(r.Context(), level, "request", attrs...)
+	})
+}
+
+// countRequests counts each request in m by its route pattern and status,
+// and observes its latency. It must wrap the mux directly: the mux records
+// the pattern it matched in the request it is given.
+func countRequests(m *metrics.Metrics, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		m.Requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+		m.RequestDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
 }
 

@@ -7,15 +7,31 @@ import (
 	"metricgate/pkg/limit"
 )
 
-// addRoutes is the gateway's one route table.
+// addRoutes is the gateway's one route table. The three write endpoints
+// share one pipeline, so one key's rate limit and its failed-auth count
+// cover all of them.
 func addRoutes(mux *http.ServeMux, log *slog.Logger, cfg Config, keys Keys, out Writer, usage Usage) {
 	auth := &authenticator{
 		keys:     keys,
 		failures: limit.NewFailures(cfg.AuthFailRate, cfg.AuthFailBurst, cfg.Now),
 		trusted:  cfg.TrustedProxies,
 		log:      log,
+		metrics:  cfg.Metrics,
 	}
-	mux.Handle("POST /api/submit", handleSubmit(cfg, auth, limit.NewKeys(cfg.DefaultRate, cfg.DefaultBurst, cfg.Now), out, usage))
+	write := &writePipeline{
+		cfg:     cfg,
+		auth:    auth,
+		limits:  limit.NewKeys(cfg.DefaultRate, cfg.DefaultBurst, cfg.Now),
+		out:     out,
+		usage:   usage,
+		metrics: cfg.Metrics,
+	}
+	mux.Handle("POST /api/submit", write.handler(submitAPI(cfg)))
+	mux.Handle("POST /api/v2/write", influxHeaders(write.handler(influxV2API(cfg))))
+	mux.Handle("POST /write", influxHeaders(write.handler(influxV1API(cfg))))
+	mux.Handle("GET /ping", handlePing())
+	mux.Handle("GET /health", handleInfluxHealth())
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", handleReadyz(keys, out, cfg.Details))
+	mux.Handle("GET /metrics", cfg.Metrics.Handler())
 }

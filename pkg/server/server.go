@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"metricgate/pkg/keystore"
+	"metricgate/pkg/metrics"
 )
 
 // Keys authenticates API keys. *keystore.Store implements it.
@@ -58,6 +59,9 @@ type Config struct {
 	// Now returns the current time; it stamps points sent without one and
 	// drives the rate limiters.
 	Now func() time.Time
+	// Metrics receives the gateway's counters and is served on /metrics.
+	// New makes one when it is nil.
+	Metrics *metrics.Metrics
 }
 
 // DefaultConfig returns the settings the apiserver starts with.
@@ -74,12 +78,15 @@ func DefaultConfig() Config {
 }
 
 // New returns the gateway's handler with every route, wrapped in request
-// logging.
+// ids, request logging and request metrics.
 func New(log *slog.Logger, cfg Config, keys Keys, out Writer, usage Usage) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
 	mux := http.NewServeMux()
 	addRoutes(mux, log, cfg, keys, out, usage)
-	return logRequests(log, mux)
+	return requestID(logRequests(log, countRequests(cfg.Metrics, mux)))
 }

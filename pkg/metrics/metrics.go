@@ -1,0 +1,138 @@
+// Package metrics holds metricgate's Prometheus collectors, registered on a
+// registry of their own (with the Go runtime and process collectors) and
+// served by Handler in the Prometheus text format.
+//
+// No series carries a per-key label: the number of keys is unbounded, and a
+// key's id in a label would tell anyone who can read /metrics which keys are
+// in use. Per-key usage is in the key store (keyctl show).
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Reasons an authentication failed, the values of the reason label of
+// AuthFailures.
+const (
+	AuthUnknown      = "unknown"       // no key has that value
+	AuthRevoked      = "revoked"       // the key was revoked
+	AuthExpired      = "expired"       // the key's expiry has passed
+	AuthHostMismatch = "host_mismatch" // the caller is not the key's host
+	AuthNoKey        = "no_key"        // the request carried no key
+	AuthThrottled    = "throttled"     // the address failed too often and must wait
+)
+
+// AuthReasons lists every reason, so each series exists from the start.
+var AuthReasons = []string{AuthUnknown, AuthRevoked, AuthExpired, AuthHostMismatch, AuthNoKey, AuthThrottled}
+
+// Metrics is the gateway's set of collectors. Its fields are safe for
+// concurrent use; the spool and forwarder update the Spool* and Forward*
+// ones, the HTTP server the rest.
+type Metrics struct {
+	// Registry holds every collector below plus the Go and process
+	// collectors. Register further collectors here.
+	Registry *prometheus.Registry
+
+	// Requests counts HTTP requests by route pattern ("POST /api/submit",
+	// "unmatched" for none) and status code.
+	Requests *prometheus.CounterVec
+	// RequestDuration observes the seconds from a request's arrival to its
+	// answer, by route pattern.
+	RequestDuration *prometheus.HistogramVec
+	// AuthFailures counts refused authentications by reason (AuthUnknown,
+	// ...).
+	AuthFailures *prometheus.CounterVec
+	// PointsAccepted counts points the gateway accepted for writing.
+	PointsAccepted prometheus.Counter
+	// RateLimited counts requests refused because their key was over its
+	// rate.
+	RateLimited prometheus.Counter
+
+	// PointsForwarded counts points the forwarder delivered from the spool
+	// to InfluxDB.
+	PointsForwarded prometheus.Counter
+	// PointsDeadLettered counts points InfluxDB refused for good, moved out
+	// of the spool.
+	PointsDeadLettered prometheus.Counter
+	// SpoolBytes is the size of the spool on disk.
+	SpoolBytes prometheus.Gauge
+	// SpoolDepth is the number of points in the spool not yet forwarded.
+	SpoolDepth prometheus.Gauge
+	// ForwardDuration observes the seconds one forward to InfluxDB took.
+	ForwardDuration prometheus.Histogram
+	// ForwardErrors counts forwards to InfluxDB that failed.
+	ForwardErrors prometheus.Counter
+}
+
+// New returns a Metrics with every collector registered on a fresh
+// registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "metricgate_http_requests_total",
+			Help: "HTTP requests by route pattern and status code.",
+		}, []string{"route", "code"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "metricgate_http_request_duration_seconds",
+			Help:    "Time from a request's arrival to its answer, by route pattern.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "metricgate_auth_failures_total",
+			Help: "Refused authentications by reason: unknown, revoked, expired, host_mismatch, no_key, throttled.",
+		}, []string{"reason"}),
+		PointsAccepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_points_accepted_total",
+			Help: "Points accepted for writing.",
+		}),
+		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_rate_limited_requests_total",
+			Help: "Requests refused with 429 because their key was over its rate limit.",
+		}),
+		PointsForwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_spool_points_forwarded_total",
+			Help: "Points forwarded from the spool to InfluxDB.",
+		}),
+		PointsDeadLettered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_spool_points_dead_lettered_total",
+			Help: "Points InfluxDB refused for good, moved from the spool to the dead-letter file.",
+		}),
+		SpoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "metricgate_spool_bytes",
+			Help: "Size of the spool on disk in bytes.",
+		}),
+		SpoolDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "metricgate_spool_depth_points",
+			Help: "Points in the spool not yet forwarded to InfluxDB.",
+		}),
+		ForwardDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "metricgate_spool_forward_duration_seconds",
+			Help:    "Time one forward of spooled points to InfluxDB took.",
+			Buckets: prometheus.DefBuckets,
+		}),
+		ForwardErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_spool_forward_errors_total",
+			Help: "Forwards of spooled points to InfluxDB that failed.",
+		}),
+	}
+	for _, reason := range AuthReasons {
+		m.AuthFailures.WithLabelValues(reason)
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.Requests, m.RequestDuration, m.AuthFailures, m.PointsAccepted, m.RateLimited,
+		m.PointsForwarded, m.PointsDeadLettered, m.SpoolBytes, m.SpoolDepth, m.ForwardDuration, m.ForwardErrors,
+	)
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}

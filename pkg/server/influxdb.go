@@ -1,0 +1,138 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"metricgate/pkg/points"
+)
+
+// What the InfluxDB-compatible endpoints say they are: the InfluxDB whose
+// HTTP API they follow, 1.8, which serves both /write and /api/v2/write.
+const (
+	influxVersion = "1.8.10"
+	influxBuild   = "OSS"
+)
+
+// Precisions the write endpoints accept, by the name each API gives them.
+var (
+	v2Precisions = map[string]time.Duration{
+		"": time.Nanosecond, "ns": time.Nanosecond, "us": time.Microsecond, "ms": time.Millisecond, "s": time.Second,
+	}
+	v1Precisions = map[string]time.Duration{
+		"": time.Nanosecond, "n": time.Nanosecond, "ns": time.Nanosecond, "u": time.Microsecond, "us": time.Microsecond,
+		"ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour,
+	}
+)
+
+// influxV2API is POST /api/v2/write, InfluxDB 2.x's write endpoint, as
+// Telegraf's outputs.influxdb_v2 and the client libraries call it: line
+// protocol, the key as the token of "Authorization: Token <key>", 204 on
+// success and {"code": ..., "message": ...} on failure. The bucket and org
+// the client names are ignored: points go to the gateway's own bucket.
+func influxV2API(cfg Config) writeAPI {
+	return writeAPI{
+		key:       tokenKey,
+		parser:    lineProtocolParser(cfg, v2Precisions, "ns, us, ms or s"),
+		ok:        noContent,
+		errorBody: influxV2Error,
+	}
+}
+
+// influxV1API is POST /write, InfluxDB 1.x's write endpoint: line protocol,
+// the key as the password (the p query parameter or the password of HTTP
+// Basic auth; the user is ignored) or as the token of "Authorization: Token
+// <key>", 204 on success and {"error": ...} on failure. The db and rp the
+// client names are ignored.
+func influxV1API(cfg Config) writeAPI {
+	return writeAPI{
+		key:       passwordKey,
+		parser:    lineProtocolParser(cfg, v1Precisions, "n, u, ms, s, m or h"),
+		ok:        noContent,
+		errorBody: influxV1Error,
+	}
+}
+
+// lineProtocolParser returns a writeAPI parser that reads line protocol with
+// timestamps in the precision named by the precision query parameter.
+func lineProtocolParser(cfg Config, precisions map[string]time.Duration, names string) func(*http.Request) (parseFunc, error) {
+	opts := points.Options{MaxPoints: cfg.MaxPoints}
+	return func(r *http.Request) (parseFunc, error) {
+		name := r.URL.Query().Get("precision")
+		precision, ok := precisions[name]
+		if !ok {
+			return nil, fmt.Errorf("%w: invalid precision %q (use %s)", errInvalidParam, name, names)
+		}
+		return func(body io.Reader, now time.Time) ([]points.Point, error) {
+			return points.ParseLineProtocol(body, precision, opts, now)
+		}, nil
+	}
+}
+
+// tokenKey returns the token of "Authorization: Token <token>". A token of
+// the form user:password, as InfluxDB 1.8 takes on its 2.x API, gives its
+// password.
+func tokenKey(r *http.Request) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Token") {
+		return ""
+	}
+	token = strings.TrimSpace(token)
+	if i := strings.LastIndexByte(token, ':'); i >= 0 {
+		token = token[i+1:]
+	}
+	return token
+}
+
+// passwordKey returns the key of an InfluxDB 1.x request: the p query
+// parameter, else the token of "Authorization: Token", else the password of
+// HTTP Basic auth.
+func passwordKey(r *http.Request) string {
+	if p := strings.TrimSpace(r.URL.Query().Get("p")); p != "" {
+		return p
+	}
+	if k := tokenKey(r); k != "" {
+		return k
+	}
+	if _, p, ok := r.BasicAuth(); ok {
+		return strings.TrimSpace(p)
+	}
+	return ""
+}
+
+func noContent(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusNoContent) }
+
+// influxHeaders adds the headers InfluxDB puts on every answer, by which
+// clients recognise it.
+func influxHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Influxdb-Version", influxVersion)
+		w.Header().Set("X-Influxdb-Build", influxBuild)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// handlePing answers GET and HEAD /ping with 204, as InfluxDB does; clients
+// call it to check the server is there.
+func handlePing() http.Handler {
+	return influxHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+}
+
+// handleInfluxHealth answers GET /health as InfluxDB 2.x does while it runs.
+// It says the gateway is up; /readyz says whether InfluxDB is reachable.
+func handleInfluxHealth() http.Handler {
+	return influxHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{
+			"name":    "influxdb",
+			"message": "ready for queries and writes",
+			"status":  "pass",
+			"checks":  []string{},
+			"version": influxVersion,
+		})
+	}))
+}

@@ -19,6 +19,7 @@ import (
 	"metricgate/pkg/forward"
 	"metricgate/pkg/influx"
 	"metricgate/pkg/keystore"
+	"metricgate/pkg/metrics"
 	"metricgate/pkg/server"
 	"metricgate/pkg/spool"
 	"metricgate/pkg/usage"
@@ -181,7 +182,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if st := sp.Stats(); st.Points > 0 {
 		log.Info("spool holds points from an earlier run; forwarding them", "points", st.Points, "bytes", st.Bytes)
 	}
+	m := metrics.New()
+	o.cfg.Metrics = m
+	m.WatchSpool(func() (int64, int64) { st := sp.Stats(); return st.Bytes, st.Points })
 	o.forward.DeadLetter = filepath.Join(o.spool.Dir, "dead-letter.jsonl")
+	o.forward.Observe = func(points int, latency time.Duration) {
+		m.PointsForwarded.Add(float64(points))
+		m.ForwardDuration.Observe(latency.Seconds())
+	}
+	o.forward.Rejected = func(points int) { m.PointsDeadLettered.Add(float64(points)) }
+	o.forward.Failed = func(error) { m.ForwardErrors.Inc() }
 	fwd := forward.New(sp, influxOut, o.forward, log)
 	fwdCtx, stopFwd := context.WithCancel(context.Background())
 	fwdDone := make(chan struct{})

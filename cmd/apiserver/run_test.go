@@ -109,6 +109,19 @@ func TestRun(t *testing.T) {
 		t.Errorf("got %d points in InfluxDB, want 1", n)
 	}
 
+	// The spool and forwarder feed /metrics.
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"metricgate_spool_points_forwarded_total 1", "metricgate_spool_depth_points 0", "metricgate_points_accepted_total 1"} {
+		if !strings.Contains(string(metricsText), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
 	cancel()
 	select {
 	case err := <-done:

@@ -37,6 +37,8 @@ type Options struct {
 	Observe func(points int, latency time.Duration)
 	// Rejected, if set, is told of each dead-lettered point count.
 	Rejected func(points int)
+	// Failed, if set, is told of each failed write that will be retried.
+	Failed func(err error)
 }
 
 // Forwarder moves points from a spool to InfluxDB.
@@ -181,6 +183,9 @@ func (f *Forwarder) deliver(ctx context.Context, lines []byte, points int) error
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if f.opts.Failed != nil {
+			f.opts.Failed(err)
 		}
 		wait := max(influx.RetryAfter(err), backoff+time.Duration(rand.Int64N(int64(backoff)/2+1)))
 		f.setState("retrying", err.Error())

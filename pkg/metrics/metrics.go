@@ -58,10 +58,6 @@ type Metrics struct {
 	// PointsDeadLettered counts points InfluxDB refused for good, moved out
 	// of the spool.
 	PointsDeadLettered prometheus.Counter
-	// SpoolBytes is the size of the spool on disk.
-	SpoolBytes prometheus.Gauge
-	// SpoolDepth is the number of points in the spool not yet forwarded.
-	SpoolDepth prometheus.Gauge
 	// ForwardDuration observes the seconds one forward to InfluxDB took.
 	ForwardDuration prometheus.Histogram
 	// ForwardErrors counts forwards to InfluxDB that failed.
@@ -102,14 +98,6 @@ func New() *Metrics {
 			Name: "metricgate_spool_points_dead_lettered_total",
 			Help: "Points InfluxDB refused for good, moved from the spool to the dead-letter file.",
 		}),
-		SpoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "metricgate_spool_bytes",
-			Help: "Size of the spool on disk in bytes.",
-		}),
-		SpoolDepth: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "metricgate_spool_depth_points",
-			Help: "Points in the spool not yet forwarded to InfluxDB.",
-		}),
 		ForwardDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "metricgate_spool_forward_duration_seconds",
 			Help:    "Time one forward of spooled points to InfluxDB took.",
@@ -127,9 +115,24 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Requests, m.RequestDuration, m.AuthFailures, m.PointsAccepted, m.RateLimited,
-		m.PointsForwarded, m.PointsDeadLettered, m.SpoolBytes, m.SpoolDepth, m.ForwardDuration, m.ForwardErrors,
+		m.PointsForwarded, m.PointsDeadLettered, m.ForwardDuration, m.ForwardErrors,
 	)
 	return m
+}
+
+// WatchSpool registers the spool's size and depth, read from stats at each
+// scrape so they are never stale.
+func (m *Metrics) WatchSpool(stats func() (bytes, points int64)) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "metricgate_spool_bytes",
+			Help: "Bytes in the spool not yet forwarded to InfluxDB.",
+		}, func() float64 { b, _ := stats(); return float64(b) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "metricgate_spool_depth_points",
+			Help: "Points in the spool not yet forwarded to InfluxDB.",
+		}, func() float64 { _, p := stats(); return float64(p) }),
+	)
 }
 
 // Handler serves the registry in the Prometheus exposition format.

@@ -56,7 +56,8 @@ func TestParseRejects(t *testing.T) {
 	}{
 		{"Empty", ``, points.ErrInvalid, "empty"},
 		{"Malformed", `{"field": "x", "value": }`, points.ErrInvalid, "malformed JSON"},
-		{"Truncated", `{"field": "x", "value": 1`, points.ErrInvalid, "point 0"},
+		{"Truncated", `{"field": "x", "value": 1`, points.ErrInvalid, "ends in the middle"},
+		{"DuplicateKey", `{"field": "x", "value": 1, "value": 2}`, points.ErrInvalid, `duplicate key "value"`},
 		{"NotObject", `42`, points.ErrInvalid, "JSON object"},
 		{"MissingField", `{"value": 1}`, points.ErrInvalid, `"field" is required`},
 		{"MissingValue", `{"field": "x"}`, points.ErrInvalid, `"value" is required`},

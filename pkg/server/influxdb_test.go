@@ -441,8 +441,6 @@ func TestMetrics(t *testing.T) {
 		`metricgate_http_request_duration_seconds_count{route="POST /api/v2/write"} 2`,
 		`metricgate_spool_points_forwarded_total 0`,
 		`metricgate_spool_points_dead_lettered_total 0`,
-		`metricgate_spool_bytes 0`,
-		`metricgate_spool_depth_points 0`,
 		`metricgate_spool_forward_duration_seconds_count 0`,
 		`metricgate_spool_forward_errors_total 0`,
 	} {

@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,7 +60,7 @@ const (
 type Options struct {
 	Dir          string
 	MaxBytes     int64         // default 1 GiB
-	SegmentSize  int64         // default 64 MiB; a record larger than this gets a segment of its own size
+	SegmentSize  int64         // default 16 MiB; a record larger than this gets a segment of its own size
 	Sync         SyncMode      // default SyncAlways
 	SyncInterval time.Duration // default 100ms, for SyncInterval
 }
@@ -99,6 +100,7 @@ type Spool struct {
 	// Guarded by wmu: held by the committer (SyncAlways) or by each
 	// appender (SyncInterval).
 	wmu     sync.Mutex
+	mem     []byte
 	file    *os.File
 	fileSeg uint64
 	fileOff int64
@@ -128,6 +130,7 @@ type appendReq struct {
 
 type preparedSegment struct {
 	id   uint64
+	mem  []byte // the file mapped for writing; nil where mapping is unsupported
 	file *os.File
 	size int64
 	err  error
@@ -140,7 +143,9 @@ func Open(opts Options) (*Spool, error) {
 		opts.MaxBytes = 1 << 30
 	}
 	if opts.SegmentSize <= 0 {
-		opts.SegmentSize = 64 << 20
+		// Small enough that the mapped segment adds little to the
+		// process's resident memory, large enough to roll rarely.
+		opts.SegmentSize = 16 << 20
 	}
 	if opts.SyncInterval <= 0 {
 		opts.SyncInterval = 100 * time.Millisecond
@@ -383,7 +388,7 @@ func (s *Spool) commit(buf []byte, points int64) error {
 			return err
 		}
 	}
-	if _, err := s.file.WriteAt(buf, s.fileOff); err != nil {
+	if err := s.writeAt(buf, s.fileOff); err != nil {
 		// The tail of this segment is now unknown: seal it where it was
 		// valid and continue in a new one.
 		s.mu.Lock()
@@ -403,6 +408,24 @@ func (s *Spool) commit(buf []byte, points int64) error {
 			return fmt.Errorf("%w: sync: %w", ErrWrite, err)
 		}
 	}
+	return nil
+}
+
+// writeAt copies buf into the mapped segment, or writes it where there is
+// no mapping. A mapped page that cannot be read in (a failing disk) raises a
+// fault; it is turned into an error rather than a crash.
+func (s *Spool) writeAt(buf []byte, off int64) (err error) {
+	if s.mem == nil {
+		_, err = s.file.WriteAt(buf, off)
+		return err
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("fault writing the mapped segment: %v", r)
+		}
+	}()
+	copy(s.mem[off:], buf)
 	return nil
 }
 
@@ -437,7 +460,7 @@ func (s *Spool) currentFile() *os.File { return s.file }
 func (s *Spool) roll(need int64) error {
 	p := <-s.next
 	if p.err == nil && p.size < need {
-		p.file.Close()
+		p.close()
 		os.Remove(s.segPath(p.id))
 		p = prepareSegment(s.opts.Dir, p.id, need)
 	}
@@ -446,16 +469,16 @@ func (s *Spool) roll(need int64) error {
 		return fmt.Errorf("%w: new segment: %w", ErrWrite, p.err)
 	}
 	s.mu.Lock()
-	old := s.file
+	old := preparedSegment{file: s.file, mem: s.mem}
 	if n := len(s.segs); n > 0 {
 		s.segs[n-1].sealed = true
 	}
 	s.segs = append(s.segs, &segment{id: p.id, path: s.segPath(p.id)})
-	s.file, s.fileSeg, s.fileOff, s.fileCap = p.file, p.id, 0, p.size
+	s.file, s.mem, s.fileSeg, s.fileOff, s.fileCap = p.file, p.mem, p.id, 0, p.size
 	s.mu.Unlock()
-	if old != nil {
-		fdatasync(old)
-		old.Close()
+	if old.file != nil {
+		fdatasync(old.file)
+		old.close()
 	}
 	go s.prepare(p.id+1, s.opts.SegmentSize)
 	return nil
@@ -490,7 +513,23 @@ func prepareSegment(dir string, id uint64, size int64) preparedSegment {
 		f.Close()
 		return preparedSegment{id: id, err: err}
 	}
-	return preparedSegment{id: id, file: f, size: size}
+	mem, err := mapSegment(f, size)
+	if err != nil {
+		f.Close()
+		return preparedSegment{id: id, err: err}
+	}
+	return preparedSegment{id: id, file: f, mem: mem, size: size}
+}
+
+// close unmaps and closes the segment's file. Unmapping also drops the
+// written pages from the process's resident memory.
+func (p preparedSegment) close() {
+	if p.mem != nil {
+		unmapSegment(p.mem)
+	}
+	if p.file != nil {
+		p.file.Close()
+	}
 }
 
 func (s *Spool) segPath(id uint64) string {
@@ -775,11 +814,9 @@ func (s *Spool) Close() error {
 	var err error
 	if s.file != nil {
 		err = fdatasync(s.file)
-		s.file.Close()
+		preparedSegment{file: s.file, mem: s.mem}.close()
 	}
-	if p := <-s.next; p.file != nil {
-		p.file.Close()
-	}
+	(<-s.next).close()
 	if s.readFile != nil {
 		s.readFile.Close()
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -40,6 +41,7 @@ type options struct {
 	forward         forward.Options
 	drainTimeout    time.Duration
 	debugListen     string
+	memoryLimit     int64
 	tlsCert         string
 	tlsKey          string
 }
@@ -96,6 +98,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to keep forwarding the spool before leaving the rest on disk")
 	fs.StringVar(&o.tlsCert, "tls-cert", env("APISERVER_TLS_CERT", ""), "serve HTTPS with this certificate (PEM) instead of HTTP (env APISERVER_TLS_CERT)")
 	fs.StringVar(&o.tlsKey, "tls-key", env("APISERVER_TLS_KEY", ""), "the private key (PEM) for --tls-cert (env APISERVER_TLS_KEY)")
+	fs.Int64Var(&o.memoryLimit, "memory-limit", 64<<20, "soft limit in bytes for the Go heap, so the garbage collector works harder before memory grows; 0 for none; the GOMEMLIMIT environment variable wins")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for requests in flight on SIGTERM")
 	fs.StringVar(&o.logFormat, "log-format", env("APISERVER_LOG_FORMAT", "json"), "log format: json or text (env APISERVER_LOG_FORMAT)")
@@ -150,6 +153,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err != nil {
 		return err
+	}
+	if o.memoryLimit > 0 && getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(o.memoryLimit)
 	}
 	logOut := newLogBuffer(stderr, 100*time.Millisecond)
 	defer logOut.Close()
@@ -224,6 +230,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// The admin API changes keys through the store itself; its commits
+	// reach keyCache through the same change polling as keyctl's.
+	o.cfg.Admin = keys
 	srv := &http.Server{
 		Handler:           server.New(log, o.cfg, keyCache, sp, recorder),
 		ReadHeaderTimeout: 5 * time.Second,

@@ -117,13 +117,10 @@ func decodeLine(dec *lineprotocol.Decoder, precision time.Duration, now time.Tim
 		if err := checkTag(key, val); err != nil {
 			return Point{}, err
 		}
-		if _, dup := p.Tags[key]; dup {
+		if p.HasTag(key) {
 			return Point{}, fmt.Errorf("tag key %q appears twice", truncate(key))
 		}
-		if p.Tags == nil {
-			p.Tags = map[string]string{}
-		}
-		p.Tags[key] = val
+		p.Tags = append(p.Tags, Tag{key, val})
 	}
 	clear(seen)
 	for {

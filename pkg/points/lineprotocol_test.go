@@ -188,7 +188,7 @@ func FuzzParseLineProtocol(f *testing.F) {
 		}
 		for i := range pts {
 			a, b := pts[i], again[i]
-			if a.Measurement != b.Measurement || len(a.Fields) != len(b.Fields) || !a.Time.Equal(b.Time) || b.Tags["host"] != "h" {
+			if a.Measurement != b.Measurement || len(a.Fields) != len(b.Fields) || !a.Time.Equal(b.Time) || b.Tag("host") != "h" {
 				t.Fatalf("point %d: got %+v back, want %+v with host h", i, b, a)
 			}
 			for j := range a.Fields {

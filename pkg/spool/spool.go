@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -628,7 +629,7 @@ func (s *Spool) readInto(b *Batch, maxPoints int) error {
 				return nil
 			}
 			start := len(b.Data)
-			b.Data = append(b.Data, make([]byte, n)...)
+			b.Data = slices.Grow(b.Data, int(n))[:start+int(n)]
 			if _, err := f.ReadAt(b.Data[start:], s.read.off+headerSize); err != nil && !errors.Is(err, io.EOF) {
 				return fmt.Errorf("spool: read %s: %w", seg.path, err)
 			}

@@ -20,5 +20,9 @@ export METRICGATE_INFLUX_URL=$INFLUX_URL
 # Tests that stop and restart InfluxDB start their own from this binary.
 export METRICGATE_INFLUXD=$(scripts/influxdb.sh bin)
 echo "InfluxDB for the tests: $INFLUX_URL"
+# The web console's browser test drives headless Chromium from Debian's
+# packages, installed the first time.
+METRICGATE_CHROMIUM=$(scripts/chromium.sh)
+export METRICGATE_CHROMIUM
 
 go test -race -count=1 "$@" ./...

@@ -230,6 +230,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// The admin API changes keys through the store itself; its commits
+	// reach keyCache through the same change polling as keyctl's.
+	o.cfg.Admin = keys
 	srv := &http.Server{
 		Handler:           server.New(log, o.cfg, keyCache, sp, recorder),
 		ReadHeaderTimeout: 5 * time.Second,

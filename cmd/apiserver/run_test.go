@@ -109,17 +109,29 @@ func TestRun(t *testing.T) {
 		t.Errorf("got %d points in InfluxDB, want 1", n)
 	}
 
-	// The spool and forwarder feed /metrics.
-	resp, err = http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metricsText, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{"metricgate_spool_points_forwarded_total 1", "metricgate_spool_depth_points 0", "metricgate_points_accepted_total 1"} {
-		if !strings.Contains(string(metricsText), want) {
-			t.Errorf("/metrics lacks %q", want)
+	// The spool and forwarder feed /metrics. The forwarder counts a batch
+	// just after InfluxDB confirms it, so allow it a moment.
+	want := []string{"metricgate_spool_points_forwarded_total 1", "metricgate_spool_depth_points 0", "metricgate_points_accepted_total 1"}
+	var missing []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err = http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		metricsText, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		missing = missing[:0]
+		for _, w := range want {
+			if !strings.Contains(string(metricsText), w) {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("/metrics lacks %q", missing)
 	}
 
 	cancel()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"metricgate/pkg/keyjson"
 	"metricgate/pkg/keystore"
 )
 
@@ -95,15 +96,7 @@ func auditRun(opts *AuditOptions) error {
 	}
 
 	if opts.Format == formatJSON {
-		out := make([]auditJSON, 0, len(entries))
-		for _, e := range entries {
-			j := auditJSON{ID: e.ID, At: formatTime(e.At), Actor: e.Actor, Action: e.Action, Detail: e.Detail}
-			if e.KeyID != 0 {
-				j.KeyID = &e.KeyID
-			}
-			out = append(out, j)
-		}
-		return writeJSON(opts.IO.Out, out)
+		return writeJSON(opts.IO.Out, keyjson.Audit(entries))
 	}
 	keyField := func(e keystore.AuditEntry, none string) string {
 		if e.KeyID == 0 {

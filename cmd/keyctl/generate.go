@@ -128,7 +128,7 @@ func generateRun(opts *GenerateOptions) error {
 		_, err = fmt.Fprintln(out, plain)
 		return err
 	case opts.Format == formatJSON:
-		return writeJSON(out, generatedJSON{keyJSON: newKeyJSON(k, opts.Now()), Key: plain})
+		return writeJSON(out, generatedJSON{Key: newKeyJSON(k, opts.Now()), Value: plain})
 	}
 	if _, err = fmt.Fprintf(out, "Generated %s.\n\n    %s\n\nStore this key now: it will not be shown again.\n",
 		describeKey(k), plain); err != nil {

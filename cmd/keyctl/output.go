@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"metricgate/pkg/keyjson"
 	"metricgate/pkg/keystore"
 )
 
@@ -34,88 +35,21 @@ func (o *outputFormat) Set(s string) error {
 	return fmt.Errorf("want %q or %q", formatTable, formatJSON)
 }
 
-// keyJSON is how every command shows a key in JSON. It has no field for the
-// key's value, so no command can print one by mistake; generate, the only
-// command that knows the value, uses generatedJSON.
-type keyJSON struct {
-	ID           int64    `json:"id"`
-	Prefix       string   `json:"prefix"`
-	Hostname     string   `json:"hostname"`
-	Description  string   `json:"description"`
-	Scopes       []string `json:"scopes"`
-	Measurements []string `json:"measurements"` // empty means any
-	Rate         float64  `json:"rate"`         // points per second; 0 means the server's default
-	Burst        int      `json:"burst"`        // 0 means the server's default
-	Status       string   `json:"status"`
-	CreatedAt    string   `json:"created_at"`
-	RevokedAt    *string  `json:"revoked_at"`
-	ExpiresAt    *string  `json:"expires_at"`
-	ReplacedBy   *int64   `json:"replaced_by"`
-	LastUsedAt   *string  `json:"last_used_at"`
-	LastUsedAddr string   `json:"last_used_addr"`
-	Requests     int64    `json:"requests"`
-	Points       int64    `json:"points"`
-}
+// keyJSON is how every command shows a key in JSON: keyjson's view, which
+// the admin API answers with too. It has no field for the key's value, so no
+// command can print one by mistake; generate and rotate, the only commands
+// that know the value, use generatedJSON and keyjson.Rotated.
+type keyJSON = keyjson.Key
 
 // generatedJSON is a new key together with its value.
-type generatedJSON struct {
-	keyJSON
-	Key string `json:"key"`
-}
-
-// rotatedJSON is a key made by rotate, with its value, and what became of
-// the key it replaces.
-type rotatedJSON struct {
-	generatedJSON
-	OldKeyID        int64  `json:"old_key_id"`
-	OldKeyExpiresAt string `json:"old_key_expires_at"`
-}
-
-// auditJSON is how audit shows one entry.
-type auditJSON struct {
-	ID     int64  `json:"id"`
-	At     string `json:"at"`
-	Actor  string `json:"actor"`
-	KeyID  *int64 `json:"key_id"` // null when the change concerned no single key
-	Action string `json:"action"`
-	Detail string `json:"detail"`
-}
+type generatedJSON = keyjson.Generated
 
 // newKeyJSON converts k, with its status at now. Times are RFC 3339 in UTC;
 // a time that is not set is null.
-func newKeyJSON(k keystore.Key, now time.Time) keyJSON {
-	j := keyJSON{
-		ID:           k.ID,
-		Prefix:       k.Prefix,
-		Hostname:     k.Hostname,
-		Description:  k.Description,
-		Scopes:       nonNil(k.Scopes),
-		Measurements: nonNil(k.Measurements),
-		Rate:         k.Rate,
-		Burst:        k.Burst,
-		Status:       string(k.Status(now)),
-		CreatedAt:    formatTime(k.CreatedAt),
-		RevokedAt:    optionalTime(k.RevokedAt),
-		ExpiresAt:    optionalTime(k.ExpiresAt),
-		LastUsedAt:   optionalTime(k.LastUsedAt),
-		LastUsedAddr: k.LastUsedAddr,
-		Requests:     k.Requests,
-		Points:       k.Points,
-	}
-	if k.ReplacedBy != 0 {
-		j.ReplacedBy = &k.ReplacedBy
-	}
-	return j
-}
+func newKeyJSON(k keystore.Key, now time.Time) keyJSON { return keyjson.New(k, now) }
 
 // newKeysJSON converts keys; the result is never nil, so it encodes as [].
-func newKeysJSON(keys []keystore.Key, now time.Time) []keyJSON {
-	out := make([]keyJSON, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, newKeyJSON(k, now))
-	}
-	return out
-}
+func newKeysJSON(keys []keystore.Key, now time.Time) []keyJSON { return keyjson.List(keys, now) }
 
 // writeKeyDetails writes everything about k, one "Field: value" line each,
 // with its status at now: what show prints, and update after a change.
@@ -174,28 +108,8 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func nonNil(l []string) []string {
-	if l == nil {
-		return []string{}
-	}
-	return l
-}
-
 // formatTime is t in RFC 3339, UTC, or "" when t is not set.
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
-func optionalTime(t time.Time) *string {
-	if t.IsZero() {
-		return nil
-	}
-	s := formatTime(t)
-	return &s
-}
+func formatTime(t time.Time) string { return keyjson.Time(t) }
 
 // describeKey names a key in a sentence: key 7 (3f1c2a4b…, host web-1).
 func describeKey(k keystore.Key) string {

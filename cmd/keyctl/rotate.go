@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"metricgate/pkg/keyjson"
 	"metricgate/pkg/keystore"
 )
 
@@ -113,11 +114,7 @@ func rotateRun(opts *RotateOptions) error {
 		_, err = fmt.Fprintln(out, plain)
 		return err
 	case opts.Format == formatJSON:
-		return writeJSON(out, rotatedJSON{
-			generatedJSON:   generatedJSON{keyJSON: newKeyJSON(nk, now), Key: plain},
-			OldKeyID:        old.ID,
-			OldKeyExpiresAt: formatTime(old.ExpiresAt),
-		})
+		return writeJSON(out, keyjson.NewRotated(nk, plain, old, now))
 	}
 	if _, err := fmt.Fprintf(out, "Generated %s to replace key %d.\n\n    %s\n\nStore this key now: it will not be shown again.\n",
 		describeKey(nk), old.ID, plain); err != nil {

@@ -21,12 +21,23 @@ const (
 // unknownActor is recorded when a Store's Actor is not set.
 const unknownActor = "unknown"
 
+type actorKey struct{}
+
+// WithActor returns a copy of ctx that names actor as the one making the
+// changes done with it, such as "admin-api:key 7 from 127.0.0.1". The audit
+// log records it in preference to Store.Actor, which a server sharing one
+// Store among its requests cannot set per request. An empty actor leaves
+// Store.Actor in force.
+func WithActor(ctx context.Context, actor string) context.Context {
+	return context.WithValue(ctx, actorKey{}, actor)
+}
+
 // AuditEntry is one change to a key, as recorded in the audit log. It holds
 // no key value or hash.
 type AuditEntry struct {
 	ID     int64
 	At     time.Time
-	Actor  string // who made the change, from Store.Actor
+	Actor  string // who made the change: from WithActor, else Store.Actor
 	KeyID  int64  // 0 when the change concerned no single key
 	Action string // one of the Action constants
 	Detail string // what changed, as space-separated name=value pairs
@@ -77,7 +88,10 @@ func (s *Store) Audit(ctx context.Context, keyID int64, limit int) ([]AuditEntry
 // audit records a change in tx, the transaction that makes it, so the log
 // and the keys cannot disagree.
 func (s *Store) audit(ctx context.Context, tx *sql.Tx, at time.Time, keyID int64, action, detail string) error {
-	actor := s.Actor
+	actor, _ := ctx.Value(actorKey{}).(string)
+	if actor == "" {
+		actor = s.Actor
+	}
 	if actor == "" {
 		actor = unknownActor
 	}

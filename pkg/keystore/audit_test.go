@@ -161,6 +161,48 @@ func TestAuditActor(t *testing.T) {
 	}
 }
 
+// TestWithActor checks that an actor given with the context is recorded in
+// preference to Store.Actor, for every kind of change, and only for the
+// changes made with that context.
+func TestWithActor(t *testing.T) {
+	s, _ := openStore(t)
+	s.Actor = "apiserver"
+	ctx := context.Background()
+	const admin = "admin-api:key 7 from 127.0.0.1"
+	actx := keystore.WithActor(ctx, admin)
+
+	k, _, err := s.Generate(actx, keystore.NewKey{Hostname: "web-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := "web one"
+	if _, err := s.Update(actx, k.ID, keystore.Update{Description: &desc}); err != nil {
+		t.Fatal(err)
+	}
+	nk, _, _, err := s.Rotate(actx, k.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Revoke(ctx, nk.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Revoke(keystore.WithActor(ctx, ""), k.ID); err != nil {
+		t.Fatal(err)
+	}
+	got := auditLines(t, s, 0, 0)
+	want := []auditLine{
+		{k.ID, "apiserver", "revoke", ""},
+		{nk.ID, "apiserver", "revoke", ""},
+		{nk.ID, admin, "generate", fmt.Sprintf("rotated from %d", k.ID)},
+		{k.ID, admin, "rotate", fmt.Sprintf("replaced_by=%d grace=1h0m0s", nk.ID)},
+		{k.ID, admin, "update", `description="web one"`},
+		{k.ID, admin, "generate", "hostname=web-1 scopes=submit"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Audit =\n%s\nwant\n%s", formatLines(got), formatLines(want))
+	}
+}
+
 // TestAuditSameTransaction checks that a change whose audit row cannot be
 // written is not made at all, and that a failed change leaves no row.
 func TestAuditSameTransaction(t *testing.T) {

@@ -20,6 +20,8 @@ var (
 	errRateLimited      = errors.New("rate limit exceeded")
 	errThrottled        = errors.New("too many failed authentications")
 	errInvalidParam     = errors.New("invalid query parameter")
+	errInvalidRequest   = errors.New("invalid request")
+	errNotActive        = errors.New("only an active key can be rotated")
 )
 
 // retryAfter is what a client is told to wait when the gateway cannot take
@@ -46,6 +48,13 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, err.Error()
 	case errors.Is(err, points.ErrInvalid), errors.Is(err, points.ErrEmpty), errors.Is(err, errInvalidParam):
 		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, keystore.ErrNotFound):
+		return http.StatusNotFound, "key not found"
+	case errors.Is(err, keystore.ErrInvalidHostname), errors.Is(err, keystore.ErrInvalidScope),
+		errors.Is(err, keystore.ErrInvalidPolicy), errors.Is(err, errInvalidRequest):
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, errNotActive):
+		return http.StatusConflict, err.Error()
 	case errors.Is(err, errUnsupportedMedia):
 		return http.StatusUnsupportedMediaType, err.Error()
 	case errors.Is(err, influx.ErrRejected):

@@ -27,6 +27,18 @@ type Writer interface {
 	Ping(ctx context.Context) error
 }
 
+// KeyAdmin manages keys for the admin API. *keystore.Store implements it;
+// its changes reach authentication through the cache's change polling.
+type KeyAdmin interface {
+	Generate(ctx context.Context, nk keystore.NewKey) (keystore.Key, string, error)
+	List(ctx context.Context, f keystore.Filter) ([]keystore.Key, error)
+	Get(ctx context.Context, id int64) (keystore.Key, error)
+	Update(ctx context.Context, id int64, u keystore.Update) (keystore.Key, error)
+	Rotate(ctx context.Context, id int64, grace time.Duration) (keystore.Key, string, keystore.Key, error)
+	Revoke(ctx context.Context, id int64) (keystore.Key, error)
+	Audit(ctx context.Context, keyID int64, limit int) ([]keystore.AuditEntry, error)
+}
+
 // Usage records what each key did. *usage.Recorder implements it.
 type Usage interface {
 	Record(id int64, addr string, at time.Time, points int)
@@ -56,12 +68,16 @@ type Config struct {
 	// Details, if set, adds to the /readyz body what operators want to see
 	// beside the checks: spool depth, forwarder state, InfluxDB's health.
 	Details func(ctx context.Context) map[string]any
-	// Now returns the current time; it stamps points sent without one and
-	// drives the rate limiters.
+	// Now returns the current time; it stamps points sent without one,
+	// drives the rate limiters, and is the admin API's clock for key status
+	// and expiry.
 	Now func() time.Time
 	// Metrics receives the gateway's counters and is served on /metrics.
 	// New makes one when it is nil.
 	Metrics *metrics.Metrics
+	// Admin, when set, serves the admin API at /admin/api/ and the web
+	// console at /admin/, managing keys through it.
+	Admin KeyAdmin
 }
 
 // DefaultConfig returns the settings the apiserver starts with.

@@ -66,6 +66,7 @@ func startGateway(t *testing.T, mutate func(*server.Config, *influx.Config)) *ga
 	t.Cleanup(func() { g.keys.Close() })
 	cfg := server.DefaultConfig()
 	cfg.Now = func() time.Time { return fixedNow }
+	cfg.Admin = g.keys
 	icfg := influx.Config{URL: g.db.URL, Bucket: g.db.Name}
 	if mutate != nil {
 		mutate(&cfg, &icfg)

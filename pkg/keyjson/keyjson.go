@@ -1,0 +1,143 @@
+// Package keyjson is the JSON view of keys and audit entries that keyctl
+// prints with -o json and the admin API answers with, so a script can read
+// either the same way.
+//
+// The view of a key has no field for its value: only Generated, which is
+// built where a key is made or rotated, carries one, so no other answer can
+// show a key by mistake.
+package keyjson
+
+import (
+	"time"
+
+	"metricgate/pkg/keystore"
+)
+
+// Key is a key's record, with its status at the time it was converted.
+// Times are RFC 3339 in UTC; a time that is not set is null.
+type Key struct {
+	ID           int64    `json:"id"`
+	Prefix       string   `json:"prefix"`
+	Hostname     string   `json:"hostname"`
+	Description  string   `json:"description"`
+	Scopes       []string `json:"scopes"`
+	Measurements []string `json:"measurements"` // empty means any
+	Rate         float64  `json:"rate"`         // points per second; 0 means the server's default
+	Burst        int      `json:"burst"`        // 0 means the server's default
+	Status       string   `json:"status"`
+	CreatedAt    string   `json:"created_at"`
+	RevokedAt    *string  `json:"revoked_at"`
+	ExpiresAt    *string  `json:"expires_at"`
+	ReplacedBy   *int64   `json:"replaced_by"`
+	LastUsedAt   *string  `json:"last_used_at"`
+	LastUsedAddr string   `json:"last_used_addr"`
+	Requests     int64    `json:"requests"`
+	Points       int64    `json:"points"`
+}
+
+// Generated is a new key together with its value, which is shown only once.
+type Generated struct {
+	Key
+	Value string `json:"key"`
+}
+
+// Rotated is a key made by rotation, with its value, and what became of the
+// key it replaces.
+type Rotated struct {
+	Generated
+	OldKeyID        int64  `json:"old_key_id"`
+	OldKeyExpiresAt string `json:"old_key_expires_at"`
+}
+
+// AuditEntry is one entry of the audit log.
+type AuditEntry struct {
+	ID     int64  `json:"id"`
+	At     string `json:"at"`
+	Actor  string `json:"actor"`
+	KeyID  *int64 `json:"key_id"` // null when the change concerned no single key
+	Action string `json:"action"`
+	Detail string `json:"detail"`
+}
+
+// New converts k, with its status at now.
+func New(k keystore.Key, now time.Time) Key {
+	j := Key{
+		ID:           k.ID,
+		Prefix:       k.Prefix,
+		Hostname:     k.Hostname,
+		Description:  k.Description,
+		Scopes:       nonNil(k.Scopes),
+		Measurements: nonNil(k.Measurements),
+		Rate:         k.Rate,
+		Burst:        k.Burst,
+		Status:       string(k.Status(now)),
+		CreatedAt:    Time(k.CreatedAt),
+		RevokedAt:    optionalTime(k.RevokedAt),
+		ExpiresAt:    optionalTime(k.ExpiresAt),
+		LastUsedAt:   optionalTime(k.LastUsedAt),
+		LastUsedAddr: k.LastUsedAddr,
+		Requests:     k.Requests,
+		Points:       k.Points,
+	}
+	if k.ReplacedBy != 0 {
+		j.ReplacedBy = &k.ReplacedBy
+	}
+	return j
+}
+
+// List converts keys with their status at now. The result is never nil, so
+// it encodes as [] when there are no keys.
+func List(keys []keystore.Key, now time.Time) []Key {
+	out := make([]Key, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, New(k, now))
+	}
+	return out
+}
+
+// NewRotated converts the result of keystore.Store.Rotate: the new key nk
+// with its value plain, and old, the key it replaces.
+func NewRotated(nk keystore.Key, plain string, old keystore.Key, now time.Time) Rotated {
+	return Rotated{
+		Generated:       Generated{Key: New(nk, now), Value: plain},
+		OldKeyID:        old.ID,
+		OldKeyExpiresAt: Time(old.ExpiresAt),
+	}
+}
+
+// Audit converts audit entries. The result is never nil.
+func Audit(entries []keystore.AuditEntry) []AuditEntry {
+	out := make([]AuditEntry, 0, len(entries))
+	for _, e := range entries {
+		j := AuditEntry{ID: e.ID, At: Time(e.At), Actor: e.Actor, Action: e.Action, Detail: e.Detail}
+		if e.KeyID != 0 {
+			id := e.KeyID
+			j.KeyID = &id
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+// Time is t in RFC 3339, UTC, or "" when t is not set.
+func Time(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func optionalTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := Time(t)
+	return &s
+}
+
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs metricgate on this machine with everything it needs: a local InfluxDB
 # 1.8.10 (built into a cache once, data kept in .run/influxdb), the key store
-# (.run/api_keys.db unless KEYSTORE_DB is set), and the apiserver on
-# 127.0.0.1:5002 (APISERVER_LISTEN to change). It generates a key for
-# 127.0.0.1 and prints a curl command that submits a point with it.
+# (.run/api_keys.db unless KEYSTORE_DB is set), the spool (.run/spool), and
+# the apiserver on 127.0.0.1:5002 (APISERVER_LISTEN to change). It generates
+# a key for 127.0.0.1 and prints a curl command that submits a point with it.
 # Ctrl-C stops the apiserver and InfluxDB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ go build -o bin/keyctl ./cmd/keyctl
 
 export KEYSTORE_DB=${KEYSTORE_DB:-.run/api_keys.db}
 export APISERVER_LISTEN=${APISERVER_LISTEN:-127.0.0.1:5002}
+export APISERVER_SPOOL_DIR=${APISERVER_SPOOL_DIR:-.run/spool}
 export INFLUX_BUCKET=${INFLUX_BUCKET:-metricgate}
 
 if [ -z "${INFLUX_URL:-}" ]; then

@@ -40,6 +40,10 @@ and see it in InfluxDB with:
 
   curl -sG $INFLUX_URL/query --data-urlencode "db=${INFLUX_BUCKET%%/*}" --data-urlencode "q=SELECT * FROM custom_metrics"
 
+The web console is at http://127.0.0.1:$port/admin/; sign in with an admin key:
+
+  KEYSTORE_DB=$KEYSTORE_DB bin/keyctl generate --hostname 127.0.0.1 --scope admin --description console
+
 MSG
 bin/apiserver --log-format text &
 server=$!

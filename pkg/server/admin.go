@@ -88,8 +88,15 @@ func guarded(w http.ResponseWriter, r *http.Request, auth *authenticator, csrf *
 	if err := requireJSONBody(r); err != nil {
 		return 0, nil, err
 	}
-	ctx := keystore.WithActor(r.Context(), fmt.Sprintf("admin-api:key %d from %s", k.ID, addr))
-	return f(w, r.WithContext(ctx))
+	actor := fmt.Sprintf("admin-api:key %d from %s", k.ID, addr)
+	status, body, err := f(w, r.WithContext(keystore.WithActor(r.Context(), actor)))
+	if err == nil && r.Method != http.MethodGet {
+		// The key store's audit log has the change; the server's log gets
+		// a line too, for those who collect logs rather than query files.
+		auth.log.Info("audit: key changed over HTTP", "audit", true, "actor", actor, "method", r.Method,
+			"path", r.URL.Path, "status", status, "request_id", requestIDFrom(r.Context()))
+	}
+	return status, body, err
 }
 
 // adminKey returns the key of "Authorization: Bearer <key>", else of

@@ -320,6 +320,10 @@ func TestAdminKeyLifecycle(t *testing.T) {
 		if entries := decode[[]keyjson.AuditEntry](t, r); len(entries) != 1 || entries[0].Action != "revoke" {
 			t.Errorf("audit limit=1: %s", r.body)
 		}
+		// The server's log has an audit line for each change too.
+		if n := strings.Count(g.logs.String(), `"msg":"audit: key changed over HTTP","audit":true,"actor":"`+actor+`"`); n < len(got) {
+			t.Errorf("got %d audit log lines from %s, want at least %d", n, actor, len(got))
+		}
 	})
 }
 

@@ -226,6 +226,9 @@ func TestSubmitAuthFailures(t *testing.T) {
 			}
 		})
 	}
+	if n := strings.Count(g.logs.String(), `"msg":"audit: authentication failed"`); n != len(tests) {
+		t.Errorf("got %d audit lines for failed authentications, want %d", n, len(tests))
+	}
 	g.submit(t, good, body)
 	for _, k := range []string{good, revokedPlain, otherPlain} {
 		if strings.Contains(g.logs.String(), k) {

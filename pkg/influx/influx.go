@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
@@ -21,7 +22,8 @@ var (
 	// database); the same write may succeed later.
 	ErrUnavailable = errors.New("InfluxDB unavailable")
 	// ErrRejected means InfluxDB refused the points themselves (a 400 or
-	// 422, such as a field type conflict); retrying will not help.
+	// 422, such as a field type conflict, or a 413 for too large a batch);
+	// retrying the same request will not help.
 	ErrRejected = errors.New("InfluxDB rejected the points")
 )
 
@@ -47,8 +49,10 @@ func New(cfg Config) *Writer {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
+	// The client takes whole seconds and reads 0 as no timeout at all:
+	// round up.
 	opts := influxdb2.DefaultOptions().
-		SetHTTPRequestTimeout(uint(timeout.Seconds() + 0.5)).
+		SetHTTPRequestTimeout(uint(math.Ceil(timeout.Seconds()))).
 		SetPrecision(time.Nanosecond).
 		SetMaxRetries(0).
 		SetLogLevel(0)
@@ -68,7 +72,9 @@ func (w *Writer) Write(ctx context.Context, lines []byte) error {
 		return nil
 	}
 	var herr *influxhttp.Error
-	if errors.As(err, &herr) && (herr.StatusCode == 400 || herr.StatusCode == 422) {
+	// 413 too: a batch over InfluxDB's body limit never fits, but its
+	// halves may, and the forwarder splits what is rejected.
+	if errors.As(err, &herr) && (herr.StatusCode == 400 || herr.StatusCode == 413 || herr.StatusCode == 422) {
 		return fmt.Errorf("%w: %s", ErrRejected, herr.Message)
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)

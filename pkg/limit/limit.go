@@ -60,9 +60,11 @@ func (k *Keys) Allow(id int64, r float64, burst, n int) Decision {
 	if burst <= 0 {
 		burst = int(math.Ceil(r))
 	}
-	now := k.now()
+	// Read the clock under the lock: times taken outside it can reach the
+	// limiter out of order, and each step back in time is credited again.
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	now := k.now()
 	lim := k.m[id]
 	if lim == nil {
 		lim = rate.NewLimiter(rate.Limit(r), burst)
@@ -115,9 +117,9 @@ func (f *Failures) Blocked(addr netip.Addr) (time.Duration, bool) {
 	if f == nil || f.burst <= 0 {
 		return 0, false
 	}
-	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	now := f.now()
 	lim := f.m[addr]
 	if lim == nil {
 		return 0, false
@@ -135,9 +137,9 @@ func (f *Failures) Fail(addr netip.Addr) bool {
 	if f == nil || f.burst <= 0 {
 		return false
 	}
-	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	now := f.now()
 	lim := f.m[addr]
 	if lim == nil {
 		if len(f.m) >= f.max {

@@ -1,0 +1,260 @@
+package influx_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"metricgate/internal/influxtest"
+	"metricgate/pkg/influx"
+)
+
+// newWriter returns a Writer for cfg, closed after the test.
+func newWriter(t *testing.T, cfg influx.Config) *influx.Writer {
+	t.Helper()
+	w := influx.New(cfg)
+	t.Cleanup(w.Close)
+	return w
+}
+
+// TestWrite writes to the real InfluxDB and reads the points back, with
+// their nanosecond timestamps intact.
+func TestWrite(t *testing.T) {
+	db := influxtest.New(t)
+	w := newWriter(t, influx.Config{URL: db.URL, Bucket: db.Name})
+	ctx := context.Background()
+
+	if err := w.Ping(ctx); err != nil {
+		t.Fatalf("Ping: got %v, want nil", err)
+	}
+	lines := "cpu,host=a value=1 1700000000123456789\ncpu,host=b value=2.5 1700000001987654321\n"
+	if err := w.Write(ctx, []byte(lines)); err != nil {
+		t.Fatalf("Write: got %v, want nil", err)
+	}
+	if got := db.Count(t, "cpu", "value"); got != 2 {
+		t.Fatalf("count of cpu.value: got %d, want 2", got)
+	}
+	series := db.Query(t, `SELECT "value", "host" FROM "cpu"`)
+	if len(series) != 1 {
+		t.Fatalf("got %d series, want 1", len(series))
+	}
+	want := [][]string{{"1700000000123456789", "1", "a"}, {"1700000001987654321", "2.5", "b"}}
+	var got [][]string
+	for _, row := range series[0].Values {
+		var r []string
+		for _, v := range row {
+			switch v := v.(type) {
+			case json.Number:
+				r = append(r, v.String())
+			case string:
+				r = append(r, v)
+			default:
+				t.Fatalf("unexpected value %#v in row %v", v, row)
+			}
+		}
+		got = append(got, r)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got rows %v, want %v", got, want)
+	}
+	for i := range want {
+		if strings.Join(got[i], " ") != strings.Join(want[i], " ") {
+			t.Errorf("row %d: got %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestWriteRefused checks how the real InfluxDB's refusals are sorted:
+// points it will never take are rejected, a missing database is only
+// unavailable.
+func TestWriteRefused(t *testing.T) {
+	tests := []struct {
+		name    string
+		bucket  string // empty for the test's database
+		lines   string
+		wantErr error
+		wantMsg string
+	}{
+		{"FieldTypeConflict", "", `m v="text" 2`, influx.ErrRejected, "conflict"},
+		{"UnparsableLine", "", "m v=", influx.ErrRejected, "unable to parse"},
+		{"MissingDatabase", "metricgate_no_such_database", "m v=1i 1", influx.ErrUnavailable, "database not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := influxtest.New(t)
+			ctx := context.Background()
+			if err := newWriter(t, influx.Config{URL: db.URL, Bucket: db.Name}).Write(ctx, []byte("m v=1i 1")); err != nil {
+				t.Fatalf("first Write: got %v, want nil", err)
+			}
+			bucket := tt.bucket
+			if bucket == "" {
+				bucket = db.Name
+			}
+			err := newWriter(t, influx.Config{URL: db.URL, Bucket: bucket}).Write(ctx, []byte(tt.lines))
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Write(%q): got error %v, want %v", tt.lines, err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("Write(%q): got error %q, want it to mention %q", tt.lines, err, tt.wantMsg)
+			}
+			if got := db.Count(t, "m", "v"); got != 1 {
+				t.Errorf("count of m.v: got %d, want 1", got)
+			}
+		})
+	}
+}
+
+// TestUnreachable points a Writer at a closed port.
+func TestUnreachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ln.Close()
+	w := newWriter(t, influx.Config{URL: url, Bucket: "metricgate"})
+	ctx := context.Background()
+	if err := w.Write(ctx, []byte("m v=1")); !errors.Is(err, influx.ErrUnavailable) {
+		t.Errorf("Write: got error %v, want %v", err, influx.ErrUnavailable)
+	}
+	if err := w.Ping(ctx); !errors.Is(err, influx.ErrUnavailable) {
+		t.Errorf("Ping: got error %v, want %v", err, influx.ErrUnavailable)
+	}
+}
+
+// fake is an InfluxDB stand-in for answers a real one will not give on
+// demand. It records what it is sent.
+type fake struct {
+	*httptest.Server
+	requests atomic.Int64
+	body     atomic.Value // string
+}
+
+func newFake(t *testing.T, h http.HandlerFunc) *fake {
+	t.Helper()
+	f := &fake{}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.requests.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		f.body.Store(string(b))
+		h(w, r)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// TestWriteStatus checks how error statuses are sorted, and that the wait
+// InfluxDB asks for is reported.
+func TestWriteStatus(t *testing.T) {
+	tests := []struct {
+		name           string
+		status         int
+		header         map[string]string
+		body           string
+		wantErr        error
+		wantRetryAfter time.Duration
+		wantMsg        string
+	}{
+		{name: "TooManyRequests", status: 429, header: map[string]string{"Retry-After": "7"},
+			wantErr: influx.ErrUnavailable, wantRetryAfter: 7 * time.Second},
+		{name: "ServiceUnavailable", status: 503, wantErr: influx.ErrUnavailable},
+		{name: "ServiceUnavailableRetryAfter", status: 503, header: map[string]string{"Retry-After": "30"},
+			wantErr: influx.ErrUnavailable, wantRetryAfter: 30 * time.Second},
+		{name: "InternalError", status: 500, body: "boom", wantErr: influx.ErrUnavailable, wantMsg: "boom"},
+		{name: "Unauthorized", status: 401, wantErr: influx.ErrUnavailable},
+		{name: "TooLarge", status: 413, body: "request entity too large", wantErr: influx.ErrRejected},
+		{name: "Unprocessable", status: 422, body: "points beyond retention policy",
+			wantErr: influx.ErrRejected, wantMsg: "points beyond retention policy"},
+		{name: "BadRequestJSON", status: 400,
+			header:  map[string]string{"Content-Type": "application/json", "X-Influxdb-Error": "partial write: bad timestamp"},
+			body:    `{"error":"partial write: bad timestamp"}`,
+			wantErr: influx.ErrRejected, wantMsg: "bad timestamp"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+				for k, v := range tt.header {
+					w.Header().Set(k, v)
+				}
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+			})
+			lines := "m,t=a v=1 1\nm,t=b v=2 2"
+			err := newWriter(t, influx.Config{URL: f.URL, Bucket: "db"}).Write(context.Background(), []byte(lines))
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Write: got error %v, want %v", err, tt.wantErr)
+			}
+			if other := map[error]error{influx.ErrRejected: influx.ErrUnavailable, influx.ErrUnavailable: influx.ErrRejected}[tt.wantErr]; errors.Is(err, other) {
+				t.Errorf("Write: got error %v, which is also %v", err, other)
+			}
+			if got := influx.RetryAfter(err); got != tt.wantRetryAfter {
+				t.Errorf("RetryAfter: got %v, want %v", got, tt.wantRetryAfter)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("Write: got error %q, want it to mention %q", err, tt.wantMsg)
+			}
+			if got, _ := f.body.Load().(string); got != lines || f.requests.Load() != 1 {
+				t.Errorf("InfluxDB got %d requests, the last with body %q; want 1 with %q", f.requests.Load(), got, lines)
+			}
+		})
+	}
+}
+
+// TestWriteEmpty checks that nothing to write sends nothing.
+func TestWriteEmpty(t *testing.T) {
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	w := newWriter(t, influx.Config{URL: f.URL, Bucket: "db"})
+	for _, lines := range [][]byte{nil, {}} {
+		if err := w.Write(context.Background(), lines); err != nil {
+			t.Errorf("Write(%q): got %v, want nil", lines, err)
+		}
+	}
+	if got := f.requests.Load(); got != 0 {
+		t.Errorf("got %d requests, want 0", got)
+	}
+}
+
+// TestWriteTimeout checks that Config.Timeout bounds a request to an
+// InfluxDB that never answers.
+func TestWriteTimeout(t *testing.T) {
+	tests := []struct {
+		name    string
+		timeout time.Duration
+	}{
+		{"OneSecond", time.Second},
+		{"SubSecond", 300 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{})
+			f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			})
+			t.Cleanup(func() { close(release) }) // before the server closes
+			w := newWriter(t, influx.Config{URL: f.URL, Bucket: "db", Timeout: tt.timeout})
+
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := w.Write(ctx, []byte("m v=1"))
+			elapsed := time.Since(start)
+			if !errors.Is(err, influx.ErrUnavailable) {
+				t.Errorf("Write: got error %v, want %v", err, influx.ErrUnavailable)
+			}
+			if most := tt.timeout + time.Second; elapsed > most {
+				t.Errorf("Write with Timeout %v: got an answer after %v, want at most %v", tt.timeout, elapsed.Round(time.Millisecond), most)
+			}
+		})
+	}
+}

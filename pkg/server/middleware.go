@@ -21,6 +21,7 @@ import (
 // requestInfo collects what the handlers learn about a request, for its one
 // log line.
 type requestInfo struct {
+	id     string
 	keyID  int64
 	points int
 	err    error
@@ -31,6 +32,14 @@ type infoKey struct{}
 func infoFrom(ctx context.Context) *requestInfo {
 	info, _ := ctx.Value(infoKey{}).(*requestInfo)
 	return info
+}
+
+// requestIDFrom returns the request's id, or "" outside observe.
+func requestIDFrom(ctx context.Context) string {
+	if info := infoFrom(ctx); info != nil {
+		return info.id
+	}
+	return ""
 }
 
 // statusRecorder remembers the status a handler wrote.
@@ -53,24 +62,42 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
-// logRequests writes one structured line per request: method, path, status,
-// latency, request id, key id and point count, and the precise reason for a
-// failure. It never logs the query string, which may hold a key (p=).
-func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+// observe is the gateway's one middleware, so each request costs one copy
+// of the request and one status recorder. It gives the request an id (see
+// requestID), runs it, then counts it in m by route pattern and status and
+// writes its one log line: method, path, status, latency, request id, key
+// id and point count, and the precise reason for a failure. It never logs
+// the query string, which may hold a key (p=). It must wrap the mux
+// directly: the mux records the pattern it matched in the request it is
+// given.
+func observe(log *slog.Logger, m *metrics.Metrics, mux http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &requestInfo{}
+		info := &requestInfo{id: requestID(r)}
+		w.Header().Set("X-Request-Id", info.id)
 		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
+		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+		mux.ServeHTTP(rec, r)
+		latency := time.Since(start)
+
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		m.Requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+		m.RequestDuration.WithLabelValues(route).Observe(latency.Seconds())
+
 		attrs := []slog.Attr{
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
-			slog.Int("status", rec.status),
-			slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.Int("status", status),
+			slog.Float64("latency_ms", float64(latency.Microseconds())/1000),
 			slog.String("remote", r.RemoteAddr),
-		}
-		if id := requestIDFrom(r.Context()); id != "" {
-			attrs = append(attrs, slog.String("request_id", id))
+			slog.String("request_id", info.id),
 		}
 		if info.keyID != 0 {
 			attrs = append(attrs, slog.Int64("key_id", info.keyID))
@@ -81,32 +108,11 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 		level := slog.LevelInfo
 		if info.err != nil {
 			attrs = append(attrs, slog.String("error", info.err.Error()))
-			if rec.status >= 500 {
+			if status >= 500 {
 				level = slog.LevelError
 			}
 		}
 		log.LogAttrs(r.Context(), level, "request", attrs...)
-	})
-}
-
-// countRequests counts each request in m by its route pattern and status,
-// and observes its latency. It must wrap the mux directly: the mux records
-// the pattern it matched in the request it is given.
-func countRequests(m *metrics.Metrics, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		route := r.Pattern
-		if route == "" {
-			route = "unmatched"
-		}
-		status := rec.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		m.Requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-		m.RequestDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
 }
 

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
@@ -10,27 +9,15 @@ import (
 // maxRequestIDLen is the longest X-Request-Id taken from a client.
 const maxRequestIDLen = 64
 
-type requestIDKey struct{}
-
-// requestID gives every request an id: the client's X-Request-Id when it is
-// sane (1 to 64 of A-Z a-z 0-9 . _ -), so a request can be followed through
-// proxies, or 16 random bytes in hex. The id is echoed in the X-Request-Id
-// response header and is in the request's log line.
-func requestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if !saneRequestID(id) {
-			id = newRequestID()
-		}
-		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
-	})
-}
-
-// requestIDFrom returns the request's id, or "" outside requestID.
-func requestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+// requestID returns the id of r: the client's X-Request-Id when it is sane
+// (1 to 64 of A-Z a-z 0-9 . _ -), so a request can be followed through
+// proxies, or 16 random bytes in hex. observe echoes it in the X-Request-Id
+// response header and puts it in the request's log line.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-Id"); saneRequestID(id) {
+		return id
+	}
+	return newRequestID()
 }
 
 func saneRequestID(id string) bool {

@@ -104,5 +104,5 @@ func New(log *slog.Logger, cfg Config, keys Keys, out Writer, usage Usage) http.
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, log, cfg, keys, out, usage)
-	return requestID(logRequests(log, countRequests(cfg.Metrics, mux)))
+	return observe(log, cfg.Metrics, mux)
 }

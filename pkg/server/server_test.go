@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -102,18 +101,30 @@ type response struct {
 	body   string
 }
 
+// submit posts body to /api/submit as JSON with key (none if empty).
 func (g *gateway) submit(t *testing.T, key, body string, headers ...string) response {
 	t.Helper()
-	req, err := http.NewRequest("POST", g.url+"/api/submit", strings.NewReader(body))
+	return g.do(t, "POST", "/api/submit", body, append([]string{"Content-Type", "application/json", "X-API-Key", key}, headers...)...)
+}
+
+// do sends a request to the gateway. headers are name and value pairs, set
+// in order; an empty value deletes the header.
+func (g *gateway) do(t *testing.T, method, path, body string, headers ...string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, g.url+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("X-API-Key", key)
-	}
 	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+		} else {
+			req.Header.Set(headers[i], headers[i+1])
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -178,11 +189,8 @@ func TestSubmitTypesTagsAndBatch(t *testing.T) {
 func TestSubmitGzip(t *testing.T) {
 	g := startGateway(t, nil)
 	_, key := g.key(t, "127.0.0.1")
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write([]byte(`{"field": "zipped", "value": 1, "timestamp": 5}`))
-	zw.Close()
-	if r := g.submit(t, key, buf.String(), "Content-Encoding", "gzip"); r.status != 200 {
+	body := gzipped(t, `{"field": "zipped", "value": 1, "timestamp": 5}`)
+	if r := g.submit(t, key, body, "Content-Encoding", "gzip"); r.status != 200 {
 		t.Fatalf("got %d %s, want 200", r.status, r.body)
 	}
 	if n := g.db.Count(t, "custom_metrics", "zipped"); n != 1 {
@@ -248,10 +256,7 @@ func TestSubmitRejectsBadInput(t *testing.T) {
 		c.MaxPoints = 3
 	})
 	_, key := g.key(t, "127.0.0.1")
-	var bomb bytes.Buffer
-	zw := gzip.NewWriter(&bomb)
-	zw.Write([]byte(`{"field":"x","value":"` + strings.Repeat("a", 1<<20) + `"}`))
-	zw.Close()
+	bomb := gzipped(t, `{"field":"x","value":"`+strings.Repeat("a", 1<<20)+`"}`)
 	tests := []struct {
 		name, body string
 		headers    []string
@@ -271,7 +276,7 @@ func TestSubmitRejectsBadInput(t *testing.T) {
 		{"EmptyBatch", `[]`, nil, 400, "no points"},
 		{"OversizeBatch", `[{"field":"x","value":1},{"field":"x","value":1},{"field":"x","value":1},{"field":"x","value":1}]`, nil, 413, "at most 3 points"},
 		{"BodyTooLarge", `{"field": "x", "value": "` + strings.Repeat("a", 5000) + `"}`, nil, 413, "larger than 4096 bytes"},
-		{"GzipBomb", bomb.String(), []string{"Content-Encoding", "gzip"}, 413, "larger than 4096 bytes"},
+		{"GzipBomb", bomb, []string{"Content-Encoding", "gzip"}, 413, "larger than 4096 bytes"},
 		{"BadGzip", `not gzip`, []string{"Content-Encoding", "gzip"}, 400, "gzip"},
 		{"UnknownEncoding", `{}`, []string{"Content-Encoding", "br"}, 415, "Content-Encoding"},
 		{"ContentType", `field=x&value=1`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "application/json"},

@@ -124,6 +124,21 @@ func parseKeyRef(arg string) (keyRef, error) {
 	return keyRef{}, usageErrorf("%q is neither a key id nor a key", arg)
 }
 
+// openKey opens the store and finds the key ref names in it, for the verbs
+// that act on one key. The caller closes the store; on error it is closed.
+func openKey(ctx context.Context, open func(context.Context) (*keystore.Store, error), ref keyRef, dbPath string) (*keystore.Store, keystore.Key, error) {
+	s, err := open(ctx)
+	if err != nil {
+		return nil, keystore.Key{}, err
+	}
+	k, err := lookUp(ctx, s, ref, dbPath)
+	if err != nil {
+		s.Close()
+		return nil, keystore.Key{}, err
+	}
+	return s, k, nil
+}
+
 // lookUp returns the key ref names, or a not-found error that names the
 // database, so a wrong --db is easy to spot. An unknown key is shown by its
 // prefix only, so the message does not copy a secret into logs.

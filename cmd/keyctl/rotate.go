@@ -82,15 +82,11 @@ The new key is printed once and cannot be shown again; store it now. With
 }
 
 func rotateRun(opts *RotateOptions) error {
-	s, err := opts.OpenStore(opts.Ctx)
+	s, k, err := openKey(opts.Ctx, opts.OpenStore, opts.Ref, opts.DBPath)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	k, err := lookUp(opts.Ctx, s, opts.Ref, opts.DBPath)
-	if err != nil {
-		return err
-	}
 	if err := checkRotatable(k, opts.Now()); err != nil {
 		return err
 	}

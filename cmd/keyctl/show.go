@@ -56,15 +56,11 @@ key itself (to find out which record a key you hold belongs to).`,
 }
 
 func showRun(opts *ShowOptions) error {
-	s, err := opts.OpenStore(opts.Ctx)
+	s, k, err := openKey(opts.Ctx, opts.OpenStore, opts.Ref, opts.DBPath)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	k, err := lookUp(opts.Ctx, s, opts.Ref, opts.DBPath)
-	if err != nil {
-		return err
-	}
 	now := opts.Now()
 	if opts.Format == formatJSON {
 		return writeJSON(opts.IO.Out, newKeyJSON(k, now))

@@ -76,15 +76,11 @@ stop it, revoke.`,
 }
 
 func updateRun(opts *UpdateOptions) error {
-	s, err := opts.OpenStore(opts.Ctx)
+	s, k, err := openKey(opts.Ctx, opts.OpenStore, opts.Ref, opts.DBPath)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	k, err := lookUp(opts.Ctx, s, opts.Ref, opts.DBPath)
-	if err != nil {
-		return err
-	}
 	k, err = s.Update(opts.Ctx, k.ID, opts.Changes)
 	if err != nil {
 		return err

@@ -244,7 +244,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	)
 	edited, err := keys.Get(ctx, k.ID)
 	if err != nil || edited.Rate != 100 || !edited.HasScope(keystore.ScopeAdmin) || !edited.HasScope(keystore.ScopeSubmit) ||
-		edited.ExpiresAt.Sub(time.Now()) < 719*time.Hour || edited.ExpiresAt.Sub(time.Now()) > 721*time.Hour {
+		time.Until(edited.ExpiresAt) < 719*time.Hour || time.Until(edited.ExpiresAt) > 721*time.Hour {
 		t.Errorf("after editing in the console the key is %+v (%v), want rate 100, scopes submit and admin, expiry in 30 days", edited, err)
 	}
 
@@ -262,7 +262,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	step("close the new key", chromedp.Click(chromedp.ID("secret-done")), chromedp.WaitNotVisible(chromedp.ID("secret-dialog")), listed)
 	rotated, err := keys.Find(ctx, rotatedKey)
 	old, _ := keys.Get(ctx, k.ID)
-	if err != nil || old.ReplacedBy != rotated.ID || rotated.Rate != 100 || old.ExpiresAt.Sub(time.Now()) > time.Hour {
+	if err != nil || old.ReplacedBy != rotated.ID || rotated.Rate != 100 || time.Until(old.ExpiresAt) > time.Hour {
 		t.Errorf("after rotating in the console: old key %+v, new key %+v (%v)", old, rotated, err)
 	}
 	step("see the new key listed", chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#keys-body tr[data-key-id="%d"]`, rotated.ID))))

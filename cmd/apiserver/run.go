@@ -14,7 +14,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"runtime/debug"
-	"strconv"
 	"time"
 
 	"metricgate/pkg/forward"
@@ -251,7 +250,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		TLSConfig:         tlsConfig,
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "db", o.db, "influx_url", o.influx.URL,
-		"influx_bucket", o.influx.Bucket, "max_body", o.cfg.MaxBody, "max_points", strconv.Itoa(o.cfg.MaxPoints))
+		"influx_bucket", o.influx.Bucket, "max_body", o.cfg.MaxBody, "max_points", o.cfg.MaxPoints)
 
 	if o.debugListen != "" {
 		dln, err := net.Listen("tcp", o.debugListen)

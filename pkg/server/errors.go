@@ -69,12 +69,6 @@ func statusOf(err error) (int, string) {
 	return http.StatusInternalServerError, "Internal error."
 }
 
-// writeError answers with err's status and the native API's JSON body
-// {"error": message}, and records err for the request log.
-func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	writeErrorAs(w, r, err, nativeError)
-}
-
 // errorShape builds an API's error body from the status and message
 // statusOf chose for err. It decides only the body's form, never the status.
 type errorShape func(status int, msg string, err error) any

@@ -103,7 +103,6 @@ type Spool struct {
 	wmu     sync.Mutex
 	mem     []byte
 	file    *os.File
-	fileSeg uint64
 	fileOff int64
 	fileCap int64
 	next    chan preparedSegment // the next segment, zero-filled ahead of need
@@ -439,7 +438,7 @@ func (s *Spool) syncLoop() {
 		select {
 		case <-t.C:
 			s.mu.Lock()
-			f := s.currentFile()
+			f := s.file
 			s.mu.Unlock()
 			if f != nil {
 				if err := fdatasync(f); err != nil && !errors.Is(err, os.ErrClosed) {
@@ -453,8 +452,6 @@ func (s *Spool) syncLoop() {
 		}
 	}
 }
-
-func (s *Spool) currentFile() *os.File { return s.file }
 
 // roll seals the current segment and switches to the prepared one, which
 // must hold at least need bytes.
@@ -475,7 +472,7 @@ func (s *Spool) roll(need int64) error {
 		s.segs[n-1].sealed = true
 	}
 	s.segs = append(s.segs, &segment{id: p.id, path: s.segPath(p.id)})
-	s.file, s.mem, s.fileSeg, s.fileOff, s.fileCap = p.file, p.mem, p.id, 0, p.size
+	s.file, s.mem, s.fileOff, s.fileCap = p.file, p.mem, 0, p.size
 	s.mu.Unlock()
 	if old.file != nil {
 		fdatasync(old.file)

@@ -240,6 +240,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The admin API changes keys through the store itself; its commits
 	// reach keyCache through the same change polling as keyctl's.
 	o.cfg.Admin = keys
+	o.cfg.AccessLog = server.NewAccessLog(logOut, o.logFormat == "text")
 	srv := &http.Server{
 		Handler:           server.New(log, o.cfg, keyCache, sp, recorder),
 		ReadHeaderTimeout: 5 * time.Second,

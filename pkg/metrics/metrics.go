@@ -9,6 +9,9 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -62,6 +65,39 @@ type Metrics struct {
 	ForwardDuration prometheus.Histogram
 	// ForwardErrors counts forwards to InfluxDB that failed.
 	ForwardErrors prometheus.Counter
+
+	// routes caches the Requests and RequestDuration series of each route
+	// and status seen, so Observe does not hash label values per request.
+	routes sync.Map // routeStatus -> routeSeries
+}
+
+type routeStatus struct {
+	route  string
+	status int
+}
+
+type routeSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// Observe counts one request to route (a mux pattern; "" for none) that was
+// answered with status after latency.
+func (m *Metrics) Observe(route string, status int, latency time.Duration) {
+	if route == "" {
+		route = "unmatched"
+	}
+	k := routeStatus{route, status}
+	v, ok := m.routes.Load(k)
+	if !ok {
+		v, _ = m.routes.LoadOrStore(k, routeSeries{
+			requests: m.Requests.WithLabelValues(route, strconv.Itoa(status)),
+			duration: m.RequestDuration.WithLabelValues(route),
+		})
+	}
+	rs := v.(routeSeries)
+	rs.requests.Inc()
+	rs.duration.Observe(latency.Seconds())
 }
 
 // New returns a Metrics with every collector registered on a fresh

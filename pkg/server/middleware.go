@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -65,16 +63,16 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // observe is the gateway's one middleware, so each request costs one copy
 // of the request and one status recorder. It gives the request an id (see
 // requestID), runs it, then counts it in m by route pattern and status and
-// writes its one log line: method, path, status, latency, request id, key
-// id and point count, and the precise reason for a failure. It never logs
-// the query string, which may hold a key (p=). It must wrap the mux
-// directly: the mux records the pattern it matched in the request it is
-// given.
-func observe(log *slog.Logger, m *metrics.Metrics, mux http.Handler) http.Handler {
+// writes its one line to access (when set): method, path, status, latency,
+// request id, key id and point count, and the precise reason for a failure.
+// It never logs the query string, which may hold a key (p=). It must wrap
+// the mux directly: the mux records the pattern it matched in the request
+// it is given.
+func observe(access *AccessLog, m *metrics.Metrics, mux http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		info := &requestInfo{id: requestID(r)}
-		w.Header().Set("X-Request-Id", info.id)
+		w.Header()["X-Request-Id"] = []string{info.id}
 		rec := &statusRecorder{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 		mux.ServeHTTP(rec, r)
@@ -84,35 +82,13 @@ func observe(log *slog.Logger, m *metrics.Metrics, mux http.Handler) http.Handle
 		if status == 0 {
 			status = http.StatusOK
 		}
-		route := r.Pattern
-		if route == "" {
-			route = "unmatched"
+		m.Observe(r.Pattern, status, latency)
+		if access != nil {
+			access.write(&accessEntry{
+				time: start.Add(latency), method: r.Method, path: r.URL.Path, status: status, latency: latency,
+				remote: r.RemoteAddr, requestID: info.id, keyID: info.keyID, points: info.points, err: info.err,
+			})
 		}
-		m.Requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-		m.RequestDuration.WithLabelValues(route).Observe(latency.Seconds())
-
-		attrs := []slog.Attr{
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", status),
-			slog.Float64("latency_ms", float64(latency.Microseconds())/1000),
-			slog.String("remote", r.RemoteAddr),
-			slog.String("request_id", info.id),
-		}
-		if info.keyID != 0 {
-			attrs = append(attrs, slog.Int64("key_id", info.keyID))
-		}
-		if info.points != 0 {
-			attrs = append(attrs, slog.Int("points", info.points))
-		}
-		level := slog.LevelInfo
-		if info.err != nil {
-			attrs = append(attrs, slog.String("error", info.err.Error()))
-			if status >= 500 {
-				level = slog.LevelError
-			}
-		}
-		log.LogAttrs(r.Context(), level, "request", attrs...)
 	})
 }
 

@@ -78,6 +78,8 @@ type Config struct {
 	// Admin, when set, serves the admin API at /admin/api/ and the web
 	// console at /admin/, managing keys through it.
 	Admin KeyAdmin
+	// AccessLog, when set, gets one line per request.
+	AccessLog *AccessLog
 }
 
 // DefaultConfig returns the settings the apiserver starts with.
@@ -104,5 +106,5 @@ func New(log *slog.Logger, cfg Config, keys Keys, out Writer, usage Usage) http.
 	}
 	mux := http.NewServeMux()
 	addRoutes(mux, log, cfg, keys, out, usage)
-	return observe(log, cfg.Metrics, mux)
+	return observe(cfg.AccessLog, cfg.Metrics, mux)
 }

@@ -73,6 +73,7 @@ func startGateway(t *testing.T, mutate func(*server.Config, *influx.Config)) *ga
 	out := influx.New(icfg)
 	t.Cleanup(out.Close)
 	log := slog.New(slog.NewJSONHandler(g.logs, nil))
+	cfg.AccessLog = server.NewAccessLog(g.logs, false)
 	g.usage = usage.NewRecorder(g.keys, log)
 	// As in the apiserver: keys answered from a cache that follows changes.
 	cache, err := keystore.NewCache(context.Background(), g.keys, 20*time.Millisecond)

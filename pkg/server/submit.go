@@ -41,7 +41,7 @@ func submitAPI(cfg Config) writeAPI {
 // missing Content-Type; anything else is errUnsupportedMedia.
 func checkContentType(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
-	if ct == "" {
+	if ct == "" || ct == "application/json" {
 		return nil
 	}
 	mt, _, err := mime.ParseMediaType(ct)

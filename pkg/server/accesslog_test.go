@@ -1,0 +1,115 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// TestAccessLogMatchesSlog checks the hand-written access line against
+// what log/slog's handlers write for the same record, in both formats, so
+// the gateway's log stays one format.
+func TestAccessLogMatchesSlog(t *testing.T) {
+	at := time.Date(2026, 11, 27, 12, 41, 18, 123456789, time.UTC)
+	tests := []struct {
+		name string
+		e    accessEntry
+	}{
+		{"accepted", accessEntry{method: "POST", path: "/api/submit", status: 200, latency: 1234 * time.Microsecond,
+			remote: "127.0.0.1:5555", requestID: "0123abcd", keyID: 7, points: 5000}},
+		{"no key, no points", accessEntry{method: "GET", path: "/readyz", status: 200, latency: 0, remote: "[::1]:80", requestID: "x"}},
+		{"client error", accessEntry{method: "POST", path: "/write", status: 400, latency: 17 * time.Millisecond, remote: "10.0.0.1:1", requestID: "r",
+			keyID: 1, err: errors.New("invalid points: line 2: field \"v\" = \"a\tb\"\nnext \\ <tag> & é \x01 \xff")}},
+		{"server error", accessEntry{method: "POST", path: "/api/submit", status: 503, latency: 2 * time.Second, remote: "", requestID: "r2",
+			err: errors.New("spool full: 1 of 1 bytes used")}},
+		{"odd path", accessEntry{method: "PUT", path: "/a b=c/\"q\"", status: 404, latency: time.Microsecond, remote: "h:1", requestID: "id"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := tt.e
+			e.time = at
+			for _, text := range []bool{false, true} {
+				var got, want bytes.Buffer
+				NewAccessLog(&got, text).write(&e)
+				var h slog.Handler = slog.NewJSONHandler(&want, nil)
+				if text {
+					h = slog.NewTextHandler(&want, nil)
+				}
+				if err := h.Handle(context.Background(), slogRecord(&e)); err != nil {
+					t.Fatal(err)
+				}
+				if text {
+					if got.String() != want.String() {
+						t.Errorf("text:\n got %s\nwant %s", got.String(), want.String())
+					}
+					continue
+				}
+				var g, w map[string]any
+				if err := json.Unmarshal(got.Bytes(), &g); err != nil {
+					t.Fatalf("json: %v in %s", err, got.String())
+				}
+				json.Unmarshal(want.Bytes(), &w)
+				if !reflect.DeepEqual(g, w) {
+					t.Errorf("json:\n got %s\nwant %s", got.String(), want.String())
+				}
+				if n := bytes.Count(got.Bytes(), []byte("\n")); n != 1 {
+					t.Errorf("json: %d newlines in one line: %q", n, got.String())
+				}
+			}
+		})
+	}
+}
+
+// slogRecord is the record the access line stands for.
+func slogRecord(e *accessEntry) slog.Record {
+	level := slog.LevelInfo
+	if e.err != nil && e.status >= 500 {
+		level = slog.LevelError
+	}
+	r := slog.NewRecord(e.time, level, "request", 0)
+	r.AddAttrs(
+		slog.String("method", e.method),
+		slog.String("path", e.path),
+		slog.Int("status", e.status),
+		slog.Float64("latency_ms", float64(e.latency.Microseconds())/1000),
+		slog.String("remote", e.remote),
+		slog.String("request_id", e.requestID),
+	)
+	if e.keyID != 0 {
+		r.AddAttrs(slog.Int64("key_id", e.keyID))
+	}
+	if e.points != 0 {
+		r.AddAttrs(slog.Int("points", e.points))
+	}
+	if e.err != nil {
+		r.AddAttrs(slog.String("error", e.err.Error()))
+	}
+	return r
+}
+
+func BenchmarkAccessLog(b *testing.B) {
+	e := accessEntry{time: time.Now(), method: "POST", path: "/api/submit", status: 200, latency: 1234 * time.Microsecond,
+		remote: "127.0.0.1:5555", requestID: "0123abcd0123abcd", keyID: 7, points: 1}
+	b.Run("hand-written", func(b *testing.B) {
+		l := NewAccessLog(discard{}, false)
+		for b.Loop() {
+			l.write(&e)
+		}
+	})
+	b.Run("slog", func(b *testing.B) {
+		l := slog.New(slog.NewJSONHandler(discard{}, nil))
+		for b.Loop() {
+			r := slogRecord(&e)
+			l.Handler().Handle(context.Background(), r)
+		}
+	})
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

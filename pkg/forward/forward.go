@@ -111,7 +111,9 @@ func (f *Forwarder) Run(ctx context.Context) {
 			}
 			if err != nil {
 				f.log.Error("spool read failed; skipping to the next segment", "error", err)
-				continue
+				if b.Points == 0 {
+					continue
+				}
 			}
 			j := &job{b: b, done: make(chan struct{})}
 			select {

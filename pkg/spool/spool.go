@@ -24,7 +24,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,6 +67,7 @@ type Options struct {
 
 const (
 	headerSize = 12 // payload length, point count, CRC-32C of both and the payload
+	readChunk  = 1 << 20
 	ackFile    = "ack"
 	segPrefix  = "seg-"
 	segSuffix  = ".log"
@@ -120,6 +120,7 @@ type Spool struct {
 	syncErr  error
 	readFile *os.File
 	readSeg  uint64
+	readBuf  []byte
 }
 
 type appendReq struct {
@@ -460,7 +461,7 @@ func (s *Spool) roll(need int64) error {
 	if p.err == nil && p.size < need {
 		p.close()
 		os.Remove(s.segPath(p.id))
-		p = prepareSegment(s.opts.Dir, p.id, need)
+		p = prepareSegment(s.opts.Dir, p.id, need, s.opts.Sync == SyncInterval)
 	}
 	if p.err != nil {
 		go s.prepare(p.id, s.opts.SegmentSize)
@@ -484,12 +485,19 @@ func (s *Spool) roll(need int64) error {
 
 // prepare makes segment id ahead of need, so a roll costs no I/O.
 func (s *Spool) prepare(id uint64, size int64) {
-	s.next <- prepareSegment(s.opts.Dir, id, size)
+	s.next <- prepareSegment(s.opts.Dir, id, size, s.opts.Sync == SyncInterval)
 }
 
 // prepareSegment creates a zero-filled segment and makes its size and
 // directory entry durable, so that later fdatasyncs carry only data.
-func prepareSegment(dir string, id uint64, size int64) preparedSegment {
+//
+// With mapped it also maps the segment for writing: SyncInterval copies each
+// append into the mapping, which puts it in the page cache without a system
+// call. SyncAlways writes each group with one pwrite instead: after every
+// fdatasync the kernel write-protects the pages it cleaned, so the next copy
+// into the mapping faults and shoots down other CPUs' TLB entries; in the
+// benchmark pwrite gave 15% more requests/s (25.7k vs 22.3k).
+func prepareSegment(dir string, id uint64, size int64, mapped bool) preparedSegment {
 	path := filepath.Join(dir, fmt.Sprintf("%s%016x%s", segPrefix, id, segSuffix))
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -510,6 +518,9 @@ func prepareSegment(dir string, id uint64, size int64) preparedSegment {
 	if err := syncDir(dir); err != nil {
 		f.Close()
 		return preparedSegment{id: id, err: err}
+	}
+	if !mapped {
+		return preparedSegment{id: id, file: f, size: size}
 	}
 	mem, err := mapSegment(f, size)
 	if err != nil {
@@ -553,13 +564,15 @@ type Batch struct {
 // Next returns the records after the last batch, waiting until there are
 // maxPoints points or maxWait has passed since the first record was seen.
 // A batch holds at least one record, so a larger record is returned alone.
-// It returns ctx's error when ctx ends first.
+// It returns ctx's error when ctx ends first. When it finds a corrupt
+// record it returns the error with the records read before it, which are
+// to be delivered all the same; the next call goes on after the segment.
 func (s *Spool) Next(ctx context.Context, maxPoints int, maxWait time.Duration) (Batch, error) {
 	var b Batch
 	var timer <-chan time.Time
 	for {
 		if err := s.readInto(&b, maxPoints); err != nil {
-			return Batch{}, err
+			return b, err
 		}
 		if b.Points >= maxPoints {
 			return b, nil
@@ -616,38 +629,63 @@ func (s *Spool) readInto(b *Batch, maxPoints int) error {
 		if err != nil {
 			return err
 		}
-		var hdr [headerSize]byte
+		// One pread for as many records as there are, up to readChunk (or
+		// one record larger than that): a pread per header and per payload
+		// cost the forwarder 4.6% of the gateway's CPU under one-point
+		// requests.
+		want := int64(readChunk)
 		for s.read.off < end {
-			if _, err := f.ReadAt(hdr[:], s.read.off); err != nil {
+			chunk := min(end-s.read.off, want)
+			if int64(cap(s.readBuf)) < chunk {
+				s.readBuf = make([]byte, chunk)
+			}
+			buf := s.readBuf[:chunk]
+			if n, err := f.ReadAt(buf, s.read.off); err != nil && !(errors.Is(err, io.EOF) && int64(n) == chunk) {
 				return fmt.Errorf("spool: read %s: %w", seg.path, err)
 			}
-			n, pts := int64(binary.LittleEndian.Uint32(hdr[0:])), int(binary.LittleEndian.Uint32(hdr[4:]))
-			if b.bytes > 0 && b.Points+pts > maxPoints {
-				return nil
+			for len(buf) >= headerSize {
+				hdr := buf[:headerSize]
+				n, pts := int64(binary.LittleEndian.Uint32(hdr[0:])), int(binary.LittleEndian.Uint32(hdr[4:]))
+				if int64(len(buf)) < headerSize+n {
+					break
+				}
+				if b.bytes > 0 && b.Points+pts > maxPoints {
+					return nil
+				}
+				payload := buf[headerSize : headerSize+n]
+				if recordCRC(hdr[:8], payload) != binary.LittleEndian.Uint32(hdr[8:]) {
+					return s.corrupt(seg)
+				}
+				b.Data = append(b.Data, payload...)
+				buf = buf[headerSize+n:]
+				s.read.off += headerSize + n
+				b.bytes += headerSize + n
+				b.Points += pts
+				b.end = s.read
+				if b.Points >= maxPoints {
+					return nil
+				}
 			}
-			start := len(b.Data)
-			b.Data = slices.Grow(b.Data, int(n))[:start+int(n)]
-			if _, err := f.ReadAt(b.Data[start:], s.read.off+headerSize); err != nil && !errors.Is(err, io.EOF) {
-				return fmt.Errorf("spool: read %s: %w", seg.path, err)
-			}
-			if recordCRC(hdr[:8], b.Data[start:]) != binary.LittleEndian.Uint32(hdr[8:]) {
-				// Only recovery can leave a bad record, and it stops before
-				// one; this is disk corruption. Skip the rest of the segment.
-				b.Data = b.Data[:start]
-				s.mu.Lock()
-				seg.end, seg.sealed = s.read.off, true
-				s.mu.Unlock()
-				return fmt.Errorf("spool: corrupt record in %s at %d", seg.path, s.read.off)
-			}
-			s.read.off += headerSize + n
-			b.bytes += headerSize + n
-			b.Points += pts
-			b.end = s.read
-			if b.Points >= maxPoints {
-				return nil
+			if len(buf) == int(chunk) {
+				// No record fitted: the next is larger than a chunk, so read
+				// it whole, unless it does not fit before the end either.
+				if len(buf) < headerSize || headerSize+int64(binary.LittleEndian.Uint32(buf)) > end-s.read.off {
+					return s.corrupt(seg)
+				}
+				want = headerSize + int64(binary.LittleEndian.Uint32(buf))
 			}
 		}
 	}
+}
+
+// corrupt ends seg at the read position and reports the bad record there.
+// Only recovery can leave a bad record, and it stops before one, so this is
+// disk corruption: the rest of the segment is skipped.
+func (s *Spool) corrupt(seg *segment) error {
+	s.mu.Lock()
+	seg.end, seg.sealed = s.read.off, true
+	s.mu.Unlock()
+	return fmt.Errorf("spool: corrupt record in %s at %d", seg.path, s.read.off)
 }
 
 func (s *Spool) openRead(seg *segment) (*os.File, error) {

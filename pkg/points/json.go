@@ -62,7 +62,7 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 		return nil, fmt.Errorf("%w: reading body: %w", ErrInvalid, err)
 	}
 	body := buf.Bytes()
-	if len(strings.TrimSpace(string(body))) == 0 {
+	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, fmt.Errorf("%w: body is empty", ErrInvalid)
 	}
 	p := getParser()

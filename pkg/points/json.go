@@ -91,6 +91,7 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 			if pts[i], err = jsonPoint(item, i, opts); err != nil {
 				return nil, err
 			}
+			yieldEvery(i)
 		}
 		return pts, nil
 	}

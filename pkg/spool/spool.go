@@ -68,6 +68,7 @@ type Options struct {
 const (
 	headerSize = 12 // payload length, point count, CRC-32C of both and the payload
 	readChunk  = 1 << 20
+	readPause  = 2 * time.Millisecond // see Next
 	ackFile    = "ack"
 	segPrefix  = "seg-"
 	segSuffix  = ".log"
@@ -569,7 +570,13 @@ type Batch struct {
 // to be delivered all the same; the next call goes on after the segment.
 func (s *Spool) Next(ctx context.Context, maxPoints int, maxWait time.Duration) (Batch, error) {
 	var b Batch
-	var timer <-chan time.Time
+	var timer, pause *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+			pause.Stop()
+		}
+	}()
 	for {
 		if err := s.readInto(&b, maxPoints); err != nil {
 			return b, err
@@ -577,14 +584,24 @@ func (s *Spool) Next(ctx context.Context, maxPoints int, maxWait time.Duration) 
 		if b.Points >= maxPoints {
 			return b, nil
 		}
-		if b.bytes > 0 && timer == nil {
-			t := time.NewTimer(maxWait)
-			defer t.Stop()
-			timer = t.C
+		// Until a batch is started, wait for an append. Once it is, read
+		// again every readPause rather than on every append: waking per
+		// append cost the forwarder a read and two goroutine switches per
+		// one-point request.
+		wake := s.notify
+		var paused, expired <-chan time.Time
+		if b.bytes > 0 {
+			if timer == nil {
+				timer, pause = time.NewTimer(maxWait), time.NewTimer(readPause)
+			} else {
+				pause.Reset(readPause)
+			}
+			wake, paused, expired = nil, pause.C, timer.C
 		}
 		select {
-		case <-s.notify:
-		case <-timer:
+		case <-wake:
+		case <-paused:
+		case <-expired:
 			return b, nil
 		case <-ctx.Done():
 			return Batch{}, ctx.Err()

@@ -95,9 +95,14 @@ type segment struct {
 type Spool struct {
 	opts Options
 
-	appends chan *appendReq
-	done    chan struct{}
-	wg      sync.WaitGroup
+	// The group of appends waiting for the committer (SyncAlways): each
+	// appender adds its record to cur under gmu, and the first of a group
+	// kicks the committer.
+	gmu  sync.Mutex
+	cur  *group
+	kick chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
 
 	// Guarded by wmu: held by the committer (SyncAlways) or by each
 	// appender (SyncInterval).
@@ -124,10 +129,12 @@ type Spool struct {
 	readBuf  []byte
 }
 
-type appendReq struct {
-	data   []byte
-	points int
-	done   chan error
+// group is the appends written and synced together.
+type group struct {
+	buf    []byte // their records
+	points int64
+	done   chan struct{} // closed once buf is written and synced; err is then set
+	err    error
 }
 
 type preparedSegment struct {
@@ -156,11 +163,12 @@ func Open(opts Options) (*Spool, error) {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	s := &Spool{
-		opts:    opts,
-		appends: make(chan *appendReq, 4096),
-		done:    make(chan struct{}),
-		notify:  make(chan struct{}, 1),
-		next:    make(chan preparedSegment, 1),
+		opts:   opts,
+		cur:    &group{done: make(chan struct{})},
+		kick:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		notify: make(chan struct{}, 1),
+		next:   make(chan preparedSegment, 1),
 	}
 	if err := s.recover(); err != nil {
 		return nil, err
@@ -306,11 +314,10 @@ func (s *Spool) Append(ctx context.Context, data []byte, points int) error {
 	s.mu.Unlock()
 	defer s.inflight.Done()
 
-	req := &appendReq{data: data, points: points}
 	if s.opts.Sync == SyncInterval {
 		// Nothing to wait for but the write itself: do it here, under the
 		// write lock, rather than hand it to the committer and back.
-		rec := appendRecord(make([]byte, 0, headerSize+len(data)), req)
+		rec := appendRecord(make([]byte, 0, headerSize+len(data)), data, points)
 		s.wmu.Lock()
 		err := s.commit(rec, int64(points))
 		s.wmu.Unlock()
@@ -319,15 +326,25 @@ func (s *Spool) Append(ctx context.Context, data []byte, points int) error {
 		}
 		return err
 	}
-	// Once queued the append completes even if ctx ends, so the answer is
-	// always the truth about what was stored.
-	req.done = make(chan error, 1)
-	s.appends <- req
-	err := <-req.done
-	if err != nil {
+	// Once added to the group the append completes even if ctx ends, so
+	// the answer is always the truth about what was stored.
+	s.gmu.Lock()
+	g := s.cur
+	first := len(g.buf) == 0
+	g.buf = appendRecord(g.buf, data, points)
+	g.points += int64(points)
+	s.gmu.Unlock()
+	if first {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	<-g.done
+	if g.err != nil {
 		s.unreserve(size)
 	}
-	return err
+	return g.err
 }
 
 func (s *Spool) unreserve(size int64) {
@@ -336,51 +353,46 @@ func (s *Spool) unreserve(size int64) {
 	s.mu.Unlock()
 }
 
-// commitLoop writes queued appends in groups: one pwrite and, in
-// SyncAlways mode, one fdatasync for all the appends waiting at that moment.
+// commitLoop writes the waiting appends in groups: one pwrite and one
+// fdatasync for all the appends that arrived while the last group was
+// being written. Appenders add to a shared buffer and wait for one channel
+// to close, so a request costs no channel send of its own.
 func (s *Spool) commitLoop() {
 	defer s.wg.Done()
-	var buf []byte
-	var group []*appendReq
+	var spare []byte
 	for {
-		var first *appendReq
 		select {
-		case first = <-s.appends:
+		case <-s.kick:
 		case <-s.done:
 			return
 		}
-		group = append(group[:0], first)
-		buf = appendRecord(buf[:0], first)
-	collect:
-		for len(buf) < 8<<20 {
-			select {
-			case r := <-s.appends:
-				group = append(group, r)
-				buf = appendRecord(buf, r)
-			default:
-				break collect
+		for {
+			s.gmu.Lock()
+			g := s.cur
+			if len(g.buf) == 0 {
+				s.gmu.Unlock()
+				break
 			}
-		}
-		var points int64
-		for _, r := range group {
-			points += int64(r.points)
-		}
-		s.wmu.Lock()
-		err := s.commit(buf, points)
-		s.wmu.Unlock()
-		for _, r := range group {
-			r.done <- err
+			s.cur = &group{buf: spare[:0], done: make(chan struct{})}
+			s.gmu.Unlock()
+			s.wmu.Lock()
+			g.err = s.commit(g.buf, g.points)
+			s.wmu.Unlock()
+			// The appenders read only err, so the buffer takes the next
+			// group but one.
+			spare = g.buf
+			close(g.done)
 		}
 	}
 }
 
-func appendRecord(buf []byte, r *appendReq) []byte {
+func appendRecord(buf, data []byte, points int) []byte {
 	var hdr [headerSize]byte
-	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(r.data)))
-	binary.LittleEndian.PutUint32(hdr[4:], uint32(r.points))
-	binary.LittleEndian.PutUint32(hdr[8:], recordCRC(hdr[:8], r.data))
+	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(data)))
+	binary.LittleEndian.PutUint32(hdr[4:], uint32(points))
+	binary.LittleEndian.PutUint32(hdr[8:], recordCRC(hdr[:8], data))
 	buf = append(buf, hdr[:]...)
-	return append(buf, r.data...)
+	return append(buf, data...)
 }
 
 // commit writes buf, the records of group, to the current segment.

@@ -165,10 +165,10 @@ batch_rounds "${port[always]}"
 # the gateway parses are CPU InfluxDB does not get. Where InfluxDB has a CPU
 # of its own, as it would on its own host, the question is only whether the
 # gateway keeps it as busy as a client writing directly does.
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+influx_pid=$(cat "$work/influx/influxd.pid")
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null && taskset -a -p -c 1 "$influx_pid" >/dev/null; then
   echo
   echo "== 2b. the same with InfluxDB on CPU 1, wrk and the gateway on CPU 0"
-  taskset -a -p -c 1 "$(cat "$work/influx/influxd.pid")" >/dev/null
   pinned_port=$(free_port)
   taskset -c 0 "$work/apiserver" --listen "127.0.0.1:$pinned_port" --influx-url "$INFLUX_URL" --influx-bucket bench \
     --spool-dir "$work/spool-pinned" --fsync always --auth-fail-burst 0 2>"$work/apiserver-pinned.log" &
@@ -177,7 +177,10 @@ if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
   wait_up "http://127.0.0.1:$pinned_port/readyz"
   PIN="taskset -c 0" WRK_THREADS=1 batch_rounds "$pinned_port"
   kill "$pinned_pid"
-  taskset -a -p -c "0-$(($(nproc) - 1))" "$(cat "$work/influx/influxd.pid")" >/dev/null
+  taskset -a -p -c "0-$(($(nproc) - 1))" "$influx_pid" >/dev/null
+else
+  echo
+  echo "== 2b. skipped: it needs two CPUs and taskset"
 fi
 
 echo

@@ -3,6 +3,7 @@ package keystore_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"net/netip"
@@ -399,5 +400,27 @@ func TestPolicyUpdateRotateUsage(t *testing.T) {
 	s.Now = func() time.Time { return now.Add(2 * time.Hour) }
 	if _, _, _, err := s.Rotate(ctx, k.ID, 0); !errors.Is(err, keystore.ErrExpired) {
 		t.Errorf("rotating an ended key: error = %v, want ErrExpired", err)
+	}
+}
+
+// TestHashKeyCanonical checks that every spelling of a UUID key hashes as
+// its canonical form does, and anything else as itself.
+func TestHashKeyCanonical(t *testing.T) {
+	u := uuid.New()
+	want := sha256.Sum256([]byte(u.String()))
+	for _, spelling := range []string{
+		u.String(),
+		strings.ToUpper(u.String()),
+		"{" + u.String() + "}",
+		"urn:uuid:" + u.String(),
+		strings.ReplaceAll(u.String(), "-", ""),
+		"  " + u.String() + "\n",
+	} {
+		if got := keystore.HashKey(spelling); got != want {
+			t.Errorf("HashKey(%q) differs from the hash of %q", spelling, u.String())
+		}
+	}
+	if got, want := keystore.HashKey("not-a-uuid"), sha256.Sum256([]byte("not-a-uuid")); got != want {
+		t.Errorf("HashKey of a non-UUID is not the SHA-256 of the value")
 	}
 }

@@ -12,7 +12,8 @@
 # 2. Batches of 5000 points: points/s accepted and points/s reaching
 #    InfluxDB, beside InfluxDB's own write rate for the same batches; then
 #    again with InfluxDB on a CPU of its own.
-# 3. Key look-up cost with 10, 10,000 and 1,000,000 keys (Go benchmark).
+# 3. Key look-up cost with 10, 10,000 and 1,000,000 keys (Go benchmark),
+#    and the submit handler's own cost per request.
 # 4. Peak RSS of the apiserver.
 # Everything listens on loopback and stops by itself.
 set -euo pipefail
@@ -186,6 +187,10 @@ fi
 echo
 echo "== 3. key look-up cost (go test -bench)"
 go test -run '^$' -bench 'Authenticate' -benchtime 20000x ./pkg/keystore | awk '/^Benchmark/ {print}'
+
+echo
+echo "== 3b. the submit handler alone, one point, no network (go test -bench)"
+go test -run '^$' -bench 'Submit' -benchmem ./pkg/server | awk '/^Benchmark/ {print}'
 
 echo
 echo "== 4. peak RSS"

@@ -60,8 +60,7 @@ func (l *AccessLog) write(e *accessEntry) {
 	f.str("method", e.method)
 	f.str("path", e.path)
 	f.int("status", int64(e.status))
-	f.key("latency_ms")
-	f.b = strconv.AppendFloat(f.b, float64(e.latency.Microseconds())/1000, 'f', -1, 64)
+	f.float("latency_ms", float64(e.latency.Microseconds())/1000)
 	f.str("remote", e.remote)
 	f.str("request_id", e.requestID)
 	if e.keyID != 0 {
@@ -151,6 +150,13 @@ func (f *fields) raw(k, v string) {
 func (f *fields) int(k string, v int64) {
 	f.key(k)
 	f.b = strconv.AppendInt(f.b, v, 10)
+}
+
+// float appends v as slog does for the values a latency takes: no exponent
+// from 1e-6 to 1e21, where encoding/json and strconv's 'g' agree with 'f'.
+func (f *fields) float(k string, v float64) {
+	f.key(k)
+	f.b = strconv.AppendFloat(f.b, v, 'f', -1, 64)
 }
 
 func (f *fields) end() {

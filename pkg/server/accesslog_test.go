@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"reflect"
 	"testing"
@@ -96,20 +97,16 @@ func BenchmarkAccessLog(b *testing.B) {
 	e := accessEntry{time: time.Now(), method: "POST", path: "/api/submit", status: 200, latency: 1234 * time.Microsecond,
 		remote: "127.0.0.1:5555", requestID: "0123abcd0123abcd", keyID: 7, points: 1}
 	b.Run("hand-written", func(b *testing.B) {
-		l := NewAccessLog(discard{}, false)
+		l := NewAccessLog(io.Discard, false)
 		for b.Loop() {
 			l.write(&e)
 		}
 	})
 	b.Run("slog", func(b *testing.B) {
-		l := slog.New(slog.NewJSONHandler(discard{}, nil))
+		l := slog.New(slog.NewJSONHandler(io.Discard, nil))
 		for b.Loop() {
 			r := slogRecord(&e)
 			l.Handler().Handle(context.Background(), r)
 		}
 	})
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }

@@ -125,6 +125,15 @@ func addGlobalFlags(cmd *cobra.Command, f *Factory) {
 }
 
 // noArgs rejects positional arguments with a usage error.
+// oneKey is the Args of the verbs that act on one key, named by its id or
+// by the key itself.
+func oneKey(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return usageErrorf("%s takes one key id or key, got %d arguments", cmd.Name(), len(args))
+	}
+	return nil
+}
+
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		return usageErrorf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " "))

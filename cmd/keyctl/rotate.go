@@ -49,12 +49,7 @@ The new key is printed once and cannot be shown again; store it now. With
 		Example: `  $ keyctl rotate 7
   $ keyctl rotate 7 --grace 1h
   $ NEW=$(keyctl rotate "$OLD" --grace 0 --quiet)`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageErrorf("rotate takes one key id or key, got %d arguments", len(args))
-			}
-			return nil
-		},
+		Args: oneKey,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := parseKeyRef(args[0])
 			if err != nil {

@@ -31,12 +31,7 @@ func NewCmdShow(f *Factory, runF func(*ShowOptions) error) *cobra.Command {
 key itself (to find out which record a key you hold belongs to).`,
 		Example: `  $ keyctl show 7
   $ keyctl show "$KEY" -o json`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageErrorf("show takes one key id or key, got %d arguments", len(args))
-			}
-			return nil
-		},
+		Args: oneKey,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := parseKeyRef(args[0])
 			if err != nil {

@@ -41,12 +41,7 @@ stop it, revoke.`,
   $ keyctl update 7 --scope submit --scope admin
   $ keyctl update 7 --measurement cpu --measurement mem --rate 100 --burst 500
   $ keyctl update 7 --all-measurements --rate 0`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageErrorf("update takes one key id or key, got %d arguments", len(args))
-			}
-			return nil
-		},
+		Args: oneKey,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := parseKeyRef(args[0])
 			if err != nil {

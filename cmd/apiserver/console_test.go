@@ -138,7 +138,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	addr := freeAddr(t)
+	addr := influxtest.FreeAddr(t)
 	runCtx, stop := context.WithCancel(ctx)
 	logs := &lockedBuffer{}
 	done := make(chan error, 1)

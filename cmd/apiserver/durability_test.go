@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,7 +39,7 @@ type process struct {
 
 func startProcess(t *testing.T, args ...string) *process {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := influxtest.FreeAddr(t)
 	logPath := filepath.Join(t.TempDir(), "apiserver.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -275,7 +274,7 @@ func TestSpoolFull(t *testing.T) {
 	db := influxtest.New(t)
 	dbPath, key := newKeyDB(t)
 	spoolDir := t.TempDir()
-	dead := "http://" + freeAddr(t)
+	dead := "http://" + influxtest.FreeAddr(t)
 	p := startProcess(t, "--db", dbPath, "--influx-url", dead, "--influx-bucket", db.Name,
 		"--spool-dir", spoolDir, "--spool-max-bytes", "8192", "--drain-timeout", "100ms", "--log-format", "text")
 
@@ -319,14 +318,4 @@ func TestSpoolFull(t *testing.T) {
 		t.Errorf("InfluxDB has %d points, %d acknowledged ones missing; want exactly the %d acknowledged", n, missing, len(l.acked))
 	}
 	p.stop(t)
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -76,12 +76,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := influxtest.FreeAddr(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -180,13 +175,13 @@ func TestRunTLS(t *testing.T) {
 	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
 
-	addr := freeAddr(t)
+	addr := influxtest.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--listen", addr, "--db", filepath.Join(dir, "k.db"), "--spool-dir", filepath.Join(dir, "spool"),
-			"--influx-url", "http://" + freeAddr(t), "--tls-cert", certPath, "--tls-key", keyPath, "--drain-timeout", "10ms"},
+			"--influx-url", "http://" + influxtest.FreeAddr(t), "--tls-cert", certPath, "--tls-key", keyPath, "--drain-timeout", "10ms"},
 			func(string) string { return "" }, io.Discard, io.Discard)
 	}()
 	pool := x509.NewCertPool()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -107,12 +108,23 @@ func (s *Server) Stop(t testing.TB) {
 	s.cmd = nil
 }
 
-func freePort(t testing.TB) int {
+// FreeAddr returns a loopback address ("127.0.0.1:port") that nothing
+// listens on: for a server a test starts, or an InfluxDB that is down.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ln.Addr().String()
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	port, err := strconv.Atoi(FreeAddr(t)[len("127.0.0.1:"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }

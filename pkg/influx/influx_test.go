@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -114,12 +113,7 @@ func TestWriteRefused(t *testing.T) {
 
 // TestUnreachable points a Writer at a closed port.
 func TestUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "http://" + ln.Addr().String()
-	ln.Close()
+	url := "http://" + influxtest.FreeAddr(t)
 	w := newWriter(t, influx.Config{URL: url, Bucket: "metricgate"})
 	ctx := context.Background()
 	if err := w.Write(ctx, []byte("m v=1")); !errors.Is(err, influx.ErrUnavailable) {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	influxhttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
+	"metricgate/internal/influxtest"
 	"metricgate/pkg/influx"
 	"metricgate/pkg/keystore"
 	"metricgate/pkg/metrics"
@@ -304,12 +304,7 @@ func TestInfluxWriteRateLimit(t *testing.T) {
 }
 
 func TestInfluxWriteUnavailable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + ln.Addr().String()
-	ln.Close()
+	dead := "http://" + influxtest.FreeAddr(t)
 	g := startGateway(t, func(_ *server.Config, ic *influx.Config) { ic.URL = dead })
 	_, key := g.key(t, "127.0.0.1")
 	r := g.post(t, "/api/v2/write?bucket=b", "m v=1", "Authorization", "Token "+key)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -362,12 +361,7 @@ func TestRevokeWhileRunning(t *testing.T) {
 // TestInfluxUnavailable points the gateway at a closed port: the client must
 // get 503 with Retry-After, never a false success.
 func TestInfluxUnavailable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + ln.Addr().String()
-	ln.Close()
+	dead := "http://" + influxtest.FreeAddr(t)
 	g := startGateway(t, func(_ *server.Config, ic *influx.Config) { ic.URL = dead })
 	_, key := g.key(t, "127.0.0.1")
 	r := g.submit(t, key, `{"field": "x", "value": 1}`)

@@ -1,8 +1,10 @@
 package spool
 
 import (
+	"errors"
 	"os"
 	"syscall"
+	"unsafe"
 )
 
 // fdatasync flushes f's data, and only the metadata needed to read it back:
@@ -24,4 +26,128 @@ func fdatasync(f *os.File) error {
 		return err
 	}
 	return serr
+}
+
+// asyncSyncer is the committer's fdatasync, run through Linux native AIO
+// (IOCB_CMD_FDSYNC) with its completion signalled on an eventfd that the
+// Go netpoller waits on, as it waits on a socket.
+//
+// A plain fdatasync holds its thread and the thread's Go scheduler P for
+// the whole disk flush (0.1-0.4 ms here). Under load the runtime's monitor
+// then wakes every 20 us, takes the P away and starts another thread, and
+// when the call returns its thread finds the P gone and parks: about a
+// tenth of the gateway's CPU in --fsync always (profiled), for one sync per
+// group. Through AIO the flush runs on a kernel worker and nothing blocks.
+// It is not safe for concurrent use: only the committer calls it.
+type asyncSyncer struct {
+	ctx uintptr  // aio_context_t
+	efd *os.File // eventfd, non-blocking, read through the netpoller
+}
+
+// iocb is the kernel's struct iocb, little-endian layout.
+type iocb struct {
+	data     uint64
+	key      uint32
+	rwFlags  uint32
+	opcode   uint16
+	reqprio  int16
+	fd       uint32
+	buf      uint64
+	nbytes   uint64
+	offset   int64
+	reserved uint64
+	flags    uint32
+	resfd    uint32
+}
+
+// ioEvent is the kernel's struct io_event.
+type ioEvent struct {
+	data uint64
+	obj  uint64
+	res  int64
+	res2 int64
+}
+
+const (
+	iocbCmdFdsync = 3      // IOCB_CMD_FDSYNC
+	iocbFlagResfd = 1 << 0 // IOCB_FLAG_RESFD
+)
+
+// errNoAsync means the kernel or file system cannot run fdatasync through
+// AIO; the caller falls back to the blocking call.
+var errNoAsync = errors.New("spool: asynchronous fdatasync unsupported")
+
+func newAsyncSyncer() (*asyncSyncer, error) {
+	var ctx uintptr
+	if _, _, e := syscall.Syscall(syscall.SYS_IO_SETUP, 1, uintptr(unsafe.Pointer(&ctx)), 0); e != 0 {
+		return nil, e
+	}
+	fd, _, e := syscall.Syscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if e != 0 {
+		syscall.Syscall(syscall.SYS_IO_DESTROY, ctx, 0, 0)
+		return nil, e
+	}
+	// A non-blocking descriptor makes os.NewFile register it with the
+	// netpoller, so Read parks the goroutine instead of the thread.
+	return &asyncSyncer{ctx: ctx, efd: os.NewFile(fd, "spool-aio-eventfd")}, nil
+}
+
+// fdatasync flushes f's data as fdatasync(2) does. It returns errNoAsync,
+// having done nothing, where AIO cannot sync f.
+func (a *asyncSyncer) fdatasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		cb := &iocb{opcode: iocbCmdFdsync, fd: uint32(fd), flags: iocbFlagResfd, resfd: uint32(a.efd.Fd())}
+		for {
+			_, _, e := syscall.Syscall(syscall.SYS_IO_SUBMIT, a.ctx, 1, uintptr(unsafe.Pointer(&cb)))
+			switch e {
+			case 0:
+				return
+			case syscall.EINTR, syscall.EAGAIN:
+				continue
+			case syscall.EINVAL, syscall.ENOSYS, syscall.EOPNOTSUPP:
+				serr = errNoAsync
+			default:
+				serr = e
+			}
+			return
+		}
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return serr
+	}
+	var count [8]byte
+	if _, err := a.efd.Read(count[:]); err != nil {
+		return err
+	}
+	var ev ioEvent
+	var now syscall.Timespec // do not wait: the eventfd said it is done
+	for {
+		n, _, e := syscall.Syscall6(syscall.SYS_IO_GETEVENTS, a.ctx, 1, 1, uintptr(unsafe.Pointer(&ev)), uintptr(unsafe.Pointer(&now)), 0)
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			return e
+		}
+		if n != 1 {
+			return errors.New("spool: fdatasync completed without an event")
+		}
+		break
+	}
+	if ev.res < 0 {
+		return syscall.Errno(-ev.res)
+	}
+	return nil
+}
+
+func (a *asyncSyncer) close() {
+	syscall.Syscall(syscall.SYS_IO_DESTROY, a.ctx, 0, 0)
+	a.efd.Close()
 }

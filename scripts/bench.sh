@@ -8,7 +8,9 @@
 #
 # 1. /api/submit, one point per request, keep-alive, CONNS connections,
 #    beside a bare net/http handler that reads the body and answers 204:
-#    requests/s and p50/p99 latency, with --fsync always and interval.
+#    requests/s and p50/p99 latency, with --fsync always and interval. The
+#    bare handler is also measured answering as /api/submit does (200, JSON,
+#    X-Request-Id): what the answer alone costs.
 # 2. Batches of 5000 points: points/s accepted and points/s reaching
 #    InfluxDB, beside InfluxDB's own write rate for the same batches; then
 #    again with InfluxDB on a CPU of its own.
@@ -51,7 +53,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_up() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return; sleep 0.05; done; echo "$1 did not come up" >&2; exit 1; }
 
 bare_port=$(free_port)
-"$work/bare" "127.0.0.1:$bare_port" & pids+=($!)
+"$work/bare" "127.0.0.1:$bare_port" &
+bare_pid=$!
+pids+=($!)
+influx_pid=$(cat "$work/influx/influxd.pid")
 declare -A port debug pid
 for mode in always interval; do
   port[$mode]=$(free_port)
@@ -81,7 +86,20 @@ run_wrk() {
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   bad=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${bad:-0}"
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${bad:-0} $n"
+}
+# cpu_ticks PID: user plus system CPU time of PID, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# run_wrk_cpu SERVER_PID ARGS...: run_wrk ARGS, and append the CPU time per
+# request, in microseconds, of the server and of InfluxDB.
+run_wrk_cpu() {
+  local pid=$1 s0 i0 out
+  shift
+  s0=$(cpu_ticks "$pid"); i0=$(cpu_ticks "$influx_pid")
+  out=$(run_wrk "$@")
+  awk -v s="$(($(cpu_ticks "$pid") - s0))" -v i="$(($(cpu_ticks "$influx_pid") - i0))" -v hz="$(getconf CLK_TCK)" \
+    '{print $0, s/hz*1e6/$5, i/hz*1e6/$5}' <<<"$out"
 }
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -91,27 +109,36 @@ echo '{"field": "os_updates", "value": 5}' >"$work/one.json"
 echo "== 1. one point per request, $CONNS connections, $ROUNDS rounds of $DURATION, interleaved"
 declare -A results
 for r in $(seq 1 "$ROUNDS"); do
-  results[bare]+="$(run_wrk "http://127.0.0.1:$bare_port/" "$work/one.json" "$CONNS")"$'\n'
+  results[bare]+="$(run_wrk_cpu "$bare_pid" "http://127.0.0.1:$bare_port/" "$work/one.json" "$CONNS")"$'\n'
+  results[shaped]+="$(run_wrk_cpu "$bare_pid" "http://127.0.0.1:$bare_port/submit-shaped" "$work/one.json" "$CONNS")"$'\n'
   for mode in always interval; do
     if [ "$r" = 1 ] && [ "$mode" = always ]; then
       curl -fs -o "$work/cpu-always.pprof" "http://127.0.0.1:${debug[$mode]}/debug/pprof/profile?seconds=5" &
       prof=$!
     fi
-    results[$mode]+="$(run_wrk "http://127.0.0.1:${port[$mode]}/api/submit" "$work/one.json" "$CONNS")"$'\n'
+    results[$mode]+="$(run_wrk_cpu "${pid[$mode]}" "http://127.0.0.1:${port[$mode]}/api/submit" "$work/one.json" "$CONNS")"$'\n'
     [ "$r" = 1 ] && [ "$mode" = always ] && wait "$prof"
     wait_drained "${port[$mode]}"
   done
   echo "round $r done" >&2
 done
 bare_rps=$(awk 'NF {print $1}' <<<"${results[bare]}" | median)
-printf '%-28s %12s %9s %9s %9s %8s\n' target "requests/s" "p50 ms" "p99 ms" "vs bare" "non-2xx"
-for t in bare always interval; do
+# CPU per request, in microseconds: the server's own, and InfluxDB's for
+# the points the gateway forwards, on the same two cores as wrk.
+printf '%-28s %12s %9s %9s %9s %8s %11s %12s\n' target "requests/s" "p50 ms" "p99 ms" "vs bare" "non-2xx" "server us" "influxd us"
+for t in bare shaped always interval; do
   rps=$(awk 'NF {print $1}' <<<"${results[$t]}" | median)
   p50=$(awk 'NF {print $2}' <<<"${results[$t]}" | median)
   p99=$(awk 'NF {print $3}' <<<"${results[$t]}" | median)
   bad=$(awk 'NF {s+=$4} END {print s+0}' <<<"${results[$t]}")
-  name=$t; [ "$t" = bare ] && name="bare net/http (204)"; [ "$t" != bare ] && name="/api/submit --fsync $t"
-  printf '%-28s %12.0f %9s %9s %9.2f %8s\n' "$name" "$rps" "$p50" "$p99" "$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN {print a/b}')" "$bad"
+  scpu=$(awk 'NF {print $6}' <<<"${results[$t]}" | median)
+  icpu=$(awk 'NF {print $7}' <<<"${results[$t]}" | median)
+  case $t in
+    bare) name="bare net/http (204)" ;;
+    shaped) name="bare, answering as submit" ;;
+    *) name="/api/submit --fsync $t" ;;
+  esac
+  printf '%-28s %12.0f %9s %9s %9.2f %8s %11.1f %12.1f\n' "$name" "$rps" "$p50" "$p99" "$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN {print a/b}')" "$bad" "$scpu" "$icpu"
 done
 
 echo
@@ -166,7 +193,6 @@ batch_rounds "${port[always]}"
 # the gateway parses are CPU InfluxDB does not get. Where InfluxDB has a CPU
 # of its own, as it would on its own host, the question is only whether the
 # gateway keeps it as busy as a client writing directly does.
-influx_pid=$(cat "$work/influx/influxd.pid")
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null && taskset -a -p -c 1 "$influx_pid" >/dev/null; then
   echo
   echo "== 2b. the same with InfluxDB on CPU 1, wrk and the gateway on CPU 0"

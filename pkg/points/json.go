@@ -73,7 +73,7 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 	}
 	switch v.Type() {
 	case fastjson.TypeObject:
-		pt, err := jsonPoint(v, 0, opts)
+		pt, err := newJSONBatch(opts, 1).point(v, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -87,8 +87,9 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 			return nil, fmt.Errorf("%w: a batch may hold at most %d points, got %d", ErrTooManyPoints, opts.MaxPoints, len(items))
 		}
 		pts := make([]Point, len(items))
+		b := newJSONBatch(opts, len(items))
 		for i, item := range items {
-			if pts[i], err = jsonPoint(item, i, opts); err != nil {
+			if pts[i], err = b.point(item, i); err != nil {
 				return nil, err
 			}
 			yieldEvery(i)
@@ -98,16 +99,49 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 	return nil, fmt.Errorf("%w: body must be a JSON object or an array of objects, got %s", ErrInvalid, v.Type())
 }
 
-// jsonPoint reads point i. Strings are copied out of the parser's memory,
-// which the next body reuses.
-func jsonPoint(v *fastjson.Value, i int, opts Options) (Point, error) {
+// jsonBatch is what the points of one body share. A batch repeats its
+// measurement, field name and tag keys on nearly every point, so each is
+// copied out of the parser's memory (which the next body reuses) and
+// checked once, when it first differs from the point before; and the
+// points' tags and fields are cut from shared arrays. In a 5000-point
+// batch these were most of the parse's allocations and a third of its
+// time.
+type jsonBatch struct {
+	opts        Options
+	measurement string   // the last measurement copied and checked
+	field       string   // the last field name copied and checked
+	tagKeys     []string // the last tag keys copied and checked, by position
+	tagValues   []string // the last tag values copied and checked, by position
+	tags        []Tag    // shared by the points' Tags
+	fields      []Field  // one per point, shared by the points' Fields
+}
+
+func newJSONBatch(opts Options, n int) *jsonBatch {
+	return &jsonBatch{opts: opts, fields: make([]Field, 0, n)}
+}
+
+// name returns b as a string checked by checkName, reusing *last when it is
+// the same.
+func name(last *string, what string, b []byte) (string, error) {
+	if len(b) > 0 && string(b) == *last {
+		return *last, nil
+	}
+	s := string(b)
+	if err := checkName(what, s); err != nil {
+		return "", err
+	}
+	*last = s
+	return s, nil
+}
+
+// point reads point i of the body.
+func (b *jsonBatch) point(v *fastjson.Value, i int) (Point, error) {
 	o, err := v.Object()
 	if err != nil {
 		return Point{}, pointError(i, fmt.Errorf("each point must be a JSON object, got %s", v.Type()))
 	}
-	p := Point{Measurement: opts.DefaultMeasurement}
-	var field *string
-	var value, timestamp *fastjson.Value
+	p := Point{Measurement: b.opts.DefaultMeasurement}
+	var measurement, field, value, timestamp, tags *fastjson.Value
 	seen := 0
 	o.Visit(func(k []byte, v *fastjson.Value) {
 		if err != nil {
@@ -116,20 +150,15 @@ func jsonPoint(v *fastjson.Value, i int, opts Options) (Point, error) {
 		var bit int
 		switch string(k) {
 		case "measurement":
-			bit = 1
-			p.Measurement, err = jsonString("measurement", v)
+			bit, measurement = 1, v
 		case "field":
-			bit = 2
-			var s string
-			s, err = jsonString("field", v)
-			field = &s
+			bit, field = 2, v
 		case "value":
 			bit, value = 4, v
 		case "timestamp":
 			bit, timestamp = 8, v
 		case "tags":
-			bit = 16
-			p.Tags, err = jsonTags(v)
+			bit, tags = 16, v
 		default:
 			err = fmt.Errorf("unknown key %q", truncate(string(k)))
 			return
@@ -142,25 +171,49 @@ func jsonPoint(v *fastjson.Value, i int, opts Options) (Point, error) {
 	if err != nil {
 		return Point{}, pointError(i, err)
 	}
-	if err := checkName("measurement", p.Measurement); err != nil {
-		return Point{}, pointError(i, err)
+	if measurement != nil {
+		s, err := measurement.StringBytes()
+		if err != nil {
+			return Point{}, pointError(i, fmt.Errorf(`"measurement" must be a string, got %s`, measurement.Type()))
+		}
+		if p.Measurement, err = name(&b.measurement, "measurement", s); err != nil {
+			return Point{}, pointError(i, err)
+		}
+	} else if p.Measurement != b.measurement {
+		if err := checkName("measurement", p.Measurement); err != nil {
+			return Point{}, pointError(i, err)
+		}
+		b.measurement = p.Measurement
 	}
 	if field == nil {
 		return Point{}, pointError(i, errors.New(`"field" is required`))
 	}
-	if err := checkName("field", *field); err != nil {
+	fs, err := field.StringBytes()
+	if err != nil {
+		return Point{}, pointError(i, fmt.Errorf(`"field" must be a string, got %s`, field.Type()))
+	}
+	fieldName, err := name(&b.field, "field", fs)
+	if err != nil {
 		return Point{}, pointError(i, err)
+	}
+	if tags != nil {
+		if p.Tags, err = b.jsonTags(tags); err != nil {
+			return Point{}, pointError(i, err)
+		}
 	}
 	val, err := jsonValue(value)
 	if err != nil {
 		return Point{}, pointError(i, err)
 	}
-	p.Fields = []Field{{Key: *field, Value: val}}
+	b.fields = append(b.fields, Field{Key: fieldName, Value: val})
+	n := len(b.fields)
+	p.Fields = b.fields[n-1 : n : n]
 	if timestamp != nil && timestamp.Type() != fastjson.TypeNull {
-		var buf [32]byte
-		raw := timestamp.MarshalTo(buf[:0])
+		// Int64 refuses a fraction, an exponent and anything out of range.
 		ns, err := timestamp.Int64()
-		if timestamp.Type() != fastjson.TypeNumber || err != nil || bytes.ContainsAny(raw, ".eE") {
+		if err != nil {
+			var buf [32]byte
+			raw := timestamp.MarshalTo(buf[:0])
 			return Point{}, pointError(i, fmt.Errorf(`"timestamp" must be an integer number of nanoseconds since the epoch, got %s`, truncate(string(raw))))
 		}
 		p.Time = time.Unix(0, ns)
@@ -168,41 +221,54 @@ func jsonPoint(v *fastjson.Value, i int, opts Options) (Point, error) {
 	return p, nil
 }
 
-func jsonString(key string, v *fastjson.Value) (string, error) {
-	b, err := v.StringBytes()
-	if err != nil {
-		return "", fmt.Errorf("%q must be a string, got %s", key, v.Type())
-	}
-	return string(b), nil
-}
-
-func jsonTags(v *fastjson.Value) ([]Tag, error) {
+// jsonTags reads a point's tags object into the shared tag array.
+func (b *jsonBatch) jsonTags(v *fastjson.Value) ([]Tag, error) {
 	o, err := v.Object()
 	if err != nil {
 		return nil, fmt.Errorf(`"tags" must be an object of strings, got %s`, v.Type())
 	}
-	tags := make([]Tag, 0, o.Len())
+	start := len(b.tags)
 	o.Visit(func(k []byte, v *fastjson.Value) {
 		if err != nil {
 			return
 		}
-		b, serr := v.StringBytes()
+		val, serr := v.StringBytes()
 		if serr != nil {
 			err = fmt.Errorf(`"tags.%s" must be a string, got %s`, truncate(string(k)), v.Type())
 			return
 		}
-		for _, t := range tags {
+		for _, t := range b.tags[start:] {
 			if t.Key == string(k) {
 				err = fmt.Errorf("duplicate tag %q", truncate(string(k)))
 				return
 			}
 		}
-		t := Tag{string(k), string(b)}
-		if err = checkTag(t.Key, t.Value); err == nil {
-			tags = append(tags, t)
+		pos := len(b.tags) - start
+		if pos == len(b.tagKeys) {
+			b.tagKeys = append(b.tagKeys, "")
+			b.tagValues = append(b.tagValues, "")
 		}
+		var t Tag
+		if t.Key, err = name(&b.tagKeys[pos], "tag key", k); err != nil {
+			return
+		}
+		if len(val) > 0 && string(val) == b.tagValues[pos] {
+			t.Value = b.tagValues[pos]
+		} else {
+			t.Value = string(val)
+			if err = checkTag(t.Key, t.Value); err != nil {
+				return
+			}
+			b.tagValues[pos] = t.Value
+		}
+		b.tags = append(b.tags, t)
 	})
-	return tags, err
+	if err != nil {
+		b.tags = b.tags[:start]
+		return nil, err
+	}
+	end := len(b.tags)
+	return b.tags[start:end:end], nil
 }
 
 // jsonValue keeps a JSON integer an integer and any other number a float,
@@ -225,14 +291,15 @@ func jsonValue(v *fastjson.Value) (lineprotocol.Value, error) {
 		}
 		return val, nil
 	case fastjson.TypeNumber:
+		// Int64 takes exactly the integers in range; the rest is a float
+		// or an integer too large.
+		if n, err := v.Int64(); err == nil {
+			return lineprotocol.IntValue(n), nil
+		}
 		var buf [32]byte
 		raw := v.MarshalTo(buf[:0])
 		if !bytes.ContainsAny(raw, ".eE") {
-			n, err := v.Int64()
-			if err != nil {
-				return lineprotocol.Value{}, fmt.Errorf(`"value" %s is out of the range of a 64-bit integer`, truncate(string(raw)))
-			}
-			return lineprotocol.IntValue(n), nil
+			return lineprotocol.Value{}, fmt.Errorf(`"value" %s is out of the range of a 64-bit integer`, truncate(string(raw)))
 		}
 		f, err := v.Float64()
 		val, ok := lineprotocol.FloatValue(f)

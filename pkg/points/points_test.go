@@ -30,6 +30,12 @@ func TestParseAndEncode(t *testing.T) {
 			"custom_metrics,host=web-1,zone=z x=1i 3\n"},
 		{"Batch", ` [ {"field":"a","value":1,"timestamp":1}, {"field":"b","value":2,"timestamp":2} ] `,
 			"custom_metrics,host=web-1 a=1i 1\ncustom_metrics,host=web-1 b=2i 2\n"},
+		// Names repeated from the point before are reused, and the points'
+		// tags share one array: each point must keep its own.
+		{"BatchNamesRepeatAndChange", `[{"measurement":"m","field":"f","value":1,"tags":{"a":"1","b":"2"},"timestamp":1},
+			{"measurement":"m","field":"f","value":2,"tags":{"b":"2","a":"1"},"timestamp":2},
+			{"field":"g","value":3,"tags":{"a":"x"},"timestamp":3}]`,
+			"m,a=1,b=2,host=web-1 f=1i 1\nm,a=1,b=2,host=web-1 f=2i 2\ncustom_metrics,a=x,host=web-1 g=3i 3\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,6 +83,15 @@ func TestParseRejects(t *testing.T) {
 		{"EmptyBatch", `[]`, points.ErrEmpty, "empty"},
 		{"OversizeBatch", `[{"field":"a","value":1},{"field":"a","value":1},{"field":"a","value":1},{"field":"a","value":1}]`, points.ErrTooManyPoints, "at most 3"},
 		{"SecondPointBad", `[{"field":"a","value":1},{"field":"a"}]`, points.ErrInvalid, "point 1"},
+		// A name that differs from the point before is checked again.
+		{"LaterPointBadMeasurement", `[{"measurement":"m","field":"x","value":1},{"measurement":"_m","field":"x","value":1}]`,
+			points.ErrInvalid, `point 1: measurement "_m" must not start`},
+		{"LaterPointBadField", `[{"field":"x","value":1},{"field":"_x","value":1}]`, points.ErrInvalid, `point 1: field "_x" must not start`},
+		{"LaterPointBadTagKey", `[{"field":"x","value":1,"tags":{"a":"v"}},{"field":"x","value":1,"tags":{"time":"v"}}]`,
+			points.ErrInvalid, `point 1: tag key must not be "time"`},
+		{"LaterPointBadTagValue", `[{"field":"x","value":1,"tags":{"a":"v"}},{"field":"x","value":1,"tags":{"a":"v\\"}}]`,
+			points.ErrInvalid, `point 1: tag "a" has an invalid value`},
+		{"DuplicateTag", `{"field":"x","value":1,"tags":{"a":"1","a":"2"}}`, points.ErrInvalid, `duplicate tag "a"`},
 		{"TrailingData", `{"field":"a","value":1} {}`, points.ErrInvalid, "after the JSON value"},
 	}
 	for _, tt := range tests {

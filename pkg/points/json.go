@@ -73,7 +73,8 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 	}
 	switch v.Type() {
 	case fastjson.TypeObject:
-		pt, err := newJSONBatch(opts, 1).point(v, 0)
+		b := batch{fields: make([]Field, 0, 1)}
+		pt, err := jsonPoint(&b, v, 0, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -87,9 +88,9 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 			return nil, fmt.Errorf("%w: a batch may hold at most %d points, got %d", ErrTooManyPoints, opts.MaxPoints, len(items))
 		}
 		pts := make([]Point, len(items))
-		b := newJSONBatch(opts, len(items))
+		b := &batch{fields: make([]Field, 0, len(items))}
 		for i, item := range items {
-			if pts[i], err = b.point(item, i); err != nil {
+			if pts[i], err = jsonPoint(b, item, i, opts); err != nil {
 				return nil, err
 			}
 			yieldEvery(i)
@@ -99,48 +100,12 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 	return nil, fmt.Errorf("%w: body must be a JSON object or an array of objects, got %s", ErrInvalid, v.Type())
 }
 
-// jsonBatch is what the points of one body share. A batch repeats its
-// measurement, field name and tag keys on nearly every point, so each is
-// copied out of the parser's memory (which the next body reuses) and
-// checked once, when it first differs from the point before; and the
-// points' tags and fields are cut from shared arrays. In a 5000-point
-// batch these were most of the parse's allocations and a third of its
-// time.
-type jsonBatch struct {
-	opts        Options
-	measurement string   // the last measurement copied and checked
-	field       string   // the last field name copied and checked
-	tagKeys     []string // the last tag keys copied and checked, by position
-	tagValues   []string // the last tag values copied and checked, by position
-	tags        []Tag    // shared by the points' Tags
-	fields      []Field  // one per point, shared by the points' Fields
-}
-
-func newJSONBatch(opts Options, n int) *jsonBatch {
-	return &jsonBatch{opts: opts, fields: make([]Field, 0, n)}
-}
-
-// name returns b as a string checked by checkName, reusing *last when it is
-// the same.
-func name(last *string, what string, b []byte) (string, error) {
-	if len(b) > 0 && string(b) == *last {
-		return *last, nil
-	}
-	s := string(b)
-	if err := checkName(what, s); err != nil {
-		return "", err
-	}
-	*last = s
-	return s, nil
-}
-
-// point reads point i of the body.
-func (b *jsonBatch) point(v *fastjson.Value, i int) (Point, error) {
+// jsonPoint reads point i of a body into b.
+func jsonPoint(b *batch, v *fastjson.Value, i int, opts Options) (Point, error) {
 	o, err := v.Object()
 	if err != nil {
 		return Point{}, pointError(i, fmt.Errorf("each point must be a JSON object, got %s", v.Type()))
 	}
-	p := Point{Measurement: b.opts.DefaultMeasurement}
 	var measurement, field, value, timestamp, tags *fastjson.Value
 	seen := 0
 	o.Visit(func(k []byte, v *fastjson.Value) {
@@ -171,43 +136,41 @@ func (b *jsonBatch) point(v *fastjson.Value, i int) (Point, error) {
 	if err != nil {
 		return Point{}, pointError(i, err)
 	}
+	var p Point
 	if measurement != nil {
-		s, err := measurement.StringBytes()
-		if err != nil {
+		m, serr := measurement.StringBytes()
+		if serr != nil {
 			return Point{}, pointError(i, fmt.Errorf(`"measurement" must be a string, got %s`, measurement.Type()))
 		}
-		if p.Measurement, err = name(&b.measurement, "measurement", s); err != nil {
-			return Point{}, pointError(i, err)
-		}
-	} else if p.Measurement != b.measurement {
-		if err := checkName("measurement", p.Measurement); err != nil {
-			return Point{}, pointError(i, err)
-		}
-		b.measurement = p.Measurement
+		p.Measurement, err = startPoint(b, m)
+	} else {
+		p.Measurement, err = startPoint(b, opts.DefaultMeasurement)
+	}
+	if err != nil {
+		return Point{}, pointError(i, err)
 	}
 	if field == nil {
 		return Point{}, pointError(i, errors.New(`"field" is required`))
 	}
-	fs, err := field.StringBytes()
+	f, err := field.StringBytes()
 	if err != nil {
 		return Point{}, pointError(i, fmt.Errorf(`"field" must be a string, got %s`, field.Type()))
 	}
-	fieldName, err := name(&b.field, "field", fs)
+	fieldName, err := b.fieldKey(f)
 	if err != nil {
 		return Point{}, pointError(i, err)
 	}
 	if tags != nil {
-		if p.Tags, err = b.jsonTags(tags); err != nil {
+		if err := jsonTags(b, tags); err != nil {
 			return Point{}, pointError(i, err)
 		}
+		p.Tags = b.pointTags()
 	}
 	val, err := jsonValue(value)
 	if err != nil {
 		return Point{}, pointError(i, err)
 	}
-	b.fields = append(b.fields, Field{Key: fieldName, Value: val})
-	n := len(b.fields)
-	p.Fields = b.fields[n-1 : n : n]
+	p.Fields = b.addField(Field{Key: fieldName, Value: val})
 	if timestamp != nil && timestamp.Type() != fastjson.TypeNull {
 		// Int64 refuses a fraction, an exponent and anything out of range.
 		ns, err := timestamp.Int64()
@@ -221,13 +184,12 @@ func (b *jsonBatch) point(v *fastjson.Value, i int) (Point, error) {
 	return p, nil
 }
 
-// jsonTags reads a point's tags object into the shared tag array.
-func (b *jsonBatch) jsonTags(v *fastjson.Value) ([]Tag, error) {
+// jsonTags adds a point's tags object to b.
+func jsonTags(b *batch, v *fastjson.Value) error {
 	o, err := v.Object()
 	if err != nil {
-		return nil, fmt.Errorf(`"tags" must be an object of strings, got %s`, v.Type())
+		return fmt.Errorf(`"tags" must be an object of strings, got %s`, v.Type())
 	}
-	start := len(b.tags)
 	o.Visit(func(k []byte, v *fastjson.Value) {
 		if err != nil {
 			return
@@ -237,38 +199,9 @@ func (b *jsonBatch) jsonTags(v *fastjson.Value) ([]Tag, error) {
 			err = fmt.Errorf(`"tags.%s" must be a string, got %s`, truncate(string(k)), v.Type())
 			return
 		}
-		for _, t := range b.tags[start:] {
-			if t.Key == string(k) {
-				err = fmt.Errorf("duplicate tag %q", truncate(string(k)))
-				return
-			}
-		}
-		pos := len(b.tags) - start
-		if pos == len(b.tagKeys) {
-			b.tagKeys = append(b.tagKeys, "")
-			b.tagValues = append(b.tagValues, "")
-		}
-		var t Tag
-		if t.Key, err = name(&b.tagKeys[pos], "tag key", k); err != nil {
-			return
-		}
-		if len(val) > 0 && string(val) == b.tagValues[pos] {
-			t.Value = b.tagValues[pos]
-		} else {
-			t.Value = string(val)
-			if err = checkTag(t.Key, t.Value); err != nil {
-				return
-			}
-			b.tagValues[pos] = t.Value
-		}
-		b.tags = append(b.tags, t)
+		err = b.addTag(k, val)
 	})
-	if err != nil {
-		b.tags = b.tags[:start]
-		return nil, err
-	}
-	end := len(b.tags)
-	return b.tags[start:end:end], nil
+	return err
 }
 
 // jsonValue keeps a JSON integer an integer and any other number a float,

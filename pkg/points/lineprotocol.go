@@ -62,7 +62,7 @@ func ParseLineProtocol(r io.Reader, precision time.Duration, opts Options, now t
 	}
 	lr := &lineReader{br: bufio.NewReader(r), line: 1}
 	dec := lineprotocol.NewDecoder(lr)
-	seen := map[string]struct{}{}
+	var b batch
 	var pts []Point
 	for dec.Next() {
 		// The decoder has read up to the first byte of this entry and no
@@ -71,7 +71,7 @@ func ParseLineProtocol(r io.Reader, precision time.Duration, opts Options, now t
 		if opts.MaxPoints > 0 && len(pts) >= opts.MaxPoints {
 			return nil, fmt.Errorf("%w: a batch may hold at most %d points", ErrTooManyPoints, opts.MaxPoints)
 		}
-		p, err := decodeLine(dec, precision, now, seen)
+		p, err := decodeLine(dec, &b, precision, now)
 		if err != nil {
 			if rerr := dec.Err(); rerr != nil {
 				return nil, readError(rerr)
@@ -95,15 +95,14 @@ func ParseLineProtocol(r io.Reader, precision time.Duration, opts Options, now t
 	return pts, nil
 }
 
-// decodeLine reads the entry at the decoder's position. seen is scratch
-// space for finding repeated keys.
-func decodeLine(dec *lineprotocol.Decoder, precision time.Duration, now time.Time, seen map[string]struct{}) (Point, error) {
+// decodeLine reads the entry at the decoder's position into b.
+func decodeLine(dec *lineprotocol.Decoder, b *batch, precision time.Duration, now time.Time) (Point, error) {
 	m, err := dec.Measurement()
 	if err != nil {
 		return Point{}, err
 	}
-	p := Point{Measurement: string(m)}
-	if err := checkName("measurement", p.Measurement); err != nil {
+	var p Point
+	if p.Measurement, err = startPoint(b, m); err != nil {
 		return Point{}, err
 	}
 	for {
@@ -114,16 +113,11 @@ func decodeLine(dec *lineprotocol.Decoder, precision time.Duration, now time.Tim
 		if k == nil {
 			break
 		}
-		key, val := string(k), string(v)
-		if err := checkTag(key, val); err != nil {
+		if err := b.addTag(k, v); err != nil {
 			return Point{}, err
 		}
-		if p.HasTag(key) {
-			return Point{}, fmt.Errorf("tag key %q appears twice", truncate(key))
-		}
-		p.Tags = append(p.Tags, Tag{key, val})
 	}
-	clear(seen)
+	p.Tags = b.pointTags()
 	for {
 		k, v, err := dec.NextField()
 		if err != nil {
@@ -132,18 +126,14 @@ func decodeLine(dec *lineprotocol.Decoder, precision time.Duration, now time.Tim
 		if k == nil {
 			break
 		}
-		key := string(k)
-		if err := checkName("field", key); err != nil {
+		key, err := b.fieldKey(k)
+		if err != nil {
 			return Point{}, err
 		}
-		if _, dup := seen[key]; dup {
-			return Point{}, fmt.Errorf("field %q appears twice", truncate(key))
-		}
-		seen[key] = struct{}{}
 		if v, err = ownValue(key, v); err != nil {
 			return Point{}, err
 		}
-		p.Fields = append(p.Fields, Field{Key: key, Value: v})
+		p.Fields = b.addField(Field{Key: key, Value: v})
 	}
 	if len(p.Fields) == 0 {
 		return Point{}, errors.New("a line needs at least one field")

@@ -37,6 +37,10 @@ func TestParseLineProtocol(t *testing.T) {
 		{"NegativeTimestamp", `m v=1i -5`, time.Nanosecond, "m,host=web-1 v=1i -5\n"},
 		{"CommentsBlankLinesCRLF", "# a comment\r\n\r\nm v=1i 1\r\n\n  # indented comment\nm v=2i 2", time.Nanosecond,
 			"m,host=web-1 v=1i 1\nm,host=web-1 v=2i 2\n"},
+		// Names reused from the line before, and tags and fields cut from
+		// shared arrays: each line keeps its own.
+		{"LinesChangeNames", "m,a=1,b=2 v=1i,w=2i 1\nm,b=2,a=1 w=3i,v=4i 2\nn,a=x v=5i 3", time.Nanosecond,
+			"m,a=1,b=2,host=web-1 v=1i,w=2i 1\nm,a=1,b=2,host=web-1 w=3i,v=4i 2\nn,a=x,host=web-1 v=5i 3\n"},
 		{"MultiLineString", "m s=\"two\nlines\" 1\nm v=1i 2\n", time.Nanosecond,
 			"m,host=web-1 s=\"two\\nlines\" 1\nm,host=web-1 v=1i 2\n"},
 	}
@@ -76,6 +80,14 @@ func TestParseLineProtocolLines(t *testing.T) {
 
 func TestParseLineProtocolRejects(t *testing.T) {
 	long := strings.Repeat("a", 64*1024+1)
+	// manyTags returns n tags ",k0=vvv...,k1=vvv..." with values of size bytes.
+	manyTags := func(n, size int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, ",k%d=%s", i, strings.Repeat("v", size))
+		}
+		return b.String()
+	}
 	tests := []struct {
 		name, body string
 		want       error
@@ -95,8 +107,13 @@ func TestParseLineProtocolRejects(t *testing.T) {
 		{"TimeTag", "m,time=x v=1", points.ErrInvalid, `tag key must not be "time"`},
 		{"DuplicateTag", "m,a=1,a=2 v=1", points.ErrInvalid, `line 1: tag key "a" appears twice`},
 		{"DuplicateField", "m v=1,v=2", points.ErrInvalid, `line 1: field "v" appears twice`},
+		// Past 16 keys a line's repeated keys are found through a map.
+		{"DuplicateTagAmongMany", "m" + manyTags(20, 1) + ",k3=x v=1", points.ErrInvalid, `line 1: tag key "k3" appears twice`},
+		{"DuplicateFieldAmongMany", "m " + strings.ReplaceAll(strings.TrimPrefix(manyTags(20, 1), ","), "=v", "=1") + ",k17=2", points.ErrInvalid, `line 1: field "k17" appears twice`},
+		{"DuplicateTagOnSecondManyTagLine", "m" + manyTags(20, 1) + " v=1\nm" + manyTags(18, 1) + ",k3=w v=1", points.ErrInvalid, `line 2: tag key "k3" appears twice`},
 		{"LongString", `m s="` + long + `"`, points.ErrInvalid, "longer than 65536 bytes"},
-		{"LongTagValue", "m,t=" + long + " v=1", points.ErrInvalid, `tag "t" has an invalid value`},
+		{"LongTagValue", "m,t=" + long + " v=1", points.ErrInvalid, `more than 65535 bytes, the longest series key`},
+		{"LongSeriesKey", "m" + manyTags(66, 1000) + " v=1", points.ErrInvalid, `line 1: the measurement and tags are more than 65535 bytes`},
 		{"InvalidUTF8", "m s=\"\xff\"", points.ErrInvalid, "utf-8"},
 		{"SemanticErrorAfterMultiLineString", "m s=\"a\nb\" 1\n\n# c\nm _v=1", points.ErrInvalid, "line 5:"},
 		{"SemanticErrorAfterLongLine", "m s=\"" + strings.Repeat("x", 20000) + "\" 1\nm,time=x v=1", points.ErrInvalid, "line 2:"},

@@ -2,6 +2,7 @@ package points_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,15 @@ func TestParseAndEncode(t *testing.T) {
 	}
 }
 
+// jsonTagList returns n tags "k0":"value","k1":"value"...
+func jsonTagList(n int) string {
+	tags := make([]string, n)
+	for i := range tags {
+		tags[i] = fmt.Sprintf(`"k%d":"value"`, i)
+	}
+	return strings.Join(tags, ",")
+}
+
 func TestParseRejects(t *testing.T) {
 	tests := []struct {
 		name, body string
@@ -91,7 +101,9 @@ func TestParseRejects(t *testing.T) {
 			points.ErrInvalid, `point 1: tag key must not be "time"`},
 		{"LaterPointBadTagValue", `[{"field":"x","value":1,"tags":{"a":"v"}},{"field":"x","value":1,"tags":{"a":"v\\"}}]`,
 			points.ErrInvalid, `point 1: tag "a" has an invalid value`},
-		{"DuplicateTag", `{"field":"x","value":1,"tags":{"a":"1","a":"2"}}`, points.ErrInvalid, `duplicate tag "a"`},
+		{"DuplicateTag", `{"field":"x","value":1,"tags":{"a":"1","a":"2"}}`, points.ErrInvalid, `tag key "a" appears twice`},
+		{"DuplicateTagAmongMany", `{"field":"x","value":1,"tags":{` + jsonTagList(20) + `,"k3":"y"}}`, points.ErrInvalid, `tag key "k3" appears twice`},
+		{"SeriesKeyTooLong", `{"field":"x","value":1,"tags":{` + jsonTagList(7000) + `}}`, points.ErrInvalid, "longest series key InfluxDB stores"},
 		{"TrailingData", `{"field":"a","value":1} {}`, points.ErrInvalid, "after the JSON value"},
 	}
 	for _, tt := range tests {

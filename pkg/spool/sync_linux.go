@@ -46,28 +46,29 @@ type asyncSyncer struct {
 	efd *os.File // eventfd, non-blocking, read through the netpoller
 }
 
-// iocb is the kernel's struct iocb, little-endian layout.
+// iocb is the kernel's struct iocb, little-endian layout; the fields an
+// fdatasync leaves zero are blank.
 type iocb struct {
-	data     uint64
-	key      uint32
-	rwFlags  uint32
-	opcode   uint16
-	reqprio  int16
-	fd       uint32
-	buf      uint64
-	nbytes   uint64
-	offset   int64
-	reserved uint64
-	flags    uint32
-	resfd    uint32
+	_      uint64 // aio_data
+	_      uint32 // aio_key
+	_      uint32 // aio_rw_flags
+	opcode uint16 // aio_lio_opcode
+	_      int16  // aio_reqprio
+	fd     uint32 // aio_fildes
+	_      uint64 // aio_buf
+	_      uint64 // aio_nbytes
+	_      int64  // aio_offset
+	_      uint64 // aio_reserved2
+	flags  uint32 // aio_flags
+	resfd  uint32 // aio_resfd
 }
 
 // ioEvent is the kernel's struct io_event.
 type ioEvent struct {
-	data uint64
-	obj  uint64
-	res  int64
-	res2 int64
+	_   uint64 // data
+	_   uint64 // obj
+	res int64
+	_   int64 // res2
 }
 
 const (

@@ -10,6 +10,13 @@ import (
 )
 
 func TestAsyncFdatasync(t *testing.T) {
+	// The kernel reads these structs by layout.
+	if n := unsafe.Sizeof(iocb{}); n != 64 {
+		t.Fatalf("iocb is %d bytes, the kernel's struct iocb 64", n)
+	}
+	if n := unsafe.Sizeof(ioEvent{}); n != 32 {
+		t.Fatalf("ioEvent is %d bytes, the kernel's struct io_event 32", n)
+	}
 	a, err := newAsyncSyncer()
 	if err != nil {
 		t.Fatalf("newAsyncSyncer: %v", err)

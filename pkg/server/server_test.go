@@ -271,6 +271,7 @@ func TestSubmitRejectsBadInput(t *testing.T) {
 		{"WrongFieldType", `{"field": 1, "value": 1}`, nil, 400, `"field" must be a string`},
 		{"InvalidMeasurement", `{"measurement": "_m", "field": "x", "value": 1}`, nil, 400, "measurement"},
 		{"InvalidTag", `{"field": "x", "value": 1, "tags": {"": "v"}}`, nil, 400, "tag key"},
+		{"RepeatedTag", `{"field": "x", "value": 1, "tags": {"a": "1", "a": "2"}}`, nil, 400, `tag key "a" appears twice`},
 		{"FloatTimestamp", `{"field": "x", "value": 1, "timestamp": 1.5}`, nil, 400, "timestamp"},
 		{"SecondPointBad", `[{"field": "x", "value": 1}, {"field": "x", "value": null}]`, nil, 400, "point 1"},
 		{"EmptyBatch", `[]`, nil, 400, "no points"},

@@ -204,25 +204,49 @@ func newKeyDB(t *testing.T) (path, key string) {
 func TestInfluxOutageLosesNothing(t *testing.T) {
 	influx := influxtest.StartServer(t, "metricgate")
 	dbPath, key := newKeyDB(t)
+	// Small batches and pacing after 6 of them (600 points): the backlog
+	// the outage leaves is far over that, and new writes must still flow
+	// while it drains.
 	p := startProcess(t, "--db", dbPath, "--influx-url", influx.URL, "--influx-bucket", "metricgate",
-		"--spool-dir", t.TempDir(), "--batch-wait", "50ms", "--log-format", "text")
+		"--spool-dir", t.TempDir(), "--batch-wait", "50ms", "--batch-points", "100", "--pace-batches", "6",
+		"--log-format", "text")
 
 	l := newLoader(key)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
+	acked := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.acked)
+	}
+	ackedAtStop, ackedBeforeRestart := make(chan int, 1), make(chan int, 1)
 	go func() {
 		time.Sleep(time.Second)
 		influx.Stop(t)
+		ackedAtStop <- acked()
 		time.Sleep(1500 * time.Millisecond)
 		influx.Start(t)
+		ackedBeforeRestart <- acked()
 	}()
 	l.run(ctx, 8, func() string { return p.base })
+	backlogAfterLoad := p.spoolPoints(t)
 	p.waitDrained(t, 60*time.Second)
 
 	missing := l.missing(t, influx.DB("metricgate"))
-	t.Logf("%d points acknowledged (status counts %v), %d missing from InfluxDB", len(l.acked), l.codes, missing)
+	stop, restart := <-ackedAtStop, <-ackedBeforeRestart
+	during, after := restart-stop, len(l.acked)-restart
+	t.Logf("%d points acknowledged: %d while InfluxDB was down, %d after it restarted (status counts %v); %d in the spool when the load stopped, %d missing from InfluxDB",
+		len(l.acked), during, after, l.codes, backlogAfterLoad, missing)
 	if len(l.acked) < 100 || missing != 0 {
 		t.Errorf("got %d acknowledged and %d missing, want at least 100 and none missing", len(l.acked), missing)
+	}
+	// Held back, 8 workers would get about 8 writes a second in; freely,
+	// thousands.
+	if during < 1000 {
+		t.Errorf("only %d points acknowledged while InfluxDB was down: writes were held back, not spooled", during)
+	}
+	if after < 1000 {
+		t.Errorf("only %d points acknowledged after InfluxDB restarted: new writes were held back while the outage's backlog drained", after)
 	}
 	if l.codes[503] > 0 || l.codes[500] > 0 {
 		t.Errorf("the gateway refused requests during the outage (%v); it should spool them", l.codes)

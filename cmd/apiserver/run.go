@@ -39,6 +39,7 @@ type options struct {
 	fsync           string
 	forward         forward.Options
 	drainTimeout    time.Duration
+	paceBatches     int
 	debugListen     string
 	memoryLimit     int64
 	tlsCert         string
@@ -94,6 +95,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.IntVar(&o.forward.BatchPoints, "batch-points", 5000, "most points in one write to InfluxDB")
 	fs.DurationVar(&o.forward.BatchWait, "batch-wait", time.Second, "longest a point waits for its batch to fill")
 	fs.IntVar(&o.forward.Workers, "forward-workers", 4, "batches written to InfluxDB at once")
+	fs.IntVar(&o.paceBatches, "pace-batches", 8, "while InfluxDB takes writes, hold new writes back (up to 1 s each) once the spool's backlog has grown by this many batches; 0 never holds them back")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to keep forwarding the spool before leaving the rest on disk")
 	fs.StringVar(&o.tlsCert, "tls-cert", env("APISERVER_TLS_CERT", ""), "serve HTTPS with this certificate (PEM) instead of HTTP (env APISERVER_TLS_CERT)")
 	fs.StringVar(&o.tlsKey, "tls-key", env("APISERVER_TLS_KEY", ""), "the private key (PEM) for --tls-cert (env APISERVER_TLS_KEY)")
@@ -126,6 +128,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	}
 	if o.spool.MaxBytes <= 0 || o.spool.SyncInterval <= 0 || o.forward.BatchPoints <= 0 || o.forward.BatchWait <= 0 || o.forward.Workers <= 0 {
 		return nil, errors.New("--spool-max-bytes, --fsync-interval, --batch-points, --batch-wait and --forward-workers must be positive")
+	}
+	if o.paceBatches != 0 && o.paceBatches < o.forward.Workers+2 {
+		// Fewer would keep the forwarder from filling its batches.
+		return nil, fmt.Errorf("--pace-batches %d: want 0 or at least --forward-workers + 2 (%d)", o.paceBatches, o.forward.Workers+2)
 	}
 	if o.logFormat != "json" && o.logFormat != "text" {
 		return nil, fmt.Errorf("--log-format %q: want json or text", o.logFormat)
@@ -210,6 +216,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fwdDone := make(chan struct{})
 	go func() { fwd.Run(fwdCtx); close(fwdDone) }()
 	defer func() { stopFwd(); <-fwdDone }()
+	if o.paceBatches > 0 {
+		o.cfg.Pacer = forward.NewPacer(func() int64 { return sp.Stats().Points }, fwd.Healthy,
+			int64(o.paceBatches)*int64(o.forward.BatchPoints), time.Second)
+	}
 	o.cfg.Details = func(ctx context.Context) map[string]any {
 		influxState := "ok"
 		if err := influxOut.Ping(ctx); err != nil {

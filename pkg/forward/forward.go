@@ -50,6 +50,7 @@ type Forwarder struct {
 
 	mu        sync.Mutex
 	state     string
+	failing   bool // the last write to InfluxDB failed
 	lastErr   string
 	forwarded int64
 	dead      int64
@@ -190,6 +191,9 @@ func (f *Forwarder) deliver(ctx context.Context, lines []byte, points int) error
 			f.opts.Failed(err)
 		}
 		wait := max(influx.RetryAfter(err), backoff+time.Duration(rand.Int64N(int64(backoff)/2+1)))
+		f.mu.Lock()
+		f.failing = true
+		f.mu.Unlock()
 		f.setState("retrying", err.Error())
 		f.log.Warn("InfluxDB write failed; will retry", "attempt", attempt, "points", points, "retry_in", wait.String(), "error", err)
 		select {
@@ -263,7 +267,7 @@ func (f *Forwarder) deadLetter(line []byte, cause error) error {
 func (f *Forwarder) delivered(points int, latency time.Duration) {
 	f.mu.Lock()
 	f.forwarded += int64(points)
-	f.state, f.lastErr = "idle", ""
+	f.state, f.lastErr, f.failing = "idle", "", false
 	f.mu.Unlock()
 	if f.opts.Observe != nil {
 		f.opts.Observe(points, latency)
@@ -285,6 +289,15 @@ type Status struct {
 	LastError    string `json:"last_error,omitempty"`
 	Forwarded    int64  `json:"points_forwarded"`
 	DeadLettered int64  `json:"points_dead_lettered"`
+}
+
+// Healthy reports whether InfluxDB took the forwarder's last write, or no
+// write has been tried yet. A retry in flight does not count: it may hang
+// until the write timeout.
+func (f *Forwarder) Healthy() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.failing
 }
 
 // Status returns the forwarder's state and counts since start.

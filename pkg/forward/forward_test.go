@@ -86,6 +86,8 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 	var mu sync.Mutex
 	var times []time.Time
 	var bodies []string
+	var fwd *forward.Forwarder
+	var healthyWhileRetrying bool
 	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
@@ -96,6 +98,7 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(429)
 		case 2:
+			healthyWhileRetrying = fwd.Healthy()
 			w.WriteHeader(503)
 		default:
 			bodies = append(bodies, string(b))
@@ -107,15 +110,26 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 	defer out.Close()
 	sp := newSpool(t)
 	sp.Write(context.Background(), []byte("m v=1i 1\n"))
-	fwd := forward.New(sp, out, forward.Options{BatchWait: time.Millisecond, MinBackoff: 10 * time.Millisecond},
+	mu.Lock()
+	fwd = forward.New(sp, out, forward.Options{BatchWait: time.Millisecond, MinBackoff: 10 * time.Millisecond},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	mu.Unlock()
+	if !fwd.Healthy() {
+		t.Error("a new forwarder is not healthy")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if left := fwd.Drain(ctx); left != 0 {
 		t.Fatalf("%d points left, want 0", left)
 	}
+	if !fwd.Healthy() {
+		t.Error("the forwarder is not healthy after delivering")
+	}
 	mu.Lock()
 	defer mu.Unlock()
+	if healthyWhileRetrying {
+		t.Error("the forwarder was healthy while retrying a failed write")
+	}
 	if len(times) != 3 || len(bodies) != 1 || bodies[0] != "m v=1i 1" && bodies[0] != "m v=1i 1\n" {
 		t.Fatalf("got %d attempts and bodies %q, want 3 attempts and one delivery", len(times), bodies)
 	}

@@ -80,6 +80,10 @@ type Config struct {
 	Admin KeyAdmin
 	// AccessLog, when set, gets one line per request.
 	AccessLog *AccessLog
+	// Pacer, when set, may hold a write back before its body is read, so
+	// that under more load than InfluxDB takes the gateway accepts about
+	// what it delivers (see forward.Pacer).
+	Pacer interface{ Wait(ctx context.Context) }
 }
 
 // DefaultConfig returns the settings the apiserver starts with.

@@ -71,6 +71,9 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 	if err != nil {
 		return 0, err
 	}
+	if p.cfg.Pacer != nil {
+		p.cfg.Pacer.Wait(r.Context())
+	}
 	body, err := requestBody(w, r, p.cfg.MaxBody)
 	if err != nil {
 		return 0, err

@@ -1,0 +1,110 @@
+package forward_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"metricgate/pkg/forward"
+)
+
+// pacerState is the backlog and forwarder health a Pacer reads, set by the
+// test as the spool and forwarder would change them.
+type pacerState struct {
+	backlog atomic.Int64
+	healthy atomic.Bool
+}
+
+func newPacer(s *pacerState, limit int64, maxWait time.Duration) *forward.Pacer {
+	return forward.NewPacer(s.backlog.Load, s.healthy.Load, limit, maxWait)
+}
+
+// waitAsync runs p.Wait in a goroutine and returns a channel closed when it
+// returns.
+func waitAsync(ctx context.Context, p *forward.Pacer) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { p.Wait(ctx); close(done) }()
+	return done
+}
+
+func mustReturn(t *testing.T, done <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Wait still holding the write back: %s", what)
+	}
+}
+
+func mustHold(t *testing.T, done <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-done:
+		t.Fatalf("Wait let the write in: %s", what)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+func TestPacerHoldsBackWhileBacklogGrows(t *testing.T) {
+	var s pacerState
+	s.healthy.Store(true)
+	p := newPacer(&s, 1000, time.Hour)
+
+	s.backlog.Store(1000)
+	mustReturn(t, waitAsync(context.Background(), p), "backlog at the limit")
+
+	s.backlog.Store(1001)
+	done := waitAsync(context.Background(), p)
+	mustHold(t, done, "backlog over the limit while the forwarder delivers")
+	s.backlog.Store(900) // the forwarder delivered
+	mustReturn(t, done, "backlog back under the limit")
+}
+
+func TestPacerNeverHoldsBackWhileForwarderFails(t *testing.T) {
+	var s pacerState
+	p := newPacer(&s, 1000, time.Hour)
+	s.healthy.Store(false)
+	s.backlog.Store(1_000_000)
+	mustReturn(t, waitAsync(context.Background(), p), "InfluxDB down: the spool takes everything")
+
+	// InfluxDB is back with a million points to drain: new writes go in as
+	// long as the backlog does not grow past its lowest since by the limit.
+	s.healthy.Store(true)
+	mustReturn(t, waitAsync(context.Background(), p), "old backlog draining")
+	s.backlog.Store(400_000)
+	mustReturn(t, waitAsync(context.Background(), p), "backlog falling")
+	s.backlog.Store(401_000)
+	mustReturn(t, waitAsync(context.Background(), p), "backlog up by the limit from its lowest")
+	s.backlog.Store(401_001)
+	done := waitAsync(context.Background(), p)
+	mustHold(t, done, "backlog up by more than the limit from its lowest")
+	s.backlog.Store(400_500)
+	mustReturn(t, done, "backlog back within the limit")
+}
+
+func TestPacerStartsFromTheBacklogLeftByAnEarlierRun(t *testing.T) {
+	var s pacerState
+	s.healthy.Store(true)
+	s.backlog.Store(5_000_000)
+	p := newPacer(&s, 1000, time.Hour)
+	mustReturn(t, waitAsync(context.Background(), p), "points left by an earlier run")
+}
+
+func TestPacerLetsInAfterMaxWaitOrWhenTheRequestEnds(t *testing.T) {
+	var s pacerState
+	s.healthy.Store(true)
+	p := newPacer(&s, 1000, 20*time.Millisecond)
+	s.backlog.Store(5000)
+	mustReturn(t, waitAsync(context.Background(), p), "held longer than maxWait")
+
+	p = newPacer(&s, 1000, time.Hour)
+	s.backlog.Store(0)
+	p.Wait(context.Background()) // the floor is 0 now
+	s.backlog.Store(5000)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := waitAsync(ctx, p)
+	mustHold(t, done, "over the limit")
+	cancel()
+	mustReturn(t, done, "the request ended")
+}

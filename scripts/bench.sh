@@ -12,8 +12,9 @@
 #    bare handler is also measured answering as /api/submit does (200, JSON,
 #    X-Request-Id): what the answer alone costs.
 # 2. Batches of 5000 points: points/s accepted and points/s reaching
-#    InfluxDB, beside InfluxDB's own write rate for the same batches; then
-#    again with InfluxDB on a CPU of its own.
+#    InfluxDB, beside InfluxDB's own write rate for the same batches, with
+#    the default pacing and without it (--pace-batches 0, which also leaves
+#    a backlog to drain); then again with InfluxDB on a CPU of its own.
 # 3. Key look-up cost with 10, 10,000 and 1,000,000 keys (Go benchmark),
 #    and the submit handler's own cost per request.
 # 4. Peak RSS of the apiserver.
@@ -154,27 +155,48 @@ with open(w + "/batch.lp", "w") as f:
         f.write("batch,host=127.0.0.1,shard=%d v=%di %d\n" % (i % 50, i, 1700000000000000000 + i))
 PY
 forwarded() { curl -fs "http://127.0.0.1:$1/readyz" | sed -n 's/.*"points_forwarded":\([0-9]*\).*/\1/p'; }
-# batch_rounds PORT: ROUNDS rounds of InfluxDB's own rate, then the gateway
-# at PORT (--fsync always) accepting, delivering during the load, and
-# draining the backlog after it; prints the table.
+# start_gateway NAME [FLAGS...]: starts an apiserver (--fsync always) with
+# the bench's settings and FLAGS, run under $PIN, and sets gw_port to its
+# port.
+start_gateway() {
+  local name=$1
+  shift
+  gw_port=$(free_port)
+  $PIN "$work/apiserver" --listen "127.0.0.1:$gw_port" --influx-url "$INFLUX_URL" --influx-bucket bench \
+    --spool-dir "$work/spool-$name" --fsync always --auth-fail-burst 0 "$@" >/dev/null 2>"$work/apiserver-$name.log" &
+  pids+=($!)
+  wait_up "http://127.0.0.1:$gw_port/readyz"
+}
+# batch_rounds PORT UNPACED_PORT: ROUNDS rounds of InfluxDB's own rate, then
+# the gateway at PORT (defaults, so paced) accepting and delivering during
+# the load, then the one at UNPACED_PORT (--pace-batches 0) accepting,
+# delivering during the load and draining the backlog it built; prints the
+# table.
 batch_rounds() {
-  local port=$1 r f0 f1 f2 t0 t1 t2 res v name
+  local port=$1 uport=$2 r f0 f1 f2 t0 t1 t2 res v name
   local -A brate
+  # load PORT KEY: a wrk run of batches at PORT; records KEY-accepted and
+  # KEY-during, and leaves f1 and t1 at its end.
+  load() {
+    f0=$(forwarded "$1"); t0=$(date +%s.%N)
+    res=$(run_wrk "http://127.0.0.1:$1/api/submit" "$work/batch.json" "$BATCH_CONNS")
+    f1=$(forwarded "$1"); t1=$(date +%s.%N)
+    brate[$2-accepted]+="$(awk '{print $1*5000}' <<<"$res")"$'\n'
+    brate[$2-during]+="$(awk -v a="$f1" -v b="$f0" -v s="$t0" -v e="$t1" 'BEGIN {print (a-b)/(e-s)}')"$'\n'
+  }
   for r in $(seq 1 "$ROUNDS"); do
     brate[influx]+="$(run_wrk "$INFLUX_URL/write?db=bench" "$work/batch.lp" "$BATCH_CONNS" text/plain | awk '{print $1*5000}')"$'\n'
-    f0=$(forwarded "$port"); t0=$(date +%s.%N)
-    res=$(run_wrk "http://127.0.0.1:$port/api/submit" "$work/batch.json" "$BATCH_CONNS")
-    f1=$(forwarded "$port"); t1=$(date +%s.%N)
+    load "$port" paced
+    wait_drained "$port"
+    load "$uport" unpaced
     # The backlog's delivery rate over a fixed window with nothing polling
     # the gateway meanwhile: polling every 50 ms until it was empty cost the
     # drain 5-15% in a trial. The backlog outlasts the window (seconds of
     # points are left), so the forwarder is never short of work in it.
     sleep "$DRAIN_WINDOW"
-    f2=$(forwarded "$port"); t2=$(date +%s.%N)
-    [ "$(spool_points "$port")" != 0 ] || echo "warning: the backlog ran out within the ${DRAIN_WINDOW}s window; the drain rate is understated" >&2
-    wait_drained "$port"
-    brate[accepted]+="$(awk '{print $1*5000}' <<<"$res")"$'\n'
-    brate[during]+="$(awk -v a="$f1" -v b="$f0" -v s="$t0" -v e="$t1" 'BEGIN {print (a-b)/(e-s)}')"$'\n'
+    f2=$(forwarded "$uport"); t2=$(date +%s.%N)
+    [ "$(spool_points "$uport")" != 0 ] || echo "warning: the backlog ran out within the ${DRAIN_WINDOW}s window; the drain rate is understated" >&2
+    wait_drained "$uport"
     # The backlog left when the load stops drains with InfluxDB and the
     # forwarder alone on the machine: the forwarder's delivery rate under the
     # same conditions as InfluxDB's own measurement.
@@ -182,19 +204,22 @@ batch_rounds() {
   done
   local influx_rate
   influx_rate=$(awk 'NF' <<<"${brate[influx]}" | median)
-  printf '%-52s %14s %10s\n' target "points/s" "vs InfluxDB"
-  for t in influx accepted during drain; do
+  printf '%-56s %14s %10s\n' target "points/s" "vs InfluxDB"
+  for t in influx paced-accepted paced-during unpaced-accepted unpaced-during drain; do
     v=$(awk 'NF' <<<"${brate[$t]}" | median)
     case $t in
       influx) name="InfluxDB /write directly" ;;
-      accepted) name="gateway accepted (--fsync always)" ;;
-      during) name="gateway delivered to InfluxDB, during the load" ;;
-      drain) name="gateway delivered to InfluxDB, backlog after it" ;;
+      paced-accepted) name="gateway accepted (--fsync always)" ;;
+      paced-during) name="gateway delivered to InfluxDB, during the load" ;;
+      unpaced-accepted) name="--pace-batches 0: accepted" ;;
+      unpaced-during) name="--pace-batches 0: delivered, during the load" ;;
+      drain) name="--pace-batches 0: delivered, the backlog after it" ;;
     esac
-    printf '%-52s %14.0f %10.2f\n' "$name" "$v" "$(awk -v a="$v" -v b="$influx_rate" 'BEGIN {print a/b}')"
+    printf '%-56s %14.0f %10.2f\n' "$name" "$v" "$(awk -v a="$v" -v b="$influx_rate" 'BEGIN {print a/b}')"
   done
 }
-batch_rounds "${port[always]}"
+start_gateway unpaced --pace-batches 0
+batch_rounds "${port[always]}" "$gw_port"
 
 # On this machine wrk, the gateway and InfluxDB share every CPU, so points
 # the gateway parses are CPU InfluxDB does not get. Where InfluxDB has a CPU
@@ -202,15 +227,13 @@ batch_rounds "${port[always]}"
 # gateway keeps it as busy as a client writing directly does.
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null && taskset -a -p -c 1 "$influx_pid" >/dev/null; then
   echo
-  echo "== 2b. the same with InfluxDB on CPU 1, wrk and the gateway on CPU 0"
-  pinned_port=$(free_port)
-  taskset -c 0 "$work/apiserver" --listen "127.0.0.1:$pinned_port" --influx-url "$INFLUX_URL" --influx-bucket bench \
-    --spool-dir "$work/spool-pinned" --fsync always --auth-fail-burst 0 2>"$work/apiserver-pinned.log" &
-  pinned_pid=$!
-  pids+=($!)
-  wait_up "http://127.0.0.1:$pinned_port/readyz"
-  PIN="taskset -c 0" WRK_THREADS=1 batch_rounds "$pinned_port"
-  kill "$pinned_pid"
+  echo "== 2b. the same with InfluxDB on CPU 1, wrk and the gateways on CPU 0"
+  PIN="taskset -c 0"
+  start_gateway pinned
+  pinned_port=$gw_port
+  start_gateway pinned-unpaced --pace-batches 0
+  WRK_THREADS=1 batch_rounds "$pinned_port" "$gw_port"
+  PIN=
   taskset -a -p -c "0-$(($(nproc) - 1))" "$influx_pid" >/dev/null
 else
   echo

@@ -43,11 +43,12 @@ func NewPacer(backlog func() int64, healthy func() bool, limit int64, maxWait ti
 
 // Wait returns once a write may go in: at once while the backlog is within
 // bounds, otherwise when it falls back within them, maxWait has passed or
-// ctx ends.
-func (p *Pacer) Wait(ctx context.Context) {
+// ctx ends. It returns how long it held the write back.
+func (p *Pacer) Wait(ctx context.Context) time.Duration {
 	if p.admit() {
-		return
+		return 0
 	}
+	start := time.Now()
 	deadline := time.NewTimer(p.maxWait)
 	defer deadline.Stop()
 	tick := time.NewTicker(p.poll)
@@ -56,12 +57,12 @@ func (p *Pacer) Wait(ctx context.Context) {
 		select {
 		case <-tick.C:
 			if p.admit() {
-				return
+				return time.Since(start)
 			}
 		case <-deadline.C:
-			return
+			return time.Since(start)
 		case <-ctx.Done():
-			return
+			return time.Since(start)
 		}
 	}
 }

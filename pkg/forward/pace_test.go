@@ -53,6 +53,9 @@ func TestPacerHoldsBackWhileBacklogGrows(t *testing.T) {
 
 	s.backlog.Store(1000)
 	mustReturn(t, waitAsync(context.Background(), p), "backlog at the limit")
+	if held := p.Wait(context.Background()); held != 0 {
+		t.Errorf("Wait reports holding a write it let in at once for %v", held)
+	}
 
 	s.backlog.Store(1001)
 	done := waitAsync(context.Background(), p)
@@ -97,6 +100,9 @@ func TestPacerLetsInAfterMaxWaitOrWhenTheRequestEnds(t *testing.T) {
 	p := newPacer(&s, 1000, 20*time.Millisecond)
 	s.backlog.Store(5000)
 	mustReturn(t, waitAsync(context.Background(), p), "held longer than maxWait")
+	if held := p.Wait(context.Background()); held < 20*time.Millisecond {
+		t.Errorf("Wait reports holding a write for %v, want maxWait, 20ms", held)
+	}
 
 	p = newPacer(&s, 1000, time.Hour)
 	s.backlog.Store(0)

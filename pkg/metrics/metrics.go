@@ -54,6 +54,10 @@ type Metrics struct {
 	// RateLimited counts requests refused because their key was over its
 	// rate.
 	RateLimited prometheus.Counter
+	// Paced counts writes held back by pacing, and PacedSeconds the time
+	// they were held.
+	Paced        prometheus.Counter
+	PacedSeconds prometheus.Counter
 
 	// PointsForwarded counts points the forwarder delivered from the spool
 	// to InfluxDB.
@@ -126,6 +130,14 @@ func New() *Metrics {
 			Name: "metricgate_rate_limited_requests_total",
 			Help: "Requests refused with 429 because their key was over its rate limit.",
 		}),
+		Paced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_paced_requests_total",
+			Help: "Writes held back before their body was read while the spool's backlog grew (--pace-batches).",
+		}),
+		PacedSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_paced_seconds_total",
+			Help: "Seconds writes were held back by pacing, summed.",
+		}),
 		PointsForwarded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "metricgate_spool_points_forwarded_total",
 			Help: "Points forwarded from the spool to InfluxDB.",
@@ -150,7 +162,7 @@ func New() *Metrics {
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.Requests, m.RequestDuration, m.AuthFailures, m.PointsAccepted, m.RateLimited,
+		m.Requests, m.RequestDuration, m.AuthFailures, m.PointsAccepted, m.RateLimited, m.Paced, m.PacedSeconds,
 		m.PointsForwarded, m.PointsDeadLettered, m.ForwardDuration, m.ForwardErrors,
 	)
 	return m

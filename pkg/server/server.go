@@ -83,7 +83,9 @@ type Config struct {
 	// Pacer, when set, may hold a write back before its body is read, so
 	// that under more load than InfluxDB takes the gateway accepts about
 	// what it delivers (see forward.Pacer).
-	Pacer interface{ Wait(ctx context.Context) }
+	Pacer interface {
+		Wait(ctx context.Context) time.Duration
+	}
 }
 
 // DefaultConfig returns the settings the apiserver starts with.

@@ -72,7 +72,10 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 		return 0, err
 	}
 	if p.cfg.Pacer != nil {
-		p.cfg.Pacer.Wait(r.Context())
+		if held := p.cfg.Pacer.Wait(r.Context()); held > 0 {
+			p.metrics.Paced.Inc()
+			p.metrics.PacedSeconds.Add(held.Seconds())
+		}
 	}
 	body, err := requestBody(w, r, p.cfg.MaxBody)
 	if err != nil {

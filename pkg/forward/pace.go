@@ -12,16 +12,16 @@ import (
 // spool.
 //
 // Where the gateway, wrk and InfluxDB shared two cores, accepting 5000-point
-// batches as fast as they came left InfluxDB 0.42-0.47 of its own rate
-// while the backlog grew by the rest; held back, the gateway delivered
-// 0.59-0.62 and the spool stayed near empty, keeping its room for what it
-// is for: an InfluxDB that is down.
+// batches as fast as they came left InfluxDB 0.42 of its own rate while the
+// backlog grew by the rest; paced, the gateway delivered 0.57 and the spool
+// stayed near empty, keeping its room for what it is for: an InfluxDB that
+// is down.
 //
 // It never holds a write back while the forwarder is failing (the spool
 // then takes everything, up to its size limit), and after an outage it
 // lets writes in as long as the backlog does not grow past the lowest it
 // has been since plus the limit: new writes keep flowing while the old
-// backlog drains. A write is held at most MaxWait, then let in anyway.
+// backlog drains. A write is held at most maxWait, then let in anyway.
 type Pacer struct {
 	backlog func() int64 // points stored and not yet delivered
 	healthy func() bool  // whether the forwarder's last write succeeded

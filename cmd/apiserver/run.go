@@ -217,7 +217,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { fwd.Run(fwdCtx); close(fwdDone) }()
 	defer func() { stopFwd(); <-fwdDone }()
 	if o.paceBatches > 0 {
-		o.cfg.Pacer = forward.NewPacer(func() int64 { return sp.Stats().Points }, fwd.Healthy,
+		o.cfg.Pacer = forward.NewPacer(sp.Backlog, fwd.Healthy,
 			int64(o.paceBatches)*int64(o.forward.BatchPoints), time.Second)
 	}
 	o.cfg.Details = func(ctx context.Context) map[string]any {

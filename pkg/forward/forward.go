@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"metricgate/pkg/influx"
@@ -50,7 +51,7 @@ type Forwarder struct {
 
 	mu        sync.Mutex
 	state     string
-	failing   bool // the last write to InfluxDB failed
+	failing   atomic.Bool // the last write to InfluxDB failed; read on every write
 	lastErr   string
 	forwarded int64
 	dead      int64
@@ -191,9 +192,7 @@ func (f *Forwarder) deliver(ctx context.Context, lines []byte, points int) error
 			f.opts.Failed(err)
 		}
 		wait := max(influx.RetryAfter(err), backoff+time.Duration(rand.Int64N(int64(backoff)/2+1)))
-		f.mu.Lock()
-		f.failing = true
-		f.mu.Unlock()
+		f.failing.Store(true)
 		f.setState("retrying", err.Error())
 		f.log.Warn("InfluxDB write failed; will retry", "attempt", attempt, "points", points, "retry_in", wait.String(), "error", err)
 		select {
@@ -267,7 +266,8 @@ func (f *Forwarder) deadLetter(line []byte, cause error) error {
 func (f *Forwarder) delivered(points int, latency time.Duration) {
 	f.mu.Lock()
 	f.forwarded += int64(points)
-	f.state, f.lastErr, f.failing = "idle", "", false
+	f.state, f.lastErr = "idle", ""
+	f.failing.Store(false)
 	f.mu.Unlock()
 	if f.opts.Observe != nil {
 		f.opts.Observe(points, latency)
@@ -294,11 +294,7 @@ type Status struct {
 // Healthy reports whether InfluxDB took the forwarder's last write, or no
 // write has been tried yet. A retry in flight does not count: it may hang
 // until the write timeout.
-func (f *Forwarder) Healthy() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return !f.failing
-}
+func (f *Forwarder) Healthy() bool { return !f.failing.Load() }
 
 // Status returns the forwarder's state and counts since start.
 func (f *Forwarder) Status() Status {

@@ -2,7 +2,7 @@ package forward
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,8 +29,7 @@ type Pacer struct {
 	maxWait time.Duration
 	poll    time.Duration
 
-	mu    sync.Mutex
-	floor int64 // the lowest backlog seen since the forwarder last failed
+	floor atomic.Int64 // the lowest backlog seen since the forwarder last failed
 }
 
 // NewPacer returns a Pacer that holds writes back while backlog() exceeds
@@ -38,7 +37,9 @@ type Pacer struct {
 // maxWait each. The floor starts at the backlog now, so points left by an
 // earlier run drain without holding new writes back.
 func NewPacer(backlog func() int64, healthy func() bool, limit int64, maxWait time.Duration) *Pacer {
-	return &Pacer{backlog: backlog, healthy: healthy, limit: limit, maxWait: maxWait, poll: 2 * time.Millisecond, floor: backlog()}
+	p := &Pacer{backlog: backlog, healthy: healthy, limit: limit, maxWait: maxWait, poll: 2 * time.Millisecond}
+	p.floor.Store(backlog())
+	return p
 }
 
 // Wait returns once a write may go in: at once while the backlog is within
@@ -67,12 +68,21 @@ func (p *Pacer) Wait(ctx context.Context) time.Duration {
 	}
 }
 
+// admit reports whether a write may go in now. It takes no lock: it runs
+// on every write.
 func (p *Pacer) admit() bool {
 	b := p.backlog()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.healthy() || b < p.floor {
-		p.floor = b
+	if !p.healthy() {
+		p.floor.Store(b)
+		return true
 	}
-	return b <= p.floor+p.limit
+	for {
+		f := p.floor.Load()
+		if b >= f {
+			return b <= f+p.limit
+		}
+		if p.floor.CompareAndSwap(f, b) {
+			return true
+		}
+	}
 }

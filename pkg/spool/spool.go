@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -121,8 +122,8 @@ type Spool struct {
 	segs     []*segment     // oldest first; the last is the one being written
 	ack      position
 	read     position
-	bytes    int64 // reserved or written and not yet acknowledged by the reader
-	points   int64
+	bytes    int64        // reserved or written and not yet acknowledged by the reader
+	points   atomic.Int64 // written under mu; read without it by Backlog
 	notify   chan struct{}
 	syncErr  error
 	readFile *os.File
@@ -239,7 +240,7 @@ func (s *Spool) recover() error {
 		}
 		s.segs = append(s.segs, &segment{id: id, path: path, end: end, sealed: true})
 		s.bytes += bytes
-		s.points += points
+		s.points.Add(points)
 	}
 	if len(s.segs) == 0 || s.segs[0].id != s.ack.seg {
 		// The acknowledged segment is gone (or there was none): start at the
@@ -448,7 +449,7 @@ func (s *Spool) commit(buf []byte, points int64) error {
 	s.fileOff += int64(len(buf))
 	s.mu.Lock()
 	s.segs[len(s.segs)-1].end = s.fileOff
-	s.points += points
+	s.points.Add(points)
 	s.mu.Unlock()
 	s.wake()
 	if s.opts.Sync == SyncAlways {
@@ -797,7 +798,7 @@ func (s *Spool) Ack(b Batch) error {
 	if s.bytes < s.opts.MaxBytes/10*9 {
 		s.full = false
 	}
-	s.points -= int64(b.Points)
+	s.points.Add(-int64(b.Points))
 	var remove []string
 	for len(s.segs) > 1 && s.segs[0].sealed && (s.segs[0].id < s.ack.seg || s.ack.off >= s.segs[0].end) {
 		if s.segs[0].id == s.ack.seg {
@@ -876,8 +877,12 @@ type Stats struct {
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Bytes: s.bytes, Points: s.points, MaxBytes: s.opts.MaxBytes, Segments: len(s.segs)}
+	return Stats{Bytes: s.bytes, Points: s.points.Load(), MaxBytes: s.opts.MaxBytes, Segments: len(s.segs)}
 }
+
+// Backlog returns the points stored and not yet acknowledged, as Stats
+// does, without taking the spool's lock: it is read on every write.
+func (s *Spool) Backlog() int64 { return s.points.Load() }
 
 // Err reports a failed background fdatasync in SyncInterval mode.
 func (s *Spool) Err() error {

@@ -66,8 +66,8 @@ func TestAppendReadAck(t *testing.T) {
 				}
 				want = append(want, string(line(i)))
 			}
-			if st := s.Stats(); st.Points != 50 || st.Segments < 5 {
-				t.Errorf("stats = %+v, want 50 points over several 256-byte segments", st)
+			if st := s.Stats(); st.Points != 50 || st.Segments < 5 || s.Backlog() != 50 {
+				t.Errorf("stats = %+v, backlog %d, want 50 points over several 256-byte segments", st, s.Backlog())
 			}
 			got := drain(t, s, false)
 			if strings.Join(got, "") != strings.Join(want, "") {
@@ -80,8 +80,8 @@ func TestAppendReadAck(t *testing.T) {
 			if got := drain(t, s, true); strings.Join(got, "") != strings.Join(want, "") {
 				t.Fatalf("after reopen read %d lines, want all 50 again", len(got))
 			}
-			if st := s.Stats(); st.Points != 0 || st.Bytes != 0 {
-				t.Errorf("after acking everything stats = %+v, want empty", st)
+			if st := s.Stats(); st.Points != 0 || st.Bytes != 0 || s.Backlog() != 0 {
+				t.Errorf("after acking everything stats = %+v, backlog %d, want empty", st, s.Backlog())
 			}
 			s.Close()
 			s = open(t, spool.Options{Dir: dir, SegmentSize: 256, Sync: mode})

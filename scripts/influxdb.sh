@@ -24,10 +24,16 @@ install() {
   (cd / && GOBIN="$(dirname "$bin")" GOFLAGS=-mod=mod go install "github.com/influxdata/influxdb/cmd/influxd@$version") >&2
 }
 
+# free_port prints a loopback port nothing listens on, below the kernel's
+# range for ephemeral ports: a port in that range can be the local end of
+# some connection, which refuses a connect like a free port does and yet
+# cannot be bound.
 free_port() {
-  local p
+  local p low=32768
+  [ -r /proc/sys/net/ipv4/ip_local_port_range ] && read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+  [ "$low" -gt 11024 ] || low=32768
   for _ in $(seq 1 100); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((10000 + RANDOM % (low - 11000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return
@@ -37,7 +43,19 @@ free_port() {
   return 1
 }
 
+# start DIR DB: start influxd; a port taken between choosing and binding it
+# makes it try again with others.
 start() {
+  local attempt
+  for attempt in 1 2 3; do
+    if start_once "$@"; then return; fi
+    grep -q "address already in use" "$1/influxd.log" 2>/dev/null || break
+    echo "influxd's port was taken; trying others" >&2
+  done
+  return 1
+}
+
+start_once() {
   local dir=$1 db=${2:-metricgate}
   install
   mkdir -p "$dir"
@@ -67,7 +85,7 @@ CONF
   echo $! >"$dir/influxd.pid"
   local url=http://127.0.0.1:$port
   for _ in $(seq 1 150); do
-    if curl -fsS "$url/ping" >/dev/null 2>&1; then
+    if curl -fsS --max-time 2 "$url/ping" >/dev/null 2>&1; then
       curl -fsS -XPOST "$url/query" --data-urlencode "q=CREATE DATABASE \"$db\"" >/dev/null
       echo "INFLUX_URL=$url"
       return

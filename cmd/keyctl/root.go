@@ -124,7 +124,6 @@ func addGlobalFlags(cmd *cobra.Command, f *Factory) {
 		[]string{string(formatTable), string(formatJSON)}, cobra.ShellCompDirectiveNoFileComp))
 }
 
-// noArgs rejects positional arguments with a usage error.
 // oneKey is the Args of the verbs that act on one key, named by its id or
 // by the key itself.
 func oneKey(cmd *cobra.Command, args []string) error {
@@ -134,6 +133,7 @@ func oneKey(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
+// noArgs rejects positional arguments with a usage error.
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		return usageErrorf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " "))

@@ -52,11 +52,10 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request, key
 		}
 		// One audit line per refusal, with the reason and the key id (the
 		// key itself is never logged); the request's own line follows.
-		a.log.Warn("audit: authentication failed", "audit", true, "addr", addr.String(), "key_id", k.ID,
-			"reason", err.Error(), "request_id", requestIDFrom(r.Context()))
+		audit := []any{"audit", true, "addr", addr.String(), "key_id", k.ID, "reason", err.Error(), "request_id", requestIDFrom(r.Context())}
+		a.log.Warn("audit: authentication failed", audit...)
 		if a.failures.Fail(addr) {
-			a.log.Warn("audit: address throttled after repeated authentication failures", "audit", true, "addr", addr.String(),
-				"key_id", k.ID, "reason", err.Error(), "request_id", requestIDFrom(r.Context()))
+			a.log.Warn("audit: address throttled after repeated authentication failures", audit...)
 		}
 		return k, addr, fmt.Errorf("caller %s: %w", addr, err)
 	}

@@ -112,19 +112,15 @@ func (s *Server) Stop(t testing.TB) {
 // listens on: for a server a test starts, or an InfluxDB that is down.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	port, err := strconv.Atoi(FreeAddr(t)[len("127.0.0.1:"):])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -59,28 +59,37 @@ bare_port=$(free_port)
 bare_pid=$!
 pids+=($!)
 influx_pid=$(cat "$work/influx/influxd.pid")
+# PIN runs wrk and gateways on chosen CPUs (taskset); WRK_THREADS is wrk's -t.
+PIN=
+WRK_THREADS=2
+# start_gateway NAME [FLAGS...]: starts an apiserver with the bench's
+# settings and FLAGS, run under $PIN, and sets gw_port and gw_pid.
+start_gateway() {
+  local name=$1
+  shift
+  gw_port=$(free_port)
+  $PIN "$work/apiserver" --listen "127.0.0.1:$gw_port" --influx-url "$INFLUX_URL" --influx-bucket bench \
+    --spool-dir "$work/spool-$name" --auth-fail-burst 0 "$@" >/dev/null 2>"$work/apiserver-$name.log" &
+  gw_pid=$!
+  pids+=($!)
+  wait_up "http://127.0.0.1:$gw_port/readyz"
+}
 declare -A port debug pid
 for mode in always interval; do
-  port[$mode]=$(free_port)
   debug[$mode]=$(free_port)
-  "$work/apiserver" --listen "127.0.0.1:${port[$mode]}" --influx-url "$INFLUX_URL" --influx-bucket bench \
-    --spool-dir "$work/spool-$mode" --fsync "$mode" --debug-listen "127.0.0.1:${debug[$mode]}" \
-    --auth-fail-burst 0 2>"$work/apiserver-$mode.log" &
-  pid[$mode]=$!
-  pids+=($!)
-  wait_up "http://127.0.0.1:${port[$mode]}/readyz"
+  start_gateway "$mode" --fsync "$mode" --debug-listen "127.0.0.1:${debug[$mode]}"
+  port[$mode]=$gw_port
+  pid[$mode]=$gw_pid
 done
 wait_up "http://127.0.0.1:$bare_port/"
 
 spool_points() { curl -fs "http://127.0.0.1:$1/readyz" | sed -n 's/.*"spool":{[^}]*"points":\([0-9]*\).*/\1/p'; }
 wait_drained() { for _ in $(seq 1 1200); do [ "$(spool_points "$1")" = "0" ] && return; sleep 0.05; done; }
 
-# run_wrk URL BODY_FILE CONNS [CONTENT_TYPE] -> "rps p50_ms p99_ms non2xx",
-# run as $PIN wrk -t$WRK_THREADS.
-PIN=
-WRK_THREADS=2
+# run_wrk URL BODY_FILE CONNS [CONTENT_TYPE] -> "rps p50_ms p99_ms non2xx
+# requests", run as $PIN wrk -t$WRK_THREADS.
 run_wrk() {
-  local out
+  local out n
   out=$(BODY_FILE=$2 API_KEY=$key CONTENT_TYPE=${4:-application/json} \
     $PIN wrk -t"$WRK_THREADS" -c"$3" -d"$DURATION" --latency -s scripts/bench/post.lua "$1")
   local rps p50 p99 bad
@@ -124,17 +133,19 @@ for r in $(seq 1 "$ROUNDS"); do
   done
   echo "round $r done" >&2
 done
-bare_rps=$(awk 'NF {print $1}' <<<"${results[bare]}" | median)
+# col_median ROWS K: the median of field K over the rounds' rows.
+col_median() { awk -v k="$2" 'NF {print $k}' <<<"$1" | median; }
+bare_rps=$(col_median "${results[bare]}" 1)
 # CPU per request, in microseconds: the server's own, and InfluxDB's for
 # the points the gateway forwards, on the same two cores as wrk.
 printf '%-28s %12s %9s %9s %9s %8s %11s %12s\n' target "requests/s" "p50 ms" "p99 ms" "vs bare" "non-2xx" "server us" "influxd us"
 for t in bare shaped always interval; do
-  rps=$(awk 'NF {print $1}' <<<"${results[$t]}" | median)
-  p50=$(awk 'NF {print $2}' <<<"${results[$t]}" | median)
-  p99=$(awk 'NF {print $3}' <<<"${results[$t]}" | median)
+  rps=$(col_median "${results[$t]}" 1)
+  p50=$(col_median "${results[$t]}" 2)
+  p99=$(col_median "${results[$t]}" 3)
   bad=$(awk 'NF {s+=$4} END {print s+0}' <<<"${results[$t]}")
-  scpu=$(awk 'NF {print $6}' <<<"${results[$t]}" | median)
-  icpu=$(awk 'NF {print $7}' <<<"${results[$t]}" | median)
+  scpu=$(col_median "${results[$t]}" 6)
+  icpu=$(col_median "${results[$t]}" 7)
   case $t in
     bare) name="bare net/http (204)" ;;
     shaped) name="bare, answering as submit" ;;
@@ -155,18 +166,6 @@ with open(w + "/batch.lp", "w") as f:
         f.write("batch,host=127.0.0.1,shard=%d v=%di %d\n" % (i % 50, i, 1700000000000000000 + i))
 PY
 forwarded() { curl -fs "http://127.0.0.1:$1/readyz" | sed -n 's/.*"points_forwarded":\([0-9]*\).*/\1/p'; }
-# start_gateway NAME [FLAGS...]: starts an apiserver (--fsync always) with
-# the bench's settings and FLAGS, run under $PIN, and sets gw_port to its
-# port.
-start_gateway() {
-  local name=$1
-  shift
-  gw_port=$(free_port)
-  $PIN "$work/apiserver" --listen "127.0.0.1:$gw_port" --influx-url "$INFLUX_URL" --influx-bucket bench \
-    --spool-dir "$work/spool-$name" --fsync always --auth-fail-burst 0 "$@" >/dev/null 2>"$work/apiserver-$name.log" &
-  pids+=($!)
-  wait_up "http://127.0.0.1:$gw_port/readyz"
-}
 # batch_rounds PORT UNPACED_PORT: ROUNDS rounds of InfluxDB's own rate, then
 # the gateway at PORT (defaults, so paced) accepting and delivering during
 # the load, then the one at UNPACED_PORT (--pace-batches 0) accepting,
@@ -203,10 +202,10 @@ batch_rounds() {
     brate[drain]+="$(awk -v a="$f2" -v b="$f1" -v s="$t1" -v e="$t2" 'BEGIN {print (e>s && a>b) ? (a-b)/(e-s) : 0}')"$'\n'
   done
   local influx_rate
-  influx_rate=$(awk 'NF' <<<"${brate[influx]}" | median)
+  influx_rate=$(col_median "${brate[influx]}" 1)
   printf '%-56s %14s %10s\n' target "points/s" "vs InfluxDB"
   for t in influx paced-accepted paced-during unpaced-accepted unpaced-during drain; do
-    v=$(awk 'NF' <<<"${brate[$t]}" | median)
+    v=$(col_median "${brate[$t]}" 1)
     case $t in
       influx) name="InfluxDB /write directly" ;;
       paced-accepted) name="gateway accepted (--fsync always)" ;;
@@ -218,7 +217,7 @@ batch_rounds() {
     printf '%-56s %14.0f %10.2f\n' "$name" "$v" "$(awk -v a="$v" -v b="$influx_rate" 'BEGIN {print a/b}')"
   done
 }
-start_gateway unpaced --pace-batches 0
+start_gateway unpaced --fsync always --pace-batches 0
 batch_rounds "${port[always]}" "$gw_port"
 
 # On this machine wrk, the gateway and InfluxDB share every CPU, so points
@@ -229,10 +228,11 @@ if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null && taskset -a -p -c 1 "
   echo
   echo "== 2b. the same with InfluxDB on CPU 1, wrk and the gateways on CPU 0"
   PIN="taskset -c 0"
-  start_gateway pinned
-  pinned_port=$gw_port
-  start_gateway pinned-unpaced --pace-batches 0
+  start_gateway pinned --fsync always
+  pinned_port=$gw_port pinned_pid=$gw_pid
+  start_gateway pinned-unpaced --fsync always --pace-batches 0
   WRK_THREADS=1 batch_rounds "$pinned_port" "$gw_port"
+  kill "$pinned_pid" "$gw_pid"
   PIN=
   taskset -a -p -c "0-$(($(nproc) - 1))" "$influx_pid" >/dev/null
 else

@@ -51,7 +51,7 @@ eval "$(scripts/influxdb.sh start "$work/influx" bench)"
 export KEYSTORE_DB=$work/keys.db
 key=$("$work/keyctl" generate --hostname 127.0.0.1 --description bench --quiet)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 40000)); }
+free_port() { scripts/influxdb.sh port; }
 wait_up() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return; sleep 0.05; done; echo "$1 did not come up" >&2; exit 1; }
 
 bare_port=$(free_port)

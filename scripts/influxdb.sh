@@ -10,6 +10,8 @@
 #                                        INFLUX_URL=http://127.0.0.1:PORT
 #   scripts/influxdb.sh stop DIR         stop the server started in DIR
 #   scripts/influxdb.sh bin              install, then print influxd's path
+#   scripts/influxdb.sh port             print a free loopback port (for the
+#                                        other servers a script starts)
 set -euo pipefail
 
 version=v1.8.10
@@ -114,5 +116,6 @@ case "${1:-}" in
   bin) install; echo "$bin" ;;
   start) start "${2:?usage: $0 start DIR [DB]}" "${3:-}" ;;
   stop) stop "${2:?usage: $0 stop DIR}" ;;
-  *) echo "usage: $0 install | start DIR [DB] | stop DIR" >&2; exit 2 ;;
+  port) free_port ;;
+  *) echo "usage: $0 install | bin | start DIR [DB] | stop DIR | port" >&2; exit 2 ;;
 esac

@@ -17,7 +17,8 @@
 #    a backlog to drain); then again with InfluxDB on a CPU of its own.
 # 3. Key look-up cost with 10, 10,000 and 1,000,000 keys (Go benchmark),
 #    and the submit handler's own cost per request.
-# 4. Peak RSS of the apiserver.
+# 4. Peak RSS of the apiserver: through all of the above, and with batches
+#    on CONNS connections at once.
 # Everything listens on loopback and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -250,9 +251,16 @@ go test -run '^$' -bench 'Submit' -benchmem ./pkg/server | awk '/^Benchmark/ {pr
 
 echo
 echo "== 4. peak RSS"
+hwm() { awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$1/status"; }
 for mode in always interval; do
-  echo "apiserver --fsync $mode: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/${pid[$mode]}/status")"
+  echo "apiserver --fsync $mode, through all of the above: $(hwm "${pid[$mode]}")"
 done
+# Many batch clients at once, on a gateway that has served nothing before,
+# so the peak is what they alone cost.
+start_gateway crowd --fsync always
+res=$(run_wrk "http://127.0.0.1:$gw_port/api/submit" "$work/batch.json" "$CONNS")
+echo "a fresh apiserver --fsync always, 5000-point batches on $CONNS connections: $(hwm "$gw_pid") ($(awk '{printf "%.0f", $1*5000}' <<<"$res") points/s accepted, $(awk '{print $4}' <<<"$res") non-2xx)"
+kill "$gw_pid"
 
 echo
 echo "== CPU profile of --fsync always, round 1 (top 15 by cumulative time)"

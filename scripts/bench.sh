@@ -14,7 +14,8 @@
 # 2. Batches of 5000 points: points/s accepted and points/s reaching
 #    InfluxDB, beside InfluxDB's own write rate for the same batches, with
 #    the default pacing and without it (--pace-batches 0, which also leaves
-#    a backlog to drain); then again with InfluxDB on a CPU of its own.
+#    a backlog to drain), and the CPU InfluxDB used meanwhile; then again
+#    with InfluxDB on a CPU of its own.
 # 3. Key look-up cost with 10, 10,000 and 1,000,000 keys (Go benchmark),
 #    and the submit handler's own cost per request.
 # 4. Peak RSS of the apiserver: through all of the above, and with batches
@@ -103,6 +104,15 @@ run_wrk() {
 }
 # cpu_ticks PID: user plus system CPU time of PID, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# influx_use TICKS0 TICKS1 T0 T1 POINTS: InfluxDB's CPU time between two
+# readings of cpu_ticks taken at T0 and T1: the CPUs it kept busy, and
+# microseconds per point written. On its own CPU (2b), a busy InfluxDB that
+# still writes fewer points than it does directly is being slowed, not
+# starved.
+influx_use() {
+  awk -v d="$(($2 - $1))" -v s="$3" -v e="$4" -v n="$5" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN {printf "%.2f %.2f", d/hz/(e-s), (n > 0 ? d/hz*1e6/n : 0)}'
+}
 # run_wrk_cpu SERVER_PID ARGS...: run_wrk ARGS, and append the CPU time per
 # request, in microseconds, of the server and of InfluxDB.
 run_wrk_cpu() {
@@ -173,19 +183,22 @@ forwarded() { curl -fs "http://127.0.0.1:$1/readyz" | sed -n 's/.*"points_forwar
 # delivering during the load and draining the backlog it built; prints the
 # table.
 batch_rounds() {
-  local port=$1 uport=$2 r f0 f1 f2 t0 t1 t2 res v name
+  local port=$1 uport=$2 r f0 f1 f2 t0 t1 t2 i0 i1 i2 res v name use
   local -A brate
   # load PORT KEY: a wrk run of batches at PORT; records KEY-accepted and
   # KEY-during, and leaves f1 and t1 at its end.
   load() {
-    f0=$(forwarded "$1"); t0=$(date +%s.%N)
+    f0=$(forwarded "$1"); t0=$(date +%s.%N); i0=$(cpu_ticks "$influx_pid")
     res=$(run_wrk "http://127.0.0.1:$1/api/submit" "$work/batch.json" "$BATCH_CONNS")
-    f1=$(forwarded "$1"); t1=$(date +%s.%N)
+    f1=$(forwarded "$1"); t1=$(date +%s.%N); i1=$(cpu_ticks "$influx_pid")
     brate[$2-accepted]+="$(awk '{print $1*5000}' <<<"$res")"$'\n'
-    brate[$2-during]+="$(awk -v a="$f1" -v b="$f0" -v s="$t0" -v e="$t1" 'BEGIN {print (a-b)/(e-s)}')"$'\n'
+    brate[$2-during]+="$(awk -v a="$f1" -v b="$f0" -v s="$t0" -v e="$t1" 'BEGIN {print (a-b)/(e-s)}') $(influx_use "$i0" "$i1" "$t0" "$t1" $((f1 - f0)))"$'\n'
   }
   for r in $(seq 1 "$ROUNDS"); do
-    brate[influx]+="$(run_wrk "$INFLUX_URL/write?db=bench" "$work/batch.lp" "$BATCH_CONNS" text/plain | awk '{print $1*5000}')"$'\n'
+    t0=$(date +%s.%N); i0=$(cpu_ticks "$influx_pid")
+    res=$(run_wrk "$INFLUX_URL/write?db=bench" "$work/batch.lp" "$BATCH_CONNS" text/plain)
+    t1=$(date +%s.%N); i1=$(cpu_ticks "$influx_pid")
+    brate[influx]+="$(awk '{print $1*5000}' <<<"$res") $(influx_use "$i0" "$i1" "$t0" "$t1" "$(awk '{print $5*5000}' <<<"$res")")"$'\n'
     load "$port" paced
     wait_drained "$port"
     load "$uport" unpaced
@@ -193,20 +206,24 @@ batch_rounds() {
     # the gateway meanwhile: polling every 50 ms until it was empty cost the
     # drain 5-15% in a trial. The backlog outlasts the window (seconds of
     # points are left), so the forwarder is never short of work in it.
+    i1=$(cpu_ticks "$influx_pid")
     sleep "$DRAIN_WINDOW"
-    f2=$(forwarded "$uport"); t2=$(date +%s.%N)
+    f2=$(forwarded "$uport"); t2=$(date +%s.%N); i2=$(cpu_ticks "$influx_pid")
     [ "$(spool_points "$uport")" != 0 ] || echo "warning: the backlog ran out within the ${DRAIN_WINDOW}s window; the drain rate is understated" >&2
     wait_drained "$uport"
     # The backlog left when the load stops drains with InfluxDB and the
     # forwarder alone on the machine: the forwarder's delivery rate under the
     # same conditions as InfluxDB's own measurement.
-    brate[drain]+="$(awk -v a="$f2" -v b="$f1" -v s="$t1" -v e="$t2" 'BEGIN {print (e>s && a>b) ? (a-b)/(e-s) : 0}')"$'\n'
+    brate[drain]+="$(awk -v a="$f2" -v b="$f1" -v s="$t1" -v e="$t2" 'BEGIN {print (e>s && a>b) ? (a-b)/(e-s) : 0}') $(influx_use "$i1" "$i2" "$t1" "$t2" $((f2 - f1)))"$'\n'
   done
   local influx_rate
   influx_rate=$(col_median "${brate[influx]}" 1)
-  printf '%-56s %14s %10s\n' target "points/s" "vs InfluxDB"
+  printf '%-56s %14s %10s %8s %9s\n' target "points/s" "vs InfluxDB" "influxd" "influxd"
+  printf '%-56s %14s %10s %8s %9s\n' "" "" "" "CPUs" "us/point"
   for t in influx paced-accepted paced-during unpaced-accepted unpaced-during drain; do
     v=$(col_median "${brate[$t]}" 1)
+    use="$(printf '%8s %9s' - -)"
+    [[ $t == *accepted ]] || use=$(printf '%8.2f %9.2f' "$(col_median "${brate[$t]}" 2)" "$(col_median "${brate[$t]}" 3)")
     case $t in
       influx) name="InfluxDB /write directly" ;;
       paced-accepted) name="gateway accepted (--fsync always)" ;;
@@ -215,7 +232,7 @@ batch_rounds() {
       unpaced-during) name="--pace-batches 0: delivered, during the load" ;;
       drain) name="--pace-batches 0: delivered, the backlog after it" ;;
     esac
-    printf '%-56s %14.0f %10.2f\n' "$name" "$v" "$(awk -v a="$v" -v b="$influx_rate" 'BEGIN {print a/b}')"
+    printf '%-56s %14.0f %10.2f %s\n' "$name" "$v" "$(awk -v a="$v" -v b="$influx_rate" 'BEGIN {print a/b}')" "$use"
   done
 }
 start_gateway unpaced --fsync always --pace-batches 0

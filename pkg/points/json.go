@@ -72,6 +72,9 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 			bodies.Put(buf)
 		}
 	}()
+	if opts.BodySize > 0 {
+		buf.Grow(int(opts.BodySize) + bytes.MinRead) // ReadFrom needs MinRead spare to see the end
+	}
 	if _, err := buf.ReadFrom(r); err != nil {
 		return nil, fmt.Errorf("%w: reading body: %w", ErrInvalid, err)
 	}

@@ -85,6 +85,11 @@ type Options struct {
 	DefaultMeasurement string
 	// MaxPoints caps the points in one request.
 	MaxPoints int
+	// BodySize, when above zero, is the body's length as the request
+	// declared it, so that a large body is read into a buffer of its size
+	// rather than one doubled past it. The caller must have checked it
+	// against its body limit.
+	BodySize int64
 }
 
 // checkName rejects names InfluxDB would refuse or mangle: empty, too long,

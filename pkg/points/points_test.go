@@ -1,8 +1,10 @@
 package points_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +54,25 @@ func TestParseAndEncode(t *testing.T) {
 				t.Errorf("got  %q\nwant %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseJSONBodySize checks that a declared body size only sizes the
+// read buffer: a size that is right, short or long reads the same points.
+func TestParseJSONBodySize(t *testing.T) {
+	body := batchJSON(2000)
+	want, err := points.ParseJSON(bytes.NewReader(body), points.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int64{int64(len(body)), int64(len(body)) / 3, int64(len(body)) * 2} {
+		got, err := points.ParseJSON(bytes.NewReader(body), points.Options{BodySize: size})
+		if err != nil {
+			t.Fatalf("BodySize %d: %v", size, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("BodySize %d: %d points differ from the %d read without it", size, len(got), len(want))
+		}
 	}
 }
 

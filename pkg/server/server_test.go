@@ -186,6 +186,40 @@ func TestSubmitTypesTagsAndBatch(t *testing.T) {
 	}
 }
 
+// TestSubmitLargeBatch sends batches of the largest size, plain (read into
+// a buffer of its declared length) and gzipped (whose declared length is
+// not the body's), and finds every point in InfluxDB.
+func TestSubmitLargeBatch(t *testing.T) {
+	g := startGateway(t, nil)
+	_, key := g.key(t, "127.0.0.1")
+	batch := func(field string) string {
+		var b strings.Builder
+		b.WriteString("[")
+		for i := range 5000 {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"field":%q,"value":%d,"tags":{"shard":"%d"},"timestamp":%d}`, field, i, i%50, 1700000000000000000+i)
+		}
+		return b.String() + "]"
+	}
+	plain := batch("plain")
+	if len(plain) <= 64<<10 {
+		t.Fatalf("the batch is %d bytes; it should be large enough to be read by its declared size", len(plain))
+	}
+	if r := g.submit(t, key, plain); r.status != 200 || strings.TrimSpace(r.body) != `{"accepted":5000}` {
+		t.Fatalf("plain: got %d %s, want 200 {\"accepted\":5000}", r.status, r.body)
+	}
+	if r := g.submit(t, key, gzipped(t, batch("zipped")), "Content-Encoding", "gzip"); r.status != 200 || strings.TrimSpace(r.body) != `{"accepted":5000}` {
+		t.Fatalf("gzip: got %d %s, want 200 {\"accepted\":5000}", r.status, r.body)
+	}
+	for _, field := range []string{"plain", "zipped"} {
+		if n := g.db.Count(t, "custom_metrics", field); n != 5000 {
+			t.Errorf("%s: got %d points in InfluxDB, want 5000", field, n)
+		}
+	}
+}
+
 func TestSubmitGzip(t *testing.T) {
 	g := startGateway(t, nil)
 	_, key := g.key(t, "127.0.0.1")

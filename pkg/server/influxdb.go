@@ -66,7 +66,7 @@ func lineProtocolParser(cfg Config, precisions map[string]time.Duration, names s
 		if !ok {
 			return nil, fmt.Errorf("%w: invalid precision %q (use %s)", errInvalidParam, name, names)
 		}
-		return func(body io.Reader, now time.Time) ([]points.Point, error) {
+		return func(body io.Reader, _ int64, now time.Time) ([]points.Point, error) {
 			return points.ParseLineProtocol(body, precision, opts, now)
 		}, nil
 	}

@@ -17,21 +17,20 @@ import (
 // with 200 {"accepted": N}.
 func submitAPI(cfg Config) writeAPI {
 	opts := points.Options{DefaultMeasurement: cfg.Measurement, MaxPoints: cfg.MaxPoints}
-	parse := func(body io.Reader, _ time.Time) ([]points.Point, error) { return points.ParseJSON(body, opts) }
+	// A body is read into a buffer of its declared size, not one doubled
+	// past it: with 5000-point batches on 32 connections, peak RSS 77.5-78.3
+	// MB instead of 79-106, and 550-557k points/s accepted instead of
+	// 343-471k.
+	parse := func(body io.Reader, size int64, _ time.Time) ([]points.Point, error) {
+		o := opts
+		o.BodySize = size
+		return points.ParseJSON(body, o)
+	}
 	return writeAPI{
 		key: func(r *http.Request) string { return strings.TrimSpace(r.Header.Get("X-API-Key")) },
 		parser: func(r *http.Request) (parseFunc, error) {
 			if err := checkContentType(r); err != nil {
 				return nil, err
-			}
-			// A batch is read into a buffer of its declared size, not
-			// one doubled past it: with 5000-point batches on 32
-			// connections, peak RSS 77.5-78.3 MB instead of 79-106, and
-			// 550-557k points/s accepted instead of 343-471k.
-			if n := r.ContentLength; n > 64<<10 && n <= cfg.MaxBody && r.Header.Get("Content-Encoding") == "" {
-				o := opts
-				o.BodySize = n
-				return func(body io.Reader, _ time.Time) ([]points.Point, error) { return points.ParseJSON(body, o) }, nil
 			}
 			return parse, nil
 		},

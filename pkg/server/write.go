@@ -29,8 +29,10 @@ type writeAPI struct {
 	errorBody errorShape
 }
 
-// parseFunc reads the points of a body; now stamps points without a time.
-type parseFunc func(body io.Reader, now time.Time) ([]points.Point, error)
+// parseFunc reads the points of a body; size is its declared length, or 0
+// when that is not known to be the length of what body yields, and now
+// stamps points without a time.
+type parseFunc func(body io.Reader, size int64, now time.Time) ([]points.Point, error)
 
 // writePipeline is the one path every write endpoint takes: authenticate,
 // check the scope, read and parse the body, check the measurements, take
@@ -77,13 +79,13 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 			p.metrics.PacedSeconds.Add(held.Seconds())
 		}
 	}
-	body, err := requestBody(w, r, p.cfg.MaxBody)
+	body, size, err := requestBody(w, r, p.cfg.MaxBody)
 	if err != nil {
 		return 0, err
 	}
 	defer body.Close()
 	now := p.cfg.Now()
-	pts, err := parse(body, now)
+	pts, err := parse(body, size, now)
 	if err != nil {
 		return 0, err
 	}
@@ -136,19 +138,24 @@ func rateError(d limit.Decision, n int) error {
 }
 
 // requestBody returns the body, decompressed when Content-Encoding is gzip,
-// limited to max bytes both before and after decompression.
-func requestBody(w http.ResponseWriter, r *http.Request, max int64) (io.ReadCloser, error) {
+// limited to max bytes both before and after decompression, and its size:
+// the declared Content-Length of an uncompressed body within max, else 0.
+func requestBody(w http.ResponseWriter, r *http.Request, max int64) (io.ReadCloser, int64, error) {
 	body := http.MaxBytesReader(w, r.Body, max)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
-		return body, nil
+		size := r.ContentLength
+		if size < 0 || size > max {
+			size = 0
+		}
+		return body, size, nil
 	case "gzip":
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			return nil, fmt.Errorf("%w: body is not valid gzip: %w", points.ErrInvalid, err)
+			return nil, 0, fmt.Errorf("%w: body is not valid gzip: %w", points.ErrInvalid, err)
 		}
-		return http.MaxBytesReader(w, zr, max), nil
+		return http.MaxBytesReader(w, zr, max), 0, nil
 	default:
-		return nil, fmt.Errorf("%w: Content-Encoding %q: send gzip or none", errUnsupportedMedia, enc)
+		return nil, 0, fmt.Errorf("%w: Content-Encoding %q: send gzip or none", errUnsupportedMedia, enc)
 	}
 }

@@ -71,6 +71,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.cfg.HostTag, "host-tag", o.cfg.HostTag, "tag set to the key's hostname on every point")
 	fs.Int64Var(&o.cfg.MaxBody, "max-body", o.cfg.MaxBody, "largest request body in bytes, after decompression")
 	fs.IntVar(&o.cfg.MaxPoints, "max-points", o.cfg.MaxPoints, "largest number of points in one request")
+	fs.Int64Var(&o.cfg.BodyMemory, "body-memory", o.cfg.BodyMemory, "bytes of request bodies held at once (a body of unknown size counts as --max-body, one under 64 KiB not at all); a request waits up to 10 s for room, then gets 503; 0 for no bound")
 	fs.Func("trusted-proxy", "CIDR of a proxy whose X-Forwarded-For is believed (repeatable)", func(s string) error {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
@@ -111,6 +112,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	}
 	if o.cfg.MaxBody <= 0 || o.cfg.MaxPoints <= 0 {
 		return nil, errors.New("--max-body and --max-points must be positive")
+	}
+	if o.cfg.BodyMemory < 0 {
+		return nil, errors.New("--body-memory must be 0 (no bound) or positive")
 	}
 	if o.cfg.DefaultRate < 0 || o.cfg.DefaultBurst < 0 || o.cfg.AuthFailRate <= 0 || o.cfg.AuthFailBurst < 0 || o.usageFlush <= 0 {
 		return nil, errors.New("rates, bursts and --usage-flush must not be negative (--auth-fail-rate positive)")

@@ -43,6 +43,8 @@ func TestParseFlags(t *testing.T) {
 		{"Limits", []string{"--max-body", "100", "--max-points", "7", "--host-tag", "source", "--measurement", "m"}, func(o *options) bool {
 			return o.cfg.MaxBody == 100 && o.cfg.MaxPoints == 7 && o.cfg.HostTag == "source" && o.cfg.Measurement == "m"
 		}},
+		{"BodyMemory", nil, func(o *options) bool { return o.cfg.BodyMemory == 16<<20 && o.cfg.BodyMemoryWait == 10*time.Second }},
+		{"BodyMemoryOff", []string{"--body-memory", "0"}, func(o *options) bool { return o.cfg.BodyMemory == 0 }},
 		{"Pacing", nil, func(o *options) bool { return o.paceBatches == 8 }},
 		{"PacingOff", []string{"--pace-batches", "0"}, func(o *options) bool { return o.paceBatches == 0 }},
 		{"PacingFewerWorkers", []string{"--forward-workers", "1", "--pace-batches", "3"}, func(o *options) bool { return o.paceBatches == 3 }},
@@ -58,7 +60,7 @@ func TestParseFlags(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range [][]string{{"--trusted-proxy", "nope"}, {"--max-points", "0"}, {"--log-format", "xml"}, {"extra"}, {"--nope"},
+	for _, bad := range [][]string{{"--trusted-proxy", "nope"}, {"--max-points", "0"}, {"--body-memory", "-1"}, {"--log-format", "xml"}, {"extra"}, {"--nope"},
 		{"--pace-batches", "5"}, {"--pace-batches", "-1"}} {
 		if _, err := parseFlags(bad, getenv, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%v) succeeded, want an error", bad)

@@ -63,6 +63,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusServiceUnavailable, "the gateway's spool is full while InfluxDB catches up, retry later"
 	case errors.Is(err, spool.ErrWrite), errors.Is(err, spool.ErrClosed):
 		return http.StatusServiceUnavailable, "the gateway cannot store points now, retry later"
+	case errors.Is(err, errBodyMemory):
+		return http.StatusServiceUnavailable, "the gateway is reading as many request bodies as its memory allows, retry later"
 	case errors.Is(err, influx.ErrUnavailable):
 		return http.StatusServiceUnavailable, "metrics storage is unavailable, retry later"
 	}

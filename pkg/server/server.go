@@ -50,6 +50,13 @@ type Config struct {
 	MaxBody int64
 	// MaxPoints is the largest batch accepted.
 	MaxPoints int
+	// BodyMemory bounds the bytes of request bodies held at once, from
+	// reading a body until its request is answered; a body of unknown size
+	// (chunked or gzip) counts as MaxBody, and one under 64 KiB is not
+	// counted. A request waits up to BodyMemoryWait for room, then gets a
+	// 503. 0 means no bound.
+	BodyMemory     int64
+	BodyMemoryWait time.Duration
 	// Measurement is used for points that name none.
 	Measurement string
 	// HostTag is the tag set to the key's hostname on every point.
@@ -91,13 +98,15 @@ type Config struct {
 // DefaultConfig returns the settings the apiserver starts with.
 func DefaultConfig() Config {
 	return Config{
-		MaxBody:       1 << 20,
-		MaxPoints:     5000,
-		Measurement:   "custom_metrics",
-		HostTag:       "host",
-		AuthFailRate:  0.2,
-		AuthFailBurst: 10,
-		Now:           time.Now,
+		MaxBody:        1 << 20,
+		MaxPoints:      5000,
+		BodyMemory:     16 << 20,
+		BodyMemoryWait: 10 * time.Second,
+		Measurement:    "custom_metrics",
+		HostTag:        "host",
+		AuthFailRate:   0.2,
+		AuthFailBurst:  10,
+		Now:            time.Now,
 	}
 }
 

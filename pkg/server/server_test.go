@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -217,6 +218,82 @@ func TestSubmitLargeBatch(t *testing.T) {
 		if n := g.db.Count(t, "custom_metrics", field); n != 5000 {
 			t.Errorf("%s: got %d points in InfluxDB, want 5000", field, n)
 		}
+	}
+}
+
+// TestSubmitBodyMemory holds one large body half-sent and checks that a
+// second one, with no room left in the gateway's body memory, gets a 503
+// naming the reason, and goes in once the first is answered.
+func TestSubmitBodyMemory(t *testing.T) {
+	g := startGateway(t, func(c *server.Config, _ *influx.Config) {
+		c.BodyMemory = 256 << 10
+		c.BodyMemoryWait = 100 * time.Millisecond
+	})
+	_, key := g.key(t, "127.0.0.1")
+	batch := func(field string) string {
+		var b strings.Builder
+		b.WriteString("[")
+		for i := 0; b.Len() < 150<<10; i++ {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"field":%q,"value":%d,"timestamp":%d}`, field, i, 1700000000000000000+i)
+		}
+		return b.String() + "]"
+	}
+
+	slow := batch("slow")
+	pr, pw := io.Pipe()
+	// Runs before the gateway's cleanup, which waits for this request.
+	t.Cleanup(func() { pw.CloseWithError(errors.New("test over")) })
+	req, err := http.NewRequest("POST", g.url+"/api/submit", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(slow))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", key)
+	slowDone := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			slowDone <- 0
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		slowDone <- resp.StatusCode
+	}()
+	if _, err := io.WriteString(pw, slow[:len(slow)/2]); err != nil {
+		t.Fatal(err)
+	}
+
+	// The half-sent body holds its room once its request is read; until
+	// then the second may still get in.
+	var r response
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r = g.submit(t, key, batch("second"))
+		if r.status == 503 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if r.status != 503 || !strings.Contains(r.body, "as many request bodies as its memory allows") || r.header.Get("Retry-After") == "" {
+		t.Fatalf("with the body memory taken: got %d %s (Retry-After %q), want 503 naming the memory, with Retry-After", r.status, r.body, r.header.Get("Retry-After"))
+	}
+
+	if _, err := io.WriteString(pw, slow[len(slow)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if status := <-slowDone; status != 200 {
+		t.Fatalf("the slow body: got %d, want 200", status)
+	}
+	if r := g.submit(t, key, batch("after")); r.status != 200 {
+		t.Fatalf("once the slow body was answered: got %d %s, want 200", r.status, r.body)
+	}
+	if n := g.db.Count(t, "custom_metrics", "slow"); n == 0 {
+		t.Errorf("the slow body's points are not in InfluxDB")
 	}
 }
 

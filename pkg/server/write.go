@@ -29,7 +29,7 @@ type writeAPI struct {
 	errorBody errorShape
 }
 
-// parseFunc reads the points of a body; size is its declared length, or 0
+// parseFunc reads the points of a body; size is its declared length, or -1
 // when that is not known to be the length of what body yields, and now
 // stamps points without a time.
 type parseFunc func(body io.Reader, size int64, now time.Time) ([]points.Point, error)
@@ -42,6 +42,7 @@ type writePipeline struct {
 	cfg     Config
 	auth    *authenticator
 	limits  *limit.Keys
+	bodies  *bodyBudget
 	out     Writer
 	usage   Usage
 	metrics *metrics.Metrics
@@ -84,6 +85,15 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 		return 0, err
 	}
 	defer body.Close()
+	held := size
+	if held < 0 {
+		held = p.cfg.MaxBody
+	}
+	release, err := p.bodies.acquire(r.Context(), held)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	now := p.cfg.Now()
 	pts, err := parse(body, size, now)
 	if err != nil {
@@ -139,14 +149,14 @@ func rateError(d limit.Decision, n int) error {
 
 // requestBody returns the body, decompressed when Content-Encoding is gzip,
 // limited to max bytes both before and after decompression, and its size:
-// the declared Content-Length of an uncompressed body within max, else 0.
+// the declared Content-Length of an uncompressed body within max, else -1.
 func requestBody(w http.ResponseWriter, r *http.Request, max int64) (io.ReadCloser, int64, error) {
 	body := http.MaxBytesReader(w, r.Body, max)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 		size := r.ContentLength
-		if size < 0 || size > max {
-			size = 0
+		if size > max {
+			size = -1
 		}
 		return body, size, nil
 	case "gzip":
@@ -154,7 +164,7 @@ func requestBody(w http.ResponseWriter, r *http.Request, max int64) (io.ReadClos
 		if err != nil {
 			return nil, 0, fmt.Errorf("%w: body is not valid gzip: %w", points.ErrInvalid, err)
 		}
-		return http.MaxBytesReader(w, zr, max), 0, nil
+		return http.MaxBytesReader(w, zr, max), -1, nil
 	default:
 		return nil, 0, fmt.Errorf("%w: Content-Encoding %q: send gzip or none", errUnsupportedMedia, enc)
 	}

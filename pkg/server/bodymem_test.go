@@ -1,0 +1,59 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestBodyBudget(t *testing.T) {
+	ctx := context.Background()
+	b := newBodyBudget(1<<20, 50*time.Millisecond)
+
+	first, err := b.acquire(ctx, 600<<10)
+	if err != nil {
+		t.Fatalf("first 600 KiB of a 1 MiB budget: %v", err)
+	}
+	if _, err := b.acquire(ctx, 600<<10); !errors.Is(err, errBodyMemory) {
+		t.Fatalf("second 600 KiB while the first is held: got %v, want errBodyMemory after the wait", err)
+	}
+	small, err := b.acquire(ctx, smallBody-1)
+	if err != nil {
+		t.Fatalf("a small body while the budget is short: %v", err)
+	}
+	small()
+
+	// The waiter gets the room once the first body is answered.
+	done := make(chan error, 1)
+	go func() {
+		b := *b
+		b.wait = 10 * time.Second
+		release, err := b.acquire(ctx, 600<<10)
+		if err == nil {
+			release()
+		}
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	first()
+	if err := <-done; err != nil {
+		t.Fatalf("second 600 KiB after the first was released: %v", err)
+	}
+
+	// A body larger than the whole budget takes all of it rather than
+	// waiting forever.
+	all, err := b.acquire(ctx, 3<<20)
+	if err != nil {
+		t.Fatalf("a body over the budget, with nothing else held: %v", err)
+	}
+	if _, err := b.acquire(ctx, smallBody); !errors.Is(err, errBodyMemory) {
+		t.Fatalf("while the whole budget is held: got %v, want errBodyMemory", err)
+	}
+	all()
+
+	var none *bodyBudget
+	if _, err := none.acquire(ctx, 1<<30); err != nil {
+		t.Fatalf("no budget: %v", err)
+	}
+}

@@ -35,9 +35,9 @@ type writeAPI struct {
 type parseFunc func(body io.Reader, size int64, now time.Time) ([]points.Point, error)
 
 // writePipeline is the one path every write endpoint takes: authenticate,
-// check the scope, read and parse the body, check the measurements, take
-// the points from the key's rate, encode with the host tag, write, record
-// usage.
+// check the scope, wait for the pacer and for room to hold the body, read
+// and parse the body, check the measurements, take the points from the
+// key's rate, encode with the host tag, write, record usage.
 type writePipeline struct {
 	cfg     Config
 	auth    *authenticator

@@ -58,6 +58,11 @@ type Metrics struct {
 	// they were held.
 	Paced        prometheus.Counter
 	PacedSeconds prometheus.Counter
+	// BodyWaits counts writes that waited for room to hold their body
+	// (--body-memory), and BodyWaitSeconds the time they waited, including
+	// those refused with 503 when none came.
+	BodyWaits       prometheus.Counter
+	BodyWaitSeconds prometheus.Counter
 
 	// PointsForwarded counts points the forwarder delivered from the spool
 	// to InfluxDB.
@@ -138,6 +143,14 @@ func New() *Metrics {
 			Name: "metricgate_paced_seconds_total",
 			Help: "Seconds writes were held back by pacing, summed.",
 		}),
+		BodyWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_body_memory_waits_total",
+			Help: "Writes that waited for room to hold their body (--body-memory), including those then refused with 503.",
+		}),
+		BodyWaitSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_body_memory_wait_seconds_total",
+			Help: "Seconds writes waited for room to hold their body, summed.",
+		}),
 		PointsForwarded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "metricgate_spool_points_forwarded_total",
 			Help: "Points forwarded from the spool to InfluxDB.",
@@ -163,6 +176,7 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Requests, m.RequestDuration, m.AuthFailures, m.PointsAccepted, m.RateLimited, m.Paced, m.PacedSeconds,
+		m.BodyWaits, m.BodyWaitSeconds,
 		m.PointsForwarded, m.PointsDeadLettered, m.ForwardDuration, m.ForwardErrors,
 	)
 	return m

@@ -39,20 +39,23 @@ func newBodyBudget(size int64, wait time.Duration) *bodyBudget {
 	return &bodyBudget{sem: semaphore.NewWeighted(size), size: size, wait: wait}
 }
 
-// acquire takes room for a body of n bytes and returns what gives it back.
-// A body larger than the whole budget takes all of it.
-func (b *bodyBudget) acquire(ctx context.Context, n int64) (release func(), err error) {
+// acquire takes room for a body of n bytes and returns what gives it back
+// and how long it waited for the room. A body larger than the whole budget
+// takes all of it.
+func (b *bodyBudget) acquire(ctx context.Context, n int64) (release func(), waited time.Duration, err error) {
 	if b == nil || n < smallBody {
-		return func() {}, nil
+		return func() {}, 0, nil
 	}
 	n = min(n, b.size)
 	if !b.sem.TryAcquire(n) {
+		start := time.Now()
 		wctx, cancel := context.WithTimeout(ctx, b.wait)
 		err := b.sem.Acquire(wctx, n)
 		cancel()
+		waited = time.Since(start)
 		if err != nil {
-			return nil, fmt.Errorf("%w: waited %s for room to read %d bytes", errBodyMemory, b.wait, n)
+			return nil, waited, fmt.Errorf("%w: waited %s for room to read %d bytes", errBodyMemory, waited.Round(time.Millisecond), n)
 		}
 	}
-	return func() { b.sem.Release(n) }, nil
+	return func() { b.sem.Release(n) }, waited, nil
 }

@@ -11,16 +11,16 @@ func TestBodyBudget(t *testing.T) {
 	ctx := context.Background()
 	b := newBodyBudget(1<<20, 50*time.Millisecond)
 
-	first, err := b.acquire(ctx, 600<<10)
+	first, _, err := b.acquire(ctx, 600<<10)
 	if err != nil {
 		t.Fatalf("first 600 KiB of a 1 MiB budget: %v", err)
 	}
-	if _, err := b.acquire(ctx, 600<<10); !errors.Is(err, errBodyMemory) {
-		t.Fatalf("second 600 KiB while the first is held: got %v, want errBodyMemory after the wait", err)
+	if _, waited, err := b.acquire(ctx, 600<<10); !errors.Is(err, errBodyMemory) || waited < b.wait {
+		t.Fatalf("second 600 KiB while the first is held: got %v after %s, want errBodyMemory after %s", err, waited, b.wait)
 	}
-	small, err := b.acquire(ctx, smallBody-1)
-	if err != nil {
-		t.Fatalf("a small body while the budget is short: %v", err)
+	small, waited, err := b.acquire(ctx, smallBody-1)
+	if err != nil || waited != 0 {
+		t.Fatalf("a small body while the budget is short: %v after %s, want no wait", err, waited)
 	}
 	small()
 
@@ -29,7 +29,7 @@ func TestBodyBudget(t *testing.T) {
 	go func() {
 		b := *b
 		b.wait = 10 * time.Second
-		release, err := b.acquire(ctx, 600<<10)
+		release, _, err := b.acquire(ctx, 600<<10)
 		if err == nil {
 			release()
 		}
@@ -43,17 +43,17 @@ func TestBodyBudget(t *testing.T) {
 
 	// A body larger than the whole budget takes all of it rather than
 	// waiting forever.
-	all, err := b.acquire(ctx, 3<<20)
+	all, _, err := b.acquire(ctx, 3<<20)
 	if err != nil {
 		t.Fatalf("a body over the budget, with nothing else held: %v", err)
 	}
-	if _, err := b.acquire(ctx, smallBody); !errors.Is(err, errBodyMemory) {
+	if _, _, err := b.acquire(ctx, smallBody); !errors.Is(err, errBodyMemory) {
 		t.Fatalf("while the whole budget is held: got %v, want errBodyMemory", err)
 	}
 	all()
 
 	var none *bodyBudget
-	if _, err := none.acquire(ctx, 1<<30); err != nil {
+	if _, _, err := none.acquire(ctx, 1<<30); err != nil {
 		t.Fatalf("no budget: %v", err)
 	}
 }

@@ -411,6 +411,7 @@ func TestMetrics(t *testing.T) {
 		`metricgate_points_accepted_total 2`,
 		`metricgate_rate_limited_requests_total 1`,
 		`metricgate_paced_requests_total 0`,
+		`metricgate_body_memory_waits_total 0`,
 		`metricgate_http_requests_total{code="401",route="POST /api/v2/write"} 1`,
 		`metricgate_http_requests_total{code="401",route="POST /write"} 1`,
 		`metricgate_http_requests_total{code="204",route="POST /api/v2/write"} 1`,

@@ -281,6 +281,10 @@ func TestSubmitBodyMemory(t *testing.T) {
 	if r.status != 503 || !strings.Contains(r.body, "as many request bodies as its memory allows") || r.header.Get("Retry-After") == "" {
 		t.Fatalf("with the body memory taken: got %d %s (Retry-After %q), want 503 naming the memory, with Retry-After", r.status, r.body, r.header.Get("Retry-After"))
 	}
+	if m := g.do(t, "GET", "/metrics", ""); !strings.Contains(m.body, "\nmetricgate_body_memory_waits_total ") ||
+		strings.Contains(m.body, "\nmetricgate_body_memory_waits_total 0\n") {
+		t.Errorf("/metrics does not count the wait that ended in 503")
+	}
 
 	if _, err := io.WriteString(pw, slow[len(slow)/2:]); err != nil {
 		t.Fatal(err)

@@ -89,7 +89,11 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 	if held < 0 {
 		held = p.cfg.MaxBody
 	}
-	release, err := p.bodies.acquire(r.Context(), held)
+	release, waited, err := p.bodies.acquire(r.Context(), held)
+	if waited > 0 {
+		p.metrics.BodyWaits.Inc()
+		p.metrics.BodyWaitSeconds.Add(waited.Seconds())
+	}
 	if err != nil {
 		return 0, err
 	}

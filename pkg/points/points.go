@@ -53,16 +53,6 @@ type Tag struct {
 	Key, Value string
 }
 
-// HasTag reports whether the point has a tag with key k.
-func (p *Point) HasTag(k string) bool {
-	for _, t := range p.Tags {
-		if t.Key == k {
-			return true
-		}
-	}
-	return false
-}
-
 // Tag returns the value of the point's tag k, or "".
 func (p *Point) Tag(k string) string {
 	for _, t := range p.Tags {

@@ -25,25 +25,32 @@ const smallBody = 64 << 10
 // body is read, as InfluxDB queues writes past its max-concurrent-write-
 // limit, and gets a 503 if none comes within wait.
 type bodyBudget struct {
-	sem  *semaphore.Weighted
-	size int64
-	wait time.Duration
+	sem     *semaphore.Weighted
+	size    int64
+	unknown int64 // what a body of unknown size counts as: the body limit
+	wait    time.Duration
 }
 
-// newBodyBudget returns a budget of size bytes, or nil (no bound) when size
-// is 0 or less.
-func newBodyBudget(size int64, wait time.Duration) *bodyBudget {
+// newBodyBudget returns a budget of size bytes for bodies of at most
+// maxBody bytes, or nil (no bound) when size is 0 or less.
+func newBodyBudget(size, maxBody int64, wait time.Duration) *bodyBudget {
 	if size <= 0 {
 		return nil
 	}
-	return &bodyBudget{sem: semaphore.NewWeighted(size), size: size, wait: wait}
+	return &bodyBudget{sem: semaphore.NewWeighted(size), size: size, unknown: maxBody, wait: wait}
 }
 
-// acquire takes room for a body of n bytes and returns what gives it back
-// and how long it waited for the room. A body larger than the whole budget
-// takes all of it.
+// acquire takes room for a body of n bytes, or of unknown size when n is
+// negative, and returns what gives it back and how long it waited for the
+// room. A body larger than the whole budget takes all of it.
 func (b *bodyBudget) acquire(ctx context.Context, n int64) (release func(), waited time.Duration, err error) {
-	if b == nil || n < smallBody {
+	if b == nil {
+		return func() {}, 0, nil
+	}
+	if n < 0 {
+		n = b.unknown
+	}
+	if n < smallBody {
 		return func() {}, 0, nil
 	}
 	n = min(n, b.size)

@@ -9,7 +9,7 @@ import (
 
 func TestBodyBudget(t *testing.T) {
 	ctx := context.Background()
-	b := newBodyBudget(1<<20, 50*time.Millisecond)
+	b := newBodyBudget(1<<20, 1<<20, 50*time.Millisecond)
 
 	first, _, err := b.acquire(ctx, 600<<10)
 	if err != nil {
@@ -51,6 +51,17 @@ func TestBodyBudget(t *testing.T) {
 		t.Fatalf("while the whole budget is held: got %v, want errBodyMemory", err)
 	}
 	all()
+
+	// A body of unknown size counts as the body limit, here the whole
+	// budget.
+	part, _, err := b.acquire(ctx, smallBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.acquire(ctx, -1); !errors.Is(err, errBodyMemory) {
+		t.Fatalf("a body of unknown size while %d bytes are held: got %v, want errBodyMemory", smallBody, err)
+	}
+	part()
 
 	var none *bodyBudget
 	if _, _, err := none.acquire(ctx, 1<<30); err != nil {

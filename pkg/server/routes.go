@@ -22,7 +22,7 @@ func addRoutes(mux *http.ServeMux, log *slog.Logger, cfg Config, keys Keys, out 
 		cfg:     cfg,
 		auth:    auth,
 		limits:  limit.NewKeys(cfg.DefaultRate, cfg.DefaultBurst, cfg.Now),
-		bodies:  newBodyBudget(cfg.BodyMemory, cfg.BodyMemoryWait),
+		bodies:  newBodyBudget(cfg.BodyMemory, cfg.MaxBody, cfg.BodyMemoryWait),
 		out:     out,
 		usage:   usage,
 		metrics: cfg.Metrics,

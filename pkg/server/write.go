@@ -85,11 +85,7 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 		return 0, err
 	}
 	defer body.Close()
-	held := size
-	if held < 0 {
-		held = p.cfg.MaxBody
-	}
-	release, waited, err := p.bodies.acquire(r.Context(), held)
+	release, waited, err := p.bodies.acquire(r.Context(), size)
 	if waited > 0 {
 		p.metrics.BodyWaits.Inc()
 		p.metrics.BodyWaitSeconds.Add(waited.Seconds())

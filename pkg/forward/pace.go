@@ -12,10 +12,10 @@ import (
 // spool.
 //
 // Where the gateway, wrk and InfluxDB shared two cores, accepting 5000-point
-// batches as fast as they came left InfluxDB 0.42 of its own rate while the
-// backlog grew by the rest; paced, the gateway delivered 0.57 and the spool
-// stayed near empty, keeping its room for what it is for: an InfluxDB that
-// is down.
+// batches as fast as they came left InfluxDB 0.43-0.45 of its own rate while
+// the backlog grew by the rest; paced, the gateway delivered 0.58-0.64 (five
+// runs of scripts/bench.sh) and the spool stayed near empty, keeping its
+// room for what it is for: an InfluxDB that is down.
 //
 // It never holds a write back while the forwarder is failing (the spool
 // then takes everything, up to its size limit), and after an outage it

@@ -104,24 +104,26 @@ run_wrk() {
 }
 # cpu_ticks PID: user plus system CPU time of PID, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+# cpu_us TICKS N: TICKS of CPU time in microseconds per item, over N items.
+cpu_us() { awk -v d="$1" -v n="$2" -v hz="$hz" 'BEGIN {printf "%.2f", (n > 0 ? d/hz*1e6/n : 0)}'; }
 # influx_use TICKS0 TICKS1 T0 T1 POINTS: InfluxDB's CPU time between two
 # readings of cpu_ticks taken at T0 and T1: the CPUs it kept busy, and
 # microseconds per point written. On its own CPU (2b), a busy InfluxDB that
 # still writes fewer points than it does directly is being slowed, not
 # starved.
 influx_use() {
-  awk -v d="$(($2 - $1))" -v s="$3" -v e="$4" -v n="$5" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN {printf "%.2f %.2f", d/hz/(e-s), (n > 0 ? d/hz*1e6/n : 0)}'
+  echo "$(awk -v d="$(($2 - $1))" -v s="$3" -v e="$4" -v hz="$hz" 'BEGIN {printf "%.2f", d/hz/(e-s)}') $(cpu_us $(($2 - $1)) "$5")"
 }
 # run_wrk_cpu SERVER_PID ARGS...: run_wrk ARGS, and append the CPU time per
 # request, in microseconds, of the server and of InfluxDB.
 run_wrk_cpu() {
-  local pid=$1 s0 i0 out
+  local pid=$1 s0 i0 out n
   shift
   s0=$(cpu_ticks "$pid"); i0=$(cpu_ticks "$influx_pid")
   out=$(run_wrk "$@")
-  awk -v s="$(($(cpu_ticks "$pid") - s0))" -v i="$(($(cpu_ticks "$influx_pid") - i0))" -v hz="$(getconf CLK_TCK)" \
-    '{print $0, s/hz*1e6/$5, i/hz*1e6/$5}' <<<"$out"
+  n=$(awk '{print $5}' <<<"$out")
+  echo "$out $(cpu_us $(($(cpu_ticks "$pid") - s0)) "$n") $(cpu_us $(($(cpu_ticks "$influx_pid") - i0)) "$n")"
 }
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }

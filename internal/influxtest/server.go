@@ -2,12 +2,14 @@ package influxtest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -115,12 +117,28 @@ func FreeAddr(t testing.TB) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 }
 
+// freePort returns a loopback port that could be bound just now, chosen
+// below the kernel's range of ephemeral ports, as scripts/influxdb.sh
+// chooses: a port the kernel hands out for ":0" can become the local end of
+// an outgoing connection between this test closing it and a server binding
+// it, and the server then fails with "address already in use".
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11024 {
+				low = n
+			}
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	for range 100 {
+		p := 10000 + rand.IntN(low-11000)
+		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
+			ln.Close()
+			return p
+		}
+	}
+	t.Fatal("no free loopback port below the ephemeral range after 100 tries")
+	return 0
 }

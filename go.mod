@@ -1,4 +1,4 @@
-module metricgate
+module github.com/metricgate/metricgate
 
 go 1.26.8
 

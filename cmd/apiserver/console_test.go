@@ -18,8 +18,8 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"metricgate/internal/influxtest"
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // consoleCSP is the policy the console must be served with.

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/internal/influxtest"
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // TestMain lets the test binary run as the apiserver itself, so the

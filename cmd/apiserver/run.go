@@ -16,13 +16,13 @@ import (
 	"runtime/debug"
 	"time"
 
-	"metricgate/pkg/forward"
-	"metricgate/pkg/influx"
-	"metricgate/pkg/keystore"
-	"metricgate/pkg/metrics"
-	"metricgate/pkg/server"
-	"metricgate/pkg/spool"
-	"metricgate/pkg/usage"
+	"github.com/metricgate/metricgate/pkg/forward"
+	"github.com/metricgate/metricgate/pkg/influx"
+	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/metrics"
+	"github.com/metricgate/metricgate/pkg/server"
+	"github.com/metricgate/metricgate/pkg/spool"
+	"github.com/metricgate/metricgate/pkg/usage"
 )
 
 // options are the apiserver's settings, from flags with environment

@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/internal/influxtest"
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 func TestParseFlags(t *testing.T) {

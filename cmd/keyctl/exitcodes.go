@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // Exit codes. Scripts rely on them, so they only ever gain new values.

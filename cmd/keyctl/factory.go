@@ -16,7 +16,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/term"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // IOStreams are the streams a command reads and writes, and whether each

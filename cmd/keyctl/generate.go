@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // GenerateOptions are the inputs of keyctl generate.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // ListOptions are the inputs of keyctl list.

@@ -10,8 +10,8 @@ import (
 	"time"
 	"unicode"
 
-	"metricgate/pkg/keyjson"
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keyjson"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // outputFormat is the value of --output. Set rejects anything but table or

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // policyFlags hold the raw values of the flags that set a key's policy,

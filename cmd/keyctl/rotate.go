@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"metricgate/pkg/keyjson"
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keyjson"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // RotateOptions are the inputs of keyctl rotate.

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // ShowOptions are the inputs of keyctl show.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // describeUpdate shows the fields of u that are set, with their values.

@@ -17,8 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"metricgate/pkg/influx"
-	"metricgate/pkg/spool"
+	"github.com/metricgate/metricgate/pkg/influx"
+	"github.com/metricgate/metricgate/pkg/spool"
 )
 
 // Writer delivers line protocol. *influx.Writer implements it.

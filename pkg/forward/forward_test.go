@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/internal/influxtest"
-	"metricgate/pkg/forward"
-	"metricgate/pkg/influx"
-	"metricgate/pkg/spool"
+	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/pkg/forward"
+	"github.com/metricgate/metricgate/pkg/influx"
+	"github.com/metricgate/metricgate/pkg/spool"
 )
 
 func newSpool(t *testing.T) *spool.Spool {

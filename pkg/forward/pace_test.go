@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/pkg/forward"
+	"github.com/metricgate/metricgate/pkg/forward"
 )
 
 // pacerState is the backlog and forwarder health a Pacer reads, set by the

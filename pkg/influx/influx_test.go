@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/internal/influxtest"
-	"metricgate/pkg/influx"
+	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/pkg/influx"
 )
 
 // newWriter returns a Writer for cfg, closed after the test.

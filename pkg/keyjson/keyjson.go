@@ -10,7 +10,7 @@ package keyjson
 import (
 	"time"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // Key is a key's record, with its status at the time it was converted.

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/pkg/keyjson"
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keyjson"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 func TestNew(t *testing.T) {

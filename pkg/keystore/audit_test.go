@@ -15,7 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // auditLine is an audit entry without its id and time, for comparing.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // BenchmarkAuthenticate measures one key check with 10, 10,000 and

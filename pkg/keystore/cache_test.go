@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // TestCacheSeesChanges authenticates through a cache while another handle

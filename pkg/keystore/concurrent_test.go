@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // TestMain lets the test binary act as a second process writing to the

@@ -15,7 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // openStore opens a fresh store in a temp dir and closes it after the test.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/pkg/limit"
+	"github.com/metricgate/metricgate/pkg/limit"
 )
 
 // clock is a time source the test moves by hand.

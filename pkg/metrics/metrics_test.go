@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"metricgate/pkg/metrics"
+	"github.com/metricgate/metricgate/pkg/metrics"
 )
 
 // TestObserve checks that the cached series count each route and status

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/pkg/points"
+	"github.com/metricgate/metricgate/pkg/points"
 )
 
 func batchJSON(n int) []byte {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/pkg/points"
+	"github.com/metricgate/metricgate/pkg/points"
 )
 
 // lpNow is the server's time in these tests.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/pkg/points"
+	"github.com/metricgate/metricgate/pkg/points"
 )
 
 var opts = points.Options{DefaultMeasurement: "custom_metrics", MaxPoints: 3}

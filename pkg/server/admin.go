@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"metricgate/pkg/keyjson"
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keyjson"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // The admin API manages keys over HTTP for the web console and for scripts.

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/pkg/influx"
-	"metricgate/pkg/keyjson"
-	"metricgate/pkg/keystore"
-	"metricgate/pkg/server"
+	"github.com/metricgate/metricgate/pkg/influx"
+	"github.com/metricgate/metricgate/pkg/keyjson"
+	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/server"
 )
 
 // adminGateway is a gateway whose key store and admin API share a clock,

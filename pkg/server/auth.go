@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"time"
 
-	"metricgate/pkg/keystore"
-	"metricgate/pkg/limit"
-	"metricgate/pkg/metrics"
+	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/limit"
+	"github.com/metricgate/metricgate/pkg/metrics"
 )
 
 // authenticator checks a request's key against its caller's address and

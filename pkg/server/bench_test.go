@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/pkg/keystore"
-	"metricgate/pkg/server"
-	"metricgate/pkg/spool"
-	"metricgate/pkg/usage"
+	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/server"
+	"github.com/metricgate/metricgate/pkg/spool"
+	"github.com/metricgate/metricgate/pkg/usage"
 )
 
 // BenchmarkSubmit is one-point requests through the whole handler, as the

@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"strings"
 
-	"metricgate/pkg/influx"
-	"metricgate/pkg/keystore"
-	"metricgate/pkg/points"
-	"metricgate/pkg/spool"
+	"github.com/metricgate/metricgate/pkg/influx"
+	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/points"
+	"github.com/metricgate/metricgate/pkg/spool"
 )
 
 // Errors the handlers raise themselves.

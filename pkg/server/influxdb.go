@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"metricgate/pkg/points"
+	"github.com/metricgate/metricgate/pkg/points"
 )
 
 // What the InfluxDB-compatible endpoints say they are: the InfluxDB whose

@@ -18,11 +18,11 @@ import (
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	influxhttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
-	"metricgate/internal/influxtest"
-	"metricgate/pkg/influx"
-	"metricgate/pkg/keystore"
-	"metricgate/pkg/metrics"
-	"metricgate/pkg/server"
+	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/pkg/influx"
+	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/metrics"
+	"github.com/metricgate/metricgate/pkg/server"
 )
 
 // post sends body to path (with its query) and returns the answer. headers

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"metricgate/pkg/metrics"
+	"github.com/metricgate/metricgate/pkg/metrics"
 )
 
 // requestInfo collects what the handlers learn about a request, for its one

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/pkg/influx"
-	"metricgate/pkg/keystore"
-	"metricgate/pkg/server"
+	"github.com/metricgate/metricgate/pkg/influx"
+	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/server"
 )
 
 // clock is a settable time source shared by the key store and the server.

@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"metricgate/pkg/limit"
+	"github.com/metricgate/metricgate/pkg/limit"
 )
 
 // addRoutes is the gateway's one route table. The three write endpoints

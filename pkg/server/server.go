@@ -10,8 +10,8 @@ import (
 	"net/netip"
 	"time"
 
-	"metricgate/pkg/keystore"
-	"metricgate/pkg/metrics"
+	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/metrics"
 )
 
 // Keys authenticates API keys. *keystore.Store implements it.

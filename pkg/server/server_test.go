@@ -17,11 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/internal/influxtest"
-	"metricgate/pkg/influx"
-	"metricgate/pkg/keystore"
-	"metricgate/pkg/server"
-	"metricgate/pkg/usage"
+	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/pkg/influx"
+	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/server"
+	"github.com/metricgate/metricgate/pkg/usage"
 )
 
 // gateway is a running gateway on loopback with its real dependencies.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"metricgate/pkg/points"
+	"github.com/metricgate/metricgate/pkg/points"
 )
 
 // submitAPI is POST /api/submit: a JSON point or array of points,

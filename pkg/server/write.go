@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"metricgate/pkg/keystore"
-	"metricgate/pkg/limit"
-	"metricgate/pkg/metrics"
-	"metricgate/pkg/points"
+	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/limit"
+	"github.com/metricgate/metricgate/pkg/metrics"
+	"github.com/metricgate/metricgate/pkg/points"
 )
 
 // writeAPI is what one write endpoint does differently from the others:

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/pkg/spool"
+	"github.com/metricgate/metricgate/pkg/spool"
 )
 
 func open(t *testing.T, opts spool.Options) *spool.Spool {

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // Store persists usage. *keystore.Store implements it.

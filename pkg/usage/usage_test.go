@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"metricgate/pkg/keystore"
-	"metricgate/pkg/usage"
+	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/usage"
 )
 
 // openStore opens a fresh key store in a temp dir with two keys in it.

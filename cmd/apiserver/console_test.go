@@ -138,25 +138,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	addr := influxtest.FreeAddr(t)
-	runCtx, stop := context.WithCancel(ctx)
-	logs := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(runCtx, []string{"--listen", addr, "--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name,
-			"--spool-dir", t.TempDir(), "--batch-wait", "10ms", "--usage-flush", "100ms"},
-			func(string) string { return "" }, io.Discard, logs)
-	}()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("apiserver log:\n%s", logs.String())
-		}
-	}()
-	base := "http://" + addr
+	base := startRun(t, "http", "--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name,
+		"--spool-dir", t.TempDir(), "--batch-wait", "10ms", "--usage-flush", "100ms").base
 	waitReady(t, base)
 
 	resp, err := http.Get(base + "/admin/")

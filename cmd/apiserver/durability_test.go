@@ -39,31 +39,22 @@ type process struct {
 
 func startProcess(t *testing.T, args ...string) *process {
 	t.Helper()
-	addr := influxtest.FreeAddr(t)
 	logPath := filepath.Join(t.TempDir(), "apiserver.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logFile.Close()
-	cmd := exec.Command(os.Args[0], append([]string{"--listen", addr}, args...)...)
+	cmd := exec.Command(os.Args[0], append([]string{"--listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "APISERVER_TEST_EXEC=1")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, base: "http://" + addr, log: logPath}
+	p := &process{cmd: cmd, log: logPath}
 	t.Cleanup(func() { p.kill() })
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err := http.Get(p.base + "/healthz"); err == nil {
-			resp.Body.Close()
-			return p
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("apiserver did not start:\n%s", b)
-		}
-	}
+	p.base = "http://" + boundAddr(t, func() string { b, _ := os.ReadFile(logPath); return string(b) }, nil)
+	return p
 }
 
 func (p *process) kill() {

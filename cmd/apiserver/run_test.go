@@ -34,20 +34,22 @@ func TestParseFlags(t *testing.T) {
 		check func(*options) bool
 	}{
 		{"EnvDefaults", nil, func(o *options) bool {
-			return o.listen == "127.0.0.1:9" && o.db == "/tmp/k.db" && o.influx.URL == "http://influx:8086" && o.influx.Bucket == "db/rp"
+			return o.listen == "127.0.0.1:9" && o.gateway.DB == "/tmp/k.db" && o.gateway.Influx.URL == "http://influx:8086" && o.gateway.Influx.Bucket == "db/rp"
 		}},
-		{"FlagsWin", []string{"--listen", ":1", "--db", "x.db"}, func(o *options) bool { return o.listen == ":1" && o.db == "x.db" }},
+		{"FlagsWin", []string{"--listen", ":1", "--db", "x.db"}, func(o *options) bool { return o.listen == ":1" && o.gateway.DB == "x.db" }},
 		{"TrustedProxies", []string{"--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "192.0.2.1"}, func(o *options) bool {
-			return len(o.cfg.TrustedProxies) == 2 && o.cfg.TrustedProxies[1] == netip.MustParsePrefix("192.0.2.1/32")
+			return len(o.gateway.Server.TrustedProxies) == 2 && o.gateway.Server.TrustedProxies[1] == netip.MustParsePrefix("192.0.2.1/32")
 		}},
 		{"Limits", []string{"--max-body", "100", "--max-points", "7", "--host-tag", "source", "--measurement", "m"}, func(o *options) bool {
-			return o.cfg.MaxBody == 100 && o.cfg.MaxPoints == 7 && o.cfg.HostTag == "source" && o.cfg.Measurement == "m"
+			return o.gateway.Server.MaxBody == 100 && o.gateway.Server.MaxPoints == 7 && o.gateway.Server.HostTag == "source" && o.gateway.Server.Measurement == "m"
 		}},
-		{"BodyMemory", nil, func(o *options) bool { return o.cfg.BodyMemory == 16<<20 && o.cfg.BodyMemoryWait == 10*time.Second }},
-		{"BodyMemoryOff", []string{"--body-memory", "0"}, func(o *options) bool { return o.cfg.BodyMemory == 0 }},
-		{"Pacing", nil, func(o *options) bool { return o.paceBatches == 8 }},
-		{"PacingOff", []string{"--pace-batches", "0"}, func(o *options) bool { return o.paceBatches == 0 }},
-		{"PacingFewerWorkers", []string{"--forward-workers", "1", "--pace-batches", "3"}, func(o *options) bool { return o.paceBatches == 3 }},
+		{"BodyMemory", nil, func(o *options) bool {
+			return o.gateway.Server.BodyMemory == 16<<20 && o.gateway.Server.BodyMemoryWait == 10*time.Second
+		}},
+		{"BodyMemoryOff", []string{"--body-memory", "0"}, func(o *options) bool { return o.gateway.Server.BodyMemory == 0 }},
+		{"Pacing", nil, func(o *options) bool { return o.gateway.PaceBatches == 8 }},
+		{"PacingOff", []string{"--pace-batches", "0"}, func(o *options) bool { return o.gateway.PaceBatches == 0 }},
+		{"PacingFewerWorkers", []string{"--forward-workers", "1", "--pace-batches", "3"}, func(o *options) bool { return o.gateway.PaceBatches == 3 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,17 +84,8 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := influxtest.FreeAddr(t)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var logs bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--listen", addr, "--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name, "--spool-dir", t.TempDir(), "--batch-wait", "10ms"},
-			func(string) string { return "" }, &bytes.Buffer{}, &logs)
-	}()
-	base := "http://" + addr
+	r := startRun(t, "http", "--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name, "--spool-dir", t.TempDir(), "--batch-wait", "10ms")
+	base := r.base
 	waitReady(t, base)
 
 	req, _ := http.NewRequest("POST", base+"/api/submit", strings.NewReader(`{"field": "os_updates", "value": 5, "timestamp": 1699786600000000000}`))
@@ -135,17 +128,11 @@ func TestRun(t *testing.T) {
 		t.Errorf("/metrics lacks %q", missing)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run returned %v, want nil after shutdown", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after its context was cancelled")
+	if err := r.stop(); err != nil {
+		t.Errorf("run returned %v, want nil after shutdown", err)
 	}
-	if !strings.Contains(logs.String(), `"msg":"stopped"`) {
-		t.Errorf("log does not record the shutdown:\n%s", logs.String())
+	if !strings.Contains(r.logs.String(), `"msg":"stopped"`) {
+		t.Errorf("log does not record the shutdown:\n%s", r.logs.String())
 	}
 }
 
@@ -181,21 +168,14 @@ func TestRunTLS(t *testing.T) {
 	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
 
-	addr := influxtest.FreeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--listen", addr, "--db", filepath.Join(dir, "k.db"), "--spool-dir", filepath.Join(dir, "spool"),
-			"--influx-url", "http://" + influxtest.FreeAddr(t), "--tls-cert", certPath, "--tls-key", keyPath, "--drain-timeout", "10ms"},
-			func(string) string { return "" }, io.Discard, io.Discard)
-	}()
+	r := startRun(t, "https", "--db", filepath.Join(dir, "k.db"), "--spool-dir", filepath.Join(dir, "spool"),
+		"--influx-url", "http://"+influxtest.FreeAddr(t), "--tls-cert", certPath, "--tls-key", keyPath, "--drain-timeout", "10ms")
 	pool := x509.NewCertPool()
 	pool.AddCert(must(x509.ParseCertificate(der)))
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	var resp *http.Response
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp, err = client.Get("https://" + addr + "/healthz"); err == nil || time.Now().After(deadline) {
+		if resp, err = client.Get(r.base + "/healthz"); err == nil || time.Now().After(deadline) {
 			break
 		}
 	}
@@ -206,11 +186,10 @@ func TestRunTLS(t *testing.T) {
 	if resp.StatusCode != 200 || resp.TLS == nil {
 		t.Errorf("got %d (TLS %v), want 200 over TLS", resp.StatusCode, resp.TLS != nil)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := r.stop(); err != nil {
 		t.Errorf("run: %v", err)
 	}
-	if err := run(context.Background(), []string{"--tls-cert", certPath}, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
+	if err := run(context.Background(), []string{"--tls-cert", certPath}, func(string) string { return "" }, io.Discard); err == nil {
 		t.Error("--tls-cert without --tls-key: want an error")
 	}
 }

@@ -302,3 +302,6 @@ func (f *Forwarder) Status() Status {
 	defer f.mu.Unlock()
 	return Status{State: f.state, LastError: f.lastErr, Forwarded: f.forwarded, DeadLettered: f.dead}
 }
+
+// BatchPoints returns the most points the forwarder sends in one write.
+func (f *Forwarder) BatchPoints() int { return f.opts.BatchPoints }

@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/keyjson"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/server"
@@ -29,7 +28,7 @@ type adminGateway struct {
 func startAdmin(t *testing.T, mutate func(*server.Config)) *adminGateway {
 	t.Helper()
 	c := &clock{now: time.Now().UTC().Truncate(time.Second)}
-	g := startGateway(t, func(cfg *server.Config, _ *influx.Config) {
+	g := startGateway(t, func(cfg *server.Config) {
 		cfg.Now = c.Now
 		if mutate != nil {
 			mutate(cfg)
@@ -533,18 +532,11 @@ func TestAdminRevokeReachesAuthentication(t *testing.T) {
 	}
 }
 
-// TestAdminRoutesNeedAdminStore checks that a gateway without a store for
-// the admin API serves neither the API nor the console.
-func TestAdminRoutesNeedAdminStore(t *testing.T) {
-	g := startGateway(t, func(cfg *server.Config, _ *influx.Config) { cfg.Admin = nil })
-	for _, path := range []string{"/admin/", "/admin/api/keys"} {
-		resp, err := http.Get(g.url + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 404 {
-			t.Errorf("GET %s: got %d, want 404", path, resp.StatusCode)
-		}
+// TestNewNeedsEveryDependency checks that the handler cannot be built with
+// a part missing, so no route (the admin API, say) is dropped silently.
+func TestNewNeedsEveryDependency(t *testing.T) {
+	_, err := server.New(server.DefaultConfig(), server.Deps{Log: slog.Default()})
+	if err == nil || !strings.Contains(err.Error(), "Deps.Keys") {
+		t.Errorf("New without Keys: got %v, want an error naming Deps.Keys", err)
 	}
 }

@@ -6,10 +6,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/points"
-	"github.com/metricgate/metricgate/pkg/spool"
 )
 
 // Errors the handlers raise themselves.
@@ -24,6 +22,14 @@ var (
 	errNotActive        = errors.New("only an active key can be rotated")
 )
 
+// unavailableError is an error of the store behind the gateway (the spool's
+// ErrFull, ErrWrite, ErrClosed) meaning it cannot take points now but may
+// later: 503 with Retry-After. Unavailable says why, for the client.
+type unavailableError interface {
+	error
+	Unavailable() string
+}
+
 // retryAfter is what a client is told to wait when the gateway cannot take
 // its points now.
 const retryAfter = "5"
@@ -33,7 +39,10 @@ const retryAfter = "5"
 // the same answer, so a caller learns nothing about which keys exist; the
 // log keeps the precise reason. Anything unexpected is "Internal error.".
 func statusOf(err error) (int, string) {
-	var tooLarge *http.MaxBytesError
+	var (
+		tooLarge    *http.MaxBytesError
+		unavailable unavailableError
+	)
 	switch {
 	case errors.Is(err, errNoKey), errors.Is(err, keystore.ErrUnknownKey), errors.Is(err, keystore.ErrRevoked),
 		errors.Is(err, keystore.ErrExpired), errors.Is(err, keystore.ErrHostMismatch):
@@ -57,16 +66,10 @@ func statusOf(err error) (int, string) {
 		return http.StatusConflict, err.Error()
 	case errors.Is(err, errUnsupportedMedia):
 		return http.StatusUnsupportedMediaType, err.Error()
-	case errors.Is(err, influx.ErrRejected):
-		return http.StatusBadRequest, err.Error()
-	case errors.Is(err, spool.ErrFull):
-		return http.StatusServiceUnavailable, "the gateway's spool is full while InfluxDB catches up, retry later"
-	case errors.Is(err, spool.ErrWrite), errors.Is(err, spool.ErrClosed):
-		return http.StatusServiceUnavailable, "the gateway cannot store points now, retry later"
+	case errors.As(err, &unavailable):
+		return http.StatusServiceUnavailable, unavailable.Unavailable() + ", retry later"
 	case errors.Is(err, errBodyMemory):
 		return http.StatusServiceUnavailable, "the gateway is reading as many request bodies as its memory allows, retry later"
-	case errors.Is(err, influx.ErrUnavailable):
-		return http.StatusServiceUnavailable, "metrics storage is unavailable, retry later"
 	}
 	return http.StatusInternalServerError, "Internal error."
 }

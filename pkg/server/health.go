@@ -13,10 +13,10 @@ func handleHealthz() http.Handler {
 	})
 }
 
-// handleReadyz answers 200 when the key store and the writer (the spool, or
-// InfluxDB itself) can take requests, and 503 naming the part that cannot.
-// details, when set, adds what operators want to see beside: spool depth,
-// forwarder state, whether InfluxDB answers.
+// handleReadyz answers 200 when the key store and the writer (the spool)
+// can take requests, and 503 naming the part that cannot. details adds what
+// operators want to see beside: spool depth, forwarder state, whether
+// InfluxDB answers.
 func handleReadyz(keys Keys, out Writer, details func(context.Context) map[string]any) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -36,10 +36,8 @@ func handleReadyz(keys Keys, out Writer, details func(context.Context) map[strin
 			state = "not ready"
 		}
 		body := map[string]any{"status": state, "checks": checks}
-		if details != nil {
-			for k, v := range details(ctx) {
-				body[k] = v
-			}
+		for k, v := range details(ctx) {
+			body[k] = v
 		}
 		writeJSON(w, status, body)
 	})

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/server"
 )
@@ -72,14 +71,14 @@ func TestScopesAndMeasurements(t *testing.T) {
 	if r.status != 403 || !strings.Contains(r.body, `point 1`) || !strings.Contains(r.body, `\"disk\"`) {
 		t.Errorf("measurement outside the list: got %d %s, want 403 naming point 1 and disk", r.status, r.body)
 	}
-	if n := g.db.Count(t, "cpu", "u"); n != 1 {
+	if n := g.count(t, "cpu", "u"); n != 1 {
 		t.Errorf("cpu points stored = %d, want 1 (nothing of the refused batch)", n)
 	}
 }
 
 func TestRateLimit(t *testing.T) {
 	c := &clock{now: time.Now()}
-	g := startGateway(t, func(cfg *server.Config, _ *influx.Config) {
+	g := startGateway(t, func(cfg *server.Config) {
 		cfg.Now = c.Now
 		cfg.DefaultRate = 1000
 	})
@@ -112,7 +111,7 @@ func TestRateLimit(t *testing.T) {
 	if r := g.submit(t, key, batch(3)); r.status != 200 {
 		t.Errorf("after refill: got %d %s, want 200", r.status, r.body)
 	}
-	if n := g.db.Count(t, "custom_metrics", "x"); n != 6 {
+	if n := g.count(t, "custom_metrics", "x"); n != 6 {
 		t.Errorf("points stored = %d, want 6: nothing of a refused request", n)
 	}
 
@@ -125,7 +124,7 @@ func TestRateLimit(t *testing.T) {
 
 func TestBruteForceThrottled(t *testing.T) {
 	c := &clock{now: time.Now()}
-	g := startGateway(t, func(cfg *server.Config, _ *influx.Config) {
+	g := startGateway(t, func(cfg *server.Config) {
 		cfg.Now = c.Now
 		cfg.AuthFailRate = 0.1
 		cfg.AuthFailBurst = 3
@@ -217,12 +216,13 @@ func TestUsageRecorded(t *testing.T) {
 	k, key := g.key(t, "127.0.0.1")
 	g.submit(t, key, onePoint)
 	g.submit(t, key, `[`+onePoint+`,`+onePoint+`]`)
-	if err := g.usage.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	got, err := g.keys.Get(context.Background(), k.ID)
-	if err != nil {
-		t.Fatal(err)
+	// Usage reaches the store at the gateway's next flush.
+	var got keystore.Key
+	for deadline := time.Now().Add(5 * time.Second); got.Requests < 2 && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		var err error
+		if got, err = g.keys.Get(context.Background(), k.ID); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if got.Requests != 2 || got.Points != 3 || got.LastUsedAddr != "127.0.0.1" || !got.LastUsedAt.Equal(fixedNow) {
 		t.Errorf("usage = %d requests, %d points, last %v from %q; want 2, 3, %v from 127.0.0.1",

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"log/slog"
 	"net/http"
 
 	"github.com/metricgate/metricgate/pkg/limit"
@@ -10,22 +9,23 @@ import (
 // addRoutes is the gateway's one route table. The three write endpoints
 // share one pipeline, so one key's rate limit and its failed-auth count
 // cover all of them; the admin API shares its authenticator.
-func addRoutes(mux *http.ServeMux, log *slog.Logger, cfg Config, keys Keys, out Writer, usage Usage) {
+func addRoutes(mux *http.ServeMux, cfg Config, d Deps) {
 	auth := &authenticator{
-		keys:     keys,
+		keys:     d.Keys,
 		failures: limit.NewFailures(cfg.AuthFailRate, cfg.AuthFailBurst, cfg.Now),
 		trusted:  cfg.TrustedProxies,
-		log:      log,
-		metrics:  cfg.Metrics,
+		log:      d.Log,
+		metrics:  d.Metrics,
 	}
 	write := &writePipeline{
 		cfg:     cfg,
 		auth:    auth,
 		limits:  limit.NewKeys(cfg.DefaultRate, cfg.DefaultBurst, cfg.Now),
 		bodies:  newBodyBudget(cfg.BodyMemory, cfg.MaxBody, cfg.BodyMemoryWait),
-		out:     out,
-		usage:   usage,
-		metrics: cfg.Metrics,
+		pacer:   d.Pacer,
+		out:     d.Writer,
+		usage:   d.Usage,
+		metrics: d.Metrics,
 	}
 	mux.Handle("POST /api/submit", write.handler(submitAPI(cfg)))
 	mux.Handle("POST /api/v2/write", influxHeaders(write.handler(influxV2API(cfg))))
@@ -33,18 +33,16 @@ func addRoutes(mux *http.ServeMux, log *slog.Logger, cfg Config, keys Keys, out 
 	mux.Handle("GET /ping", handlePing())
 	mux.Handle("GET /health", handleInfluxHealth())
 	mux.Handle("GET /healthz", handleHealthz())
-	mux.Handle("GET /readyz", handleReadyz(keys, out, cfg.Details))
-	mux.Handle("GET /metrics", cfg.Metrics.Handler())
-	if cfg.Admin != nil {
-		admin := adminGuard(auth, usage, cfg.Now)
-		mux.Handle("GET /admin/api/keys", admin(listKeys(cfg.Admin, cfg.Now)))
-		mux.Handle("POST /admin/api/keys", admin(createKey(cfg.Admin, cfg.Now)))
-		mux.Handle("GET /admin/api/keys/{id}", admin(showKey(cfg.Admin, cfg.Now)))
-		mux.Handle("PATCH /admin/api/keys/{id}", admin(updateKey(cfg.Admin, cfg.Now)))
-		mux.Handle("DELETE /admin/api/keys/{id}", admin(revokeKey(cfg.Admin, cfg.Now)))
-		mux.Handle("POST /admin/api/keys/{id}/revoke", admin(revokeKey(cfg.Admin, cfg.Now)))
-		mux.Handle("POST /admin/api/keys/{id}/rotate", admin(rotateKey(cfg.Admin, cfg.Now)))
-		mux.Handle("GET /admin/api/keys/{id}/audit", admin(keyAudit(cfg.Admin)))
-		mux.Handle("GET /admin/", handleConsole())
-	}
+	mux.Handle("GET /readyz", handleReadyz(d.Keys, d.Writer, d.Status))
+	mux.Handle("GET /metrics", d.Metrics.Handler())
+	admin := adminGuard(auth, d.Usage, cfg.Now)
+	mux.Handle("GET /admin/api/keys", admin(listKeys(d.Admin, cfg.Now)))
+	mux.Handle("POST /admin/api/keys", admin(createKey(d.Admin, cfg.Now)))
+	mux.Handle("GET /admin/api/keys/{id}", admin(showKey(d.Admin, cfg.Now)))
+	mux.Handle("PATCH /admin/api/keys/{id}", admin(updateKey(d.Admin, cfg.Now)))
+	mux.Handle("DELETE /admin/api/keys/{id}", admin(revokeKey(d.Admin, cfg.Now)))
+	mux.Handle("POST /admin/api/keys/{id}/revoke", admin(revokeKey(d.Admin, cfg.Now)))
+	mux.Handle("POST /admin/api/keys/{id}/rotate", admin(rotateKey(d.Admin, cfg.Now)))
+	mux.Handle("GET /admin/api/keys/{id}/audit", admin(keyAudit(d.Admin)))
+	mux.Handle("GET /admin/", handleConsole())
 }

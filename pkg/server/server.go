@@ -5,23 +5,27 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"time"
 
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/metrics"
 )
 
-// Keys authenticates API keys. *keystore.Store implements it.
+// Keys authenticates API keys. *keystore.Cache implements it, answering
+// from memory.
 type Keys interface {
 	Authenticate(ctx context.Context, key string, addr netip.Addr) (keystore.Key, error)
 	Ping(ctx context.Context) error
 }
 
 // Writer stores line protocol. It returns nil only when the points are
-// safe. *influx.Writer implements it.
+// safe. *spool.Spool implements it.
 type Writer interface {
 	Write(ctx context.Context, lines []byte) error
 	Ping(ctx context.Context) error
@@ -72,27 +76,10 @@ type Config struct {
 	// second. A burst of 0 turns throttling off.
 	AuthFailRate  float64
 	AuthFailBurst int
-	// Details, if set, adds to the /readyz body what operators want to see
-	// beside the checks: spool depth, forwarder state, InfluxDB's health.
-	Details func(ctx context.Context) map[string]any
 	// Now returns the current time; it stamps points sent without one,
 	// drives the rate limiters, and is the admin API's clock for key status
 	// and expiry.
 	Now func() time.Time
-	// Metrics receives the gateway's counters and is served on /metrics.
-	// New makes one when it is nil.
-	Metrics *metrics.Metrics
-	// Admin, when set, serves the admin API at /admin/api/ and the web
-	// console at /admin/, managing keys through it.
-	Admin KeyAdmin
-	// AccessLog, when set, gets one line per request.
-	AccessLog *AccessLog
-	// Pacer, when set, may hold a write back before its body is read, so
-	// that under more load than InfluxDB takes the gateway accepts about
-	// what it delivers (see forward.Pacer).
-	Pacer interface {
-		Wait(ctx context.Context) time.Duration
-	}
 }
 
 // DefaultConfig returns the settings the apiserver starts with.
@@ -110,16 +97,60 @@ func DefaultConfig() Config {
 	}
 }
 
+// Pacer may hold a write back before its body is read, so that under more
+// load than InfluxDB takes the gateway accepts about what it delivers.
+// *forward.Pacer implements it.
+type Pacer interface {
+	Wait(ctx context.Context) time.Duration
+}
+
+// Deps are the parts the handler works with. Every one is required.
+type Deps struct {
+	Log *slog.Logger
+	// Keys authenticates requests: the key cache.
+	Keys Keys
+	// Admin manages keys for the admin API and the web console.
+	Admin KeyAdmin
+	// Writer stores accepted points: the spool.
+	Writer Writer
+	// Usage records what each key did.
+	Usage Usage
+	// Metrics receives the gateway's counters and is served on /metrics.
+	Metrics *metrics.Metrics
+	// AccessLog gets one line per request.
+	AccessLog *AccessLog
+	// Pacer may hold writes back while the forwarder catches up.
+	Pacer Pacer
+	// Status adds to the /readyz body what operators want to see beside
+	// the checks: spool depth, forwarder state, InfluxDB's health.
+	Status func(ctx context.Context) map[string]any
+}
+
+// errMissingDep means New was called without one of its Deps.
+var errMissingDep = errors.New("server: missing dependency")
+
+// check returns errMissingDep naming the first dependency that is nil.
+func (d Deps) check() error {
+	v := reflect.ValueOf(d)
+	for i := range v.NumField() {
+		if v.Field(i).IsNil() {
+			return fmt.Errorf("%w: Deps.%s", errMissingDep, v.Type().Field(i).Name)
+		}
+	}
+	return nil
+}
+
 // New returns the gateway's handler with every route, wrapped in request
-// ids, request logging and request metrics.
-func New(log *slog.Logger, cfg Config, keys Keys, out Writer, usage Usage) http.Handler {
+// ids, request logging and request metrics. It returns an error naming any
+// dependency that is missing.
+func New(cfg Config, d Deps) (http.Handler, error) {
+	if err := d.check(); err != nil {
+		return nil, err
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = metrics.New()
-	}
 	mux := http.NewServeMux()
-	addRoutes(mux, log, cfg, keys, out, usage)
-	return observe(cfg.AccessLog, cfg.Metrics, mux)
+	addRoutes(mux, cfg, d)
+	return observe(d.AccessLog, d.Metrics, mux), nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,20 +19,24 @@ import (
 	"time"
 
 	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/pkg/forward"
+	gatewaypkg "github.com/metricgate/metricgate/pkg/gateway"
 	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/server"
-	"github.com/metricgate/metricgate/pkg/usage"
+	"github.com/metricgate/metricgate/pkg/spool"
 )
 
-// gateway is a running gateway on loopback with its real dependencies.
+// gateway is a running gateway on loopback, built as the apiserver builds
+// it: requests go through authentication, parsing and the spool, and the
+// forwarder delivers them to a real InfluxDB.
 type gateway struct {
 	url    string
+	gw     *gatewaypkg.Gateway
 	keys   *keystore.Store
 	db     *influxtest.DB
 	dbPath string
 	logs   *syncBuffer
-	usage  *usage.Recorder
 }
 
 type syncBuffer struct {
@@ -53,38 +58,87 @@ func (b *syncBuffer) String() string {
 
 var fixedNow = time.Unix(0, 1700000000123456789)
 
-func startGateway(t *testing.T, mutate func(*server.Config, *influx.Config)) *gateway {
+// testConfig is the apiserver's configuration for a gateway of the test's
+// own: its key store and spool in temp dirs, a fresh database on the test
+// InfluxDB, and the clock stopped at fixedNow. The forwarder and usage
+// flushing wait milliseconds rather than a second, so tests are quick.
+func testConfig(t *testing.T, db *influxtest.DB) gatewaypkg.Config {
+	dir := t.TempDir()
+	cfg := gatewaypkg.Config{
+		DB:           filepath.Join(dir, "keys.db"),
+		KeyPoll:      20 * time.Millisecond,
+		Influx:       influx.Config{URL: db.URL, Bucket: db.Name},
+		Server:       server.DefaultConfig(),
+		Spool:        spool.Options{Dir: filepath.Join(dir, "spool"), Sync: spool.SyncAlways, MaxBytes: 64 << 20},
+		Forward:      forward.Options{BatchPoints: 5000, BatchWait: 5 * time.Millisecond, Workers: 4, MaxBackoff: 200 * time.Millisecond},
+		PaceBatches:  8,
+		UsageFlush:   10 * time.Millisecond,
+		DrainTimeout: 5 * time.Second,
+	}
+	cfg.Server.Now = func() time.Time { return fixedNow }
+	return cfg
+}
+
+// startGateway starts a gateway with testConfig, its request handling
+// changed by mutate if set, and stops it at the end of the test.
+func startGateway(t *testing.T, mutate func(*server.Config)) *gateway {
+	t.Helper()
+	return startGatewayWith(t, func(cfg *gatewaypkg.Config) {
+		if mutate != nil {
+			mutate(&cfg.Server)
+		}
+	})
+}
+
+// startGatewayWith starts a gateway with testConfig, changed by mutate, and
+// stops it at the end of the test.
+func startGatewayWith(t *testing.T, mutate func(*gatewaypkg.Config)) *gateway {
 	t.Helper()
 	g := &gateway{db: influxtest.New(t), logs: &syncBuffer{}}
-	g.dbPath = filepath.Join(t.TempDir(), "keys.db")
+	cfg := testConfig(t, g.db)
+	mutate(&cfg)
+	g.dbPath = cfg.DB
 	var err error
-	g.keys, err = keystore.Open(context.Background(), g.dbPath)
+	g.gw, err = gatewaypkg.New(context.Background(), cfg, slog.New(slog.NewJSONHandler(g.logs, nil)), g.logs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { g.keys.Close() })
-	cfg := server.DefaultConfig()
-	cfg.Now = func() time.Time { return fixedNow }
-	cfg.Admin = g.keys
-	icfg := influx.Config{URL: g.db.URL, Bucket: g.db.Name}
-	if mutate != nil {
-		mutate(&cfg, &icfg)
-	}
-	out := influx.New(icfg)
-	t.Cleanup(out.Close)
-	log := slog.New(slog.NewJSONHandler(g.logs, nil))
-	cfg.AccessLog = server.NewAccessLog(g.logs, false)
-	g.usage = usage.NewRecorder(g.keys, log)
-	// As in the apiserver: keys answered from a cache that follows changes.
-	cache, err := keystore.NewCache(context.Background(), g.keys, 20*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cache.Close() })
-	srv := httptest.NewServer(server.New(log, cfg, cache, out, g.usage))
-	t.Cleanup(srv.Close)
+	g.keys = g.gw.Keys()
+	srv := httptest.NewServer(g.gw.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		if err := g.gw.Close(); err != nil {
+			t.Errorf("closing the gateway: %v", err)
+		}
+	})
 	g.url = srv.URL
 	return g
+}
+
+// delivered waits until InfluxDB has confirmed every point the gateway
+// accepted, so that what a query finds is what the gateway will deliver.
+func (g *gateway) delivered(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); g.gw.Backlog() > 0; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("InfluxDB has not confirmed %d accepted points after 10 s", g.gw.Backlog())
+		}
+	}
+}
+
+// query runs q on the gateway's database once every accepted point is there.
+func (g *gateway) query(t *testing.T, q string) []influxtest.Series {
+	t.Helper()
+	g.delivered(t)
+	return g.db.Query(t, q)
+}
+
+// count returns the points of field in measurement once every accepted
+// point is in InfluxDB.
+func (g *gateway) count(t *testing.T, measurement, field string) int64 {
+	t.Helper()
+	g.delivered(t)
+	return g.db.Count(t, measurement, field)
 }
 
 func (g *gateway) key(t *testing.T, host string) (keystore.Key, string) {
@@ -145,7 +199,7 @@ func TestSubmitExample(t *testing.T) {
 	if r.status != 200 || strings.TrimSpace(r.body) != `{"accepted":1}` {
 		t.Fatalf("got %d %s, want 200 {\"accepted\":1}", r.status, r.body)
 	}
-	s := g.db.Query(t, `SELECT "os_updates", "host" FROM "custom_metrics"`)
+	s := g.query(t, `SELECT "os_updates", "host" FROM "custom_metrics"`)
 	if len(s) != 1 || len(s[0].Values) != 1 {
 		t.Fatalf("got series %+v, want one point", s)
 	}
@@ -153,7 +207,7 @@ func TestSubmitExample(t *testing.T) {
 	if fmt.Sprint(row[0]) != "1699786600000000000" || fmt.Sprint(row[1]) != "5" || row[2] != "127.0.0.1" {
 		t.Errorf("got row %v, want [1699786600000000000 5 127.0.0.1]", row)
 	}
-	assertFieldType(t, g.db, "custom_metrics", "os_updates", "integer")
+	assertFieldType(t, g, "custom_metrics", "os_updates", "integer")
 }
 
 func TestSubmitTypesTagsAndBatch(t *testing.T) {
@@ -169,12 +223,12 @@ func TestSubmitTypesTagsAndBatch(t *testing.T) {
 	if r := g.submit(t, key, body); r.status != 200 || strings.TrimSpace(r.body) != `{"accepted":5}` {
 		t.Fatalf("got %d %s, want 200 {\"accepted\":5}", r.status, r.body)
 	}
-	assertFieldType(t, g.db, "custom_metrics", "load", "float")
-	assertFieldType(t, g.db, "custom_metrics", "up", "boolean")
-	assertFieldType(t, g.db, "custom_metrics", "state", "string")
-	assertFieldType(t, g.db, "disk", "free", "integer")
+	assertFieldType(t, g, "custom_metrics", "load", "float")
+	assertFieldType(t, g, "custom_metrics", "up", "boolean")
+	assertFieldType(t, g, "custom_metrics", "state", "string")
+	assertFieldType(t, g, "disk", "free", "integer")
 
-	s := g.db.Query(t, `SELECT "free", "host", "mount" FROM "disk"`)
+	s := g.query(t, `SELECT "free", "host", "mount" FROM "disk"`)
 	if len(s) != 1 || len(s[0].Values) != 2 {
 		t.Fatalf("got %+v, want two disk points", s)
 	}
@@ -215,7 +269,7 @@ func TestSubmitLargeBatch(t *testing.T) {
 		t.Fatalf("gzip: got %d %s, want 200 {\"accepted\":5000}", r.status, r.body)
 	}
 	for _, field := range []string{"plain", "zipped"} {
-		if n := g.db.Count(t, "custom_metrics", field); n != 5000 {
+		if n := g.count(t, "custom_metrics", field); n != 5000 {
 			t.Errorf("%s: got %d points in InfluxDB, want 5000", field, n)
 		}
 	}
@@ -225,7 +279,7 @@ func TestSubmitLargeBatch(t *testing.T) {
 // second one, with no room left in the gateway's body memory, gets a 503
 // naming the reason, and goes in once the first is answered.
 func TestSubmitBodyMemory(t *testing.T) {
-	g := startGateway(t, func(c *server.Config, _ *influx.Config) {
+	g := startGateway(t, func(c *server.Config) {
 		c.BodyMemory = 256 << 10
 		c.BodyMemoryWait = 100 * time.Millisecond
 	})
@@ -296,7 +350,7 @@ func TestSubmitBodyMemory(t *testing.T) {
 	if r := g.submit(t, key, batch("after")); r.status != 200 {
 		t.Fatalf("once the slow body was answered: got %d %s, want 200", r.status, r.body)
 	}
-	if n := g.db.Count(t, "custom_metrics", "slow"); n == 0 {
+	if n := g.count(t, "custom_metrics", "slow"); n == 0 {
 		t.Errorf("the slow body's points are not in InfluxDB")
 	}
 }
@@ -308,7 +362,7 @@ func TestSubmitGzip(t *testing.T) {
 	if r := g.submit(t, key, body, "Content-Encoding", "gzip"); r.status != 200 {
 		t.Fatalf("got %d %s, want 200", r.status, r.body)
 	}
-	if n := g.db.Count(t, "custom_metrics", "zipped"); n != 1 {
+	if n := g.count(t, "custom_metrics", "zipped"); n != 1 {
 		t.Errorf("got %d points, want 1", n)
 	}
 }
@@ -358,7 +412,7 @@ func TestSubmitAuthFailures(t *testing.T) {
 			t.Fatalf("the log contains a plaintext key")
 		}
 	}
-	if n := g.db.Count(t, "custom_metrics", "x"); n != 1 {
+	if n := g.count(t, "custom_metrics", "x"); n != 1 {
 		t.Errorf("got %d points stored, want only the authenticated one", n)
 	}
 }
@@ -366,7 +420,7 @@ func TestSubmitAuthFailures(t *testing.T) {
 // TestSubmitRejectsBadInput sends each kind of bad request and checks the
 // status, that the error names the problem, and that nothing was written.
 func TestSubmitRejectsBadInput(t *testing.T) {
-	g := startGateway(t, func(c *server.Config, _ *influx.Config) {
+	g := startGateway(t, func(c *server.Config) {
 		c.MaxBody = 4096
 		c.MaxPoints = 3
 	})
@@ -409,20 +463,45 @@ func TestSubmitRejectsBadInput(t *testing.T) {
 			}
 		})
 	}
-	if n := g.db.Count(t, "custom_metrics", "x"); n != 0 {
+	if n := g.count(t, "custom_metrics", "x"); n != 0 {
 		t.Errorf("got %d points stored from rejected requests, want 0", n)
 	}
-	// A point InfluxDB refuses (a field type conflict) is a client error.
-	if r := g.submit(t, key, `{"field": "y", "value": 1}`); r.status != 200 {
-		t.Fatalf("got %d %s, want 200", r.status, r.body)
+}
+
+// TestSubmitTypeConflictDeadLettered sends a point InfluxDB refuses (a
+// field type conflict) after one it took: the gateway acknowledged it once
+// it was in the spool, and the forwarder, refused for good, puts it in the
+// dead-letter file with InfluxDB's reason and counts it, rather than
+// retrying it forever or holding back what follows.
+func TestSubmitTypeConflictDeadLettered(t *testing.T) {
+	spoolDir := ""
+	g := startGatewayWith(t, func(cfg *gatewaypkg.Config) { spoolDir = cfg.Spool.Dir })
+	_, key := g.key(t, "127.0.0.1")
+	for _, body := range []string{`{"field": "y", "value": 1}`, `{"field": "y", "value": "one"}`, `{"field": "after", "value": 1}`} {
+		if r := g.submit(t, key, body); r.status != 200 {
+			t.Fatalf("%s: got %d %s, want 200", body, r.status, r.body)
+		}
 	}
-	if r := g.submit(t, key, `{"field": "y", "value": "one"}`); r.status != 400 || !strings.Contains(r.body, "conflict") {
-		t.Errorf("type conflict: got %d %s, want 400 naming the conflict", r.status, r.body)
+	if n := g.count(t, "custom_metrics", "y"); n != 1 {
+		t.Errorf("got %d points of y in InfluxDB, want the first one", n)
+	}
+	if n := g.count(t, "custom_metrics", "after"); n != 1 {
+		t.Errorf("got %d points sent after the conflict, want 1", n)
+	}
+	dead, err := os.ReadFile(filepath.Join(spoolDir, "dead-letter.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(dead), `y=\"one\"`) || !strings.Contains(string(dead), "conflict") {
+		t.Errorf("dead-letter file %q lacks the refused line and InfluxDB's reason", dead)
+	}
+	if m := g.do(t, "GET", "/metrics", ""); !strings.Contains(m.body, "\nmetricgate_spool_points_dead_lettered_total 1\n") {
+		t.Errorf("/metrics does not count the dead-lettered point")
 	}
 }
 
 func TestTrustedProxy(t *testing.T) {
-	trusted := startGateway(t, func(c *server.Config, _ *influx.Config) {
+	trusted := startGateway(t, func(c *server.Config) {
 		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	})
 	_, key := trusted.key(t, "192.0.2.7")
@@ -474,15 +553,20 @@ func TestRevokeWhileRunning(t *testing.T) {
 	}
 }
 
-// TestInfluxUnavailable points the gateway at a closed port: the client must
-// get 503 with Retry-After, never a false success.
+// TestInfluxUnavailable points the gateway at a closed port: points are
+// held in the spool while it has room, then the client gets 503 with
+// Retry-After naming the full spool, never a false success, and /readyz
+// names the writer.
 func TestInfluxUnavailable(t *testing.T) {
-	dead := "http://" + influxtest.FreeAddr(t)
-	g := startGateway(t, func(_ *server.Config, ic *influx.Config) { ic.URL = dead })
+	g := startDeadInflux(t)
 	_, key := g.key(t, "127.0.0.1")
-	r := g.submit(t, key, `{"field": "x", "value": 1}`)
-	if r.status != 503 || r.header.Get("Retry-After") == "" {
-		t.Errorf("got %d Retry-After=%q, want 503 with Retry-After", r.status, r.header.Get("Retry-After"))
+	accepted, r := g.fillSpool(t, func() response { return g.submit(t, key, `{"field": "x", "value": 1}`) })
+	want := `{"error":"the gateway's spool is full while InfluxDB catches up, retry later"}`
+	if r.status != 503 || r.header.Get("Retry-After") == "" || strings.TrimSpace(r.body) != want {
+		t.Errorf("got %d %s Retry-After=%q, want 503 %s with Retry-After", r.status, r.body, r.header.Get("Retry-After"), want)
+	}
+	if got := g.gw.Backlog(); got != int64(accepted) {
+		t.Errorf("the spool holds %d points, want the %d accepted", got, accepted)
 	}
 	resp, err := http.Get(g.url + "/readyz")
 	if err != nil {
@@ -494,9 +578,38 @@ func TestInfluxUnavailable(t *testing.T) {
 		Checks map[string]string
 	}
 	json.NewDecoder(resp.Body).Decode(&ready)
-	if resp.StatusCode != 503 || ready.Checks["keystore"] != "ok" || ready.Checks["writer"] == "ok" {
-		t.Errorf("readyz = %d %+v, want 503 naming the writer", resp.StatusCode, ready)
+	if resp.StatusCode != 503 || ready.Checks["keystore"] != "ok" || !strings.Contains(ready.Checks["writer"], "spool full") {
+		t.Errorf("readyz = %d %+v, want 503 naming the full spool", resp.StatusCode, ready)
 	}
+}
+
+// startDeadInflux starts a gateway whose InfluxDB does not answer, with a
+// spool of 4 KiB, which a few dozen points fill.
+func startDeadInflux(t *testing.T) *gateway {
+	t.Helper()
+	dead := "http://" + influxtest.FreeAddr(t)
+	return startGatewayWith(t, func(cfg *gatewaypkg.Config) {
+		cfg.Influx.URL = dead
+		cfg.Spool.MaxBytes = 4096
+		cfg.DrainTimeout = 10 * time.Millisecond
+	})
+}
+
+// fillSpool sends until the gateway refuses, and returns how many requests
+// it accepted and the refusal. The first request must be accepted.
+func (g *gateway) fillSpool(t *testing.T, send func() response) (int, response) {
+	t.Helper()
+	for accepted := 0; accepted < 1000; accepted++ {
+		r := send()
+		if r.status/100 != 2 {
+			if accepted == 0 {
+				t.Fatalf("with the spool empty: got %d %s, want it accepted", r.status, r.body)
+			}
+			return accepted, r
+		}
+	}
+	t.Fatal("the spool took 1000 requests without filling")
+	return 0, response{}
 }
 
 func TestHealth(t *testing.T) {
@@ -514,9 +627,9 @@ func TestHealth(t *testing.T) {
 	}
 }
 
-func assertFieldType(t *testing.T, db *influxtest.DB, measurement, field, want string) {
+func assertFieldType(t *testing.T, g *gateway, measurement, field, want string) {
 	t.Helper()
-	for _, s := range db.Query(t, fmt.Sprintf("SHOW FIELD KEYS FROM %q", measurement)) {
+	for _, s := range g.query(t, fmt.Sprintf("SHOW FIELD KEYS FROM %q", measurement)) {
 		for _, v := range s.Values {
 			if v[0] == field {
 				if v[1] != want {

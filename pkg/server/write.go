@@ -43,6 +43,7 @@ type writePipeline struct {
 	auth    *authenticator
 	limits  *limit.Keys
 	bodies  *bodyBudget
+	pacer   Pacer
 	out     Writer
 	usage   Usage
 	metrics *metrics.Metrics
@@ -74,11 +75,9 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 	if err != nil {
 		return 0, err
 	}
-	if p.cfg.Pacer != nil {
-		if held := p.cfg.Pacer.Wait(r.Context()); held > 0 {
-			p.metrics.Paced.Inc()
-			p.metrics.PacedSeconds.Add(held.Seconds())
-		}
+	if held := p.pacer.Wait(r.Context()); held > 0 {
+		p.metrics.Paced.Inc()
+		p.metrics.PacedSeconds.Add(held.Seconds())
 	}
 	body, size, err := requestBody(w, r, p.cfg.MaxBody)
 	if err != nil {

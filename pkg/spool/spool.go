@@ -32,17 +32,27 @@ import (
 	"time"
 )
 
-// Errors returned by the spool.
+// Errors returned by the spool. Each means the spool cannot take points
+// now but may later, and says why in words for the client (Unavailable).
 var (
 	// ErrFull means accepting the data would take the spool over its size
 	// limit; the caller should refuse it and let the client retry later.
-	ErrFull = errors.New("spool full")
+	ErrFull = &unavailableError{"spool full", "the gateway's spool is full while InfluxDB catches up"}
 	// ErrClosed means the spool has been closed.
-	ErrClosed = errors.New("spool closed")
+	ErrClosed = &unavailableError{"spool closed", "the gateway cannot store points now"}
 	// ErrWrite means the spool could not write or sync; nothing of the
 	// append can be counted on.
-	ErrWrite = errors.New("spool write failed")
+	ErrWrite = &unavailableError{"spool write failed", "the gateway cannot store points now"}
 )
+
+// unavailableError is an error of the spool's with what a client is told.
+type unavailableError struct{ msg, reason string }
+
+func (e *unavailableError) Error() string { return e.msg }
+
+// Unavailable says, in words for a client, why the spool cannot take
+// points now. The HTTP layer answers 503 with it and Retry-After.
+func (e *unavailableError) Unavailable() string { return e.reason }
 
 // SyncMode says when an append is acknowledged.
 type SyncMode int

@@ -1,0 +1,221 @@
+// Package gateway assembles metricgate's gateway from its parts: the key
+// store and its cache, the spool, the forwarder to InfluxDB, usage
+// recording, metrics and the HTTP handler. The apiserver and the end-to-end
+// tests build it here, the one place, so the tests run what production runs.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/metricgate/metricgate/pkg/forward"
+	"github.com/metricgate/metricgate/pkg/influx"
+	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/metrics"
+	"github.com/metricgate/metricgate/pkg/server"
+	"github.com/metricgate/metricgate/pkg/spool"
+	"github.com/metricgate/metricgate/pkg/usage"
+)
+
+// Config is everything the gateway is built from.
+type Config struct {
+	// DB is the key store: the SQLite file keyctl manages.
+	DB string
+	// KeyPoll is how often the key cache asks the store whether anything
+	// changed; a revocation reaches requests within it. Default 25 ms.
+	KeyPoll time.Duration
+	// Influx is where the forwarder delivers.
+	Influx influx.Config
+	// Server holds the request-handling settings.
+	Server server.Config
+	// Spool is the durable spool of accepted points.
+	Spool spool.Options
+	// Forward sets how the spool is forwarded; its callbacks and dead-letter
+	// path are the gateway's own.
+	Forward forward.Options
+	// PaceBatches holds new writes back once the spool's backlog has grown
+	// by this many batches while InfluxDB takes writes (see forward.Pacer);
+	// 0 never holds them back.
+	PaceBatches int
+	// UsageFlush is how often key usage is written to the store. Default 1 s.
+	UsageFlush time.Duration
+	// DrainTimeout is how long Close forwards what the spool holds before
+	// leaving the rest on disk for the next start.
+	DrainTimeout time.Duration
+	// TextLog writes the access log as key=value pairs instead of JSON.
+	TextLog bool
+}
+
+// Gateway is a running gateway: its background work (the forwarder, usage
+// flushing, the key cache's polling) runs from New until Close.
+type Gateway struct {
+	handler http.Handler
+	keys    *keystore.Store
+	spool   *spool.Spool
+	fwd     *forward.Forwarder
+	log     *slog.Logger
+	drain   time.Duration
+	// closers run in reverse order on Close, so each part stops before
+	// what it depends on.
+	closers []func() error
+}
+
+// New opens the key store and the spool, starts the forwarder and usage
+// flushing, and builds the handler. The application log goes to log, the
+// one line per request to access. On an error it returns, everything it
+// had started is stopped again.
+func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_ *Gateway, err error) {
+	cfg.setDefaults()
+	g := &Gateway{log: log, drain: cfg.DrainTimeout}
+	defer func() {
+		if err != nil {
+			g.stop()
+		}
+	}()
+	if g.keys, err = keystore.Open(ctx, cfg.DB); err != nil {
+		return nil, err
+	}
+	g.closers = append(g.closers, g.keys.Close)
+	cache, err := keystore.NewCache(ctx, g.keys, cfg.KeyPoll)
+	if err != nil {
+		return nil, err
+	}
+	g.closers = append(g.closers, cache.Close)
+	out := influx.New(cfg.Influx)
+	g.closers = append(g.closers, func() error { out.Close(); return nil })
+	if g.spool, err = spool.Open(cfg.Spool); err != nil {
+		return nil, err
+	}
+	g.closers = append(g.closers, g.spool.Close)
+	if st := g.spool.Stats(); st.Points > 0 {
+		log.Info("spool holds points from an earlier run; forwarding them", "points", st.Points, "bytes", st.Bytes)
+	}
+	m := metrics.New()
+	m.WatchSpool(func() (int64, int64) { st := g.spool.Stats(); return st.Bytes, st.Points })
+	// Usage is flushed after the forwarder has drained, before the key
+	// store closes.
+	recorder := usage.NewRecorder(g.keys, log)
+	g.closers = append(g.closers, background(func(ctx context.Context) { recorder.Run(ctx, cfg.UsageFlush) }))
+	g.fwd = forward.New(g.spool, out, g.forwardOptions(cfg, m), log)
+	stopForwarder := background(g.fwd.Run)
+	g.closers = append(g.closers, func() error { stopForwarder(); return g.drainSpool() })
+	g.handler, err = server.New(cfg.Server, server.Deps{
+		Log:       log,
+		Keys:      cache,
+		Admin:     g.keys,
+		Writer:    g.spool,
+		Usage:     recorder,
+		Metrics:   m,
+		AccessLog: server.NewAccessLog(access, cfg.TextLog),
+		Pacer:     g.pacer(cfg),
+		Status:    g.status(out),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// setDefaults fills in the settings left zero.
+func (c *Config) setDefaults() {
+	if c.KeyPoll <= 0 {
+		c.KeyPoll = 25 * time.Millisecond
+	}
+	if c.UsageFlush <= 0 {
+		c.UsageFlush = time.Second
+	}
+	if c.Server.Now == nil {
+		c.Server.Now = time.Now
+	}
+}
+
+// forwardOptions are cfg's forwarder settings with the gateway's dead-letter
+// file and its metrics.
+func (g *Gateway) forwardOptions(cfg Config, m *metrics.Metrics) forward.Options {
+	o := cfg.Forward
+	o.DeadLetter = filepath.Join(cfg.Spool.Dir, "dead-letter.jsonl")
+	o.Observe = func(points int, latency time.Duration) {
+		m.PointsForwarded.Add(float64(points))
+		m.ForwardDuration.Observe(latency.Seconds())
+	}
+	o.Rejected = func(points int) { m.PointsDeadLettered.Add(float64(points)) }
+	o.Failed = func(error) { m.ForwardErrors.Inc() }
+	return o
+}
+
+// pacer returns what holds writes back while the forwarder catches up, or
+// one that never does when pacing is off.
+func (g *Gateway) pacer(cfg Config) server.Pacer {
+	if cfg.PaceBatches <= 0 {
+		return unpaced{}
+	}
+	return forward.NewPacer(g.spool.Backlog, g.fwd.Healthy,
+		int64(cfg.PaceBatches)*int64(g.fwd.BatchPoints()), time.Second)
+}
+
+// unpaced never holds a write back.
+type unpaced struct{}
+
+func (unpaced) Wait(context.Context) time.Duration { return 0 }
+
+// status is what /readyz shows beside its checks: the spool's depth, the
+// forwarder's state and whether InfluxDB answers.
+func (g *Gateway) status(out *influx.Writer) func(ctx context.Context) map[string]any {
+	return func(ctx context.Context) map[string]any {
+		influxState := "ok"
+		if err := out.Ping(ctx); err != nil {
+			influxState = err.Error()
+		}
+		return map[string]any{"spool": g.spool.Stats(), "forwarder": g.fwd.Status(), "influxdb": influxState}
+	}
+}
+
+// background runs fn in a goroutine and returns what stops it: cancel its
+// context and wait for it to return.
+func background(fn func(ctx context.Context)) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { fn(ctx); close(done) }()
+	return func() error { cancel(); <-done; return nil }
+}
+
+// drainSpool forwards what the spool holds, with the forwarder stopped,
+// for up to the drain timeout, and leaves the rest on disk.
+func (g *Gateway) drainSpool() error {
+	ctx, cancel := context.WithTimeout(context.Background(), g.drain)
+	defer cancel()
+	g.log.Info("stopped", "points_left_in_spool", g.fwd.Drain(ctx))
+	return nil
+}
+
+// Handler serves every route: the write endpoints, health, metrics, the
+// admin API and the web console.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Keys returns the key store the gateway reads, for managing keys in the
+// same process; its changes reach requests within Config.KeyPoll.
+func (g *Gateway) Keys() *keystore.Store { return g.keys }
+
+// Close stops the gateway once the caller has stopped serving its handler:
+// the forwarder delivers what the spool holds for up to Config.DrainTimeout
+// and leaves the rest on disk (logged as points_left_in_spool), usage is
+// flushed, and the spool and stores are closed. Closing twice does nothing.
+func (g *Gateway) Close() error { return g.stop() }
+
+// stop runs the closers, last first, and joins their errors.
+func (g *Gateway) stop() error {
+	var errs []error
+	for i := len(g.closers) - 1; i >= 0; i-- {
+		errs = append(errs, g.closers[i]())
+	}
+	g.closers = nil
+	return errors.Join(errs...)
+}
+
+// Backlog returns the points accepted that InfluxDB has not confirmed yet.
+func (g *Gateway) Backlog() int64 { return g.spool.Backlog() }

@@ -14,11 +14,9 @@ import (
 // log reader sees one format.
 //
 // It is written by hand rather than through slog because it is on every
-// request's path: slog's record, its attribute copies and its JSON handler
-// (which encodes a float with encoding/json) took 9% of the gateway's CPU
-// under one-point requests, about 2.7 us a request. BenchmarkAccessLog:
-// 287 ns and no allocation a line here, 1,214 ns and 4 allocations for
-// slog's JSON handler alone.
+// request's path, where slog's record, its attribute copies and its JSON
+// handler cost a measurable share of the gateway's CPU (README,
+// Performance; BenchmarkAccessLog compares the two).
 type AccessLog struct {
 	w    io.Writer
 	text bool

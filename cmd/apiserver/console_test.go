@@ -324,12 +324,16 @@ func screenshot(t *testing.T, ctx context.Context, base string, keys *keystore.S
 		{keystore.NewKey{Hostname: "127.0.0.1", Description: "nightly backup job", Rate: 50, Burst: 500}, []int{120, 300}},
 		{keystore.NewKey{Hostname: "127.0.0.1", Description: "os_updates cron", ExpiresAt: time.Now().Add(90 * 24 * time.Hour)}, []int{40}},
 		{keystore.NewKey{Hostname: "10.0.0.0/24", Description: "batch workers"}, nil},
-		{keystore.NewKey{Hostname: "web-1.example.com", Description: "web frontend", ExpiresAt: time.Now().Add(1500 * time.Millisecond)}, nil},
+		{keystore.NewKey{Hostname: "web-1.example.com", Description: "web frontend", ExpiresAt: time.Now().Add(500 * time.Millisecond)}, nil},
 	}
+	var last keystore.Key
 	for _, s := range seed {
-		_, plain, err := keys.Generate(bg, s.nk)
+		k, plain, err := keys.Generate(bg, s.nk)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if len(s.points) > 0 {
+			last = k
 		}
 		for _, n := range s.points {
 			m := "custom_metrics"
@@ -350,7 +354,17 @@ func screenshot(t *testing.T, ctx context.Context, base string, keys *keystore.S
 			}
 		}
 	}
-	time.Sleep(1600 * time.Millisecond) // the web frontend's key expires; usage is flushed
+	// The screenshot shows the usage the gateway flushed and the web
+	// frontend's key expired.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if k, err := keys.Get(bg, last.ID); err == nil && k.Requests > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the seeded usage was not flushed within 10 s")
+		}
+	}
+	time.Sleep(time.Until(seed[len(seed)-1].nk.ExpiresAt))
 	if err := chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.ID("filter-status"), "all"),
 		chromedp.Click(chromedp.CSS(`#filter-form button[type="submit"]`)),

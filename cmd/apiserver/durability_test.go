@@ -103,17 +103,49 @@ func (p *process) waitDrained(t *testing.T, timeout time.Duration) {
 // loader sends one point per request from several workers, each point with
 // a unique timestamp, and remembers which ones got a 2xx.
 type loader struct {
-	key   string
-	next  atomic.Int64
-	mu    sync.Mutex
-	acked map[int64]bool
-	codes map[int]int
+	key     string
+	next    atomic.Int64
+	mu      sync.Mutex
+	answers *sync.Cond // broadcast on every answer, under mu
+	acked   map[int64]bool
+	codes   map[int]int
 }
 
 func newLoader(key string) *loader {
 	l := &loader{key: key, acked: map[int64]bool{}, codes: map[int]int{}}
+	l.answers = sync.NewCond(&l.mu)
 	l.next.Store(1_600_000_000_000_000_000)
 	return l
+}
+
+// waitAcked waits until n points in all have been acknowledged, and
+// returns false if that takes longer than timeout.
+func (l *loader) waitAcked(n int, timeout time.Duration) bool {
+	return l.waitFor(func() bool { return len(l.acked) >= n }, timeout)
+}
+
+// waitFor waits until cond, called under l.mu, holds after an answer, and
+// returns false if that takes longer than timeout.
+func (l *loader) waitFor(cond func() bool, timeout time.Duration) bool {
+	deadline := time.AfterFunc(timeout, func() { l.mu.Lock(); l.answers.Broadcast(); l.mu.Unlock() })
+	defer deadline.Stop()
+	start := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for !cond() {
+		if time.Since(start) >= timeout {
+			return false
+		}
+		l.answers.Wait()
+	}
+	return true
+}
+
+// acknowledged returns how many points have been acknowledged so far.
+func (l *loader) acknowledged() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked)
 }
 
 // run loads base() until ctx ends; base is read per request so the target
@@ -145,6 +177,7 @@ func (l *loader) run(ctx context.Context, workers int, base func() string) {
 				if code >= 200 && code < 300 {
 					l.acked[ts] = true
 				}
+				l.answers.Broadcast()
 				l.mu.Unlock()
 			}
 		}()
@@ -202,42 +235,48 @@ func TestInfluxOutageLosesNothing(t *testing.T) {
 		"--spool-dir", t.TempDir(), "--batch-wait", "50ms", "--batch-points", "100", "--pace-batches", "6",
 		"--log-format", "text")
 
+	// Each phase lasts until 2,000 more points are acknowledged: held back
+	// rather than spooled, 8 workers would get about 8 writes a second in,
+	// and a phase would not end within its 20 s.
+	const phase = 2000
 	l := newLoader(key)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	acked := func() int {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return len(l.acked)
-	}
-	ackedAtStop, ackedBeforeRestart := make(chan int, 1), make(chan int, 1)
+	var stop, restart int
+	phases := make(chan string, 1)
 	go func() {
-		time.Sleep(time.Second)
+		defer cancel()
+		if !l.waitAcked(phase, 20*time.Second) {
+			phases <- "before the outage"
+			return
+		}
 		influx.Stop(t)
-		ackedAtStop <- acked()
-		time.Sleep(1500 * time.Millisecond)
+		stop = l.acknowledged()
+		if !l.waitAcked(stop+phase, 20*time.Second) {
+			phases <- "while InfluxDB was down: writes were held back, not spooled"
+			return
+		}
 		influx.Start(t)
-		ackedBeforeRestart <- acked()
+		restart = l.acknowledged()
+		if !l.waitAcked(restart+phase, 20*time.Second) {
+			phases <- "after InfluxDB restarted: new writes were held back while the outage's backlog drained"
+			return
+		}
+		close(phases)
 	}()
 	l.run(ctx, 8, func() string { return p.base })
+	if failed, ok := <-phases; ok {
+		t.Errorf("fewer than %d points acknowledged in 20 s %s (status counts %v)", phase, failed, l.codes)
+	}
 	backlogAfterLoad := p.spoolPoints(t)
 	p.waitDrained(t, 60*time.Second)
 
 	missing := l.missing(t, influx.DB("metricgate"))
-	stop, restart := <-ackedAtStop, <-ackedBeforeRestart
 	during, after := restart-stop, len(l.acked)-restart
 	t.Logf("%d points acknowledged: %d while InfluxDB was down, %d after it restarted (status counts %v); %d in the spool when the load stopped, %d missing from InfluxDB",
 		len(l.acked), during, after, l.codes, backlogAfterLoad, missing)
-	if len(l.acked) < 100 || missing != 0 {
-		t.Errorf("got %d acknowledged and %d missing, want at least 100 and none missing", len(l.acked), missing)
-	}
-	// Held back, 8 workers would get about 8 writes a second in; freely,
-	// thousands.
-	if during < 1000 {
-		t.Errorf("only %d points acknowledged while InfluxDB was down: writes were held back, not spooled", during)
-	}
-	if after < 1000 {
-		t.Errorf("only %d points acknowledged after InfluxDB restarted: new writes were held back while the outage's backlog drained", after)
+	if missing != 0 {
+		t.Errorf("got %d acknowledged and %d missing, want none missing", len(l.acked), missing)
 	}
 	if l.codes[503] > 0 || l.codes[500] > 0 {
 		t.Errorf("the gateway refused requests during the outage (%v); it should spool them", l.codes)
@@ -259,15 +298,22 @@ func TestKillLosesNothing(t *testing.T) {
 			p := startProcess(t, args...)
 			base := func() string { mu.Lock(); defer mu.Unlock(); return p.base }
 
+			// The kill comes after 1,000 acknowledged points, and the load
+			// goes on until 50 requests have failed against the dead
+			// process, so some were in flight when it died.
 			l := newLoader(key)
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go func() {
-				time.Sleep(1500 * time.Millisecond)
+				defer cancel()
+				if !l.waitAcked(1000, 20*time.Second) {
+					t.Errorf("fewer than 1000 points acknowledged in 20 s")
+					return
+				}
 				p.kill()
+				l.waitFor(func() bool { return l.codes[0] >= 50 }, 10*time.Second)
 			}()
 			l.run(ctx, 8, base)
-
 			mu.Lock()
 			p = startProcess(t, args...)
 			mu.Unlock()

@@ -29,6 +29,9 @@ type bodyBudget struct {
 	size    int64
 	unknown int64 // what a body of unknown size counts as: the body limit
 	wait    time.Duration
+	// waiting, if set, is called when a body starts to wait for room; a
+	// test uses it to know the wait began.
+	waiting func()
 }
 
 // newBodyBudget returns a budget of size bytes for bodies of at most
@@ -55,6 +58,9 @@ func (b *bodyBudget) acquire(ctx context.Context, n int64) (release func(), wait
 	}
 	n = min(n, b.size)
 	if !b.sem.TryAcquire(n) {
+		if b.waiting != nil {
+			b.waiting()
+		}
 		start := time.Now()
 		wctx, cancel := context.WithTimeout(ctx, b.wait)
 		err := b.sem.Acquire(wctx, n)

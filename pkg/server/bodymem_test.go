@@ -26,19 +26,24 @@ func TestBodyBudget(t *testing.T) {
 
 	// The waiter gets the room once the first body is answered.
 	done := make(chan error, 1)
+	waiting := make(chan struct{})
 	go func() {
 		b := *b
 		b.wait = 10 * time.Second
-		release, _, err := b.acquire(ctx, 600<<10)
+		b.waiting = func() { close(waiting) }
+		release, waited, err := b.acquire(ctx, 600<<10)
 		if err == nil {
 			release()
+			if waited <= 0 {
+				err = errors.New("it did not wait")
+			}
 		}
 		done <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	<-waiting
 	first()
 	if err := <-done; err != nil {
-		t.Fatalf("second 600 KiB after the first was released: %v", err)
+		t.Fatalf("second 600 KiB, waiting, after the first was released: %v", err)
 	}
 
 	// A body larger than the whole budget takes all of it rather than

@@ -138,11 +138,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	base := startRun(t, "http", "--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name,
-		"--spool-dir", t.TempDir(), "--batch-wait", "10ms", "--usage-flush", "100ms").base
+	r := startRun(t, "http", "--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name,
+		"--spool-dir", t.TempDir(), "--batch-wait", "10ms", "--usage-flush", "100ms")
+	base, adminURL := r.base, r.admin
 	waitReady(t, base)
+	// The console is served on the admin listener only.
+	if resp, err := http.Get(base + "/admin/"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("GET /admin/ on the ingest listener: %v %v, want 404", resp, err)
+	}
 
-	resp, err := http.Get(base + "/admin/")
+	resp, err := http.Get(adminURL + "/admin/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +172,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	listed := chromedp.WaitVisible(chromedp.CSS(`#keys-table[aria-busy="false"]`))
 
 	step("sign in",
-		chromedp.Navigate(base+"/admin/"),
+		chromedp.Navigate(adminURL+"/admin/"),
 		chromedp.WaitVisible(chromedp.ID("signin-key")),
 		chromedp.SendKeys(chromedp.ID("signin-key"), adminKey),
 		chromedp.Click(chromedp.ID("signin-submit")),
@@ -296,7 +301,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Error("the browser made no request that the test saw")
 	}
 	for _, u := range bl.requests {
-		if !strings.HasPrefix(u, base+"/") && !strings.HasPrefix(u, "data:") {
+		if !strings.HasPrefix(u, adminURL+"/") && !strings.HasPrefix(u, "data:") {
 			t.Errorf("the page loaded %s, outside the gateway", u)
 		}
 	}

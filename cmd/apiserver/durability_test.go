@@ -32,9 +32,10 @@ func TestMain(m *testing.M) {
 
 // process is an apiserver running as a child process.
 type process struct {
-	cmd  *exec.Cmd
-	base string
-	log  string
+	cmd   *exec.Cmd
+	base  string // the ingest listener's URL
+	admin string // the admin listener's URL
+	log   string
 }
 
 func startProcess(t *testing.T, args ...string) *process {
@@ -45,7 +46,7 @@ func startProcess(t *testing.T, args ...string) *process {
 		t.Fatal(err)
 	}
 	defer logFile.Close()
-	cmd := exec.Command(os.Args[0], append([]string{"--listen", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(os.Args[0], append([]string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "APISERVER_TEST_EXEC=1")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -53,7 +54,9 @@ func startProcess(t *testing.T, args ...string) *process {
 	}
 	p := &process{cmd: cmd, log: logPath}
 	t.Cleanup(func() { p.kill() })
-	p.base = "http://" + boundAddr(t, func() string { b, _ := os.ReadFile(logPath); return string(b) }, nil)
+	read := func() string { b, _ := os.ReadFile(logPath); return string(b) }
+	p.base = "http://" + boundAddr(t, "listening", read, nil)
+	p.admin = "http://" + boundAddr(t, "admin listening", read, nil)
 	return p
 }
 
@@ -73,10 +76,10 @@ func (p *process) stop(t *testing.T) {
 	}
 }
 
-// spoolPoints reads the spool depth from /readyz.
+// spoolPoints reads the spool depth from the admin listener's /readyz.
 func (p *process) spoolPoints(t *testing.T) int64 {
 	t.Helper()
-	resp, err := http.Get(p.base + "/readyz")
+	resp, err := http.Get(p.admin + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"time"
 
@@ -20,6 +19,8 @@ import (
 type options struct {
 	gateway         gateway.Config
 	listen          string
+	adminListen     string
+	adminInsecure   bool
 	shutdownTimeout time.Duration
 	logFormat       string
 	fsync           string
@@ -46,6 +47,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.listen, "listen", env("APISERVER_LISTEN", ":5002"), "address to listen on (env APISERVER_LISTEN)")
+	fs.StringVar(&o.adminListen, "admin-listen", env("APISERVER_ADMIN_LISTEN", "127.0.0.1:5003"), "address of the admin API and web console; empty turns them off (env APISERVER_ADMIN_LISTEN)")
+	fs.BoolVar(&o.adminInsecure, "admin-insecure", false, "let --admin-listen be a non-loopback address without --tls-cert (admin keys then cross the network in clear)")
 	fs.StringVar(&g.DB, "db", env("KEYSTORE_DB", "api_keys.db"), "key store database, the file keyctl uses (env KEYSTORE_DB)")
 	fs.StringVar(&g.Influx.URL, "influx-url", env("INFLUX_URL", "http://127.0.0.1:8086"), "InfluxDB URL (env INFLUX_URL)")
 	fs.StringVar(&g.Influx.Token, "influx-token", env("INFLUX_TOKEN", ""), "InfluxDB token; for 1.x empty or user:pass (env INFLUX_TOKEN)")
@@ -116,6 +119,9 @@ func (o *options) check() error {
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
+	if o.adminListen != "" && o.tlsCert == "" && !o.adminInsecure && !isLoopback(o.adminListen) {
+		return fmt.Errorf("--admin-listen %s is not a loopback address: serve it with --tls-cert and --tls-key, or accept plain HTTP with --admin-insecure", o.adminListen)
+	}
 	switch o.fsync {
 	case "always":
 		g.Spool.Sync = spool.SyncAlways
@@ -159,16 +165,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer gw.Close()
-	srv, err := newHTTPServer(o, gw.Handler(), log)
+	servers, err := listen(o, gw, log)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return err
-	}
-	log.Info("listening", "addr", ln.Addr().String(), "db", o.gateway.DB, "influx_url", o.gateway.Influx.URL,
-		"influx_bucket", o.gateway.Influx.Bucket, "max_body", o.gateway.Server.MaxBody, "max_points", o.gateway.Server.MaxPoints)
 	if o.debugListen != "" {
 		stopDebug, err := serveDebug(o.debugListen, log)
 		if err != nil {
@@ -176,5 +176,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		defer stopDebug()
 	}
-	return serve(ctx, srv, ln, o.shutdownTimeout, log)
+	return serve(ctx, servers, o.shutdownTimeout, log)
 }

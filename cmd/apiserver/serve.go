@@ -10,8 +10,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"runtime/debug"
 	"time"
+
+	"github.com/metricgate/metricgate/pkg/gateway"
 )
 
 // setMemoryLimit sets a soft limit of limit bytes on the Go heap, unless
@@ -57,29 +60,88 @@ func newHTTPServer(o *options, h http.Handler, log *slog.Logger) (*http.Server, 
 	return srv, nil
 }
 
-// serve serves srv on ln until ctx is cancelled, then stops accepting and
-// waits up to timeout for the requests in flight.
-func serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, log *slog.Logger) error {
-	errc := make(chan error, 1)
-	go func() {
-		if srv.TLSConfig != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-			return
+// listening is a server and the listener it serves.
+type listening struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// listen binds the ingest listener and, unless --admin-listen is empty,
+// the admin one, and logs each address it bound ("listening", "admin
+// listening"): a caller that passed port 0 reads the port there.
+func listen(o *options, gw *gateway.Gateway, log *slog.Logger) ([]listening, error) {
+	var servers []listening
+	for _, l := range []struct {
+		name, addr string
+		h          http.Handler
+	}{{"listening", o.listen, gw.Handler()}, {"admin listening", o.adminListen, gw.AdminHandler()}} {
+		if l.addr == "" {
+			continue
 		}
-		errc <- srv.Serve(ln)
-	}()
+		srv, err := newHTTPServer(o, l.h, log)
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			for _, s := range servers {
+				s.ln.Close()
+			}
+			return nil, err
+		}
+		servers = append(servers, listening{srv, ln})
+		log.Info(l.name, "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil)
+	}
+	g := o.gateway
+	log.Info("serving", "db", g.DB, "influx_url", g.Influx.URL, "influx_bucket", g.Influx.Bucket,
+		"max_body", g.Server.MaxBody, "max_points", g.Server.MaxPoints)
+	return servers, nil
+}
+
+// isLoopback reports whether addr (host:port) names a loopback address,
+// where plain HTTP does not leave the machine.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// serve serves every server until ctx is cancelled, then stops accepting
+// and waits up to timeout for the requests in flight.
+func serve(ctx context.Context, servers []listening, timeout time.Duration, log *slog.Logger) error {
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() {
+			if s.srv.TLSConfig != nil {
+				errc <- s.srv.ServeTLS(s.ln, "", "")
+				return
+			}
+			errc <- s.srv.Serve(s.ln)
+		}()
+	}
+	var err error
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "timeout", timeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shutdown: %w", err)
+	for _, s := range servers {
+		if serr := s.srv.Shutdown(sctx); serr != nil && err == nil {
+			err = fmt.Errorf("shutdown: %w", serr)
+		}
 	}
-	return nil
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
 }
 
 // serveDebug serves Go's profiles on addr, for measuring before

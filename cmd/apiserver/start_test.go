@@ -10,7 +10,8 @@ import (
 // running is the apiserver run in the test's own process by run, as main
 // runs it.
 type running struct {
-	base   string
+	base   string // the ingest listener's URL
+	admin  string // the admin listener's URL
 	logs   *lockedBuffer
 	cancel context.CancelFunc
 	done   chan error
@@ -24,7 +25,7 @@ func startRun(t *testing.T, scheme string, args ...string) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{logs: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() {
-		r.done <- run(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), func(string) string { return "" }, r.logs)
+		r.done <- run(ctx, append([]string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, args...), func(string) string { return "" }, r.logs)
 		close(r.done)
 	}()
 	t.Cleanup(func() {
@@ -35,7 +36,8 @@ func startRun(t *testing.T, scheme string, args ...string) *running {
 			t.Logf("apiserver log:\n%s", r.logs.String())
 		}
 	})
-	r.base = scheme + "://" + boundAddr(t, r.logs.String, r.done)
+	r.base = scheme + "://" + boundAddr(t, "listening", r.logs.String, r.done)
+	r.admin = scheme + "://" + boundAddr(t, "admin listening", r.logs.String, r.done)
 	return r
 }
 
@@ -46,28 +48,27 @@ func (r *running) stop() error {
 	return <-r.done
 }
 
-// listeningLine finds the address in the "listening" line of the log, in
-// its JSON form or its text form (--log-format text).
-var listeningLine = regexp.MustCompile(`"?msg"?[=:]"?listening"?,?\s?"?addr"?[=:]"?([^\s",]+)`)
-
-// boundAddr waits for the apiserver's "listening" log line in what read
-// returns, and returns the address it names. It fails the test if exited
-// yields first (run returned) or after 15 s.
-func boundAddr(t *testing.T, read func() string, exited <-chan error) string {
+// boundAddr waits for the apiserver's log line msg (listening or admin
+// listening) in what read returns, in JSON or text (--log-format text),
+// and returns the address it names. It fails the test if exited yields
+// first (run returned) or after 15 s.
+func boundAddr(t *testing.T, msg string, read func() string, exited <-chan error) string {
 	t.Helper()
+	m := regexp.QuoteMeta(msg)
+	line := regexp.MustCompile(`(?:"msg":"` + m + `","addr":"|msg="?` + m + `"? addr=)([^\s",]+)`)
 	deadline := time.NewTimer(15 * time.Second)
 	defer deadline.Stop()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if m := listeningLine.FindStringSubmatch(read()); m != nil {
-			return m[1]
+		if found := line.FindStringSubmatch(read()); found != nil {
+			return found[1]
 		}
 		select {
 		case err := <-exited:
 			t.Fatalf("the apiserver exited before listening: %v\n%s", err, read())
 		case <-deadline.C:
-			t.Fatalf("no \"listening\" line in the apiserver's log after 15 s:\n%s", read())
+			t.Fatalf("no %q line in the apiserver's log after 15 s:\n%s", msg, read())
 		case <-tick.C:
 		}
 	}

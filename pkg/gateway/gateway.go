@@ -54,12 +54,12 @@ type Config struct {
 // Gateway is a running gateway: its background work (the forwarder, usage
 // flushing, the key cache's polling) runs from New until Close.
 type Gateway struct {
-	handler http.Handler
-	keys    *keystore.Store
-	spool   *spool.Spool
-	fwd     *forward.Forwarder
-	log     *slog.Logger
-	drain   time.Duration
+	handlers server.Handlers
+	keys     *keystore.Store
+	spool    *spool.Spool
+	fwd      *forward.Forwarder
+	log      *slog.Logger
+	drain    time.Duration
 	// closers run in reverse order on Close, so each part stops before
 	// what it depends on.
 	closers []func() error
@@ -104,7 +104,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 	g.fwd = forward.New(g.spool, out, g.forwardOptions(cfg, m), log)
 	stopForwarder := background(g.fwd.Run)
 	g.closers = append(g.closers, func() error { stopForwarder(); return g.drainSpool() })
-	g.handler, err = server.New(cfg.Server, server.Deps{
+	g.handlers, err = server.New(cfg.Server, server.Deps{
 		Log:       log,
 		Keys:      cache,
 		Admin:     g.keys,
@@ -193,9 +193,13 @@ func (g *Gateway) drainSpool() error {
 	return nil
 }
 
-// Handler serves every route: the write endpoints, health, metrics, the
-// admin API and the web console.
-func (g *Gateway) Handler() http.Handler { return g.handler }
+// Handler serves what clients reach: the write endpoints, health checks
+// and metrics.
+func (g *Gateway) Handler() http.Handler { return g.handlers.Ingest }
+
+// AdminHandler serves the admin API, the web console and the detailed
+// readiness report, for a listener operators keep private.
+func (g *Gateway) AdminHandler() http.Handler { return g.handlers.Admin }
 
 // Keys returns the key store the gateway reads, for managing keys in the
 // same process; its changes reach requests within Config.KeyPoll.

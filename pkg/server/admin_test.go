@@ -56,7 +56,7 @@ func (g *adminGateway) doAs(t *testing.T, authorization, method, path, body stri
 	if body != "" {
 		contentType = "application/json"
 	}
-	return g.gateway.do(t, method, path, body, append([]string{"Authorization", authorization, "Content-Type", contentType}, headers...)...)
+	return request(t, method, g.gateway.admin+path, body, append([]string{"Authorization", authorization, "Content-Type", contentType}, headers...)...)
 }
 
 func jsonOf(v any) string {
@@ -409,7 +409,7 @@ func TestAdminCrossOrigin(t *testing.T) {
 			before, _ := g.keys.List(context.Background(), keystore.Filter{All: true})
 			headers := slices.Clone(tt.headers)
 			for i := range headers {
-				headers[i] = strings.ReplaceAll(headers[i], "{url}", g.url)
+				headers[i] = strings.ReplaceAll(headers[i], "{url}", g.gateway.admin)
 			}
 			path, body := "/admin/api/keys", create
 			switch tt.method {
@@ -538,5 +538,23 @@ func TestNewNeedsEveryDependency(t *testing.T) {
 	_, err := server.New(server.DefaultConfig(), server.Deps{Log: slog.Default()})
 	if err == nil || !strings.Contains(err.Error(), "Deps.Keys") {
 		t.Errorf("New without Keys: got %v, want an error naming Deps.Keys", err)
+	}
+}
+
+// TestAdminOnlyOnAdminListener checks that the ingest listener, the one
+// clients reach, serves neither the admin API nor the console, even to an
+// admin key, and that the admin listener serves no writes.
+func TestAdminOnlyOnAdminListener(t *testing.T) {
+	g := startAdmin(t, nil)
+	for _, path := range []string{"/admin/", "/admin/api/keys"} {
+		if r := g.gateway.do(t, "GET", path, "", "Authorization", "Bearer "+g.adminKey); r.status != 404 {
+			t.Errorf("GET %s on the ingest listener: got %d, want 404", path, r.status)
+		}
+	}
+	if r := g.do(t, "GET", "/admin/api/keys", ""); r.status != 200 {
+		t.Errorf("GET /admin/api/keys on the admin listener: got %d %s, want 200", r.status, r.body)
+	}
+	if r := request(t, "POST", g.gateway.admin+"/api/submit", onePoint, "X-API-Key", g.adminKey); r.status != 404 && r.status != 405 {
+		t.Errorf("POST /api/submit on the admin listener: got %d, want 404", r.status)
 	}
 }

@@ -14,9 +14,10 @@ func handleHealthz() http.Handler {
 }
 
 // handleReadyz answers 200 when the key store and the writer (the spool)
-// can take requests, and 503 naming the part that cannot. details adds what
-// operators want to see beside: spool depth, forwarder state, whether
-// InfluxDB answers.
+// can take requests, and 503 when one cannot. With details (the admin
+// listener) it names the failing part and adds what operators want to see:
+// spool depth, forwarder state, whether InfluxDB answers. Without (the
+// ingest listener, which anyone may reach) it says only ready or not.
 func handleReadyz(keys Keys, out Writer, details func(context.Context) map[string]any) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -35,9 +36,12 @@ func handleReadyz(keys Keys, out Writer, details func(context.Context) map[strin
 		if status != http.StatusOK {
 			state = "not ready"
 		}
-		body := map[string]any{"status": state, "checks": checks}
-		for k, v := range details(ctx) {
-			body[k] = v
+		body := map[string]any{"status": state}
+		if details != nil {
+			body["checks"] = checks
+			for k, v := range details(ctx) {
+				body[k] = v
+			}
 		}
 		writeJSON(w, status, body)
 	})

@@ -6,10 +6,11 @@ import (
 	"github.com/metricgate/metricgate/pkg/limit"
 )
 
-// addRoutes is the gateway's one route table. The three write endpoints
-// share one pipeline, so one key's rate limit and its failed-auth count
-// cover all of them; the admin API shares its authenticator.
-func addRoutes(mux *http.ServeMux, cfg Config, d Deps) {
+// addRoutes is the gateway's one route table, for both listeners. The
+// three write endpoints share one pipeline, so one key's rate limit and its
+// failed-auth count cover all of them; the admin API shares its
+// authenticator, so failures on either listener count together.
+func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 	auth := &authenticator{
 		keys:     d.Keys,
 		failures: limit.NewFailures(cfg.AuthFailRate, cfg.AuthFailBurst, cfg.Now),
@@ -33,16 +34,20 @@ func addRoutes(mux *http.ServeMux, cfg Config, d Deps) {
 	mux.Handle("GET /ping", handlePing())
 	mux.Handle("GET /health", handleInfluxHealth())
 	mux.Handle("GET /healthz", handleHealthz())
-	mux.Handle("GET /readyz", handleReadyz(d.Keys, d.Writer, d.Status))
+	mux.Handle("GET /readyz", handleReadyz(d.Keys, d.Writer, nil))
 	mux.Handle("GET /metrics", d.Metrics.Handler())
+
+	adminMux.Handle("GET /healthz", handleHealthz())
+	adminMux.Handle("GET /readyz", handleReadyz(d.Keys, d.Writer, d.Status))
+	adminMux.Handle("GET /metrics", d.Metrics.Handler())
 	admin := adminGuard(auth, d.Usage, cfg.Now)
-	mux.Handle("GET /admin/api/keys", admin(listKeys(d.Admin, cfg.Now)))
-	mux.Handle("POST /admin/api/keys", admin(createKey(d.Admin, cfg.Now)))
-	mux.Handle("GET /admin/api/keys/{id}", admin(showKey(d.Admin, cfg.Now)))
-	mux.Handle("PATCH /admin/api/keys/{id}", admin(updateKey(d.Admin, cfg.Now)))
-	mux.Handle("DELETE /admin/api/keys/{id}", admin(revokeKey(d.Admin, cfg.Now)))
-	mux.Handle("POST /admin/api/keys/{id}/revoke", admin(revokeKey(d.Admin, cfg.Now)))
-	mux.Handle("POST /admin/api/keys/{id}/rotate", admin(rotateKey(d.Admin, cfg.Now)))
-	mux.Handle("GET /admin/api/keys/{id}/audit", admin(keyAudit(d.Admin)))
-	mux.Handle("GET /admin/", handleConsole())
+	adminMux.Handle("GET /admin/api/keys", admin(listKeys(d.Admin, cfg.Now)))
+	adminMux.Handle("POST /admin/api/keys", admin(createKey(d.Admin, cfg.Now)))
+	adminMux.Handle("GET /admin/api/keys/{id}", admin(showKey(d.Admin, cfg.Now)))
+	adminMux.Handle("PATCH /admin/api/keys/{id}", admin(updateKey(d.Admin, cfg.Now)))
+	adminMux.Handle("DELETE /admin/api/keys/{id}", admin(revokeKey(d.Admin, cfg.Now)))
+	adminMux.Handle("POST /admin/api/keys/{id}/revoke", admin(revokeKey(d.Admin, cfg.Now)))
+	adminMux.Handle("POST /admin/api/keys/{id}/rotate", admin(rotateKey(d.Admin, cfg.Now)))
+	adminMux.Handle("GET /admin/api/keys/{id}/audit", admin(keyAudit(d.Admin)))
+	adminMux.Handle("GET /admin/", handleConsole())
 }

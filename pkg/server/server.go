@@ -140,17 +140,26 @@ func (d Deps) check() error {
 	return nil
 }
 
-// New returns the gateway's handler with every route, wrapped in request
-// ids, request logging and request metrics. It returns an error naming any
-// dependency that is missing.
-func New(cfg Config, d Deps) (http.Handler, error) {
+// Handlers are the handlers of the gateway's two listeners. Ingest takes
+// writes and answers health checks and /metrics; it is what clients reach.
+// Admin serves the admin API, the web console and the detailed readiness
+// report, on a listener of its own that operators keep private.
+type Handlers struct {
+	Ingest http.Handler
+	Admin  http.Handler
+}
+
+// New returns the gateway's handlers with every route, each wrapped in
+// request ids, request logging and request metrics. It returns an error
+// naming any dependency that is missing.
+func New(cfg Config, d Deps) (Handlers, error) {
 	if err := d.check(); err != nil {
-		return nil, err
+		return Handlers{}, err
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	mux := http.NewServeMux()
-	addRoutes(mux, cfg, d)
-	return observe(d.AccessLog, d.Metrics, mux), nil
+	ingest, admin := http.NewServeMux(), http.NewServeMux()
+	addRoutes(ingest, admin, cfg, d)
+	return Handlers{Ingest: observe(d.AccessLog, d.Metrics, ingest), Admin: observe(d.AccessLog, d.Metrics, admin)}, nil
 }

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
@@ -71,7 +71,7 @@ func TestParseFlags(t *testing.T) {
 // TestRun starts the real program, submits a point, and stops it as SIGTERM
 // would.
 func TestRun(t *testing.T) {
-	db := influxtest.New(t)
+	db := testenv.InfluxDB(t)
 	dbPath := filepath.Join(t.TempDir(), "api_keys.db")
 	keys, err := keystore.Open(context.Background(), dbPath)
 	if err != nil {
@@ -82,7 +82,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := influxtest.FreeAddr(t)
+	addr := testenv.FreeAddr(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -181,13 +181,13 @@ func TestRunTLS(t *testing.T) {
 	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
 
-	addr := influxtest.FreeAddr(t)
+	addr := testenv.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--listen", addr, "--db", filepath.Join(dir, "k.db"), "--spool-dir", filepath.Join(dir, "spool"),
-			"--influx-url", "http://" + influxtest.FreeAddr(t), "--tls-cert", certPath, "--tls-key", keyPath, "--drain-timeout", "10ms"},
+			"--influx-url", "http://" + testenv.FreeAddr(t), "--tls-cert", certPath, "--tls-key", keyPath, "--drain-timeout", "10ms"},
 			func(string) string { return "" }, io.Discard, io.Discard)
 	}()
 	pool := x509.NewCertPool()

@@ -18,7 +18,7 @@ import (
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	influxhttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
-	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/metrics"
@@ -277,7 +277,7 @@ func TestInfluxWriteForbidden(t *testing.T) {
 }
 
 func TestInfluxWriteRateLimit(t *testing.T) {
-	c := &clock{now: time.Now()}
+	c := testenv.NewClock(time.Now())
 	g := startGateway(t, func(cfg *server.Config, _ *influx.Config) { cfg.Now = c.Now })
 	_, key, err := g.keys.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1", Rate: 10, Burst: 5})
 	if err != nil {
@@ -304,7 +304,7 @@ func TestInfluxWriteRateLimit(t *testing.T) {
 }
 
 func TestInfluxWriteUnavailable(t *testing.T) {
-	dead := "http://" + influxtest.FreeAddr(t)
+	dead := "http://" + testenv.FreeAddr(t)
 	g := startGateway(t, func(_ *server.Config, ic *influx.Config) { ic.URL = dead })
 	_, key := g.key(t, "127.0.0.1")
 	r := g.post(t, "/api/v2/write?bucket=b", "m v=1", "Authorization", "Token "+key)
@@ -374,7 +374,7 @@ func TestRequestID(t *testing.T) {
 // they move with the requests.
 func TestMetrics(t *testing.T) {
 	m := metrics.New()
-	c := &clock{now: time.Now()}
+	c := testenv.NewClock(time.Now())
 	g := startGateway(t, func(cfg *server.Config, _ *influx.Config) {
 		cfg.Metrics = m
 		cfg.Now = c.Now

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,11 +12,10 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/server"
@@ -28,34 +26,17 @@ import (
 type gateway struct {
 	url    string
 	keys   *keystore.Store
-	db     *influxtest.DB
+	db     *testenv.DB
 	dbPath string
-	logs   *syncBuffer
+	logs   *testenv.Buffer
 	usage  *usage.Recorder
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 var fixedNow = time.Unix(0, 1700000000123456789)
 
 func startGateway(t *testing.T, mutate func(*server.Config, *influx.Config)) *gateway {
 	t.Helper()
-	g := &gateway{db: influxtest.New(t), logs: &syncBuffer{}}
+	g := &gateway{db: testenv.InfluxDB(t), logs: &testenv.Buffer{}}
 	g.dbPath = filepath.Join(t.TempDir(), "keys.db")
 	var err error
 	g.keys, err = keystore.Open(context.Background(), g.dbPath)
@@ -477,7 +458,7 @@ func TestRevokeWhileRunning(t *testing.T) {
 // TestInfluxUnavailable points the gateway at a closed port: the client must
 // get 503 with Retry-After, never a false success.
 func TestInfluxUnavailable(t *testing.T) {
-	dead := "http://" + influxtest.FreeAddr(t)
+	dead := "http://" + testenv.FreeAddr(t)
 	g := startGateway(t, func(_ *server.Config, ic *influx.Config) { ic.URL = dead })
 	_, key := g.key(t, "127.0.0.1")
 	r := g.submit(t, key, `{"field": "x", "value": 1}`)
@@ -514,7 +495,7 @@ func TestHealth(t *testing.T) {
 	}
 }
 
-func assertFieldType(t *testing.T, db *influxtest.DB, measurement, field, want string) {
+func assertFieldType(t *testing.T, db *testenv.DB, measurement, field, want string) {
 	t.Helper()
 	for _, s := range db.Query(t, fmt.Sprintf("SHOW FIELD KEYS FROM %q", measurement)) {
 		for _, v := range s.Values {
@@ -529,7 +510,7 @@ func assertFieldType(t *testing.T, db *influxtest.DB, measurement, field, want s
 	t.Errorf("field %s.%s not found", measurement, field)
 }
 
-func lastLogLine(t *testing.T, logs *syncBuffer) map[string]any {
+func lastLogLine(t *testing.T, logs *testenv.Buffer) map[string]any {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	var m map[string]any

@@ -66,13 +66,14 @@ func InstallInfluxd(log io.Writer) (string, error) {
 }
 
 // InfluxServer is an InfluxDB of its own in a directory, which a test may
-// stop and start again on the same port and data, as an outage would.
+// stop and start again on the same port and data, as an outage would
+// (Stop and Start).
 type InfluxServer struct {
 	URL string // http://127.0.0.1:port
 
+	server
 	dir  string
 	conf string
-	proc *process
 }
 
 // StartInfluxDB starts a private InfluxDB for the test, with database db
@@ -95,6 +96,7 @@ func StartInfluxDB(t testing.TB, db string) *InfluxServer {
 // free ports, and creates database db.
 func launchInfluxDB(dir, db string, detach bool) (*InfluxServer, error) {
 	s := &InfluxServer{dir: dir, conf: filepath.Join(dir, "influxdb.conf")}
+	s.check = s.ping
 	s.proc = &process{argv: []string{InfluxdPath(), "run", "-config", s.conf}, dir: dir,
 		logPath: filepath.Join(dir, "influxd.log"), detach: detach}
 	err := onFreePorts(2, func(ports []int) error {
@@ -107,7 +109,7 @@ func launchInfluxDB(dir, db string, detach bool) (*InfluxServer, error) {
 			return err
 		}
 		s.URL = "http://" + loopback(ports[0])
-		return s.proc.start(s.ping)
+		return s.proc.start(s.check)
 	})
 	if err != nil {
 		return nil, err
@@ -121,21 +123,6 @@ func launchInfluxDB(dir, db string, detach bool) (*InfluxServer, error) {
 
 // DB returns a handle on database name of this server.
 func (s *InfluxServer) DB(name string) *DB { return &DB{URL: s.URL, Name: name} }
-
-// Start starts the stopped server again, on the same port and data, and
-// waits until it answers.
-func (s *InfluxServer) Start(t testing.TB) {
-	t.Helper()
-	if err := s.proc.start(s.ping); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Stop stops the server and waits for it to exit.
-func (s *InfluxServer) Stop(t testing.TB) {
-	t.Helper()
-	s.proc.stop()
-}
 
 var pingClient = &http.Client{Timeout: 2 * time.Second}
 

@@ -45,13 +45,14 @@ default_text_search_config = 'pg_catalog.english'
 const postgresUser = "postgres"
 
 // PostgresServer is a PostgreSQL server of its own, with its data and
-// socket in a temporary directory owned by the user it runs as.
+// socket in a temporary directory owned by the user it runs as. Stop is a
+// fast shutdown, which disconnects the clients.
 type PostgresServer struct {
 	URL string // postgres://postgres@127.0.0.1:port/postgres?sslmode=disable
 
-	dir  string
-	bin  string
-	proc *process
+	server
+	dir string
+	bin string
 }
 
 // StartPostgreSQL starts a private PostgreSQL for the test, which the test
@@ -92,22 +93,6 @@ func (s *PostgresServer) CreateDatabase(t testing.TB) string {
 	return freshPostgresDB(t, s.URL)
 }
 
-// Start starts the stopped server again, on the same port and data, and
-// waits until it accepts connections.
-func (s *PostgresServer) Start(t testing.TB) {
-	t.Helper()
-	if err := s.proc.start(s.ready); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Stop stops the server (a fast shutdown, which disconnects its clients)
-// and waits for it to exit.
-func (s *PostgresServer) Stop(t testing.TB) {
-	t.Helper()
-	s.proc.stop()
-}
-
 // launchPostgreSQL makes a data directory with initdb from the binaries in
 // bin and starts the server on a free port.
 func launchPostgreSQL(bin string, detach bool) (*PostgresServer, error) {
@@ -134,6 +119,7 @@ func (s *PostgresServer) launch(cred *syscall.Credential, detach bool) error {
 		}
 	}
 	data := filepath.Join(s.dir, "data")
+	s.check = s.ready
 	s.proc = &process{argv: []string{filepath.Join(s.bin, "postgres"), "-D", data}, dir: s.dir,
 		logPath: filepath.Join(s.dir, "postgres.log"), cred: cred, detach: detach}
 	initdb := exec.Command(filepath.Join(s.bin, "initdb"), "-D", data, "-U", postgresUser,
@@ -150,7 +136,7 @@ func (s *PostgresServer) launch(cred *syscall.Credential, detach bool) error {
 			return err
 		}
 		s.URL = postgresURL(loopback(ports[0]), "postgres")
-		return s.proc.start(s.ready)
+		return s.proc.start(s.check)
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -23,6 +24,28 @@ var errPortTaken = errors.New("address already in use")
 // startTimeout bounds how long a server may take to answer after starting;
 // PostgreSQL and InfluxDB take about a second on a busy machine.
 const startTimeout = 30 * time.Second
+
+// server is what the servers here share: a process that a test may stop
+// and start again, and the check that it is ready.
+type server struct {
+	proc  *process
+	check func() error
+}
+
+// Start starts the stopped server again, on the same port and data, and
+// waits until it is ready.
+func (s *server) Start(t testing.TB) {
+	t.Helper()
+	if err := s.proc.start(s.check); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Stop stops the server and waits for it to exit.
+func (s *server) Stop(t testing.TB) {
+	t.Helper()
+	s.proc.stop()
+}
 
 // process is one server this package started.
 type process struct {

@@ -26,11 +26,12 @@ loglevel warning
 logfile ""
 `))
 
-// RedisServer is a Redis server of its own in a directory.
+// RedisServer is a Redis server of its own in a directory, which a test
+// may stop and start again on the same port.
 type RedisServer struct {
 	Addr string // 127.0.0.1:port
 
-	proc *process
+	server
 }
 
 // StartRedis starts a private Redis for the test and stops it when the
@@ -51,25 +52,11 @@ func StartRedis(t testing.TB) *RedisServer {
 	return s
 }
 
-// Start starts the stopped server again on the same port, and waits until
-// it answers PING.
-func (s *RedisServer) Start(t testing.TB) {
-	t.Helper()
-	if err := s.proc.start(s.ping); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Stop stops the server and waits for it to exit.
-func (s *RedisServer) Stop(t testing.TB) {
-	t.Helper()
-	s.proc.stop()
-}
-
 func launchRedis(bin, dir string, detach bool) (*RedisServer, error) {
 	conf := filepath.Join(dir, "redis.conf")
-	s := &RedisServer{proc: &process{argv: []string{bin, conf}, dir: dir,
-		logPath: filepath.Join(dir, "redis-server.log"), detach: detach}}
+	s := &RedisServer{}
+	s.check = s.ping
+	s.proc = &process{argv: []string{bin, conf}, dir: dir, logPath: filepath.Join(dir, "redis-server.log"), detach: detach}
 	err := onFreePorts(1, func(ports []int) error {
 		var b strings.Builder
 		redisConfig.Execute(&b, map[string]any{"Port": ports[0], "Dir": dir})
@@ -77,7 +64,7 @@ func launchRedis(bin, dir string, detach bool) (*RedisServer, error) {
 			return err
 		}
 		s.Addr = loopback(ports[0])
-		return s.proc.start(s.ping)
+		return s.proc.start(s.check)
 	})
 	if err != nil {
 		return nil, err

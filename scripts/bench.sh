@@ -30,10 +30,7 @@ CONNS=${CONNS:-32}
 BATCH_CONNS=${BATCH_CONNS:-4}
 DRAIN_WINDOW=${DRAIN_WINDOW:-2}
 
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk from Debian's packages" >&2
-  (apt-get update -qq && apt-get install -y -qq wrk) >&2
-fi
+scripts/deps.sh wrk
 
 work=$(mktemp -d)
 pids=()

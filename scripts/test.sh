@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The one test command: formatting, vet, then every test with the race
-# detector against real SQLite files and a real InfluxDB 1.8.10, which this
-# script builds into a cache (once) and starts on a free loopback port.
+# detector against real SQLite files and real servers. It installs what
+# the tests need the first time (InfluxDB 1.8.10 built into a cache;
+# Chromium, PostgreSQL and Redis from Debian's packages, scripts/deps.sh),
+# starts the InfluxDB and PostgreSQL the tests share on free loopback ports
+# (scripts/testenv.sh up) and stops them at the end. Arguments go to
+# go test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,16 +17,12 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-influx_dir=$(mktemp -d)
-trap 'scripts/influxdb.sh stop "$influx_dir"; rm -rf "$influx_dir"' EXIT
-eval "$(scripts/influxdb.sh start "$influx_dir")"
-export METRICGATE_INFLUX_URL=$INFLUX_URL
-# Tests that stop and restart InfluxDB start their own from this binary.
-export METRICGATE_INFLUXD=$(scripts/influxdb.sh bin)
-echo "InfluxDB for the tests: $INFLUX_URL"
-# The web console's browser test drives headless Chromium from Debian's
-# packages, installed the first time.
-METRICGATE_CHROMIUM=$(scripts/chromium.sh)
-export METRICGATE_CHROMIUM
+scripts/deps.sh
+servers=$(mktemp -d)
+trap 'scripts/testenv.sh down "$servers"; rm -rf "$servers"' EXIT
+env=$(scripts/testenv.sh up "$servers")
+eval "$env"
+export METRICGATE_INFLUX_URL METRICGATE_POSTGRES_URL
+echo "servers for the tests: InfluxDB $METRICGATE_INFLUX_URL, PostgreSQL $METRICGATE_POSTGRES_URL"
 
 go test -race -count=1 "$@" ./...

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -18,31 +17,13 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // consoleCSP is the policy the console must be served with.
 const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-
-// lockedBuffer is a buffer that the server's log and the test can share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // browserLog is what the page asked of the network and said on its console.
 type browserLog struct {
@@ -75,21 +56,12 @@ func (l *browserLog) listen(ev any) {
 	}
 }
 
-// newBrowser starts headless Chromium from METRICGATE_CHROMIUM, which
-// scripts/test.sh installs from Debian's packages. Without it the test
-// fails in CI and is skipped elsewhere.
+// newBrowser starts headless Chromium, which scripts/test.sh installs from
+// Debian's packages. Without it the test fails in CI and is skipped
+// elsewhere.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	path := os.Getenv("METRICGATE_CHROMIUM")
-	if path == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("METRICGATE_CHROMIUM is not set: run the tests with scripts/test.sh, which installs Chromium")
-		}
-		t.Skip("METRICGATE_CHROMIUM is not set: run scripts/test.sh, or set it to a Chromium binary such as /usr/bin/chromium")
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("METRICGATE_CHROMIUM: %v", err)
-	}
+	path := testenv.Chromium(t)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path),
 		chromedp.Headless,
@@ -123,7 +95,7 @@ func newBrowser(t *testing.T) context.Context {
 // the value is 1, or to the path it names.
 func TestConsoleInBrowser(t *testing.T) {
 	browser := newBrowser(t)
-	db := influxtest.New(t)
+	db := testenv.InfluxDB(t)
 	ctx := context.Background()
 
 	dbPath := filepath.Join(t.TempDir(), "api_keys.db")

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
@@ -189,7 +189,7 @@ func (l *loader) run(ctx context.Context, workers int, base func() string) {
 }
 
 // missing returns how many acknowledged points are not in InfluxDB.
-func (l *loader) missing(t *testing.T, db *influxtest.DB) int {
+func (l *loader) missing(t *testing.T, db *testenv.DB) int {
 	t.Helper()
 	stored := map[int64]bool{}
 	for _, s := range db.Query(t, `SELECT "n" FROM "durability"`) {
@@ -229,7 +229,7 @@ func newKeyDB(t *testing.T) (path, key string) {
 // starts it again: the gateway keeps accepting, and afterwards every
 // acknowledged point is in InfluxDB.
 func TestInfluxOutageLosesNothing(t *testing.T) {
-	influx := influxtest.StartServer(t, "metricgate")
+	influx := testenv.StartInfluxDB(t, "metricgate")
 	dbPath, key := newKeyDB(t)
 	// Small batches and pacing after 6 of them (600 points): the backlog
 	// the outage leaves is far over that, and new writes must still flow
@@ -292,7 +292,7 @@ func TestInfluxOutageLosesNothing(t *testing.T) {
 func TestKillLosesNothing(t *testing.T) {
 	for _, mode := range []string{"always", "interval"} {
 		t.Run(mode, func(t *testing.T) {
-			db := influxtest.New(t)
+			db := testenv.InfluxDB(t)
 			dbPath, key := newKeyDB(t)
 			spoolDir := t.TempDir()
 			args := []string{"--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name,
@@ -335,10 +335,10 @@ func TestKillLosesNothing(t *testing.T) {
 // past the limit get 503 with Retry-After, and once InfluxDB is back exactly
 // the acknowledged points arrive.
 func TestSpoolFull(t *testing.T) {
-	db := influxtest.New(t)
+	db := testenv.InfluxDB(t)
 	dbPath, key := newKeyDB(t)
 	spoolDir := t.TempDir()
-	dead := "http://" + influxtest.FreeAddr(t)
+	dead := "http://" + testenv.FreeAddr(t)
 	p := startProcess(t, "--db", dbPath, "--influx-url", dead, "--influx-bucket", db.Name,
 		"--spool-dir", spoolDir, "--spool-max-bytes", "8192", "--drain-timeout", "100ms", "--log-format", "text")
 

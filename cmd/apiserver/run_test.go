@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
@@ -73,7 +73,7 @@ func TestParseFlags(t *testing.T) {
 // TestRun starts the real program, submits a point, and stops it as SIGTERM
 // would.
 func TestRun(t *testing.T) {
-	db := influxtest.New(t)
+	db := testenv.InfluxDB(t)
 	dbPath := filepath.Join(t.TempDir(), "api_keys.db")
 	keys, err := keystore.Open(context.Background(), dbPath)
 	if err != nil {
@@ -169,7 +169,7 @@ func TestRunTLS(t *testing.T) {
 	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600)
 
 	r := startRun(t, "https", "--db", filepath.Join(dir, "k.db"), "--spool-dir", filepath.Join(dir, "spool"),
-		"--influx-url", "http://"+influxtest.FreeAddr(t), "--tls-cert", certPath, "--tls-key", keyPath, "--drain-timeout", "10ms")
+		"--influx-url", "http://"+testenv.FreeAddr(t), "--tls-cert", certPath, "--tls-key", keyPath, "--drain-timeout", "10ms")
 	pool := x509.NewCertPool()
 	pool.AddCert(must(x509.ParseCertificate(der)))
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}

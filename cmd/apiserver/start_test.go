@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/metricgate/metricgate/internal/testenv"
 )
 
 // running is the apiserver run in the test's own process by run, as main
@@ -12,7 +14,7 @@ import (
 type running struct {
 	base   string // the ingest listener's URL
 	admin  string // the admin listener's URL
-	logs   *lockedBuffer
+	logs   *testenv.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -23,7 +25,7 @@ type running struct {
 func startRun(t *testing.T, scheme string, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{logs: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	r := &running{logs: &testenv.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		r.done <- run(ctx, append([]string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, args...), func(string) string { return "" }, r.logs)
 		close(r.done)

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/forward"
 	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/spool"
@@ -35,7 +35,7 @@ func newSpool(t *testing.T) *spool.Spool {
 // type conflict): the good ones arrive, the bad one is kept with the
 // reason, and the spool empties.
 func TestDeadLetter(t *testing.T) {
-	db := influxtest.New(t)
+	db := testenv.InfluxDB(t)
 	out := influx.New(influx.Config{URL: db.URL, Bucket: db.Name})
 	defer out.Close()
 	if err := out.Write(context.Background(), []byte("m,host=h v=1i 1\n")); err != nil {

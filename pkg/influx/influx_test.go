@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/influx"
 )
 
@@ -27,7 +27,7 @@ func newWriter(t *testing.T, cfg influx.Config) *influx.Writer {
 // TestWrite writes to the real InfluxDB and reads the points back, with
 // their nanosecond timestamps intact.
 func TestWrite(t *testing.T) {
-	db := influxtest.New(t)
+	db := testenv.InfluxDB(t)
 	w := newWriter(t, influx.Config{URL: db.URL, Bucket: db.Name})
 	ctx := context.Background()
 
@@ -88,7 +88,7 @@ func TestWriteRefused(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			db := influxtest.New(t)
+			db := testenv.InfluxDB(t)
 			ctx := context.Background()
 			if err := newWriter(t, influx.Config{URL: db.URL, Bucket: db.Name}).Write(ctx, []byte("m v=1i 1")); err != nil {
 				t.Fatalf("first Write: got %v, want nil", err)
@@ -113,7 +113,7 @@ func TestWriteRefused(t *testing.T) {
 
 // TestUnreachable points a Writer at a closed port.
 func TestUnreachable(t *testing.T) {
-	url := "http://" + influxtest.FreeAddr(t)
+	url := "http://" + testenv.FreeAddr(t)
 	w := newWriter(t, influx.Config{URL: url, Bucket: "metricgate"})
 	ctx := context.Background()
 	if err := w.Write(ctx, []byte("m v=1")); !errors.Is(err, influx.ErrUnavailable) {

@@ -7,16 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/limit"
 )
 
-// clock is a time source the test moves by hand.
-type clock struct{ t time.Time }
-
-func newClock() *clock { return &clock{t: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time          { return c.t }
-func (c *clock) Advance(d time.Duration) { c.t = c.t.Add(d) }
+// newClock is a clock the test moves by hand.
+func newClock() *testenv.Clock { return testenv.NewClock(time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)) }
 
 // TestKeysPolicy checks which rate and burst apply to a key's first request:
 // the key's own win over the server's defaults, and a burst of 0 everywhere

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/keyjson"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/server"
@@ -20,14 +21,14 @@ import (
 // with an admin key bound to 127.0.0.1.
 type adminGateway struct {
 	*gateway
-	clock    *clock
+	clock    *testenv.Clock
 	admin    keystore.Key
 	adminKey string
 }
 
 func startAdmin(t *testing.T, mutate func(*server.Config)) *adminGateway {
 	t.Helper()
-	c := &clock{now: time.Now().UTC().Truncate(time.Second)}
+	c := testenv.NewClock(time.Now().UTC().Truncate(time.Second))
 	g := startGateway(t, func(cfg *server.Config) {
 		cfg.Now = c.Now
 		if mutate != nil {

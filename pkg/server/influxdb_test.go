@@ -18,6 +18,7 @@ import (
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	influxhttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
+	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/server"
 )
@@ -274,7 +275,7 @@ func TestInfluxWriteForbidden(t *testing.T) {
 }
 
 func TestInfluxWriteRateLimit(t *testing.T) {
-	c := &clock{now: time.Now()}
+	c := testenv.NewClock(time.Now())
 	g := startGateway(t, func(cfg *server.Config) { cfg.Now = c.Now })
 	_, key, err := g.keys.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1", Rate: 10, Burst: 5})
 	if err != nil {
@@ -373,7 +374,7 @@ func TestRequestID(t *testing.T) {
 // TestMetrics checks that /metrics exposes the gateway's series and that
 // they move with the requests.
 func TestMetrics(t *testing.T) {
-	c := &clock{now: time.Now()}
+	c := testenv.NewClock(time.Now())
 	g := startGateway(t, func(cfg *server.Config) { cfg.Now = c.Now })
 	_, key, err := g.keys.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1", Rate: 1, Burst: 3})
 	if err != nil {

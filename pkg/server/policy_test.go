@@ -4,37 +4,19 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/server"
 )
-
-// clock is a settable time source shared by the key store and the server.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 const onePoint = `{"field": "x", "value": 1}`
 
 func TestExpiryCrossing(t *testing.T) {
 	g := startGateway(t, nil)
-	c := &clock{now: time.Now()}
+	c := testenv.NewClock(time.Now())
 	g.keys.Now = c.Now
 	_, key, err := g.keys.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1", ExpiresAt: c.Now().Add(720 * time.Hour)})
 	if err != nil {
@@ -77,7 +59,7 @@ func TestScopesAndMeasurements(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	c := &clock{now: time.Now()}
+	c := testenv.NewClock(time.Now())
 	g := startGateway(t, func(cfg *server.Config) {
 		cfg.Now = c.Now
 		cfg.DefaultRate = 1000
@@ -123,7 +105,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestBruteForceThrottled(t *testing.T) {
-	c := &clock{now: time.Now()}
+	c := testenv.NewClock(time.Now())
 	g := startGateway(t, func(cfg *server.Config) {
 		cfg.Now = c.Now
 		cfg.AuthFailRate = 0.1
@@ -150,7 +132,7 @@ func TestBruteForceThrottled(t *testing.T) {
 
 func TestRotationOverlap(t *testing.T) {
 	g := startGateway(t, nil)
-	c := &clock{now: time.Now()}
+	c := testenv.NewClock(time.Now())
 	g.keys.Now = c.Now
 	old, oldPlain := g.key(t, "127.0.0.1")
 	_, newPlain, _, err := g.keys.Rotate(context.Background(), old.ID, time.Hour)

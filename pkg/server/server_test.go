@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,11 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/metricgate/metricgate/internal/influxtest"
+	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/forward"
 	gatewaypkg "github.com/metricgate/metricgate/pkg/gateway"
 	"github.com/metricgate/metricgate/pkg/influx"
@@ -35,26 +33,9 @@ type gateway struct {
 	admin  string // the admin listener
 	gw     *gatewaypkg.Gateway
 	keys   *keystore.Store
-	db     *influxtest.DB
+	db     *testenv.DB
 	dbPath string
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs   *testenv.Buffer
 }
 
 var fixedNow = time.Unix(0, 1700000000123456789)
@@ -63,7 +44,7 @@ var fixedNow = time.Unix(0, 1700000000123456789)
 // own: its key store and spool in temp dirs, a fresh database on the test
 // InfluxDB, and the clock stopped at fixedNow. The forwarder and usage
 // flushing wait milliseconds rather than a second, so tests are quick.
-func testConfig(t *testing.T, db *influxtest.DB) gatewaypkg.Config {
+func testConfig(t *testing.T, db *testenv.DB) gatewaypkg.Config {
 	dir := t.TempDir()
 	cfg := gatewaypkg.Config{
 		DB:           filepath.Join(dir, "keys.db"),
@@ -95,7 +76,7 @@ func startGateway(t *testing.T, mutate func(*server.Config)) *gateway {
 // stops it at the end of the test.
 func startGatewayWith(t *testing.T, mutate func(*gatewaypkg.Config)) *gateway {
 	t.Helper()
-	g := &gateway{db: influxtest.New(t), logs: &syncBuffer{}}
+	g := &gateway{db: testenv.InfluxDB(t), logs: &testenv.Buffer{}}
 	cfg := testConfig(t, g.db)
 	mutate(&cfg)
 	g.dbPath = cfg.DB
@@ -129,7 +110,7 @@ func (g *gateway) delivered(t *testing.T) {
 }
 
 // query runs q on the gateway's database once every accepted point is there.
-func (g *gateway) query(t *testing.T, q string) []influxtest.Series {
+func (g *gateway) query(t *testing.T, q string) []testenv.Series {
 	t.Helper()
 	g.delivered(t)
 	return g.db.Query(t, q)
@@ -596,7 +577,7 @@ func TestInfluxUnavailable(t *testing.T) {
 // spool of 4 KiB, which a few dozen points fill.
 func startDeadInflux(t *testing.T) *gateway {
 	t.Helper()
-	dead := "http://" + influxtest.FreeAddr(t)
+	dead := "http://" + testenv.FreeAddr(t)
 	return startGatewayWith(t, func(cfg *gatewaypkg.Config) {
 		cfg.Influx.URL = dead
 		cfg.Spool.MaxBytes = 4096
@@ -651,7 +632,7 @@ func assertFieldType(t *testing.T, g *gateway, measurement, field, want string) 
 	t.Errorf("field %s.%s not found", measurement, field)
 }
 
-func lastLogLine(t *testing.T, logs *syncBuffer) map[string]any {
+func lastLogLine(t *testing.T, logs *testenv.Buffer) map[string]any {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	var m map[string]any

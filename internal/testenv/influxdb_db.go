@@ -1,42 +1,19 @@
-// Package influxtest gives tests their own database on the real InfluxDB
-// that scripts/test.sh starts and names in METRICGATE_INFLUX_URL.
-package influxtest
+package testenv
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// DB is one database on the test InfluxDB.
+// DB is one database on an InfluxDB.
 type DB struct {
 	URL  string // the server's base URL
 	Name string // the database, usable as the bucket
-}
-
-var counter atomic.Int64
-
-// New creates a fresh database for the test. Without a server it fails the
-// test when CI is set, and skips it otherwise.
-func New(t testing.TB) *DB {
-	t.Helper()
-	base := os.Getenv("METRICGATE_INFLUX_URL")
-	if base == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("METRICGATE_INFLUX_URL is not set: run the tests with scripts/test.sh, which starts InfluxDB")
-		}
-		t.Skip("METRICGATE_INFLUX_URL is not set: run scripts/test.sh to start InfluxDB for this test")
-	}
-	db := &DB{URL: base, Name: fmt.Sprintf("t%d_%d", time.Now().UnixNano(), counter.Add(1))}
-	db.Query(t, fmt.Sprintf("CREATE DATABASE %q", db.Name))
-	t.Cleanup(func() { db.Query(t, fmt.Sprintf("DROP DATABASE %q", db.Name)) })
-	return db
 }
 
 // Series is one series of a query result.
@@ -48,14 +25,22 @@ type Series struct {
 }
 
 // Query runs an InfluxQL statement against the database, with nanosecond
-// timestamps and integers kept exact, and returns the series of the first
-// result.
+// timestamps and integers kept exact (as json.Number), and returns the
+// series of the first result.
 func (db *DB) Query(t testing.TB, q string) []Series {
 	t.Helper()
+	s, err := db.query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (db *DB) query(q string) ([]Series, error) {
 	form := url.Values{"q": {q}, "db": {db.Name}, "epoch": {"ns"}}
 	resp, err := http.Post(db.URL+"/query", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
 	if err != nil {
-		t.Fatalf("InfluxDB query %q: %v", q, err)
+		return nil, fmt.Errorf("InfluxDB query %q: %w", q, err)
 	}
 	defer resp.Body.Close()
 	var out struct {
@@ -68,18 +53,18 @@ func (db *DB) Query(t testing.TB, q string) []Series {
 	dec := json.NewDecoder(resp.Body)
 	dec.UseNumber()
 	if err := dec.Decode(&out); err != nil {
-		t.Fatalf("InfluxDB query %q: decode: %v", q, err)
+		return nil, fmt.Errorf("InfluxDB query %q: decode: %w", q, err)
+	}
+	if out.Error == "" && len(out.Results) > 0 {
+		out.Error = out.Results[0].Error
 	}
 	if out.Error != "" {
-		t.Fatalf("InfluxDB query %q: %s", q, out.Error)
+		return nil, fmt.Errorf("InfluxDB query %q: %s", q, out.Error)
 	}
 	if len(out.Results) == 0 {
-		return nil
+		return nil, nil
 	}
-	if out.Results[0].Error != "" {
-		t.Fatalf("InfluxDB query %q: %s", q, out.Results[0].Error)
-	}
-	return out.Results[0].Series
+	return out.Results[0].Series, nil
 }
 
 // Count returns the number of points of field in measurement.

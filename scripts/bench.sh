@@ -62,18 +62,20 @@ influx_pid=$(cat "$work/influx/influxd.pid")
 PIN=
 WRK_THREADS=2
 # start_gateway NAME [FLAGS...]: starts an apiserver with the bench's
-# settings and FLAGS, run under $PIN, and sets gw_port and gw_pid.
+# settings and FLAGS, run under $PIN, and sets gw_port and gw_pid;
+# admin_of[gw_port] is its admin listener's port.
 start_gateway() {
   local name=$1
   shift
   gw_port=$(free_port)
-  $PIN "$work/apiserver" --listen "127.0.0.1:$gw_port" --influx-url "$INFLUX_URL" --influx-bucket bench \
+  admin_of[$gw_port]=$(free_port)
+  $PIN "$work/apiserver" --listen "127.0.0.1:$gw_port" --admin-listen "127.0.0.1:${admin_of[$gw_port]}" --influx-url "$INFLUX_URL" --influx-bucket bench \
     --spool-dir "$work/spool-$name" --auth-fail-burst 0 "$@" >/dev/null 2>"$work/apiserver-$name.log" &
   gw_pid=$!
   pids+=($!)
   wait_up "http://127.0.0.1:$gw_port/readyz"
 }
-declare -A port debug pid
+declare -A port debug pid admin_of
 for mode in always interval; do
   debug[$mode]=$(free_port)
   start_gateway "$mode" --fsync "$mode" --debug-listen "127.0.0.1:${debug[$mode]}"
@@ -82,7 +84,8 @@ for mode in always interval; do
 done
 wait_up "http://127.0.0.1:$bare_port/"
 
-spool_points() { curl -fs "http://127.0.0.1:$1/readyz" | sed -n 's/.*"spool":{[^}]*"points":\([0-9]*\).*/\1/p'; }
+# The spool and forwarder details are on the admin listener's /readyz.
+spool_points() { curl -fs "http://127.0.0.1:${admin_of[$1]}/readyz" | sed -n 's/.*"spool":{[^}]*"points":\([0-9]*\).*/\1/p'; }
 wait_drained() { for _ in $(seq 1 1200); do [ "$(spool_points "$1")" = "0" ] && return; sleep 0.05; done; }
 
 # run_wrk URL BODY_FILE CONNS [CONTENT_TYPE] -> "rps p50_ms p99_ms non2xx
@@ -175,7 +178,7 @@ with open(w + "/batch.lp", "w") as f:
     for i in range(5000):
         f.write("batch,host=127.0.0.1,shard=%d v=%di %d\n" % (i % 50, i, 1700000000000000000 + i))
 PY
-forwarded() { curl -fs "http://127.0.0.1:$1/readyz" | sed -n 's/.*"points_forwarded":\([0-9]*\).*/\1/p'; }
+forwarded() { curl -fs "http://127.0.0.1:${admin_of[$1]}/readyz" | sed -n 's/.*"points_forwarded":\([0-9]*\).*/\1/p'; }
 # batch_rounds PORT UNPACED_PORT: ROUNDS rounds of InfluxDB's own rate, then
 # the gateway at PORT (defaults, so paced) accepting and delivering during
 # the load, then the one at UNPACED_PORT (--pace-batches 0) accepting,

@@ -2,7 +2,8 @@
 # Runs metricgate on this machine with everything it needs: a local InfluxDB
 # 1.8.10 (built into a cache once, data kept in .run/influxdb), the key store
 # (.run/api_keys.db unless KEYSTORE_DB is set), the spool (.run/spool), and
-# the apiserver on 127.0.0.1:5002 (APISERVER_LISTEN to change). It generates
+# the apiserver on 127.0.0.1:5002 (APISERVER_LISTEN to change), with the
+# admin API and web console on 127.0.0.1:5003 (APISERVER_ADMIN_LISTEN). It generates
 # a key for 127.0.0.1 and prints a curl command that submits a point with it.
 # Ctrl-C stops the apiserver and InfluxDB.
 set -euo pipefail
@@ -14,6 +15,7 @@ go build -o bin/keyctl ./cmd/keyctl
 
 export KEYSTORE_DB=${KEYSTORE_DB:-.run/api_keys.db}
 export APISERVER_LISTEN=${APISERVER_LISTEN:-127.0.0.1:5002}
+export APISERVER_ADMIN_LISTEN=${APISERVER_ADMIN_LISTEN:-127.0.0.1:5003}
 export APISERVER_SPOOL_DIR=${APISERVER_SPOOL_DIR:-.run/spool}
 export INFLUX_BUCKET=${INFLUX_BUCKET:-metricgate}
 
@@ -40,7 +42,7 @@ and see it in InfluxDB with:
 
   curl -sG $INFLUX_URL/query --data-urlencode "db=${INFLUX_BUCKET%%/*}" --data-urlencode "q=SELECT * FROM custom_metrics"
 
-The web console is at http://127.0.0.1:$port/admin/; sign in with an admin key:
+The web console is at http://$APISERVER_ADMIN_LISTEN/admin/; sign in with an admin key:
 
   KEYSTORE_DB=$KEYSTORE_DB bin/keyctl generate --hostname 127.0.0.1 --scope admin --description console
 

@@ -53,16 +53,6 @@ type Tag struct {
 	Key, Value string
 }
 
-// Tag returns the value of the point's tag k, or "".
-func (p *Point) Tag(k string) string {
-	for _, t := range p.Tags {
-		if t.Key == k {
-			return t.Value
-		}
-	}
-	return ""
-}
-
 // Field is one field of a point.
 type Field struct {
 	Key   string

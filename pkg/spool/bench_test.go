@@ -46,7 +46,7 @@ func BenchmarkAppend(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if err := s.Append(context.Background(), benchLine, 1); err != nil {
+					if err := s.Append(benchLine, 1); err != nil {
 						b.Error(err)
 						return
 					}
@@ -67,7 +67,7 @@ func BenchmarkNext(b *testing.B) {
 	ctx := context.Background()
 	const records = 100_000
 	for range records {
-		if err := s.Append(ctx, benchLine, 1); err != nil {
+		if err := s.Append(benchLine, 1); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -93,10 +93,9 @@ func BenchmarkOpen(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
 	var stored int64
 	for stored < 32<<20 {
-		if err := s.Append(ctx, benchLine, 1); err != nil {
+		if err := s.Append(benchLine, 1); err != nil {
 			b.Fatal(err)
 		}
 		stored += int64(len(benchLine))

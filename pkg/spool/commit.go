@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -20,7 +19,7 @@ type group struct {
 // Append stores data, holding points points, and returns once it is as
 // durable as the sync mode promises. It returns ErrFull when the spool has
 // no room, without storing anything.
-func (s *Spool) Append(ctx context.Context, data []byte, points int) error {
+func (s *Spool) Append(data []byte, points int) error {
 	size := int64(headerSize + len(data))
 	s.mu.Lock()
 	if s.closed {
@@ -50,8 +49,8 @@ func (s *Spool) Append(ctx context.Context, data []byte, points int) error {
 		}
 		return err
 	}
-	// Once added to the group the append completes even if ctx ends, so
-	// the answer is always the truth about what was stored.
+	// The appender waits for its group whatever happens, so the answer is
+	// always the truth about what was stored.
 	s.gmu.Lock()
 	g := s.cur
 	first := len(g.buf) == 0

@@ -157,14 +157,17 @@ func Open(opts Options) (*Spool, error) {
 }
 
 // Write stores lines, newline-terminated line protocol, counting one point
-// per line. It is Append for callers that speak line protocol.
-func (s *Spool) Write(ctx context.Context, lines []byte) error {
-	return s.Append(ctx, lines, bytes.Count(lines, []byte("\n")))
+// per line. It is Append for callers that speak line protocol, and takes a
+// context only to serve where an InfluxDB writer could: an append, once
+// begun, completes, so that its answer is the truth about what was stored.
+func (s *Spool) Write(_ context.Context, lines []byte) error {
+	return s.Append(lines, bytes.Count(lines, []byte("\n")))
 }
 
 // Ping reports whether the spool can take appends: it is open, not full,
-// and its last background sync succeeded.
-func (s *Spool) Ping(ctx context.Context) error {
+// and its last background sync succeeded. The context is unused: the
+// answer needs no I/O.
+func (s *Spool) Ping(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -196,13 +199,6 @@ func (s *Spool) Stats() Stats {
 // Backlog returns the points stored and not yet acknowledged, as Stats
 // does, without taking the spool's lock: it is read on every write.
 func (s *Spool) Backlog() int64 { return s.points.Load() }
-
-// Err reports a failed background fdatasync in SyncInterval mode.
-func (s *Spool) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.syncErr
-}
 
 // Close stops accepting appends, syncs and closes the files. Appends
 // already queued are completed first.

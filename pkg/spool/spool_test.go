@@ -58,10 +58,9 @@ func TestAppendReadAck(t *testing.T) {
 		t.Run(fmt.Sprint("mode", mode), func(t *testing.T) {
 			dir := t.TempDir()
 			s := open(t, spool.Options{Dir: dir, SegmentSize: 256, Sync: mode})
-			ctx := context.Background()
 			var want []string
 			for i := 0; i < 50; i++ {
-				if err := s.Append(ctx, line(i), 1); err != nil {
+				if err := s.Append(line(i), 1); err != nil {
 					t.Fatal(err)
 				}
 				want = append(want, string(line(i)))
@@ -101,7 +100,7 @@ func TestTornTailIgnored(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, spool.Options{Dir: dir, SegmentSize: 4096})
 	for i := 0; i < 3; i++ {
-		if err := s.Append(context.Background(), line(i), 1); err != nil {
+		if err := s.Append(line(i), 1); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,7 +120,7 @@ func TestTornTailIgnored(t *testing.T) {
 
 	s = open(t, spool.Options{Dir: dir, SegmentSize: 4096})
 	defer s.Close()
-	if err := s.Append(context.Background(), line(3), 1); err != nil {
+	if err := s.Append(line(3), 1); err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(drain(t, s, true), "")
@@ -136,10 +135,10 @@ func TestFull(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	big := []byte(strings.Repeat("a", 60) + "\n")
-	if err := s.Append(ctx, big, 1); err != nil {
+	if err := s.Append(big, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Append(ctx, big, 1); !errors.Is(err, spool.ErrFull) {
+	if err := s.Append(big, 1); !errors.Is(err, spool.ErrFull) {
 		t.Fatalf("second append error = %v, want ErrFull", err)
 	}
 	if st := s.Stats(); st.Points != 1 {
@@ -150,7 +149,7 @@ func TestFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Ack(b)
-	if err := s.Append(ctx, big, 1); err != nil {
+	if err := s.Append(big, 1); err != nil {
 		t.Errorf("append after delivery freed room: %v", err)
 	}
 }
@@ -160,7 +159,6 @@ func TestFull(t *testing.T) {
 func TestConcurrentAppends(t *testing.T) {
 	s := open(t, spool.Options{Dir: t.TempDir(), SegmentSize: 16 << 10})
 	defer s.Close()
-	ctx := context.Background()
 	const writers, each = 16, 200
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
@@ -168,7 +166,7 @@ func TestConcurrentAppends(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				if err := s.Append(ctx, line(w*each+i), 1); err != nil {
+				if err := s.Append(line(w*each+i), 1); err != nil {
 					t.Error(err)
 					return
 				}
@@ -202,13 +200,13 @@ func TestPingReportsFull(t *testing.T) {
 	s := open(t, spool.Options{Dir: t.TempDir(), MaxBytes: 100, SegmentSize: 4096})
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.Append(ctx, []byte(strings.Repeat("a", 50)+"\n"), 1); err != nil {
+	if err := s.Append([]byte(strings.Repeat("a", 50)+"\n"), 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping with room left: %v", err)
 	}
-	if err := s.Append(ctx, []byte(strings.Repeat("a", 50)+"\n"), 1); !errors.Is(err, spool.ErrFull) {
+	if err := s.Append([]byte(strings.Repeat("a", 50)+"\n"), 1); !errors.Is(err, spool.ErrFull) {
 		t.Fatalf("append error = %v, want ErrFull", err)
 	}
 	if err := s.Ping(ctx); !errors.Is(err, spool.ErrFull) {
@@ -234,7 +232,7 @@ func TestReadAcrossChunks(t *testing.T) {
 			sizes := []int{100, 1<<20 - 50, 300, 3 << 19, 7, 1 << 20, 1<<20 - 12, 1<<20 - 11, 64 << 10}
 			for i, n := range sizes {
 				rec := []byte(fmt.Sprintf("m,i=%d v=%s\n", i, strings.Repeat(string(rune('a'+i)), n)))
-				if err := s.Append(ctx, rec, 1); err != nil {
+				if err := s.Append(rec, 1); err != nil {
 					t.Fatal(err)
 				}
 				want.Write(rec)
@@ -266,7 +264,7 @@ func TestReadCorruptRecord(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
-		if err := s.Append(ctx, line(i), 1); err != nil {
+		if err := s.Append(line(i), 1); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -62,6 +62,7 @@ type Options struct {
 // many goroutines; Next and Ack from one reader.
 type Spool struct {
 	opts Options
+	lock *dirLock // held from Open to Close
 
 	// The group of appends waiting for the committer (SyncAlways): each
 	// appender adds its record to cur under gmu, and the first of a group
@@ -105,7 +106,10 @@ type position struct {
 }
 
 // Open opens or creates the spool in opts.Dir, recovering what a previous
-// run left: every record that was acknowledged is still there to read.
+// run left: every record that was acknowledged is still there to read. The
+// directory stays locked until Close: while another Spool, in this process
+// or another, has it open, Open returns an error wrapping ErrLocked that
+// names the directory and the holder's process id.
 func Open(opts Options) (*Spool, error) {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 1 << 30
@@ -121,8 +125,13 @@ func Open(opts Options) (*Spool, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
 	s := &Spool{
 		opts:   opts,
+		lock:   lock,
 		cur:    &group{done: make(chan struct{})},
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
@@ -130,6 +139,7 @@ func Open(opts Options) (*Spool, error) {
 		next:   make(chan preparedSegment, 1),
 	}
 	if err := s.recover(); err != nil {
+		lock.release()
 		return nil, err
 	}
 	// Appends always go to a fresh segment, so a torn tail left by a crash
@@ -140,6 +150,10 @@ func Open(opts Options) (*Spool, error) {
 	}
 	go s.prepare(last+1, opts.SegmentSize)
 	if err := s.roll(0); err != nil {
+		// roll has begun preparing another segment: let it finish before
+		// the directory is someone else's.
+		(<-s.next).close()
+		lock.release()
 		return nil, err
 	}
 	if opts.Sync == SyncAlways {
@@ -200,8 +214,8 @@ func (s *Spool) Stats() Stats {
 // does, without taking the spool's lock: it is read on every write.
 func (s *Spool) Backlog() int64 { return s.points.Load() }
 
-// Close stops accepting appends, syncs and closes the files. Appends
-// already queued are completed first.
+// Close stops accepting appends, syncs and closes the files, and unlocks
+// the directory. Appends already queued are completed first.
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -225,5 +239,6 @@ func (s *Spool) Close() error {
 	if s.aio != nil {
 		s.aio.close()
 	}
+	s.lock.release()
 	return err
 }

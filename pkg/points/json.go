@@ -16,9 +16,9 @@ import (
 
 // parsers are reused across requests: github.com/valyala/fastjson parses
 // into a tree it keeps for the next body, without reflection. The profile
-// of a 5000-point batch showed encoding/json taking 77% of the request's
-// CPU; fastjson parses the same batch about five times faster, and the
-// schema is small enough to walk by hand, which also gives exact messages.
+// of a large batch showed encoding/json taking most of the request's CPU;
+// fastjson parses the same batch several times faster, and the schema is
+// small enough to walk by hand, which also gives exact messages.
 //
 // They are kept in a small free list rather than a sync.Pool: a sync.Pool is
 // emptied at every garbage collection, and under a batch load (many
@@ -48,11 +48,10 @@ var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // bigParses admits one large body's parse per CPU at a time. A parse is
 // CPU-bound, so more at once finish no sooner, but each holds its parser's
-// tree (about 3 MB for 5000 points) and grows it while it runs. Without the
-// gate, 5000-point batches on 4, 8 and 32 connections took the gateway's
-// peak resident memory to 91-92, 130-168 and 579 MB, and the collector's
-// struggle cut the points accepted to 267-299k/s at 8 connections and 170k/s
-// at 32; with it, 76-77, 78-82 and 82 MB, and 540k and 467k points/s.
+// tree, megabytes for a large batch, and grows it while it runs. Without the
+// gate, the gateway's peak resident memory grew with the connections
+// sending batches, and the collector's struggle cut the points accepted;
+// with it, memory stays about flat and more points get in.
 var bigParses = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 
 // bigBody is the size from which a body's parse waits for bigParses; a

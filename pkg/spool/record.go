@@ -32,9 +32,10 @@ func appendRecord(buf, data []byte, points int) []byte {
 // whether it takes the record and whether it wants another. It returns the
 // offset after the last record taken, and bad when it stopped at a record
 // that is not whole and valid: a write torn by a crash, the zeros after the
-// last record, or corruption. Reading record by record, a pread for each
-// header and each payload, cost the forwarder 4.6% of the gateway's CPU
-// under one-point requests and recovery half a second per 30 MB.
+// last record, or corruption. It reads in chunks because reading record by
+// record, a pread for each header and each payload, made the forwarder a
+// noticeable share of the gateway's CPU under one-point requests and
+// recovery slow in proportion to the spool's size.
 func walk(f *os.File, off, end int64, buf *[]byte, fn func(payload []byte, points int) (take, more bool)) (next int64, bad bool, err error) {
 	want := int64(readChunk)
 	for off < end {

@@ -28,7 +28,7 @@ func (s *Spool) recover() error {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	s.ack = s.readAck()
 	for _, id := range ids {
-		path := s.segPath(id)
+		path := segmentPath(s.opts.Dir, id)
 		if id < s.ack.seg {
 			os.Remove(path)
 			continue

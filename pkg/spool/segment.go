@@ -34,7 +34,7 @@ func (s *Spool) roll(need int64) error {
 	p := <-s.next
 	if p.err == nil && p.size < need {
 		p.close()
-		os.Remove(s.segPath(p.id))
+		os.Remove(segmentPath(s.opts.Dir, p.id))
 		p = prepareSegment(s.opts.Dir, p.id, need, s.opts.Sync == SyncInterval)
 	}
 	if p.err != nil {
@@ -46,7 +46,7 @@ func (s *Spool) roll(need int64) error {
 	if n := len(s.segs); n > 0 {
 		s.segs[n-1].sealed = true
 	}
-	s.segs = append(s.segs, &segment{id: p.id, path: s.segPath(p.id)})
+	s.segs = append(s.segs, &segment{id: p.id, path: segmentPath(s.opts.Dir, p.id)})
 	s.file, s.mem, s.fileOff, s.fileCap = p.file, p.mem, 0, p.size
 	s.mu.Unlock()
 	if old.file != nil {
@@ -72,7 +72,7 @@ func (s *Spool) prepare(id uint64, size int64) {
 // into the mapping faults and shoots down other CPUs' TLB entries, and in
 // the benchmark pwrite served more requests per second.
 func prepareSegment(dir string, id uint64, size int64, mapped bool) preparedSegment {
-	path := filepath.Join(dir, fmt.Sprintf("%s%016x%s", segPrefix, id, segSuffix))
+	path := segmentPath(dir, id)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return preparedSegment{id: id, err: err}
@@ -115,6 +115,7 @@ func (p preparedSegment) close() {
 	}
 }
 
-func (s *Spool) segPath(id uint64) string {
-	return filepath.Join(s.opts.Dir, fmt.Sprintf("%s%016x%s", segPrefix, id, segSuffix))
+// segmentPath is the file of segment id in dir.
+func segmentPath(dir string, id uint64) string {
+	return filepath.Join(dir, fmt.Sprintf("%s%016x%s", segPrefix, id, segSuffix))
 }

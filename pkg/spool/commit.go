@@ -17,8 +17,10 @@ type group struct {
 }
 
 // Append stores data, holding points points, and returns once it is as
-// durable as the sync mode promises. It returns ErrFull when the spool has
-// no room, without storing anything.
+// durable as the sync mode promises. It returns an error wrapping ErrFull
+// when the spool has no room, without storing anything; ErrClosed after
+// Close; and an error wrapping ErrWrite when the write or its sync failed,
+// when nothing of the append can be counted on.
 func (s *Spool) Append(data []byte, points int) error {
 	size := int64(headerSize + len(data))
 	s.mu.Lock()

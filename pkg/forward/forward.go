@@ -40,6 +40,9 @@ type Options struct {
 	Rejected func(points int)
 	// Failed, if set, is told of each failed write that will be retried.
 	Failed func(err error)
+	// After, if set, replaces time.After for the waits between retries,
+	// so that a test can see the waits without spending them.
+	After func(time.Duration) <-chan time.Time
 }
 
 // Forwarder moves points from a spool to InfluxDB.
@@ -73,6 +76,9 @@ func New(sp *spool.Spool, out Writer, opts Options, log *slog.Logger) *Forwarder
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 30 * time.Second
+	}
+	if opts.After == nil {
+		opts.After = time.After
 	}
 	return &Forwarder{sp: sp, out: out, opts: opts, log: log, state: "idle"}
 }
@@ -196,7 +202,7 @@ func (f *Forwarder) deliver(ctx context.Context, lines []byte, points int) error
 		f.setState("retrying", err.Error())
 		f.log.Warn("InfluxDB write failed; will retry", "attempt", attempt, "points", points, "retry_in", wait.String(), "error", err)
 		select {
-		case <-time.After(wait):
+		case <-f.opts.After(wait):
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,10 +80,34 @@ func TestDeadLetter(t *testing.T) {
 	}
 }
 
+// stepClock is a clock that moves only when the forwarder waits: After
+// moves it on by the wait and fires at once. A test sees the waits the
+// forwarder chose, in the times it reads from Now, without spending them.
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+	c.mu.Unlock()
+	return ch
+}
+
 // TestRetryHonoursRetryAfter fakes an InfluxDB that answers 429 with
 // Retry-After, then 503, then accepts: a fault a real one cannot produce on
 // demand. The batch is delivered once, after the wait it was told.
 func TestRetryHonoursRetryAfter(t *testing.T) {
+	clock := &stepClock{now: time.Unix(1700000000, 0)}
 	var mu sync.Mutex
 	var times []time.Time
 	var bodies []string
@@ -92,7 +117,7 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		defer mu.Unlock()
-		times = append(times, time.Now())
+		times = append(times, clock.Now())
 		switch len(times) {
 		case 1:
 			w.Header().Set("Retry-After", "1")
@@ -111,7 +136,7 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 	sp := newSpool(t)
 	sp.Write(context.Background(), []byte("m v=1i 1\n"))
 	mu.Lock()
-	fwd = forward.New(sp, out, forward.Options{BatchWait: time.Millisecond, MinBackoff: 10 * time.Millisecond},
+	fwd = forward.New(sp, out, forward.Options{BatchWait: time.Millisecond, MinBackoff: 10 * time.Millisecond, After: clock.After},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	mu.Unlock()
 	if !fwd.Healthy() {
@@ -144,6 +169,7 @@ func TestRetryHonoursRetryAfter(t *testing.T) {
 func TestAcksInOrder(t *testing.T) {
 	var mu sync.Mutex
 	hang := true
+	release := make(chan struct{})
 	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
@@ -152,24 +178,38 @@ func TestAcksInOrder(t *testing.T) {
 		if stall {
 			select {
 			case <-r.Context().Done():
-			case <-time.After(5 * time.Second):
+			case <-release:
 			}
 			return
 		}
 		w.WriteHeader(204)
 	}))
 	defer fake.Close()
+	defer close(release) // before the server closes
 	out := influx.New(influx.Config{URL: fake.URL, Bucket: "db"})
 	defer out.Close()
 	sp := newSpool(t)
 	for _, l := range []string{"m v=1i 1\n", "m v=2i 2\n", "m v=3i 3\n"} {
 		sp.Write(context.Background(), []byte(l))
 	}
-	fwd := forward.New(sp, out, forward.Options{BatchPoints: 1, BatchWait: time.Millisecond, Workers: 3},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	fwd.Run(ctx)
+	var delivered atomic.Int64
+	laterDelivered := make(chan struct{})
+	fwd := forward.New(sp, out, forward.Options{BatchPoints: 1, BatchWait: time.Millisecond, Workers: 3,
+		Observe: func(int, time.Duration) {
+			if delivered.Add(1) == 2 {
+				close(laterDelivered)
+			}
+		}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { fwd.Run(ctx); close(stopped) }()
+	select {
+	case <-laterDelivered:
+	case <-time.After(10 * time.Second):
+		t.Error("the later batches were not delivered within 10s while the first hung")
+	}
 	cancel()
+	<-stopped
 	if n := sp.Stats().Points; n != 3 {
 		t.Fatalf("after stopping with the first batch unconfirmed, the spool holds %d points, want all 3", n)
 	}

@@ -11,11 +11,11 @@ import (
 // with, the gateway accepts about what it delivers instead of filling the
 // spool.
 //
-// Where the gateway, wrk and InfluxDB shared two cores, accepting 5000-point
-// batches as fast as they came left InfluxDB 0.43-0.45 of its own rate while
-// the backlog grew by the rest; paced, the gateway delivered 0.58-0.64 (five
-// runs of scripts/bench.sh) and the spool stayed near empty, keeping its
-// room for what it is for: an InfluxDB that is down.
+// Where the gateway, the load generator and InfluxDB share the CPUs,
+// accepting batches as fast as they come starves InfluxDB: it takes less
+// than it could while the backlog grows by the rest. Paced, the gateway
+// delivers more (scripts/bench.sh measures both) and the spool stays near
+// empty, keeping its room for what it is for: an InfluxDB that is down.
 //
 // It never holds a write back while the forwarder is failing (the spool
 // then takes everything, up to its size limit), and after an outage it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/metricgate/metricgate/pkg/forward"
@@ -28,89 +29,104 @@ func waitAsync(ctx context.Context, p *forward.Pacer) <-chan struct{} {
 	return done
 }
 
+// The tests run in a synctest bubble, where time is a fake clock that
+// moves only when every goroutine of the test waits: the Pacer's polls and
+// deadline take no real time, and whether Wait has returned after a given
+// time is exact, not a guess about how busy the machine is.
+
 func mustReturn(t *testing.T, done <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatalf("Wait still holding the write back: %s", what)
+		t.Fatalf("Wait still holding the write back after 5s: %s", what)
 	}
 }
 
 func mustHold(t *testing.T, done <-chan struct{}, what string) {
 	t.Helper()
+	time.Sleep(50 * time.Millisecond)
+	synctest.Wait()
 	select {
 	case <-done:
-		t.Fatalf("Wait let the write in: %s", what)
-	case <-time.After(50 * time.Millisecond):
+		t.Fatalf("Wait let the write in within 50ms: %s", what)
+	default:
 	}
 }
 
 func TestPacerHoldsBackWhileBacklogGrows(t *testing.T) {
-	var s pacerState
-	s.healthy.Store(true)
-	p := newPacer(&s, 1000, time.Hour)
+	synctest.Test(t, func(t *testing.T) {
+		var s pacerState
+		s.healthy.Store(true)
+		p := newPacer(&s, 1000, time.Hour)
 
-	s.backlog.Store(1000)
-	mustReturn(t, waitAsync(context.Background(), p), "backlog at the limit")
-	if held := p.Wait(context.Background()); held != 0 {
-		t.Errorf("Wait reports holding a write it let in at once for %v", held)
-	}
+		s.backlog.Store(1000)
+		mustReturn(t, waitAsync(context.Background(), p), "backlog at the limit")
+		if held := p.Wait(context.Background()); held != 0 {
+			t.Errorf("Wait reports holding a write it let in at once for %v", held)
+		}
 
-	s.backlog.Store(1001)
-	done := waitAsync(context.Background(), p)
-	mustHold(t, done, "backlog over the limit while the forwarder delivers")
-	s.backlog.Store(900) // the forwarder delivered
-	mustReturn(t, done, "backlog back under the limit")
+		s.backlog.Store(1001)
+		done := waitAsync(context.Background(), p)
+		mustHold(t, done, "backlog over the limit while the forwarder delivers")
+		s.backlog.Store(900) // the forwarder delivered
+		mustReturn(t, done, "backlog back under the limit")
+	})
 }
 
 func TestPacerNeverHoldsBackWhileForwarderFails(t *testing.T) {
-	var s pacerState
-	p := newPacer(&s, 1000, time.Hour)
-	s.healthy.Store(false)
-	s.backlog.Store(1_000_000)
-	mustReturn(t, waitAsync(context.Background(), p), "InfluxDB down: the spool takes everything")
+	synctest.Test(t, func(t *testing.T) {
+		var s pacerState
+		p := newPacer(&s, 1000, time.Hour)
+		s.healthy.Store(false)
+		s.backlog.Store(1_000_000)
+		mustReturn(t, waitAsync(context.Background(), p), "InfluxDB down: the spool takes everything")
 
-	// InfluxDB is back with a million points to drain: new writes go in as
-	// long as the backlog does not grow past its lowest since by the limit.
-	s.healthy.Store(true)
-	mustReturn(t, waitAsync(context.Background(), p), "old backlog draining")
-	s.backlog.Store(400_000)
-	mustReturn(t, waitAsync(context.Background(), p), "backlog falling")
-	s.backlog.Store(401_000)
-	mustReturn(t, waitAsync(context.Background(), p), "backlog up by the limit from its lowest")
-	s.backlog.Store(401_001)
-	done := waitAsync(context.Background(), p)
-	mustHold(t, done, "backlog up by more than the limit from its lowest")
-	s.backlog.Store(400_500)
-	mustReturn(t, done, "backlog back within the limit")
+		// InfluxDB is back with a million points to drain: new writes go in as
+		// long as the backlog does not grow past its lowest since by the limit.
+		s.healthy.Store(true)
+		mustReturn(t, waitAsync(context.Background(), p), "old backlog draining")
+		s.backlog.Store(400_000)
+		mustReturn(t, waitAsync(context.Background(), p), "backlog falling")
+		s.backlog.Store(401_000)
+		mustReturn(t, waitAsync(context.Background(), p), "backlog up by the limit from its lowest")
+		s.backlog.Store(401_001)
+		done := waitAsync(context.Background(), p)
+		mustHold(t, done, "backlog up by more than the limit from its lowest")
+		s.backlog.Store(400_500)
+		mustReturn(t, done, "backlog back within the limit")
+	})
 }
 
 func TestPacerStartsFromTheBacklogLeftByAnEarlierRun(t *testing.T) {
-	var s pacerState
-	s.healthy.Store(true)
-	s.backlog.Store(5_000_000)
-	p := newPacer(&s, 1000, time.Hour)
-	mustReturn(t, waitAsync(context.Background(), p), "points left by an earlier run")
+	synctest.Test(t, func(t *testing.T) {
+		var s pacerState
+		s.healthy.Store(true)
+		s.backlog.Store(5_000_000)
+		p := newPacer(&s, 1000, time.Hour)
+		mustReturn(t, waitAsync(context.Background(), p), "points left by an earlier run")
+	})
 }
 
 func TestPacerLetsInAfterMaxWaitOrWhenTheRequestEnds(t *testing.T) {
-	var s pacerState
-	s.healthy.Store(true)
-	p := newPacer(&s, 1000, 20*time.Millisecond)
-	s.backlog.Store(5000)
-	mustReturn(t, waitAsync(context.Background(), p), "held longer than maxWait")
-	if held := p.Wait(context.Background()); held < 20*time.Millisecond {
-		t.Errorf("Wait reports holding a write for %v, want maxWait, 20ms", held)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var s pacerState
+		s.healthy.Store(true)
+		p := newPacer(&s, 1000, 20*time.Millisecond)
+		s.backlog.Store(5000)
+		mustReturn(t, waitAsync(context.Background(), p), "held longer than maxWait")
+		if held := p.Wait(context.Background()); held != 20*time.Millisecond {
+			t.Errorf("Wait reports holding a write for %v, want maxWait, 20ms", held)
+		}
 
-	p = newPacer(&s, 1000, time.Hour)
-	s.backlog.Store(0)
-	p.Wait(context.Background()) // the floor is 0 now
-	s.backlog.Store(5000)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := waitAsync(ctx, p)
-	mustHold(t, done, "over the limit")
-	cancel()
-	mustReturn(t, done, "the request ended")
+		p = newPacer(&s, 1000, time.Hour)
+		s.backlog.Store(0)
+		p.Wait(context.Background()) // the floor is 0 now
+		s.backlog.Store(5000)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := waitAsync(ctx, p)
+		mustHold(t, done, "over the limit")
+		cancel()
+		mustReturn(t, done, "the request ended")
+	})
 }

@@ -16,9 +16,9 @@ import (
 
 // parsers are reused across requests: github.com/valyala/fastjson parses
 // into a tree it keeps for the next body, without reflection. The profile
-// of a 5000-point batch showed encoding/json taking 77% of the request's
-// CPU; fastjson parses the same batch about five times faster, and the
-// schema is small enough to walk by hand, which also gives exact messages.
+// of a large batch showed encoding/json taking most of the request's CPU;
+// fastjson parses the same batch several times faster, and the schema is
+// small enough to walk by hand, which also gives exact messages.
 //
 // They are kept in a small free list rather than a sync.Pool: a sync.Pool is
 // emptied at every garbage collection, and under a batch load (many
@@ -48,11 +48,10 @@ var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // bigParses admits one large body's parse per CPU at a time. A parse is
 // CPU-bound, so more at once finish no sooner, but each holds its parser's
-// tree (about 3 MB for 5000 points) and grows it while it runs. Without the
-// gate, 5000-point batches on 4, 8 and 32 connections took the gateway's
-// peak resident memory to 91-92, 130-168 and 579 MB, and the collector's
-// struggle cut the points accepted to 267-299k/s at 8 connections and 170k/s
-// at 32; with it, 76-77, 78-82 and 82 MB, and 540k and 467k points/s.
+// tree, megabytes for a large batch, and grows it while it runs. Without the
+// gate, the gateway's peak resident memory grew with the connections
+// sending batches, and the collector's struggle cut the points accepted;
+// with it, memory stays about flat and more points get in.
 var bigParses = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 
 // bigBody is the size from which a body's parse waits for bigParses; a
@@ -123,11 +122,64 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 
 // jsonPoint reads point i of a body into b.
 func jsonPoint(b *batch, v *fastjson.Value, i int, opts Options) (Point, error) {
+	keys, err := pointKeys(v)
+	if err != nil {
+		return Point{}, pointError(i, err)
+	}
+	var p Point
+	if keys.measurement != nil {
+		m, serr := keys.measurement.StringBytes()
+		if serr != nil {
+			return Point{}, pointError(i, fmt.Errorf(`"measurement" must be a string, got %s`, keys.measurement.Type()))
+		}
+		p.Measurement, err = startPoint(b, m)
+	} else {
+		p.Measurement, err = startPoint(b, opts.DefaultMeasurement)
+	}
+	if err != nil {
+		return Point{}, pointError(i, err)
+	}
+	if keys.field == nil {
+		return Point{}, pointError(i, errors.New(`"field" is required`))
+	}
+	f, err := keys.field.StringBytes()
+	if err != nil {
+		return Point{}, pointError(i, fmt.Errorf(`"field" must be a string, got %s`, keys.field.Type()))
+	}
+	fieldName, err := b.fieldKey(f)
+	if err != nil {
+		return Point{}, pointError(i, err)
+	}
+	if keys.tags != nil {
+		if err := jsonTags(b, keys.tags); err != nil {
+			return Point{}, pointError(i, err)
+		}
+		p.Tags = b.pointTags()
+	}
+	val, err := jsonValue(keys.value)
+	if err != nil {
+		return Point{}, pointError(i, err)
+	}
+	p.Fields = b.addField(Field{Key: fieldName, Value: val})
+	if p.Time, err = jsonTime(keys.timestamp); err != nil {
+		return Point{}, pointError(i, err)
+	}
+	return p, nil
+}
+
+// jsonKeys holds the values of a point object's keys, nil where absent.
+type jsonKeys struct {
+	measurement, field, value, timestamp, tags *fastjson.Value
+}
+
+// pointKeys reads the keys of a point object, refusing one that is not an
+// object, an unknown key and a repeated one.
+func pointKeys(v *fastjson.Value) (jsonKeys, error) {
 	o, err := v.Object()
 	if err != nil {
-		return Point{}, pointError(i, fmt.Errorf("each point must be a JSON object, got %s", v.Type()))
+		return jsonKeys{}, fmt.Errorf("each point must be a JSON object, got %s", v.Type())
 	}
-	var measurement, field, value, timestamp, tags *fastjson.Value
+	var keys jsonKeys
 	seen := 0
 	o.Visit(func(k []byte, v *fastjson.Value) {
 		if err != nil {
@@ -136,15 +188,15 @@ func jsonPoint(b *batch, v *fastjson.Value, i int, opts Options) (Point, error) 
 		var bit int
 		switch string(k) {
 		case "measurement":
-			bit, measurement = 1, v
+			bit, keys.measurement = 1, v
 		case "field":
-			bit, field = 2, v
+			bit, keys.field = 2, v
 		case "value":
-			bit, value = 4, v
+			bit, keys.value = 4, v
 		case "timestamp":
-			bit, timestamp = 8, v
+			bit, keys.timestamp = 8, v
 		case "tags":
-			bit, tags = 16, v
+			bit, keys.tags = 16, v
 		default:
 			err = fmt.Errorf("unknown key %q", truncate(string(k)))
 			return
@@ -154,55 +206,23 @@ func jsonPoint(b *batch, v *fastjson.Value, i int, opts Options) (Point, error) 
 		}
 		seen |= bit
 	})
+	return keys, err
+}
+
+// jsonTime reads a point's timestamp, nanoseconds since the epoch; absent
+// or null, it is the zero time, for Encode to stamp.
+func jsonTime(v *fastjson.Value) (time.Time, error) {
+	if v == nil || v.Type() == fastjson.TypeNull {
+		return time.Time{}, nil
+	}
+	// Int64 refuses a fraction, an exponent and anything out of range.
+	ns, err := v.Int64()
 	if err != nil {
-		return Point{}, pointError(i, err)
+		var buf [32]byte
+		raw := v.MarshalTo(buf[:0])
+		return time.Time{}, fmt.Errorf(`"timestamp" must be an integer number of nanoseconds since the epoch, got %s`, truncate(string(raw)))
 	}
-	var p Point
-	if measurement != nil {
-		m, serr := measurement.StringBytes()
-		if serr != nil {
-			return Point{}, pointError(i, fmt.Errorf(`"measurement" must be a string, got %s`, measurement.Type()))
-		}
-		p.Measurement, err = startPoint(b, m)
-	} else {
-		p.Measurement, err = startPoint(b, opts.DefaultMeasurement)
-	}
-	if err != nil {
-		return Point{}, pointError(i, err)
-	}
-	if field == nil {
-		return Point{}, pointError(i, errors.New(`"field" is required`))
-	}
-	f, err := field.StringBytes()
-	if err != nil {
-		return Point{}, pointError(i, fmt.Errorf(`"field" must be a string, got %s`, field.Type()))
-	}
-	fieldName, err := b.fieldKey(f)
-	if err != nil {
-		return Point{}, pointError(i, err)
-	}
-	if tags != nil {
-		if err := jsonTags(b, tags); err != nil {
-			return Point{}, pointError(i, err)
-		}
-		p.Tags = b.pointTags()
-	}
-	val, err := jsonValue(value)
-	if err != nil {
-		return Point{}, pointError(i, err)
-	}
-	p.Fields = b.addField(Field{Key: fieldName, Value: val})
-	if timestamp != nil && timestamp.Type() != fastjson.TypeNull {
-		// Int64 refuses a fraction, an exponent and anything out of range.
-		ns, err := timestamp.Int64()
-		if err != nil {
-			var buf [32]byte
-			raw := timestamp.MarshalTo(buf[:0])
-			return Point{}, pointError(i, fmt.Errorf(`"timestamp" must be an integer number of nanoseconds since the epoch, got %s`, truncate(string(raw))))
-		}
-		p.Time = time.Unix(0, ns)
-	}
-	return p, nil
+	return time.Unix(0, ns), nil
 }
 
 // jsonTags adds a point's tags object to b.

@@ -202,6 +202,8 @@ type lineReader struct {
 	atEOL bool // the last byte handed out ended a line
 }
 
+// Read hands out the reader's next bytes, never past the next newline, and
+// counts the lines.
 func (lr *lineReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil

@@ -25,20 +25,18 @@ func open(t *testing.T, opts spool.Options) *spool.Spool {
 
 func line(i int) []byte { return []byte(fmt.Sprintf("m,host=h x=%di %d\n", i, i)) }
 
-// drain reads everything in the spool, acknowledging as it goes, and
-// returns the lines in order.
-func drain(t *testing.T, s *spool.Spool, ack bool) []string {
+// drain reads n lines from the spool, acknowledging as it goes if ack,
+// and returns them in order. It fails the test if they have not come
+// within 10 seconds.
+func drain(t *testing.T, s *spool.Spool, n int, ack bool) []string {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	var lines []string
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	for len(lines) < n {
 		b, err := s.Next(ctx, 7, 10*time.Millisecond)
-		cancel()
-		if errors.Is(err, context.DeadlineExceeded) {
-			return lines
-		}
 		if err != nil {
-			t.Fatalf("Next: %v", err)
+			t.Fatalf("Next after %d of %d lines: %v", len(lines), n, err)
 		}
 		if b.Points > 7 && strings.Count(string(b.Data), "\n") != b.Points {
 			t.Fatalf("batch of %d points over the maximum of 7 holds more than one record", b.Points)
@@ -51,6 +49,39 @@ func drain(t *testing.T, s *spool.Spool, ack bool) []string {
 			}
 		}
 	}
+	return lines
+}
+
+// checkDrained checks that the spool has nothing more to read, without
+// waiting: Next with room for one point returns a record that is there
+// before it looks at its context (TestNextBeforeContext), so with a
+// cancelled context it returns the context's error only when there is none.
+func checkDrained(t *testing.T, s *spool.Spool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if b, err := s.Next(ctx, 1, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Errorf("the spool has more to read: Next returned %q, %v", b.Data, err)
+	}
+}
+
+// TestNextBeforeContext checks what checkDrained relies on: a record
+// waiting in the spool is returned even when the context has ended.
+func TestNextBeforeContext(t *testing.T) {
+	s := open(t, spool.Options{Dir: t.TempDir(), SegmentSize: 4096})
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if b, err := s.Next(ctx, 1, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Next on an empty spool with a cancelled context = %q, %v; want context.Canceled", b.Data, err)
+	}
+	if err := s.Append(line(0), 1); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := s.Next(ctx, 1, time.Hour); err != nil || string(b.Data) != string(line(0)) {
+		t.Fatalf("Next with a record waiting and a cancelled context = %q, %v; want the record", b.Data, err)
+	}
+	checkDrained(t, s)
 }
 
 func TestAppendReadAck(t *testing.T) {
@@ -58,10 +89,9 @@ func TestAppendReadAck(t *testing.T) {
 		t.Run(fmt.Sprint("mode", mode), func(t *testing.T) {
 			dir := t.TempDir()
 			s := open(t, spool.Options{Dir: dir, SegmentSize: 256, Sync: mode})
-			ctx := context.Background()
 			var want []string
 			for i := 0; i < 50; i++ {
-				if err := s.Append(ctx, line(i), 1); err != nil {
+				if err := s.Append(line(i), 1); err != nil {
 					t.Fatal(err)
 				}
 				want = append(want, string(line(i)))
@@ -69,26 +99,29 @@ func TestAppendReadAck(t *testing.T) {
 			if st := s.Stats(); st.Points != 50 || st.Segments < 5 || s.Backlog() != 50 {
 				t.Errorf("stats = %+v, backlog %d, want 50 points over several 256-byte segments", st, s.Backlog())
 			}
-			got := drain(t, s, false)
+			got := drain(t, s, 50, false)
 			if strings.Join(got, "") != strings.Join(want, "") {
 				t.Fatalf("read %d lines, want the 50 appended in order", len(got))
 			}
+			checkDrained(t, s)
 			s.Close()
 
 			// Nothing was acknowledged: a reopened spool has it all again.
 			s = open(t, spool.Options{Dir: dir, SegmentSize: 256, Sync: mode})
-			if got := drain(t, s, true); strings.Join(got, "") != strings.Join(want, "") {
+			if got := drain(t, s, 50, true); strings.Join(got, "") != strings.Join(want, "") {
 				t.Fatalf("after reopen read %d lines, want all 50 again", len(got))
 			}
+			checkDrained(t, s)
 			if st := s.Stats(); st.Points != 0 || st.Bytes != 0 || s.Backlog() != 0 {
 				t.Errorf("after acking everything stats = %+v, backlog %d, want empty", st, s.Backlog())
 			}
 			s.Close()
 			s = open(t, spool.Options{Dir: dir, SegmentSize: 256, Sync: mode})
 			defer s.Close()
-			if got := drain(t, s, true); len(got) != 0 {
-				t.Errorf("acknowledged records came back: %d lines", len(got))
+			if st := s.Stats(); st.Points != 0 {
+				t.Errorf("acknowledged records came back: stats = %+v", st)
 			}
+			checkDrained(t, s)
 			segs, _ := filepath.Glob(filepath.Join(dir, "seg-*"))
 			if len(segs) > 3 {
 				t.Errorf("%d segment files left after everything was delivered, want delivered ones deleted", len(segs))
@@ -101,7 +134,7 @@ func TestTornTailIgnored(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, spool.Options{Dir: dir, SegmentSize: 4096})
 	for i := 0; i < 3; i++ {
-		if err := s.Append(context.Background(), line(i), 1); err != nil {
+		if err := s.Append(line(i), 1); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,14 +154,15 @@ func TestTornTailIgnored(t *testing.T) {
 
 	s = open(t, spool.Options{Dir: dir, SegmentSize: 4096})
 	defer s.Close()
-	if err := s.Append(context.Background(), line(3), 1); err != nil {
+	if err := s.Append(line(3), 1); err != nil {
 		t.Fatal(err)
 	}
-	got := strings.Join(drain(t, s, true), "")
+	got := strings.Join(drain(t, s, 3, true), "")
 	want := string(line(0)) + string(line(1)) + string(line(3))
 	if got != want {
 		t.Errorf("got %q, want %q: the torn record skipped, later ones kept", got, want)
 	}
+	checkDrained(t, s)
 }
 
 func TestFull(t *testing.T) {
@@ -136,10 +170,10 @@ func TestFull(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	big := []byte(strings.Repeat("a", 60) + "\n")
-	if err := s.Append(ctx, big, 1); err != nil {
+	if err := s.Append(big, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Append(ctx, big, 1); !errors.Is(err, spool.ErrFull) {
+	if err := s.Append(big, 1); !errors.Is(err, spool.ErrFull) {
 		t.Fatalf("second append error = %v, want ErrFull", err)
 	}
 	if st := s.Stats(); st.Points != 1 {
@@ -150,7 +184,7 @@ func TestFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Ack(b)
-	if err := s.Append(ctx, big, 1); err != nil {
+	if err := s.Append(big, 1); err != nil {
 		t.Errorf("append after delivery freed room: %v", err)
 	}
 }
@@ -160,7 +194,6 @@ func TestFull(t *testing.T) {
 func TestConcurrentAppends(t *testing.T) {
 	s := open(t, spool.Options{Dir: t.TempDir(), SegmentSize: 16 << 10})
 	defer s.Close()
-	ctx := context.Background()
 	const writers, each = 16, 200
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
@@ -168,7 +201,7 @@ func TestConcurrentAppends(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				if err := s.Append(ctx, line(w*each+i), 1); err != nil {
+				if err := s.Append(line(w*each+i), 1); err != nil {
 					t.Error(err)
 					return
 				}
@@ -176,18 +209,11 @@ func TestConcurrentAppends(t *testing.T) {
 		}(w)
 	}
 	seen := map[string]int{}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	for finished := false; !finished; {
-		select {
-		case <-done:
-			finished = true
-		default:
-		}
-		for _, l := range drain(t, s, true) {
-			seen[l]++
-		}
+	for _, l := range drain(t, s, writers*each, true) {
+		seen[l]++
 	}
+	wg.Wait()
+	checkDrained(t, s)
 	if len(seen) != writers*each {
 		t.Fatalf("read %d distinct lines, want %d", len(seen), writers*each)
 	}
@@ -202,13 +228,13 @@ func TestPingReportsFull(t *testing.T) {
 	s := open(t, spool.Options{Dir: t.TempDir(), MaxBytes: 100, SegmentSize: 4096})
 	defer s.Close()
 	ctx := context.Background()
-	if err := s.Append(ctx, []byte(strings.Repeat("a", 50)+"\n"), 1); err != nil {
+	if err := s.Append([]byte(strings.Repeat("a", 50)+"\n"), 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping with room left: %v", err)
 	}
-	if err := s.Append(ctx, []byte(strings.Repeat("a", 50)+"\n"), 1); !errors.Is(err, spool.ErrFull) {
+	if err := s.Append([]byte(strings.Repeat("a", 50)+"\n"), 1); !errors.Is(err, spool.ErrFull) {
 		t.Fatalf("append error = %v, want ErrFull", err)
 	}
 	if err := s.Ping(ctx); !errors.Is(err, spool.ErrFull) {
@@ -234,7 +260,7 @@ func TestReadAcrossChunks(t *testing.T) {
 			sizes := []int{100, 1<<20 - 50, 300, 3 << 19, 7, 1 << 20, 1<<20 - 12, 1<<20 - 11, 64 << 10}
 			for i, n := range sizes {
 				rec := []byte(fmt.Sprintf("m,i=%d v=%s\n", i, strings.Repeat(string(rune('a'+i)), n)))
-				if err := s.Append(ctx, rec, 1); err != nil {
+				if err := s.Append(rec, 1); err != nil {
 					t.Fatal(err)
 				}
 				want.Write(rec)
@@ -266,7 +292,7 @@ func TestReadCorruptRecord(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
-		if err := s.Append(ctx, line(i), 1); err != nil {
+		if err := s.Append(line(i), 1); err != nil {
 			t.Fatal(err)
 		}
 	}

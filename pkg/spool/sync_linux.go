@@ -33,13 +33,13 @@ func fdatasync(f *os.File) error {
 // Go netpoller waits on, as it waits on a socket.
 //
 // A plain fdatasync holds its thread and the thread's Go scheduler P for
-// the whole disk flush (0.1-0.4 ms here). Under load the runtime's monitor
-// then wakes every 20 us, takes the P away and starts another thread, and
-// when the call returns its thread finds the P gone and parks: the monitor
-// and its sleeps were 10.7% of the gateway's CPU in --fsync always
-// (profiled), for one sync per group. Through AIO the flush runs on a
-// kernel worker and no thread blocks: the monitor's share fell to 8.2%, and
-// requests/s rose 5% in an A/B run. It is not safe for concurrent use: only
+// the whole disk flush. Under load the runtime's monitor then wakes every
+// 20 us, takes the P away and starts another thread, and when the call
+// returns its thread finds the P gone and parks: in --fsync always the
+// monitor and its sleeps showed in the profile as a large share of the
+// gateway's CPU, for one sync per group. Through AIO the flush runs on a
+// kernel worker and no thread blocks: the monitor's share fell and
+// requests/s rose in an A/B run. It is not safe for concurrent use: only
 // the committer calls it.
 type asyncSyncer struct {
 	ctx uintptr  // aio_context_t

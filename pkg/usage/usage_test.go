@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/metricgate/metricgate/pkg/keystore"
@@ -204,26 +205,24 @@ func TestConcurrent(t *testing.T) {
 func TestRun(t *testing.T) {
 	t.Run("FlushesOnTicker", func(t *testing.T) {
 		s, a, _ := openStore(t)
-		r := usage.NewRecorder(s, discard())
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { r.Run(ctx, 10*time.Millisecond); close(done) }()
-		t.Cleanup(func() { cancel(); <-done })
+		// In the bubble the ticker runs on a fake clock that moves only
+		// when every goroutine of the test waits: an hour's tick takes no
+		// time, and when the test wakes after it Run has flushed.
+		synctest.Test(t, func(t *testing.T) {
+			r := usage.NewRecorder(s, discard())
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { r.Run(ctx, time.Hour); close(done) }()
+			defer func() { cancel(); <-done }()
 
-		r.Record(a, "10.0.0.1", t0, 3)
-		want := keystore.Usage{LastUsedAt: t0, LastUsedAddr: "10.0.0.1", Requests: 1, Points: 3}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			k, err := s.Get(context.Background(), a)
-			if err != nil {
-				t.Fatalf("Get: %v", err)
-			}
-			if k.Requests == want.Requests || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-		checkUsage(t, s, a, want)
+			r.Record(a, "10.0.0.1", t0, 3)
+			time.Sleep(time.Hour - time.Second)
+			synctest.Wait()
+			checkUsage(t, s, a, keystore.Usage{})
+			time.Sleep(2 * time.Second)
+			synctest.Wait()
+			checkUsage(t, s, a, keystore.Usage{LastUsedAt: t0, LastUsedAddr: "10.0.0.1", Requests: 1, Points: 3})
+		})
 	})
 	t.Run("FlushesOnCancel", func(t *testing.T) {
 		s, a, _ := openStore(t)

@@ -1,0 +1,204 @@
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"time"
+)
+
+// group is the appends written and synced together.
+type group struct {
+	buf    []byte // their records
+	points int64
+	done   chan struct{} // closed once buf is written and synced; err is then set
+	err    error
+}
+
+// Append stores data, holding points points, and returns once it is as
+// durable as the sync mode promises. It returns an error wrapping ErrFull
+// when the spool has no room, without storing anything; ErrClosed after
+// Close; and an error wrapping ErrWrite when the write or its sync failed,
+// when nothing of the append can be counted on.
+func (s *Spool) Append(data []byte, points int) error {
+	size := int64(headerSize + len(data))
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.bytes+size > s.opts.MaxBytes {
+		s.full = true
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %d of %d bytes used", ErrFull, s.bytes, s.opts.MaxBytes)
+	}
+	s.bytes += size
+	s.full = false
+	s.inflight.Add(1)
+	s.mu.Unlock()
+	defer s.inflight.Done()
+
+	if s.opts.Sync == SyncInterval {
+		// Nothing to wait for but the write itself: do it here, under the
+		// write lock, rather than hand it to the committer and back.
+		rec := appendRecord(make([]byte, 0, headerSize+len(data)), data, points)
+		s.wmu.Lock()
+		err := s.commit(rec, int64(points))
+		s.wmu.Unlock()
+		if err != nil {
+			s.unreserve(size)
+		}
+		return err
+	}
+	// The appender waits for its group whatever happens, so the answer is
+	// always the truth about what was stored.
+	s.gmu.Lock()
+	g := s.cur
+	first := len(g.buf) == 0
+	g.buf = appendRecord(g.buf, data, points)
+	g.points += int64(points)
+	s.gmu.Unlock()
+	if first {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	<-g.done
+	if g.err != nil {
+		s.unreserve(size)
+	}
+	return g.err
+}
+
+// commitLoop writes the waiting appends in groups: one pwrite and one
+// fdatasync for all the appends that arrived while the last group was
+// being written. Appenders add to a shared buffer and wait for one channel
+// to close, so a request costs no channel send of its own.
+func (s *Spool) commitLoop() {
+	defer s.wg.Done()
+	var spare []byte
+	for {
+		select {
+		case <-s.kick:
+		case <-s.done:
+			return
+		}
+		for {
+			s.gmu.Lock()
+			g := s.cur
+			if len(g.buf) == 0 {
+				s.gmu.Unlock()
+				break
+			}
+			s.cur = &group{buf: spare[:0], done: make(chan struct{})}
+			s.gmu.Unlock()
+			s.wmu.Lock()
+			g.err = s.commit(g.buf, g.points)
+			s.wmu.Unlock()
+			// The appenders read only err, so the buffer takes the next
+			// group but one.
+			spare = g.buf
+			close(g.done)
+		}
+	}
+}
+
+// commit writes buf, the records of group, to the current segment.
+func (s *Spool) commit(buf []byte, points int64) error {
+	if s.fileOff+int64(len(buf)) > s.fileCap {
+		if err := s.roll(int64(len(buf))); err != nil {
+			return err
+		}
+	}
+	if err := s.writeAt(buf, s.fileOff); err != nil {
+		// The tail of this segment is now unknown: seal it where it was
+		// valid and continue in a new one.
+		s.mu.Lock()
+		s.segs[len(s.segs)-1].sealed = true
+		s.mu.Unlock()
+		s.fileCap = 0
+		return fmt.Errorf("%w: %w", ErrWrite, err)
+	}
+	s.fileOff += int64(len(buf))
+	s.mu.Lock()
+	s.segs[len(s.segs)-1].end = s.fileOff
+	s.points.Add(points)
+	s.mu.Unlock()
+	s.wake()
+	if s.opts.Sync == SyncAlways {
+		if err := s.syncGroup(); err != nil {
+			return fmt.Errorf("%w: sync: %w", ErrWrite, err)
+		}
+	}
+	return nil
+}
+
+// syncGroup fdatasyncs the current segment for the committer.
+func (s *Spool) syncGroup() error {
+	if s.aio != nil {
+		err := s.aio.fdatasync(s.file)
+		if !errors.Is(err, errNoAsync) {
+			return err
+		}
+		s.aio.close()
+		s.aio = nil
+	}
+	return fdatasync(s.file)
+}
+
+// writeAt copies buf into the mapped segment, or writes it where there is
+// no mapping. A mapped page that cannot be read in (a failing disk) raises a
+// fault; it is turned into an error rather than a crash.
+func (s *Spool) writeAt(buf []byte, off int64) (err error) {
+	if s.mem == nil {
+		_, err = s.file.WriteAt(buf, off)
+		return err
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("fault writing the mapped segment: %v", r)
+		}
+	}()
+	copy(s.mem[off:], buf)
+	return nil
+}
+
+// syncLoop fdatasyncs the current segment every SyncInterval.
+func (s *Spool) syncLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.mu.Lock()
+			f := s.file
+			s.mu.Unlock()
+			if f != nil {
+				if err := fdatasync(f); err != nil && !errors.Is(err, os.ErrClosed) {
+					s.mu.Lock()
+					s.syncErr = err
+					s.mu.Unlock()
+				}
+			}
+		case <-s.done:
+			return
+		}
+	}
+}
+
+func (s *Spool) unreserve(size int64) {
+	s.mu.Lock()
+	s.bytes -= size
+	s.mu.Unlock()
+}
+
+func (s *Spool) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}

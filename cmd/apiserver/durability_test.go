@@ -345,21 +345,9 @@ func TestSpoolFull(t *testing.T) {
 	l := newLoader(key)
 	var full *http.Response
 	for i := 0; i < 500 && full == nil; i++ {
-		ts := l.next.Add(1)
-		body := fmt.Sprintf(`{"measurement": "durability", "field": "n", "value": %d, "timestamp": %d}`, ts, ts)
-		req, _ := http.NewRequest("POST", p.base+"/api/submit", strings.NewReader(body))
-		req.Header.Set("X-API-Key", key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		switch resp.StatusCode {
-		case 200:
-			l.acked[ts] = true
-		case 503:
+		if resp := l.send(t, p.base); resp.StatusCode == 503 {
 			full = resp
-		default:
+		} else if resp.StatusCode != 200 {
 			t.Fatalf("got %d, want 200 or 503", resp.StatusCode)
 		}
 	}
@@ -382,4 +370,59 @@ func TestSpoolFull(t *testing.T) {
 		t.Errorf("InfluxDB has %d points, %d acknowledged ones missing; want exactly the %d acknowledged", n, missing, len(l.acked))
 	}
 	p.stop(t)
+}
+
+// send submits the loader's next point to base, records it if
+// acknowledged, and returns the answer (its body closed).
+func (l *loader) send(t *testing.T, base string) *http.Response {
+	t.Helper()
+	ts := l.next.Add(1)
+	body := fmt.Sprintf(`{"measurement": "durability", "field": "n", "value": %d, "timestamp": %d}`, ts, ts)
+	req, _ := http.NewRequest("POST", base+"/api/submit", strings.NewReader(body))
+	req.Header.Set("X-API-Key", l.key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == 200 {
+		l.mu.Lock()
+		l.acked[ts] = true
+		l.mu.Unlock()
+	}
+	return resp
+}
+
+// TestSecondGatewayOnOneSpoolRefused starts a second apiserver on the spool
+// directory of a running one, as a unit started twice would: it exits at
+// once with an error naming the directory and the first one's pid, and
+// the first loses nothing.
+func TestSecondGatewayOnOneSpoolRefused(t *testing.T) {
+	db := testenv.InfluxDB(t)
+	dbPath, key := newKeyDB(t)
+	spoolDir := t.TempDir()
+	args := []string{"--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name, "--spool-dir", spoolDir, "--log-format", "text"}
+	p := startProcess(t, args...)
+	l := newLoader(key)
+	for range 100 {
+		l.send(t, p.base)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	second := exec.CommandContext(ctx, os.Args[0], append([]string{"--listen", "127.0.0.1:0", "--admin-listen", ""}, args...)...)
+	second.Env = append(os.Environ(), "APISERVER_TEST_EXEC=1")
+	out, err := second.CombinedOutput()
+	want := fmt.Sprintf("%s is held by process %d", spoolDir, p.cmd.Process.Pid)
+	if err == nil || ctx.Err() != nil || !strings.Contains(string(out), "spool directory locked") || !strings.Contains(string(out), want) {
+		t.Errorf("second apiserver on the same spool: exit %v, output:\n%s\nwant it refused at once, naming the directory and %q", err, out, want)
+	}
+
+	for range 100 {
+		l.send(t, p.base)
+	}
+	p.stop(t)
+	if n, missing := db.Count(t, "durability", "n"), l.missing(t, db); len(l.acked) != 200 || n != 200 || missing != 0 {
+		t.Errorf("%d acknowledged, %d in InfluxDB, %d missing; want 200, 200, none", len(l.acked), n, missing)
+	}
 }

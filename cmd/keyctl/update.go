@@ -47,13 +47,9 @@ stop it, revoke.`,
 			if err != nil {
 				return err
 			}
-			u, err := policy.resolve(cmd, opts.Now())
+			u, err := keystore.ParseUpdate(policy.input(cmd), opts.Now())
 			if err != nil {
 				return err
-			}
-			if u == (keystore.Update{}) {
-				return usageErrorf("nothing to change: give --expires-in, --expires-at, --no-expiry, --scope, " +
-					"--measurement, --all-measurements, --rate, --burst or --description")
 			}
 			opts.Ref = ref
 			opts.Changes = u

@@ -54,7 +54,7 @@ func TestNewCmdUpdate(t *testing.T) {
 			"--rate", "2.5", "--burst", "10", "--description", ""},
 			wantRef: keyRef{ID: 7}, want: `scopes=["admin"] measurements=["cpu" "mem"] rate=2.5 burst=10 description=""`},
 		{name: "AllMeasurements", args: []string{"7", "--all-measurements"}, wantRef: keyRef{ID: 7}, want: "measurements=[]"},
-		{name: "NothingToChange", args: []string{"7"}, wantCode: exitUsage, wantErr: "nothing to change: give --expires-in"},
+		{name: "NothingToChange", args: []string{"7"}, wantCode: exitUsage, wantErr: "invalid key policy: nothing to change: give --expires-in"},
 		{name: "FalseFlagsOnly", args: []string{"7", "--no-expiry=false", "--all-measurements=false"}, wantCode: exitUsage, wantErr: "nothing to change"},
 		{name: "NoArgument", args: []string{"--rate", "1"}, wantCode: exitUsage, wantErr: "update takes one key id or key, got 0 arguments"},
 		{name: "TwoArguments", args: []string{"1", "2", "--rate", "1"}, wantCode: exitUsage, wantErr: "got 2 arguments"},
@@ -64,12 +64,15 @@ func TestNewCmdUpdate(t *testing.T) {
 		{name: "AllThreeExpiries", args: []string{"7", "--expires-in", "1h", "--expires-at", "2027-01-01T00:00:00Z", "--no-expiry"},
 			wantCode: exitUsage, wantErr: "--expires-in and --expires-at and --no-expiry cannot be used together"},
 		{name: "ExpiresAtPast", args: []string{"7", "--expires-at", "2020-01-01T00:00:00Z"},
-			wantCode: exitUsage, wantErr: "--expires-at 2020-01-01T00:00:00Z is in the past"},
+			wantCode: exitUsage, wantErr: "invalid key policy: --expires-at 2020-01-01T00:00:00Z is in the past"},
 		{name: "MeasurementAndAll", args: []string{"7", "--measurement", "cpu", "--all-measurements"},
 			wantCode: exitUsage, wantErr: "--measurement and --all-measurements cannot be used together"},
 		{name: "EmptyMeasurement", args: []string{"7", "--measurement", ""},
-			wantCode: exitUsage, wantErr: "--measurement must name a measurement"},
-		{name: "BadScope", args: []string{"7", "--scope", "write"}, wantCode: exitUsage, wantErr: `--scope "write": want submit or admin`},
+			wantCode: exitUsage, wantErr: "invalid key policy: --measurement must name a measurement, got none"},
+		{name: "BadScope", args: []string{"7", "--scope", "write"}, wantCode: exitUsage, wantErr: `invalid scope "write" in --scope: want submit or admin`},
+		{name: "NoScope", args: []string{"7", "--scope", ""}, wantCode: exitUsage, wantErr: "--scope must name at least one scope, submit or admin"},
+		{name: "BadDescription", args: []string{"7", "--description", strings.Repeat("x", 257)},
+			wantCode: exitUsage, wantErr: "invalid key policy: --description is 257 bytes, longer than 256"},
 		{name: "NegativeBurst", args: []string{"7", "--burst", "-1"}, wantCode: exitUsage, wantErr: "--burst must be 0 or more"},
 		{name: "InfRate", args: []string{"7", "--rate", "+Inf"}, wantCode: exitUsage, wantErr: "--rate must be a number"},
 		{name: "Hostname", args: []string{"7", "--hostname", "web-2"}, wantCode: exitUsage, wantErr: "unknown flag: --hostname"},
@@ -196,9 +199,9 @@ func TestUpdateErrors(t *testing.T) {
 	}{
 		{"UnknownID", []string{"update", "42", "--rate", "1"}, exitNotFound, "keyctl: no key has id 42 in " + c.db},
 		{"UnknownKey", []string{"update", unknown, "--rate", "1"}, exitNotFound, "keyctl: no key " + unknown[:8] + "… in " + c.db},
-		{"ControlCharacter", []string{"update", "1", "--description", "a\nb"}, exitError,
-			`keyctl: invalid key policy: description "a\nb" contains control characters`},
-		{"NothingToChange", []string{"update", "1"}, exitUsage, "keyctl: nothing to change: give --expires-in, --expires-at, " +
+		{"ControlCharacter", []string{"update", "1", "--description", "a\nb"}, exitUsage,
+			`keyctl: invalid key policy: --description "a\nb" contains control characters`},
+		{"NothingToChange", []string{"update", "1"}, exitUsage, "keyctl: invalid key policy: nothing to change: give --expires-in, --expires-at, " +
 			"--no-expiry, --scope, --measurement, --all-measurements, --rate, --burst or --description"},
 	}
 	for _, tt := range tests {

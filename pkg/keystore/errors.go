@@ -1,8 +1,11 @@
 package keystore
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
-// Errors returned by the Store. Callers check them with
+// Errors returned by the Store and by ParsePolicy. Callers check them with
 // errors.Is.
 var (
 	// ErrUnknownKey means no key with that value exists (or the value is not
@@ -25,4 +28,7 @@ var (
 	// ErrInvalidPolicy means an update or new key asks for something
 	// impossible, such as a negative rate or an expiry in the past.
 	ErrInvalidPolicy = errors.New("invalid key policy")
+	// ErrNoChange means an update names nothing to change. It wraps
+	// ErrInvalidPolicy, so callers that refuse a bad policy refuse it too.
+	ErrNoChange = fmt.Errorf("%w: nothing to change", ErrInvalidPolicy)
 )

@@ -18,23 +18,11 @@ func (s *Store) Generate(ctx context.Context, nk NewKey) (Key, string, error) {
 	if err != nil {
 		return Key{}, "", err
 	}
-	if err := CheckDescription(nk.Description); err != nil {
-		return Key{}, "", err
-	}
-	scopes, err := normalizeScopes(nk.Scopes)
+	policy, err := checkUpdate(nk.policy(), fieldName)
 	if err != nil {
 		return Key{}, "", err
 	}
-	if err := checkMeasurements(nk.Measurements); err != nil {
-		return Key{}, "", err
-	}
-	if err := checkRate(nk.Rate); err != nil {
-		return Key{}, "", err
-	}
-	if err := checkBurst(nk.Burst); err != nil {
-		return Key{}, "", err
-	}
-	nk.Hostname, nk.Scopes = host, scopes
+	nk = policy.NewKey(host)
 	plain := uuid.NewString()
 	hash := HashKey(plain)
 	now := s.Now().UTC()
@@ -140,10 +128,11 @@ func getKey(ctx context.Context, q rowQuerier, id int64) (Key, error) {
 // ErrNotFound, ErrInvalidScope or ErrInvalidPolicy. An Update that changes
 // nothing returns the key as it is and records nothing.
 func (s *Store) Update(ctx context.Context, id int64, u Update) (Key, error) {
-	sets, args, detail, err := updateColumns(u)
+	u, err := checkUpdate(u, fieldName)
 	if err != nil {
 		return Key{}, err
 	}
+	sets, args, detail := updateColumns(u)
 	if len(sets) == 0 {
 		return s.Get(ctx, id)
 	}
@@ -169,10 +158,9 @@ func (s *Store) Update(ctx context.Context, id int64, u Update) (Key, error) {
 	return k, nil
 }
 
-// updateColumns checks the change u and returns the "column = ?"
-// assignments that make it, their arguments, and the change as the audit
-// log records it.
-func updateColumns(u Update) (sets []string, args []any, detail details, err error) {
+// updateColumns returns the "column = ?" assignments that make the checked
+// change u, their arguments, and the change as the audit log records it.
+func updateColumns(u Update) (sets []string, args []any, detail details) {
 	set := func(column string, value any, shown string) {
 		sets, args = append(sets, column+" = ?"), append(args, value)
 		detail.add(column, shown)
@@ -181,37 +169,21 @@ func updateColumns(u Update) (sets []string, args []any, detail details, err err
 		set("expires_at", nullTime(*u.ExpiresAt), expiryDetail(*u.ExpiresAt))
 	}
 	if u.Scopes != nil {
-		scopes, err := normalizeScopes(*u.Scopes)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		set("scopes", joinList(scopes), joinList(scopes))
+		set("scopes", joinList(*u.Scopes), joinList(*u.Scopes))
 	}
 	if u.Measurements != nil {
-		if err := checkMeasurements(*u.Measurements); err != nil {
-			return nil, nil, nil, err
-		}
 		set("measurements", joinList(*u.Measurements), measurementsDetail(*u.Measurements))
 	}
 	if u.Rate != nil {
-		if err := checkRate(*u.Rate); err != nil {
-			return nil, nil, nil, err
-		}
 		set("rate", nullFloat(*u.Rate), rateDetail(*u.Rate))
 	}
 	if u.Burst != nil {
-		if err := checkBurst(*u.Burst); err != nil {
-			return nil, nil, nil, err
-		}
 		set("burst", nullInt(int64(*u.Burst)), burstDetail(*u.Burst))
 	}
 	if u.Description != nil {
-		if err := CheckDescription(*u.Description); err != nil {
-			return nil, nil, nil, err
-		}
 		set("description", *u.Description, *u.Description)
 	}
-	return sets, args, detail, nil
+	return sets, args, detail
 }
 
 // Rotate makes a new key for the same host with the same policy as the key

@@ -6,6 +6,10 @@
 // database keeps its SHA-256 and an 8-character display prefix, so a copied
 // database file reveals no key. Look-up is by hash through a unique index, so
 // the cost of checking a key does not grow with the number of keys.
+//
+// A key's policy (expiry, scopes, measurements, rate, burst, description) is
+// checked by one set of rules, in policy.go: ParsePolicy applies them to what
+// a person typed or sent, and the Store to every key it writes.
 package keystore
 
 import (

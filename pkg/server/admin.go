@@ -190,47 +190,58 @@ func listKeys(keys KeyAdmin, now func() time.Time) adminFunc {
 	}
 }
 
-// createRequest is the body of POST /admin/api/keys.
-type createRequest struct {
-	Hostname     string   `json:"hostname"`
-	Description  string   `json:"description"`
-	Scopes       []string `json:"scopes"`       // default submit
-	Measurements []string `json:"measurements"` // default any
-	Rate         float64  `json:"rate"`
-	Burst        int      `json:"burst"`
-	ExpiresAt    *string  `json:"expires_at"` // RFC 3339
-	ExpiresIn    *string  `json:"expires_in"` // a duration such as 720h
+// keyRequest is the body of POST /admin/api/keys, which must name the
+// hostname, and of PATCH /admin/api/keys/{id}, which must not: a key's
+// host and policy. Fields left out (or null) are not given.
+type keyRequest struct {
+	Hostname     *string   `json:"hostname"`
+	Description  *string   `json:"description"`
+	ExpiresAt    *string   `json:"expires_at"` // RFC 3339
+	ExpiresIn    *string   `json:"expires_in"` // a duration such as 720h
+	NoExpiry     bool      `json:"no_expiry"`
+	Scopes       *[]string `json:"scopes"`
+	Measurements *[]string `json:"measurements"` // [] allows every measurement
+	Rate         *float64  `json:"rate"`         // 0 means the server's default
+	Burst        *int      `json:"burst"`        // 0 means the server's default
+}
+
+// policy returns the request's policy as keystore.ParsePolicy takes it,
+// which names each input as the JSON body does.
+func (req keyRequest) policy() keystore.PolicyInput {
+	in := keystore.PolicyInput{ExpiresIn: req.ExpiresIn, ExpiresAt: req.ExpiresAt, NoExpiry: req.NoExpiry, Scopes: req.Scopes,
+		Measurements: req.Measurements, Rate: req.Rate, Burst: req.Burst, Description: req.Description, Name: jsonField}
+	if req.Measurements != nil && len(*req.Measurements) == 0 {
+		in.Measurements, in.AllMeasurements = nil, true
+	}
+	return in
+}
+
+// jsonField names a policy input as the admin API's JSON does. The API has
+// no all_measurements: "measurements": [] does its work.
+func jsonField(f keystore.Field) string {
+	if f == keystore.FieldAllMeasurements {
+		return ""
+	}
+	return strconv.Quote(string(f))
 }
 
 // createKey is POST /admin/api/keys: it generates a key and answers 201 with
 // the key and, this once, its value.
 func createKey(keys KeyAdmin, now func() time.Time) adminFunc {
 	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
-		var req createRequest
+		var req keyRequest
 		if err := readJSON(w, r, maxAdminBody, &req); err != nil {
 			return 0, nil, err
 		}
-		if strings.TrimSpace(req.Hostname) == "" {
+		if req.Hostname == nil || strings.TrimSpace(*req.Hostname) == "" {
 			return 0, nil, fmt.Errorf("%w: \"hostname\" is required", errInvalidRequest)
 		}
 		t := now()
-		expires, err := expiry(req.ExpiresAt, req.ExpiresIn, false, t)
+		policy, err := keystore.ParsePolicy(req.policy(), t)
 		if err != nil {
 			return 0, nil, err
 		}
-		nk := keystore.NewKey{Hostname: req.Hostname, Description: req.Description, Rate: req.Rate, Burst: req.Burst}
-		if expires != nil {
-			nk.ExpiresAt = *expires
-		}
-		if req.Scopes != nil {
-			if nk.Scopes, err = scopeList(req.Scopes); err != nil {
-				return 0, nil, err
-			}
-		}
-		if nk.Measurements, err = measurementList(req.Measurements); err != nil {
-			return 0, nil, err
-		}
-		k, plain, err := keys.Generate(r.Context(), nk)
+		k, plain, err := keys.Generate(r.Context(), policy.NewKey(*req.Hostname))
 		if err != nil {
 			return 0, nil, err
 		}
@@ -254,19 +265,6 @@ func showKey(keys KeyAdmin, now func() time.Time) adminFunc {
 	}
 }
 
-// updateRequest is the body of PATCH /admin/api/keys/{id}. Fields left out
-// (or null) are not changed.
-type updateRequest struct {
-	Description  *string   `json:"description"`
-	ExpiresAt    *string   `json:"expires_at"`
-	ExpiresIn    *string   `json:"expires_in"`
-	NoExpiry     bool      `json:"no_expiry"`
-	Scopes       *[]string `json:"scopes"`
-	Measurements *[]string `json:"measurements"` // [] allows every measurement
-	Rate         *float64  `json:"rate"`         // 0 means the server's default
-	Burst        *int      `json:"burst"`        // 0 means the server's default
-}
-
 // updateKey is PATCH /admin/api/keys/{id}: it changes what the body names
 // and answers with the key.
 func updateKey(keys KeyAdmin, now func() time.Time) adminFunc {
@@ -275,35 +273,18 @@ func updateKey(keys KeyAdmin, now func() time.Time) adminFunc {
 		if err != nil {
 			return 0, nil, err
 		}
-		var req updateRequest
+		var req keyRequest
 		if err := readJSON(w, r, maxAdminBody, &req); err != nil {
 			return 0, nil, err
 		}
+		if req.Hostname != nil {
+			return 0, nil, fmt.Errorf("%w: \"hostname\" cannot be changed: rotate the key, or create one for another host",
+				errInvalidRequest)
+		}
 		t := now()
-		u := keystore.Update{Description: req.Description, Rate: req.Rate, Burst: req.Burst}
-		if u.ExpiresAt, err = expiry(req.ExpiresAt, req.ExpiresIn, req.NoExpiry, t); err != nil {
+		u, err := keystore.ParseUpdate(req.policy(), t)
+		if err != nil {
 			return 0, nil, err
-		}
-		if req.Scopes != nil {
-			if len(*req.Scopes) == 0 {
-				return 0, nil, fmt.Errorf("%w: \"scopes\" must name at least one scope, submit or admin", errInvalidRequest)
-			}
-			scopes, err := scopeList(*req.Scopes)
-			if err != nil {
-				return 0, nil, err
-			}
-			u.Scopes = &scopes
-		}
-		if req.Measurements != nil {
-			ms, err := measurementList(*req.Measurements)
-			if err != nil {
-				return 0, nil, err
-			}
-			u.Measurements = &ms
-		}
-		if u == (keystore.Update{}) {
-			return 0, nil, fmt.Errorf("%w: nothing to change: give description, expires_at, expires_in, no_expiry, "+
-				"scopes, measurements, rate or burst", errInvalidRequest)
 		}
 		k, err := keys.Update(r.Context(), id, u)
 		if err != nil {
@@ -400,69 +381,6 @@ func keyID(r *http.Request) (int64, error) {
 		return 0, fmt.Errorf("%q is not a key id: %w", s, keystore.ErrNotFound)
 	}
 	return id, nil
-}
-
-// expiry turns the expiry fields of a request into the expiry they ask for:
-// nil when none was given, a zero time for no expiry.
-func expiry(at, in *string, never bool, now time.Time) (*time.Time, error) {
-	given := 0
-	for _, set := range []bool{at != nil, in != nil, never} {
-		if set {
-			given++
-		}
-	}
-	if given > 1 {
-		return nil, fmt.Errorf("%w: give only one of \"expires_at\", \"expires_in\" and \"no_expiry\"", errInvalidRequest)
-	}
-	switch {
-	case at != nil:
-		t, err := time.Parse(time.RFC3339, strings.TrimSpace(*at))
-		if err != nil {
-			return nil, fmt.Errorf("%w: \"expires_at\" %q is not an RFC 3339 time such as 2027-01-01T00:00:00Z", errInvalidRequest, *at)
-		}
-		if !t.After(now) {
-			return nil, fmt.Errorf("%w: \"expires_at\" %s is in the past", errInvalidRequest, keyjson.Time(t))
-		}
-		t = t.UTC()
-		return &t, nil
-	case in != nil:
-		d, err := time.ParseDuration(strings.TrimSpace(*in))
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("%w: \"expires_in\" %q must be a positive duration such as 720h", errInvalidRequest, *in)
-		}
-		t := now.Add(d).UTC()
-		return &t, nil
-	case never:
-		return &time.Time{}, nil
-	}
-	return nil, nil
-}
-
-// scopeList checks that every scope is one the gateway knows, naming the
-// field if not; the store normalizes them.
-func scopeList(in []string) ([]string, error) {
-	out := make([]string, 0, len(in))
-	for _, s := range in {
-		s = strings.ToLower(strings.TrimSpace(s))
-		if s != keystore.ScopeSubmit && s != keystore.ScopeAdmin {
-			return nil, fmt.Errorf("%w: \"scopes\": %q is not a scope; want %q or %q",
-				errInvalidRequest, s, keystore.ScopeSubmit, keystore.ScopeAdmin)
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-// measurementList trims the names of a measurement list, refusing empty ones.
-func measurementList(in []string) ([]string, error) {
-	out := make([]string, 0, len(in))
-	for _, m := range in {
-		if m = strings.TrimSpace(m); m == "" || strings.Contains(m, ",") {
-			return nil, fmt.Errorf("%w: \"measurements\": %q must name one measurement", errInvalidRequest, m)
-		}
-		out = append(out, m)
-	}
-	return out, nil
 }
 
 // notActive turns the store's refusal to rotate a revoked or expired key

@@ -158,6 +158,14 @@ func (s *Store) Update(ctx context.Context, id int64, u Update) (Key, error) {
 	return k, nil
 }
 
+// String describes the change u as the audit log records it: the columns
+// it sets, as name=value pairs in a fixed order, such as
+// "expires_at=never scopes=submit,admin rate=default".
+func (u Update) String() string {
+	_, _, detail := updateColumns(u)
+	return detail.String()
+}
+
 // updateColumns returns the "column = ?" assignments that make the checked
 // change u, their arguments, and the change as the audit log records it.
 func updateColumns(u Update) (sets []string, args []any, detail details) {

@@ -15,34 +15,6 @@ import (
 // policyNow is the clock of the policy tests.
 var policyNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// describe shows the fields of u that are set, with their values, in a
-// fixed order.
-func describe(u keystore.Update) string {
-	var parts []string
-	if u.ExpiresAt != nil {
-		parts = append(parts, "expires="+u.ExpiresAt.Format(time.RFC3339))
-		if u.ExpiresAt.Location() != time.UTC {
-			parts = append(parts, "not-utc")
-		}
-	}
-	if u.Scopes != nil {
-		parts = append(parts, fmt.Sprintf("scopes=%q", *u.Scopes))
-	}
-	if u.Measurements != nil {
-		parts = append(parts, fmt.Sprintf("measurements=%q", *u.Measurements))
-	}
-	if u.Rate != nil {
-		parts = append(parts, fmt.Sprintf("rate=%v", *u.Rate))
-	}
-	if u.Burst != nil {
-		parts = append(parts, fmt.Sprintf("burst=%d", *u.Burst))
-	}
-	if u.Description != nil {
-		parts = append(parts, fmt.Sprintf("description=%q", *u.Description))
-	}
-	return strings.Join(parts, " ")
-}
-
 func ptr[T any](v T) *T { return &v }
 
 // flagName names fields as keyctl's flags do, to check that errors use the
@@ -58,23 +30,23 @@ func TestParsePolicy(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      keystore.PolicyInput
-		want    string // describe of the Update
+		want    string // the Update's String
 		wantIs  error  // the sentinel an error wraps
 		wantErr string // the whole error message
 	}{
 		{name: "Nothing", want: ""},
-		{name: "ExpiresIn", in: keystore.PolicyInput{ExpiresIn: ptr(" 720h ")}, want: "expires=2026-03-31T12:00:00Z"},
-		{name: "ExpiresAtOffset", in: keystore.PolicyInput{ExpiresAt: ptr("2026-03-02T00:00:00+02:00")}, want: "expires=2026-03-01T22:00:00Z"},
-		{name: "NoExpiry", in: keystore.PolicyInput{NoExpiry: true}, want: "expires=0001-01-01T00:00:00Z"},
-		{name: "Scopes", in: keystore.PolicyInput{Scopes: &[]string{"SUBMIT", " admin", "submit"}}, want: `scopes=["submit" "admin"]`},
-		{name: "Measurements", in: keystore.PolicyInput{Measurements: &[]string{"cpu", " mem "}}, want: `measurements=["cpu" "mem"]`},
-		{name: "AllMeasurements", in: keystore.PolicyInput{AllMeasurements: true}, want: "measurements=[]"},
+		{name: "ExpiresIn", in: keystore.PolicyInput{ExpiresIn: ptr(" 720h ")}, want: "expires_at=2026-03-31T12:00:00Z"},
+		{name: "ExpiresAtOffset", in: keystore.PolicyInput{ExpiresAt: ptr("2026-03-02T00:00:00+02:00")}, want: "expires_at=2026-03-01T22:00:00Z"},
+		{name: "NoExpiry", in: keystore.PolicyInput{NoExpiry: true}, want: "expires_at=never"},
+		{name: "Scopes", in: keystore.PolicyInput{Scopes: &[]string{"SUBMIT", " admin", "submit"}}, want: "scopes=submit,admin"},
+		{name: "Measurements", in: keystore.PolicyInput{Measurements: &[]string{"cpu", " mem "}}, want: "measurements=cpu,mem"},
+		{name: "AllMeasurements", in: keystore.PolicyInput{AllMeasurements: true}, want: "measurements=any"},
 		{name: "RateBurstDescription", in: keystore.PolicyInput{Rate: ptr(2.5), Burst: ptr(10), Description: ptr("web one")},
 			want: `rate=2.5 burst=10 description="web one"`},
 		{name: "Defaults", in: keystore.PolicyInput{Rate: ptr(0.0), Burst: ptr(0), Description: ptr("")},
-			want: `rate=0 burst=0 description=""`},
+			want: `rate=default burst=default description=""`},
 		{name: "LongestDescription", in: keystore.PolicyInput{Description: ptr(strings.Repeat("é", 128))},
-			want: fmt.Sprintf("description=%q", strings.Repeat("é", 128))},
+			want: "description=" + strings.Repeat("é", 128)},
 
 		{name: "ExpiresInNotADuration", in: keystore.PolicyInput{ExpiresIn: ptr("30d")}, wantIs: keystore.ErrInvalidPolicy,
 			wantErr: `invalid key policy: expires_in "30d" is not a duration such as 720h`},
@@ -131,13 +103,16 @@ func TestParsePolicy(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			u, err := keystore.ParsePolicy(tt.in, policyNow)
 			if tt.wantErr == "" {
-				if err != nil || describe(u) != tt.want {
-					t.Fatalf("got %s, %v; want %s", describe(u), err, tt.want)
+				if err != nil || u.String() != tt.want {
+					t.Fatalf("got %s, %v; want %s", u, err, tt.want)
+				}
+				if u.ExpiresAt != nil && u.ExpiresAt.Location() != time.UTC {
+					t.Errorf("expiry %v is not in UTC", *u.ExpiresAt)
 				}
 				return
 			}
 			if err == nil || err.Error() != tt.wantErr || !errors.Is(err, tt.wantIs) || u != (keystore.Update{}) {
-				t.Errorf("got %s, %v; want no change and the error %q matching %v", describe(u), err, tt.wantErr, tt.wantIs)
+				t.Errorf("got %s, %v; want no change and the error %q matching %v", u.String(), err, tt.wantErr, tt.wantIs)
 			}
 		})
 	}
@@ -152,15 +127,15 @@ func TestParsePolicyCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	rate, scopes[0], ms[0] = 2, "submit", "mem"
-	if got, want := describe(u), `scopes=["admin"] measurements=["cpu"] rate=1`; got != want {
+	if got, want := u.String(), "scopes=admin measurements=cpu rate=1"; got != want {
 		t.Errorf("after changing the input, got %s, want %s", got, want)
 	}
 }
 
 func TestParseUpdate(t *testing.T) {
 	u, err := keystore.ParseUpdate(keystore.PolicyInput{Burst: ptr(0)}, policyNow)
-	if err != nil || describe(u) != "burst=0" {
-		t.Errorf("burst 0: got %s, %v; want burst=0", describe(u), err)
+	if err != nil || u.String() != "burst=default" {
+		t.Errorf("burst 0: got %s, %v; want burst=0", u.String(), err)
 	}
 	tests := []struct {
 		name string
@@ -181,7 +156,7 @@ func TestParseUpdate(t *testing.T) {
 			u, err := keystore.ParseUpdate(tt.in, policyNow)
 			if err == nil || err.Error() != tt.want || !errors.Is(err, keystore.ErrNoChange) ||
 				!errors.Is(err, keystore.ErrInvalidPolicy) || u != (keystore.Update{}) {
-				t.Errorf("got %s, %v; want %q matching ErrNoChange and ErrInvalidPolicy", describe(u), err, tt.want)
+				t.Errorf("got %s, %v; want %q matching ErrNoChange and ErrInvalidPolicy", u.String(), err, tt.want)
 			}
 		})
 	}
@@ -227,10 +202,10 @@ func TestStoreAppliesPolicy(t *testing.T) {
 		_, want := keystore.ParsePolicy(in, policyNow)
 		u := keystore.Update{Scopes: in.Scopes, Measurements: in.Measurements, Rate: in.Rate, Burst: in.Burst, Description: in.Description}
 		if _, err := s.Update(ctx, k.ID, u); err == nil || want == nil || err.Error() != want.Error() {
-			t.Errorf("Update(%s) error = %v, want %v as ParsePolicy says", describe(u), err, want)
+			t.Errorf("Update(%s) error = %v, want %v as ParsePolicy says", u.String(), err, want)
 		}
 		if _, _, err := s.Generate(ctx, u.NewKey("web-2")); err == nil || err.Error() != want.Error() {
-			t.Errorf("Generate(%s) error = %v, want %v as ParsePolicy says", describe(u), err, want)
+			t.Errorf("Generate(%s) error = %v, want %v as ParsePolicy says", u.String(), err, want)
 		}
 	}
 	if keys, _ := s.List(ctx, keystore.Filter{All: true}); len(keys) != 1 {
@@ -273,8 +248,8 @@ func FuzzParsePolicy(f *testing.F) {
 		again, err := keystore.ParsePolicy(keystore.PolicyInput{Scopes: u.Scopes, Measurements: u.Measurements,
 			Rate: u.Rate, Burst: u.Burst, Description: u.Description}, policyNow)
 		u.ExpiresAt = nil
-		if err != nil || describe(again) != describe(u) {
-			t.Fatalf("parsing %s again gave %s, %v", describe(u), describe(again), err)
+		if err != nil || again.String() != u.String() {
+			t.Fatalf("parsing %s again gave %s, %v", u.String(), again.String(), err)
 		}
 	})
 }

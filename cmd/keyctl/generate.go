@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,11 +11,7 @@ import (
 
 // GenerateOptions are the inputs of keyctl generate.
 type GenerateOptions struct {
-	IO        *IOStreams
-	Ctx       context.Context
-	OpenStore func(context.Context) (*keystore.Store, error)
-	Now       func() time.Time
-	Format    outputFormat
+	cmdOptions
 
 	Key   keystore.NewKey // the host and the policy the flags ask for
 	Quiet bool
@@ -26,7 +20,7 @@ type GenerateOptions struct {
 // NewCmdGenerate returns the generate command. runF, if not nil, replaces
 // generateRun, so tests can see the parsed options.
 func NewCmdGenerate(f *Factory, runF func(*GenerateOptions) error) *cobra.Command {
-	opts := &GenerateOptions{IO: f.IO, OpenStore: f.createStore, Now: f.Now}
+	opts := &GenerateOptions{cmdOptions: newCmdOptions(f, f.createStore)}
 	var (
 		hostname string
 		policy   policyFlags
@@ -55,20 +49,18 @@ The key is printed once and cannot be shown again; store it now. With
 			if strings.TrimSpace(hostname) == "" {
 				return usageErrorf("--hostname must not be empty")
 			}
-			opts.Ctx = cmd.Context()
-			opts.Format = f.format
-			if opts.Quiet && opts.Format == formatJSON {
-				return usageErrorf("--quiet and --output json cannot be used together")
+			if err := opts.bind(cmd, f, args); err != nil {
+				return err
+			}
+			if err := opts.checkQuiet(opts.Quiet); err != nil {
+				return err
 			}
 			u, err := keystore.ParsePolicy(policy.input(cmd), opts.Now())
 			if err != nil {
 				return err
 			}
 			opts.Key = u.NewKey(hostname)
-			if runF != nil {
-				return runF(opts)
-			}
-			return generateRun(opts)
+			return runVerb(opts, runF, generateRun)
 		},
 	}
 	cmd.Flags().StringVar(&hostname, "hostname", "", "`host` that may use the key: IP address, CIDR range or DNS name (required)")

@@ -24,19 +24,19 @@ func TestNewCmdGenerate(t *testing.T) {
 		wantErr  string
 	}{
 		{name: "Hostname", args: []string{"--hostname", "web-1"},
-			want: GenerateOptions{Key: keystore.NewKey{Hostname: "web-1"}, Format: formatTable}},
+			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatTable}, Key: keystore.NewKey{Hostname: "web-1"}}},
 		{name: "AllFlags", args: []string{"--hostname=10.0.0.0/24", "--description", "batch jobs", "-q"},
-			want: GenerateOptions{Key: keystore.NewKey{Hostname: "10.0.0.0/24", Description: "batch jobs"}, Quiet: true, Format: formatTable}},
+			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatTable}, Key: keystore.NewKey{Hostname: "10.0.0.0/24", Description: "batch jobs"}, Quiet: true}},
 		{name: "JSON", args: []string{"--hostname", "web-1", "-o", "json"},
-			want: GenerateOptions{Key: keystore.NewKey{Hostname: "web-1"}, Format: formatJSON}},
+			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatJSON}, Key: keystore.NewKey{Hostname: "web-1"}}},
 		{name: "Policy", args: []string{"--hostname", "web-1", "--expires-in", "720h", "--scope", "submit", "--scope", "ADMIN",
 			"--measurement", "cpu", "--measurement", "mem, disk", "--rate", "2.5", "--burst", "10"},
-			want: GenerateOptions{Format: formatTable, Key: keystore.NewKey{Hostname: "web-1", ExpiresAt: testNow.Add(720 * time.Hour),
+			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatTable}, Key: keystore.NewKey{Hostname: "web-1", ExpiresAt: testNow.Add(720 * time.Hour),
 				Scopes: []string{"submit", "admin"}, Measurements: []string{"cpu", "mem", "disk"}, Rate: 2.5, Burst: 10}}},
 		{name: "ExpiresAt", args: []string{"--hostname", "web-1", "--expires-at", "2026-03-02T00:00:00+02:00"},
-			want: GenerateOptions{Format: formatTable, Key: keystore.NewKey{Hostname: "web-1", ExpiresAt: time.Date(2026, 3, 1, 22, 0, 0, 0, time.UTC)}}},
+			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatTable}, Key: keystore.NewKey{Hostname: "web-1", ExpiresAt: time.Date(2026, 3, 1, 22, 0, 0, 0, time.UTC)}}},
 		{name: "ZeroRate", args: []string{"--hostname", "web-1", "--rate", "0", "--burst", "0"},
-			want: GenerateOptions{Key: keystore.NewKey{Hostname: "web-1"}, Format: formatTable}},
+			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatTable}, Key: keystore.NewKey{Hostname: "web-1"}}},
 		{name: "MissingHostname", args: []string{"--description", "x"}, wantCode: exitUsage, wantErr: "--hostname is required"},
 		{name: "EmptyHostname", args: []string{"--hostname", " "}, wantCode: exitUsage, wantErr: "--hostname must not be empty"},
 		{name: "Argument", args: []string{"--hostname", "web-1", "web-2"}, wantCode: exitUsage, wantErr: `takes no arguments, got "web-2"`},
@@ -76,16 +76,12 @@ func TestNewCmdGenerate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseCmd(t, testFactory(false), NewCmdGenerate, append([]string{"generate"}, tt.args...))
-			checkErr(t, err, tt.wantCode, tt.wantErr)
-			if tt.wantCode != exitOK {
-				if got != nil {
-					t.Errorf("generate ran with %+v, want a usage error first", *got)
-				}
+			got := parseVerb(t, testFactory(false), NewCmdGenerate, append([]string{"generate"}, tt.args...), tt.wantCode, tt.wantErr)
+			if got == nil {
 				return
 			}
 			g := *got
-			g.IO, g.Ctx, g.OpenStore, g.Now = nil, nil, nil, nil
+			g.cmdOptions = cmdOptions{Ref: g.Ref, Format: g.Format} // the rest is the Factory's
 			if !g.Key.ExpiresAt.Equal(tt.want.Key.ExpiresAt) {
 				t.Errorf("expires at %v, want %v", g.Key.ExpiresAt, tt.want.Key.ExpiresAt)
 			}
@@ -118,15 +114,8 @@ func TestGenerateTable(t *testing.T) {
 func TestGenerateJSON(t *testing.T) {
 	c := newCLI(t)
 	r := c.run("generate", "--hostname", "::ffff:192.0.2.9", "--description", "<web & db>", "-o", "json").mustSucceed(t)
-	var got map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
-		t.Fatalf("stdout %q is not a JSON object: %v", r.stdout, err)
-	}
-	key, _ := got["key"].(string)
-	if _, err := uuid.Parse(key); err != nil {
-		t.Fatalf("key = %q, want a UUID", key)
-	}
-	want := map[string]any{
+	got, key := decodeNewKey(t, r.stdout)
+	checkFields(t, "generated", got, map[string]any{
 		"id":          1.0,
 		"prefix":      key[:8],
 		"hostname":    "192.0.2.9",
@@ -135,12 +124,7 @@ func TestGenerateJSON(t *testing.T) {
 		"created_at":  "2026-03-01T12:00:00Z",
 		"revoked_at":  nil,
 		"expires_at":  nil,
-	}
-	for field, w := range want {
-		if v, ok := got[field]; !ok || v != w {
-			t.Errorf("%s = %#v (present %v), want %#v", field, v, ok, w)
-		}
-	}
+	})
 	if s, ok := got["scopes"].([]any); !ok || len(s) != 1 || s[0] != "submit" {
 		t.Errorf("scopes = %#v, want [submit]", got["scopes"])
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -114,17 +115,7 @@ func createKey(keys KeyAdmin, now func() time.Time) adminFunc {
 
 // showKey is GET /admin/api/keys/{id}.
 func showKey(keys KeyAdmin, now func() time.Time) adminFunc {
-	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
-		id, err := keyID(r)
-		if err != nil {
-			return 0, nil, err
-		}
-		k, err := keys.Get(r.Context(), id)
-		if err != nil {
-			return 0, nil, err
-		}
-		return http.StatusOK, keyjson.New(k, now()), nil
-	}
+	return keyAction(keys.Get, now)
 }
 
 // updateKey is PATCH /admin/api/keys/{id}: it changes what the body names
@@ -160,12 +151,18 @@ func updateKey(keys KeyAdmin, now func() time.Time) adminFunc {
 // /admin/api/keys/{id}/revoke: it revokes the key, which stops working on
 // the next request, and answers with it. The row is kept for audit.
 func revokeKey(keys KeyAdmin, now func() time.Time) adminFunc {
+	return keyAction(keys.Revoke, now)
+}
+
+// keyAction is a handler that applies act to the key of the path's {id}
+// and answers with the key act returns.
+func keyAction(act func(ctx context.Context, id int64) (keystore.Key, error), now func() time.Time) adminFunc {
 	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
 		id, err := keyID(r)
 		if err != nil {
 			return 0, nil, err
 		}
-		k, err := keys.Revoke(r.Context(), id)
+		k, err := act(r.Context(), id)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -14,14 +13,9 @@ import (
 
 // AuditOptions are the inputs of keyctl audit.
 type AuditOptions struct {
-	IO        *IOStreams
-	Ctx       context.Context
-	OpenStore func(context.Context) (*keystore.Store, error)
-	Format    outputFormat
-	DBPath    string
+	cmdOptions
 
-	Ref   keyRef // zero: every key
-	Limit int    // 0: no limit
+	Limit int // 0: no limit
 }
 
 // defaultAuditLimit is how many entries audit shows unless --limit says
@@ -31,7 +25,7 @@ const defaultAuditLimit = 50
 // NewCmdAudit returns the audit command. runF, if not nil, replaces
 // auditRun.
 func NewCmdAudit(f *Factory, runF func(*AuditOptions) error) *cobra.Command {
-	opts := &AuditOptions{IO: f.IO, OpenStore: f.openStore}
+	opts := &AuditOptions{cmdOptions: newCmdOptions(f, f.openStore)}
 	cmd := &cobra.Command{
 		Use:   "audit [ID | KEY] [--limit N]",
 		Short: "Show who changed keys, and how",
@@ -53,23 +47,13 @@ detail.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				ref, err := parseKeyRef(args[0])
-				if err != nil {
-					return err
-				}
-				opts.Ref = ref
+			if err := opts.bind(cmd, f, args); err != nil {
+				return err
 			}
 			if opts.Limit < 0 {
 				return usageErrorf("--limit must be 0 (no limit) or more, got %d", opts.Limit)
 			}
-			opts.Ctx = cmd.Context()
-			opts.Format = f.format
-			opts.DBPath = f.dbPath
-			if runF != nil {
-				return runF(opts)
-			}
-			return auditRun(opts)
+			return runVerb(opts, runF, auditRun)
 		},
 	}
 	cmd.Flags().IntVarP(&opts.Limit, "limit", "L", defaultAuditLimit, "show at most `N` entries; 0 shows all")
@@ -84,7 +68,7 @@ func auditRun(opts *AuditOptions) error {
 	defer s.Close()
 	var keyID int64
 	if opts.Ref != (keyRef{}) {
-		k, err := lookUp(opts.Ctx, s, opts.Ref, opts.DBPath)
+		k, err := opts.lookUp(s)
 		if err != nil {
 			return err
 		}

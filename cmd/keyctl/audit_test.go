@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,22 +19,18 @@ func TestNewCmdAudit(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{name: "All", want: AuditOptions{Limit: 50, Format: formatTable}},
-		{name: "ID", args: []string{"7"}, want: AuditOptions{Ref: keyRef{ID: 7}, Limit: 50, Format: formatTable}},
-		{name: "KeyLimit", args: []string{key, "--limit", "5", "-o", "json"}, want: AuditOptions{Ref: keyRef{Key: key}, Limit: 5, Format: formatJSON}},
-		{name: "NoLimit", args: []string{"-L", "0"}, want: AuditOptions{Format: formatTable}},
+		{name: "All", want: AuditOptions{cmdOptions: cmdOptions{Format: formatTable}, Limit: 50}},
+		{name: "ID", args: []string{"7"}, want: AuditOptions{cmdOptions: cmdOptions{Ref: keyRef{ID: 7}, Format: formatTable}, Limit: 50}},
+		{name: "KeyLimit", args: []string{key, "--limit", "5", "-o", "json"}, want: AuditOptions{cmdOptions: cmdOptions{Ref: keyRef{Key: key}, Format: formatJSON}, Limit: 5}},
+		{name: "NoLimit", args: []string{"-L", "0"}, want: AuditOptions{cmdOptions: cmdOptions{Format: formatTable}}},
 		{name: "NegativeLimit", args: []string{"--limit", "-1"}, wantCode: exitUsage, wantErr: "--limit must be 0 (no limit) or more, got -1"},
 		{name: "TwoArguments", args: []string{"1", "2"}, wantCode: exitUsage, wantErr: "audit takes at most one key id or key, got 2 arguments"},
 		{name: "Neither", args: []string{"web-1"}, wantCode: exitUsage, wantErr: `"web-1" is neither a key id nor a key`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseCmd(t, testFactory(false), NewCmdAudit, append([]string{"audit"}, tt.args...))
-			checkErr(t, err, tt.wantCode, tt.wantErr)
-			if tt.wantCode != exitOK {
-				if got != nil {
-					t.Errorf("audit ran with %+v, want a usage error first", *got)
-				}
+			got := parseVerb(t, testFactory(false), NewCmdAudit, append([]string{"audit"}, tt.args...), tt.wantCode, tt.wantErr)
+			if got == nil {
 				return
 			}
 			if got.Ref != tt.want.Ref || got.Limit != tt.want.Limit || got.Format != tt.want.Format {
@@ -113,11 +110,7 @@ func TestAuditJSON(t *testing.T) {
 		if len(got[i]) != len(want[i]) {
 			t.Errorf("entry %d has fields %v, want %v", i, got[i], want[i])
 		}
-		for field, w := range want[i] {
-			if v := got[i][field]; v != w {
-				t.Errorf("entry %d %s = %#v, want %#v", i, field, v, w)
-			}
-		}
+		checkFields(t, fmt.Sprint("entry ", i), got[i], want[i])
 	}
 }
 
@@ -158,7 +151,5 @@ func TestAuditEmptyAndErrors(t *testing.T) {
 	if r := c.run("audit", "-o", "json").mustSucceed(t); r.stdout != "[]\n" {
 		t.Errorf("empty log in JSON = %q, want []", r.stdout)
 	}
-	if r := c.run("audit", "42"); r.code != exitNotFound || r.stderr != "keyctl: no key has id 42 in "+c.db+"\n" {
-		t.Errorf("audit 42: exit %d, stderr %q; want %d, no key has id 42", r.code, r.stderr, exitNotFound)
-	}
+	checkRuns(t, c, notFoundCases(c, "audit"))
 }

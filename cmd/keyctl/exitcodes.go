@@ -13,7 +13,7 @@ import (
 const (
 	exitOK       = 0 // success
 	exitError    = 1 // any other failure, such as an invalid hostname or an unreadable database
-	exitUsage    = 2 // bad flags or arguments
+	exitUsage    = 2 // bad flags or arguments, such as a key policy the store refuses
 	exitNotFound = 3 // no key has the given id or value, or a host has no active key
 )
 
@@ -60,6 +60,9 @@ func exitCode(err error) int {
 		return ce.code
 	case errors.Is(err, keystore.ErrNotFound), errors.Is(err, keystore.ErrUnknownKey):
 		return exitNotFound
+	case errors.Is(err, keystore.ErrInvalidPolicy), errors.Is(err, keystore.ErrInvalidScope):
+		// keystore.ParsePolicy checked the flags: a usage error.
+		return exitUsage
 	}
 	return exitError
 }

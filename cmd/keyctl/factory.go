@@ -124,39 +124,6 @@ func parseKeyRef(arg string) (keyRef, error) {
 	return keyRef{}, usageErrorf("%q is neither a key id nor a key", arg)
 }
 
-// openKey opens the store and finds the key ref names in it, for the verbs
-// that act on one key. The caller closes the store; on error it is closed.
-func openKey(ctx context.Context, open func(context.Context) (*keystore.Store, error), ref keyRef, dbPath string) (*keystore.Store, keystore.Key, error) {
-	s, err := open(ctx)
-	if err != nil {
-		return nil, keystore.Key{}, err
-	}
-	k, err := lookUp(ctx, s, ref, dbPath)
-	if err != nil {
-		s.Close()
-		return nil, keystore.Key{}, err
-	}
-	return s, k, nil
-}
-
-// lookUp returns the key ref names, or a not-found error that names the
-// database, so a wrong --db is easy to spot. An unknown key is shown by its
-// prefix only, so the message does not copy a secret into logs.
-func lookUp(ctx context.Context, s *keystore.Store, ref keyRef, dbPath string) (keystore.Key, error) {
-	if ref.Key == "" {
-		k, err := s.Get(ctx, ref.ID)
-		if errors.Is(err, keystore.ErrNotFound) {
-			return k, notFoundErrorf("no key has id %d in %s", ref.ID, dbPath)
-		}
-		return k, err
-	}
-	k, err := s.Find(ctx, ref.Key)
-	if errors.Is(err, keystore.ErrUnknownKey) {
-		return k, notFoundErrorf("no key %s in %s", shortKey(ref.Key), dbPath)
-	}
-	return k, err
-}
-
 // shortKey is the start of a key value, enough to recognise it.
 func shortKey(key string) string {
 	if len(key) > keystore.PrefixLen {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,27 +11,20 @@ import (
 
 // GenerateOptions are the inputs of keyctl generate.
 type GenerateOptions struct {
-	IO        *IOStreams
-	Ctx       context.Context
-	OpenStore func(context.Context) (*keystore.Store, error)
-	Now       func() time.Time
-	Format    outputFormat
+	cmdOptions
 
-	Hostname     string
-	Description  string
-	ExpiresAt    time.Time // zero: never
-	Scopes       []string  // nil: the store's default, submit
-	Measurements []string  // nil: any
-	Rate         float64   // 0: the server's default
-	Burst        int       // 0: the server's default
-	Quiet        bool
+	Key   keystore.NewKey // the host and the policy the flags ask for
+	Quiet bool
 }
 
 // NewCmdGenerate returns the generate command. runF, if not nil, replaces
 // generateRun, so tests can see the parsed options.
 func NewCmdGenerate(f *Factory, runF func(*GenerateOptions) error) *cobra.Command {
-	opts := &GenerateOptions{IO: f.IO, OpenStore: f.createStore, Now: f.Now}
-	var policy policyFlags
+	opts := &GenerateOptions{cmdOptions: newCmdOptions(f, f.createStore)}
+	var (
+		hostname string
+		policy   policyFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "generate --hostname HOST",
 		Short: "Generate a key for a host",
@@ -55,53 +46,33 @@ The key is printed once and cannot be shown again; store it now. With
 			if !cmd.Flags().Changed("hostname") {
 				return usageErrorf("--hostname is required")
 			}
-			if strings.TrimSpace(opts.Hostname) == "" {
+			if strings.TrimSpace(hostname) == "" {
 				return usageErrorf("--hostname must not be empty")
 			}
-			opts.Ctx = cmd.Context()
-			opts.Format = f.format
-			if opts.Quiet && opts.Format == formatJSON {
-				return usageErrorf("--quiet and --output json cannot be used together")
+			if err := opts.bind(cmd, f, args); err != nil {
+				return err
 			}
-			u, err := policy.resolve(cmd, opts.Now())
+			if err := opts.checkQuiet(opts.Quiet); err != nil {
+				return err
+			}
+			u, err := keystore.ParsePolicy(policy.input(cmd), opts.Now())
 			if err != nil {
 				return err
 			}
-			opts.Description = policy.description
-			if u.ExpiresAt != nil {
-				opts.ExpiresAt = *u.ExpiresAt
-			}
-			if u.Scopes != nil {
-				opts.Scopes = *u.Scopes
-			}
-			if u.Measurements != nil {
-				opts.Measurements = *u.Measurements
-			}
-			if u.Rate != nil {
-				opts.Rate = *u.Rate
-			}
-			if u.Burst != nil {
-				opts.Burst = *u.Burst
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return generateRun(opts)
+			opts.Key = u.NewKey(hostname)
+			return runVerb(opts, runF, generateRun)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Hostname, "hostname", "", "`host` that may use the key: IP address, CIDR range or DNS name (required)")
+	cmd.Flags().StringVar(&hostname, "hostname", "", "`host` that may use the key: IP address, CIDR range or DNS name (required)")
 	addPolicyFlags(cmd, &policy, false)
 	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "print only the key")
 	return cmd
 }
 
 func generateRun(opts *GenerateOptions) error {
-	// Check what the store would reject before opening, which would create
-	// the database.
-	if _, err := keystore.CanonicalHostname(opts.Hostname); err != nil {
-		return err
-	}
-	if err := keystore.CheckDescription(opts.Description); err != nil {
+	// Check the hostname before opening, which would create the database;
+	// the policy was checked with the flags.
+	if _, err := keystore.CanonicalHostname(opts.Key.Hostname); err != nil {
 		return err
 	}
 	s, err := opts.OpenStore(opts.Ctx)
@@ -109,15 +80,7 @@ func generateRun(opts *GenerateOptions) error {
 		return err
 	}
 	defer s.Close()
-	k, plain, err := s.Generate(opts.Ctx, keystore.NewKey{
-		Hostname:     opts.Hostname,
-		Description:  opts.Description,
-		Scopes:       opts.Scopes,
-		Measurements: opts.Measurements,
-		Rate:         opts.Rate,
-		Burst:        opts.Burst,
-		ExpiresAt:    opts.ExpiresAt,
-	})
+	k, plain, err := s.Generate(opts.Ctx, opts.Key)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 func TestNewCmdGenerate(t *testing.T) {
@@ -22,19 +24,19 @@ func TestNewCmdGenerate(t *testing.T) {
 		wantErr  string
 	}{
 		{name: "Hostname", args: []string{"--hostname", "web-1"},
-			want: GenerateOptions{Hostname: "web-1", Format: formatTable}},
+			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatTable}, Key: keystore.NewKey{Hostname: "web-1"}}},
 		{name: "AllFlags", args: []string{"--hostname=10.0.0.0/24", "--description", "batch jobs", "-q"},
-			want: GenerateOptions{Hostname: "10.0.0.0/24", Description: "batch jobs", Quiet: true, Format: formatTable}},
+			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatTable}, Key: keystore.NewKey{Hostname: "10.0.0.0/24", Description: "batch jobs"}, Quiet: true}},
 		{name: "JSON", args: []string{"--hostname", "web-1", "-o", "json"},
-			want: GenerateOptions{Hostname: "web-1", Format: formatJSON}},
+			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatJSON}, Key: keystore.NewKey{Hostname: "web-1"}}},
 		{name: "Policy", args: []string{"--hostname", "web-1", "--expires-in", "720h", "--scope", "submit", "--scope", "ADMIN",
 			"--measurement", "cpu", "--measurement", "mem, disk", "--rate", "2.5", "--burst", "10"},
-			want: GenerateOptions{Hostname: "web-1", Format: formatTable, ExpiresAt: testNow.Add(720 * time.Hour),
-				Scopes: []string{"submit", "admin"}, Measurements: []string{"cpu", "mem", "disk"}, Rate: 2.5, Burst: 10}},
+			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatTable}, Key: keystore.NewKey{Hostname: "web-1", ExpiresAt: testNow.Add(720 * time.Hour),
+				Scopes: []string{"submit", "admin"}, Measurements: []string{"cpu", "mem", "disk"}, Rate: 2.5, Burst: 10}}},
 		{name: "ExpiresAt", args: []string{"--hostname", "web-1", "--expires-at", "2026-03-02T00:00:00+02:00"},
-			want: GenerateOptions{Hostname: "web-1", Format: formatTable, ExpiresAt: time.Date(2026, 3, 1, 22, 0, 0, 0, time.UTC)}},
+			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatTable}, Key: keystore.NewKey{Hostname: "web-1", ExpiresAt: time.Date(2026, 3, 1, 22, 0, 0, 0, time.UTC)}}},
 		{name: "ZeroRate", args: []string{"--hostname", "web-1", "--rate", "0", "--burst", "0"},
-			want: GenerateOptions{Hostname: "web-1", Format: formatTable}},
+			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatTable}, Key: keystore.NewKey{Hostname: "web-1"}}},
 		{name: "MissingHostname", args: []string{"--description", "x"}, wantCode: exitUsage, wantErr: "--hostname is required"},
 		{name: "EmptyHostname", args: []string{"--hostname", " "}, wantCode: exitUsage, wantErr: "--hostname must not be empty"},
 		{name: "Argument", args: []string{"--hostname", "web-1", "web-2"}, wantCode: exitUsage, wantErr: `takes no arguments, got "web-2"`},
@@ -44,7 +46,7 @@ func TestNewCmdGenerate(t *testing.T) {
 		{name: "BothExpiries", args: []string{"--hostname", "web-1", "--expires-in", "1h", "--expires-at", "2027-01-01T00:00:00Z"},
 			wantCode: exitUsage, wantErr: "--expires-in and --expires-at cannot be used together"},
 		{name: "ExpiresAtPast", args: []string{"--hostname", "web-1", "--expires-at", "2026-03-01T12:00:00Z"},
-			wantCode: exitUsage, wantErr: "--expires-at 2026-03-01T12:00:00Z is in the past"},
+			wantCode: exitUsage, wantErr: "invalid key policy: --expires-at 2026-03-01T12:00:00Z is in the past"},
 		{name: "ExpiresAtBad", args: []string{"--hostname", "web-1", "--expires-at", "tomorrow"},
 			wantCode: exitUsage, wantErr: `--expires-at "tomorrow" is not an RFC 3339 time`},
 		{name: "ExpiresInZero", args: []string{"--hostname", "web-1", "--expires-in", "0s"},
@@ -54,11 +56,15 @@ func TestNewCmdGenerate(t *testing.T) {
 		{name: "ExpiresInDays", args: []string{"--hostname", "web-1", "--expires-in", "30d"},
 			wantCode: exitUsage, wantErr: `invalid argument "30d" for "--expires-in" flag`},
 		{name: "BadScope", args: []string{"--hostname", "web-1", "--scope", "root"},
-			wantCode: exitUsage, wantErr: `--scope "root": want submit or admin`},
+			wantCode: exitUsage, wantErr: `invalid scope "root" in --scope: want submit or admin`},
 		{name: "EmptyScope", args: []string{"--hostname", "web-1", "--scope", ""},
-			wantCode: exitUsage, wantErr: "--scope must not be empty"},
+			wantCode: exitUsage, wantErr: "invalid key policy: --scope must name at least one scope, submit or admin"},
 		{name: "EmptyMeasurement", args: []string{"--hostname", "web-1", "--measurement", "cpu,"},
-			wantCode: exitUsage, wantErr: "--measurement must name a measurement"},
+			wantCode: exitUsage, wantErr: "invalid key policy: --measurement must name a measurement, got an empty one"},
+		{name: "NoMeasurement", args: []string{"--hostname", "web-1", "--measurement", ""},
+			wantCode: exitUsage, wantErr: "invalid key policy: --measurement must name a measurement, got none"},
+		{name: "BadDescription", args: []string{"--hostname", "web-1", "--description", "a\tb"},
+			wantCode: exitUsage, wantErr: `invalid key policy: --description "a\tb" contains control characters`},
 		{name: "NegativeRate", args: []string{"--hostname", "web-1", "--rate", "-1"},
 			wantCode: exitUsage, wantErr: "--rate must be a number of points per second, 0 or more, got -1"},
 		{name: "NaNRate", args: []string{"--hostname", "web-1", "--rate", "NaN"},
@@ -70,20 +76,16 @@ func TestNewCmdGenerate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseCmd(t, testFactory(false), NewCmdGenerate, append([]string{"generate"}, tt.args...))
-			checkErr(t, err, tt.wantCode, tt.wantErr)
-			if tt.wantCode != exitOK {
-				if got != nil {
-					t.Errorf("generate ran with %+v, want a usage error first", *got)
-				}
+			got := parseVerb(t, testFactory(false), NewCmdGenerate, append([]string{"generate"}, tt.args...), tt.wantCode, tt.wantErr)
+			if got == nil {
 				return
 			}
 			g := *got
-			g.IO, g.Ctx, g.OpenStore, g.Now = nil, nil, nil, nil
-			if !g.ExpiresAt.Equal(tt.want.ExpiresAt) {
-				t.Errorf("expires at %v, want %v", g.ExpiresAt, tt.want.ExpiresAt)
+			g.cmdOptions = cmdOptions{Ref: g.Ref, Format: g.Format} // the rest is the Factory's
+			if !g.Key.ExpiresAt.Equal(tt.want.Key.ExpiresAt) {
+				t.Errorf("expires at %v, want %v", g.Key.ExpiresAt, tt.want.Key.ExpiresAt)
 			}
-			g.ExpiresAt = tt.want.ExpiresAt
+			g.Key.ExpiresAt = tt.want.Key.ExpiresAt
 			if !reflect.DeepEqual(g, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", g, tt.want)
 			}
@@ -112,15 +114,8 @@ func TestGenerateTable(t *testing.T) {
 func TestGenerateJSON(t *testing.T) {
 	c := newCLI(t)
 	r := c.run("generate", "--hostname", "::ffff:192.0.2.9", "--description", "<web & db>", "-o", "json").mustSucceed(t)
-	var got map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
-		t.Fatalf("stdout %q is not a JSON object: %v", r.stdout, err)
-	}
-	key, _ := got["key"].(string)
-	if _, err := uuid.Parse(key); err != nil {
-		t.Fatalf("key = %q, want a UUID", key)
-	}
-	want := map[string]any{
+	got, key := decodeNewKey(t, r.stdout)
+	checkFields(t, "generated", got, map[string]any{
 		"id":          1.0,
 		"prefix":      key[:8],
 		"hostname":    "192.0.2.9",
@@ -129,12 +124,7 @@ func TestGenerateJSON(t *testing.T) {
 		"created_at":  "2026-03-01T12:00:00Z",
 		"revoked_at":  nil,
 		"expires_at":  nil,
-	}
-	for field, w := range want {
-		if v, ok := got[field]; !ok || v != w {
-			t.Errorf("%s = %#v (present %v), want %#v", field, v, ok, w)
-		}
-	}
+	})
 	if s, ok := got["scopes"].([]any); !ok || len(s) != 1 || s[0] != "submit" {
 		t.Errorf("scopes = %#v, want [submit]", got["scopes"])
 	}
@@ -226,9 +216,9 @@ func TestGenerateInvalidDescription(t *testing.T) {
 	c := newCLI(t)
 	for _, desc := range []string{"web\tone", "\x1b[2J", strings.Repeat("x", 257)} {
 		r := c.run("generate", "--hostname", "web-1", "--description", desc)
-		if r.code != exitError || !strings.HasPrefix(r.stderr, "keyctl: invalid key policy: description ") || r.stdout != "" {
+		if r.code != exitUsage || !strings.HasPrefix(r.stderr, "keyctl: invalid key policy: --description ") || r.stdout != "" {
 			t.Errorf("description %q: exit %d, stdout %q, stderr %q; want %d and an invalid key policy error",
-				desc, r.code, r.stdout, r.stderr, exitError)
+				desc, r.code, r.stdout, r.stderr, exitUsage)
 		}
 	}
 	if _, err := os.Stat(c.db); !os.IsNotExist(err) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"text/tabwriter"
@@ -14,11 +13,7 @@ import (
 
 // ListOptions are the inputs of keyctl list.
 type ListOptions struct {
-	IO        *IOStreams
-	Ctx       context.Context
-	OpenStore func(context.Context) (*keystore.Store, error)
-	Now       func() time.Time
-	Format    outputFormat
+	cmdOptions
 
 	Hostname       string
 	All            bool
@@ -28,7 +23,7 @@ type ListOptions struct {
 
 // NewCmdList returns the list command. runF, if not nil, replaces listRun.
 func NewCmdList(f *Factory, runF func(*ListOptions) error) *cobra.Command {
-	opts := &ListOptions{IO: f.IO, OpenStore: f.openStore, Now: f.Now}
+	opts := &ListOptions{cmdOptions: newCmdOptions(f, f.openStore)}
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -55,12 +50,10 @@ not have them.`,
 					return usageErrorf("--%s must be positive, got %s", name, d)
 				}
 			}
-			opts.Ctx = cmd.Context()
-			opts.Format = f.format
-			if runF != nil {
-				return runF(opts)
+			if err := opts.bind(cmd, f, args); err != nil {
+				return err
 			}
-			return listRun(opts)
+			return runVerb(opts, runF, listRun)
 		},
 	}
 	cmd.Flags().StringVar(&opts.Hostname, "hostname", "", "only keys bound to `host`")

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"math"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -11,7 +9,8 @@ import (
 )
 
 // policyFlags hold the raw values of the flags that set a key's policy,
-// which generate and update share. resolve turns them into a change.
+// which generate and update share. input hands them, as typed, to
+// keystore.ParsePolicy, which checks them.
 type policyFlags struct {
 	expiresIn       time.Duration
 	expiresAt       string
@@ -22,6 +21,19 @@ type policyFlags struct {
 	rate            float64
 	burst           int
 	description     string
+}
+
+// policyFlagNames are the flags of the inputs of a key's policy.
+var policyFlagNames = map[keystore.Field]string{
+	keystore.FieldExpiresIn:       "expires-in",
+	keystore.FieldExpiresAt:       "expires-at",
+	keystore.FieldNoExpiry:        "no-expiry",
+	keystore.FieldScopes:          "scope",
+	keystore.FieldMeasurements:    "measurement",
+	keystore.FieldAllMeasurements: "all-measurements",
+	keystore.FieldRate:            "rate",
+	keystore.FieldBurst:           "burst",
+	keystore.FieldDescription:     "description",
 }
 
 // addPolicyFlags adds the policy flags to cmd. update also gets the flags
@@ -46,103 +58,43 @@ func addPolicyFlags(cmd *cobra.Command, p *policyFlags, update bool) {
 	fl.IntVar(&p.burst, "burst", 0, "`points` the key may write at once (0: the server's default)")
 }
 
-// resolve checks the policy flags given on cmd and returns the change they
-// ask for, with expiry times computed from now. Flags not given are nil.
-// Every mistake is a usage error.
-func (p *policyFlags) resolve(cmd *cobra.Command, now time.Time) (keystore.Update, error) {
-	var u keystore.Update
+// input returns the policy flags given on cmd as keystore.ParsePolicy
+// takes them, which names each input by cmd's flag for it.
+func (p *policyFlags) input(cmd *cobra.Command) keystore.PolicyInput {
 	fl := cmd.Flags()
-	if err := exclusive(cmd, "expires-in", "expires-at", "no-expiry"); err != nil {
-		return u, err
-	}
-	switch {
-	case fl.Changed("expires-in"):
-		if p.expiresIn <= 0 {
-			return u, usageErrorf("--expires-in must be positive, got %s", p.expiresIn)
-		}
-		t := now.Add(p.expiresIn).UTC()
-		u.ExpiresAt = &t
-	case fl.Changed("expires-at"):
-		t, err := time.Parse(time.RFC3339, strings.TrimSpace(p.expiresAt))
-		if err != nil {
-			return u, usageErrorf("--expires-at %q is not an RFC 3339 time such as 2027-01-01T00:00:00Z", p.expiresAt)
-		}
-		if !t.After(now) {
-			return u, usageErrorf("--expires-at %s is in the past", formatTime(t))
-		}
-		t = t.UTC()
-		u.ExpiresAt = &t
-	case fl.Changed("no-expiry") && p.noExpiry:
-		u.ExpiresAt = &time.Time{}
-	}
-
-	if fl.Changed("scope") {
-		var scopes []string
-		for _, s := range p.scopes {
-			s = strings.ToLower(strings.TrimSpace(s))
-			if s != keystore.ScopeSubmit && s != keystore.ScopeAdmin {
-				return u, usageErrorf("--scope %q: want %s or %s", s, keystore.ScopeSubmit, keystore.ScopeAdmin)
+	given := func(f keystore.Field) bool { return fl.Changed(policyFlagNames[f]) }
+	in := keystore.PolicyInput{
+		NoExpiry:        p.noExpiry,
+		AllMeasurements: p.allMeasurements,
+		Name: func(f keystore.Field) string {
+			if name := policyFlagNames[f]; fl.Lookup(name) != nil {
+				return "--" + name
 			}
-			scopes = append(scopes, s)
-		}
-		if len(scopes) == 0 {
-			return u, usageErrorf("--scope must not be empty")
-		}
-		u.Scopes = &scopes
+			return ""
+		},
 	}
-
-	if err := exclusive(cmd, "measurement", "all-measurements"); err != nil {
-		return u, err
+	if given(keystore.FieldExpiresIn) {
+		in.ExpiresIn = ptr(p.expiresIn.String())
 	}
-	if fl.Changed("measurement") {
-		var ms []string
-		for _, m := range p.measurements {
-			if m = strings.TrimSpace(m); m == "" {
-				return u, usageErrorf("--measurement must name a measurement, got an empty one")
-			}
-			ms = append(ms, m)
-		}
-		if len(ms) == 0 {
-			return u, usageErrorf("--measurement must name a measurement, got an empty one")
-		}
-		u.Measurements = &ms
+	if given(keystore.FieldExpiresAt) {
+		in.ExpiresAt = &p.expiresAt
 	}
-	if fl.Changed("all-measurements") && p.allMeasurements {
-		u.Measurements = &[]string{}
+	if given(keystore.FieldScopes) {
+		in.Scopes = &p.scopes
 	}
-
-	if fl.Changed("rate") {
-		if p.rate < 0 || math.IsNaN(p.rate) || math.IsInf(p.rate, 0) {
-			return u, usageErrorf("--rate must be a number of points per second, 0 or more, got %v", p.rate)
-		}
-		rate := p.rate
-		u.Rate = &rate
+	if given(keystore.FieldMeasurements) {
+		in.Measurements = &p.measurements
 	}
-	if fl.Changed("burst") {
-		if p.burst < 0 {
-			return u, usageErrorf("--burst must be 0 or more, got %d", p.burst)
-		}
-		burst := p.burst
-		u.Burst = &burst
+	if given(keystore.FieldRate) {
+		in.Rate = &p.rate
 	}
-	if fl.Changed("description") {
-		desc := p.description
-		u.Description = &desc
+	if given(keystore.FieldBurst) {
+		in.Burst = &p.burst
 	}
-	return u, nil
+	if given(keystore.FieldDescription) {
+		in.Description = &p.description
+	}
+	return in
 }
 
-// exclusive returns a usage error if more than one of the named flags was
-// given on cmd.
-func exclusive(cmd *cobra.Command, names ...string) error {
-	var given []string
-	for _, n := range names {
-		if cmd.Flags().Changed(n) {
-			given = append(given, "--"+n)
-		}
-	}
-	if len(given) > 1 {
-		return usageErrorf("%s cannot be used together", strings.Join(given, " and "))
-	}
-	return nil
-}
+func ptr[T any](v T) *T { return &v }

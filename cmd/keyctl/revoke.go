@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,14 +16,8 @@ var errDeclined = errors.New("nothing revoked")
 // RevokeOptions are the inputs of keyctl revoke: one key by Ref, or every
 // active key of Hostname.
 type RevokeOptions struct {
-	IO        *IOStreams
-	Ctx       context.Context
-	OpenStore func(context.Context) (*keystore.Store, error)
-	Now       func() time.Time
-	Format    outputFormat
-	DBPath    string
+	cmdOptions
 
-	Ref      keyRef
 	Hostname string
 	Yes      bool
 }
@@ -33,7 +25,7 @@ type RevokeOptions struct {
 // NewCmdRevoke returns the revoke command. runF, if not nil, replaces
 // revokeRun.
 func NewCmdRevoke(f *Factory, runF func(*RevokeOptions) error) *cobra.Command {
-	opts := &RevokeOptions{IO: f.IO, OpenStore: f.openStore, Now: f.Now}
+	opts := &RevokeOptions{cmdOptions: newCmdOptions(f, f.openStore)}
 	cmd := &cobra.Command{
 		Use:   "revoke {ID | KEY | --hostname HOST}",
 		Short: "Revoke a key, or every key of a host",
@@ -59,25 +51,16 @@ no one to ask, and --yes is required.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				ref, err := parseKeyRef(args[0])
-				if err != nil {
-					return err
-				}
-				opts.Ref = ref
-			} else if strings.TrimSpace(opts.Hostname) == "" {
+			if err := opts.bind(cmd, f, args); err != nil {
+				return err
+			}
+			if len(args) == 0 && strings.TrimSpace(opts.Hostname) == "" {
 				return usageErrorf("--hostname must not be empty")
 			}
 			if !opts.IO.InTTY && !opts.Yes {
 				return usageErrorf("--yes is required when not running interactively")
 			}
-			opts.Ctx = cmd.Context()
-			opts.Format = f.format
-			opts.DBPath = f.dbPath
-			if runF != nil {
-				return runF(opts)
-			}
-			return revokeRun(opts)
+			return runVerb(opts, runF, revokeRun)
 		},
 	}
 	cmd.Flags().StringVar(&opts.Hostname, "hostname", "", "revoke every active key bound to `host`")
@@ -106,17 +89,13 @@ func revokeRun(opts *RevokeOptions) error {
 		return revokeHost(opts, s, invalidHost)
 	}
 
-	k, err := lookUp(opts.Ctx, s, opts.Ref, opts.DBPath)
+	k, err := opts.lookUp(s)
 	if err != nil {
 		return err
 	}
 	if k.Status(opts.Now()) == keystore.StatusRevoked {
 		// Revoking again changes nothing; say so rather than ask.
-		if opts.Format == formatJSON {
-			return writeJSON(opts.IO.Out, newKeyJSON(k, opts.Now()))
-		}
-		_, err := fmt.Fprintf(opts.IO.Out, "%s was already revoked at %s.\n", capitalize(describeKey(k)), formatTime(k.RevokedAt))
-		return err
+		return opts.report(k, "%s was already revoked at %s.", capitalize(describeKey(k)), formatTime(k.RevokedAt))
 	}
 	if !opts.Yes {
 		ok, err := confirm(opts.IO, fmt.Sprintf("Revoke %s?", describeKey(k)))
@@ -127,15 +106,10 @@ func revokeRun(opts *RevokeOptions) error {
 			return errDeclined
 		}
 	}
-	k, err = s.Revoke(opts.Ctx, k.ID)
-	if err != nil {
+	if k, err = s.Revoke(opts.Ctx, k.ID); err != nil {
 		return err
 	}
-	if opts.Format == formatJSON {
-		return writeJSON(opts.IO.Out, newKeyJSON(k, opts.Now()))
-	}
-	_, err = fmt.Fprintf(opts.IO.Out, "Revoked %s.\n", describeKey(k))
-	return err
+	return opts.report(k, "Revoked %s.", describeKey(k))
 }
 
 // revokeHost revokes every active key of opts.Hostname. In JSON it prints

@@ -19,10 +19,10 @@ func TestNewCmdRevoke(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{name: "IDWithYes", args: []string{"7", "--yes"}, want: RevokeOptions{Ref: keyRef{ID: 7}, Yes: true, Format: formatTable}},
-		{name: "KeyWithYes", args: []string{"-y", key, "-o", "json"}, want: RevokeOptions{Ref: keyRef{Key: key}, Yes: true, Format: formatJSON}},
-		{name: "HostnameWithYes", args: []string{"--hostname", "web-1", "-y"}, want: RevokeOptions{Hostname: "web-1", Yes: true, Format: formatTable}},
-		{name: "TerminalNoYes", tty: true, args: []string{"7"}, want: RevokeOptions{Ref: keyRef{ID: 7}, Format: formatTable}},
+		{name: "IDWithYes", args: []string{"7", "--yes"}, want: RevokeOptions{cmdOptions: cmdOptions{Ref: keyRef{ID: 7}, Format: formatTable}, Yes: true}},
+		{name: "KeyWithYes", args: []string{"-y", key, "-o", "json"}, want: RevokeOptions{cmdOptions: cmdOptions{Ref: keyRef{Key: key}, Format: formatJSON}, Yes: true}},
+		{name: "HostnameWithYes", args: []string{"--hostname", "web-1", "-y"}, want: RevokeOptions{cmdOptions: cmdOptions{Format: formatTable}, Hostname: "web-1", Yes: true}},
+		{name: "TerminalNoYes", tty: true, args: []string{"7"}, want: RevokeOptions{cmdOptions: cmdOptions{Ref: keyRef{ID: 7}, Format: formatTable}}},
 		{name: "PipeNoYes", args: []string{"7"}, wantCode: exitUsage, wantErr: "--yes is required when not running interactively"},
 		{name: "PipeHostnameNoYes", args: []string{"--hostname", "web-1"}, wantCode: exitUsage, wantErr: "--yes is required"},
 		{name: "Nothing", tty: true, wantCode: exitUsage, wantErr: "give a key id, a key or --hostname"},
@@ -34,12 +34,8 @@ func TestNewCmdRevoke(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseCmd(t, testFactory(tt.tty), NewCmdRevoke, append([]string{"revoke"}, tt.args...))
-			checkErr(t, err, tt.wantCode, tt.wantErr)
-			if tt.wantCode != exitOK {
-				if got != nil {
-					t.Errorf("revoke ran with %+v, want a usage error first", *got)
-				}
+			got := parseVerb(t, testFactory(tt.tty), NewCmdRevoke, append([]string{"revoke"}, tt.args...), tt.wantCode, tt.wantErr)
+			if got == nil {
 				return
 			}
 			if got.Ref != tt.want.Ref || got.Hostname != tt.want.Hostname || got.Yes != tt.want.Yes || got.Format != tt.want.Format {
@@ -113,28 +109,11 @@ func TestRevokeHostname(t *testing.T) {
 func TestRevokeErrors(t *testing.T) {
 	c := newCLI(t)
 	c.generate("web-1", "")
-	unknown := uuid.NewString()
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStderr string // first line
-	}{
-		{"NoYesWhenPiped", []string{"revoke", "1"}, exitUsage, "keyctl: --yes is required when not running interactively"},
-		{"UnknownID", []string{"revoke", "42", "-y"}, exitNotFound, "keyctl: no key has id 42 in " + c.db},
-		{"UnknownKey", []string{"revoke", unknown, "-y"}, exitNotFound, "keyctl: no key " + unknown[:8] + "… in " + c.db},
-		{"InvalidHostname", []string{"revoke", "--hostname", "web_1", "-y"}, exitError,
+	checkRuns(t, c, append(notFoundCases(c, "revoke", "-y"),
+		runCase{"NoYesWhenPiped", []string{"revoke", "1"}, exitUsage, "keyctl: --yes is required when not running interactively"},
+		runCase{"InvalidHostname", []string{"revoke", "--hostname", "web_1", "-y"}, exitError,
 			`keyctl: invalid hostname "web_1": want an IP address, a CIDR range or a DNS name`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := c.run(tt.args...)
-			first, _, _ := strings.Cut(r.stderr, "\n")
-			if r.code != tt.wantCode || first != tt.wantStderr || r.stdout != "" {
-				t.Errorf("exit %d, stdout %q, stderr %q; want %d, nothing, %q", r.code, r.stdout, first, tt.wantCode, tt.wantStderr)
-			}
-		})
-	}
+	))
 	assertStatus(t, c, 1, "active")
 }
 
@@ -196,19 +175,6 @@ func (r result) mustSucceedAfterPrompt(t *testing.T) result {
 		t.Fatalf("exit %d, stderr %q; want 0", r.code, r.stderr)
 	}
 	return r
-}
-
-// assertStatus checks key id's status with keyctl show.
-func assertStatus(t *testing.T, c *cli, id int64, want string) {
-	t.Helper()
-	r := c.run("show", fmt.Sprint(id), "-o", "json").mustSucceed(t)
-	var k listedKey
-	if err := json.Unmarshal([]byte(r.stdout), &k); err != nil {
-		t.Fatalf("show %d: %v", id, err)
-	}
-	if k.Status != want {
-		t.Errorf("key %d status = %s, want %s", id, k.Status, want)
-	}
 }
 
 // TestRevokeImportedHostname revokes, by host, keys imported from the

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,18 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/google/uuid"
-	"github.com/spf13/cobra"
 )
-
-// testNow is the clock in every end-to-end test, so times in the output
-// are exact, unless a test moves its cli's clock.
-var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// testActor is who every end-to-end test runs keyctl as.
-const testActor = "keyctl:tester@testhost"
 
 func TestRootUsageErrors(t *testing.T) {
 	tests := []struct {
@@ -201,138 +189,5 @@ func TestExitCode(t *testing.T) {
 		if got := exitCode(tt.err); got != tt.want {
 			t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
 		}
-	}
-}
-
-// cli runs keyctl end to end on a database of its own, with a clock the
-// test may move.
-type cli struct {
-	t   *testing.T
-	db  string
-	env map[string]string
-	now time.Time
-}
-
-// result is what one keyctl run printed and returned.
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-func newCLI(t *testing.T) *cli {
-	t.Helper()
-	return &cli{t: t, db: filepath.Join(t.TempDir(), "keys.db"), env: map[string]string{}, now: testNow}
-}
-
-// run runs keyctl with --db and args, with no terminal and empty stdin.
-func (c *cli) run(args ...string) result {
-	c.t.Helper()
-	return c.runArgs(append([]string{"--db", c.db}, args...))
-}
-
-// runTTY runs keyctl with --db and args as if stdin and stdout were a
-// terminal, on which the user types input.
-func (c *cli) runTTY(input string, args ...string) result {
-	c.t.Helper()
-	return c.runIO(&IOStreams{In: strings.NewReader(input), InTTY: true, OutTTY: true}, append([]string{"--db", c.db}, args...))
-}
-
-// runArgs runs keyctl with exactly args.
-func (c *cli) runArgs(args []string) result {
-	c.t.Helper()
-	return c.runIO(&IOStreams{In: strings.NewReader("")}, args)
-}
-
-func (c *cli) runIO(ios *IOStreams, args []string) result {
-	c.t.Helper()
-	var stdout, stderr bytes.Buffer
-	ios.Out, ios.ErrOut = &stdout, &stderr
-	f := &Factory{IO: ios, Now: func() time.Time { return c.now }, Getenv: func(k string) string { return c.env[k] }, Actor: testActor}
-	code := execute(context.Background(), f, args)
-	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
-}
-
-// generate makes a key with keyctl and returns its id and value.
-func (c *cli) generate(hostname, description string) (int64, string) {
-	c.t.Helper()
-	r := c.run("generate", "--hostname", hostname, "--description", description, "-o", "json")
-	if r.code != exitOK {
-		c.t.Fatalf("generate --hostname %s: exit %d, stderr %q", hostname, r.code, r.stderr)
-	}
-	var k struct {
-		ID  int64  `json:"id"`
-		Key string `json:"key"`
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &k); err != nil {
-		c.t.Fatalf("generate output %q: %v", r.stdout, err)
-	}
-	if _, err := uuid.Parse(k.Key); err != nil || k.ID == 0 {
-		c.t.Fatalf("generate printed id %d, key %q; want an id and a UUID", k.ID, k.Key)
-	}
-	return k.ID, k.Key
-}
-
-// sql runs a statement on the cli's database directly, to set up what
-// keyctl cannot, such as usage the apiserver records.
-func (c *cli) sql(query string, args ...any) {
-	c.t.Helper()
-	db, err := sql.Open("sqlite", c.db)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(query, args...); err != nil {
-		c.t.Fatalf("%s: %v", query, err)
-	}
-}
-
-// mustSucceed fails the test unless r is a success with nothing on stderr.
-func (r result) mustSucceed(t *testing.T) result {
-	t.Helper()
-	if r.code != exitOK || r.stderr != "" {
-		t.Fatalf("exit %d, stderr %q; want 0 and no error", r.code, r.stderr)
-	}
-	return r
-}
-
-// parseCmd runs cmd below a root with keyctl's global flags, with f's
-// streams, and returns the options its runF received (nil if it was not
-// called) and the error.
-func parseCmd[T any](t *testing.T, f *Factory, newCmd func(*Factory, func(*T) error) *cobra.Command, args []string) (*T, error) {
-	t.Helper()
-	var got *T
-	cmd := newCmd(f, func(o *T) error { got = o; return nil })
-	root := &cobra.Command{Use: "keyctl", SilenceErrors: true, SilenceUsage: true}
-	root.SetOut(io.Discard)
-	root.SetErr(io.Discard)
-	root.SetFlagErrorFunc(flagError)
-	addGlobalFlags(root, f)
-	root.AddCommand(cmd)
-	if args == nil {
-		args = []string{}
-	}
-	root.SetArgs(args)
-	_, err := root.ExecuteC()
-	return got, err
-}
-
-// testFactory is a Factory for parsing tests; stdin is a terminal if tty.
-func testFactory(tty bool) *Factory {
-	return &Factory{
-		IO:     &IOStreams{In: strings.NewReader(""), Out: io.Discard, ErrOut: io.Discard, InTTY: tty, OutTTY: tty},
-		Now:    func() time.Time { return testNow },
-		Getenv: func(string) string { return "" },
-	}
-}
-
-// checkErr fails unless err has the exit code want and, when want is not
-// 0, contains msg.
-func checkErr(t *testing.T, err error, want int, msg string) {
-	t.Helper()
-	if got := exitCode(err); got != want {
-		t.Fatalf("error %v has exit code %d, want %d", err, got, want)
-	}
-	if err != nil && !strings.Contains(err.Error(), msg) {
-		t.Errorf("error = %q, want it to contain %q", err, msg)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -14,14 +13,8 @@ import (
 
 // RotateOptions are the inputs of keyctl rotate.
 type RotateOptions struct {
-	IO        *IOStreams
-	Ctx       context.Context
-	OpenStore func(context.Context) (*keystore.Store, error)
-	Now       func() time.Time
-	Format    outputFormat
-	DBPath    string
+	cmdOptions
 
-	Ref   keyRef
 	Grace time.Duration
 	Quiet bool
 }
@@ -33,7 +26,7 @@ const defaultGrace = 24 * time.Hour
 // NewCmdRotate returns the rotate command. runF, if not nil, replaces
 // rotateRun.
 func NewCmdRotate(f *Factory, runF func(*RotateOptions) error) *cobra.Command {
-	opts := &RotateOptions{IO: f.IO, OpenStore: f.openStore, Now: f.Now}
+	opts := &RotateOptions{cmdOptions: newCmdOptions(f, f.openStore)}
 	cmd := &cobra.Command{
 		Use:   "rotate {ID | KEY} [--grace DURATION]",
 		Short: "Replace a key by a new one",
@@ -51,24 +44,16 @@ The new key is printed once and cannot be shown again; store it now. With
   $ NEW=$(keyctl rotate "$OLD" --grace 0 --quiet)`,
 		Args: oneKey,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := parseKeyRef(args[0])
-			if err != nil {
+			if err := opts.bind(cmd, f, args); err != nil {
 				return err
 			}
 			if opts.Grace < 0 {
 				return usageErrorf("--grace must not be negative, got %s", opts.Grace)
 			}
-			opts.Ref = ref
-			opts.Ctx = cmd.Context()
-			opts.Format = f.format
-			opts.DBPath = f.dbPath
-			if opts.Quiet && opts.Format == formatJSON {
-				return usageErrorf("--quiet and --output json cannot be used together")
+			if err := opts.checkQuiet(opts.Quiet); err != nil {
+				return err
 			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return rotateRun(opts)
+			return runVerb(opts, runF, rotateRun)
 		},
 	}
 	cmd.Flags().DurationVar(&opts.Grace, "grace", defaultGrace, "how long the old key keeps working, such as 1h; 0 stops it at once")
@@ -77,7 +62,7 @@ The new key is printed once and cannot be shown again; store it now. With
 }
 
 func rotateRun(opts *RotateOptions) error {
-	s, k, err := openKey(opts.Ctx, opts.OpenStore, opts.Ref, opts.DBPath)
+	s, k, err := opts.openKey()
 	if err != nil {
 		return err
 	}

@@ -19,12 +19,12 @@ func TestNewCmdRotate(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{name: "DefaultGrace", args: []string{"7"}, want: RotateOptions{Ref: keyRef{ID: 7}, Grace: 24 * time.Hour, Format: formatTable}},
-		{name: "Grace", args: []string{"7", "--grace", "1h30m"}, want: RotateOptions{Ref: keyRef{ID: 7}, Grace: 90 * time.Minute, Format: formatTable}},
-		{name: "ZeroGrace", args: []string{key, "--grace", "0"}, want: RotateOptions{Ref: keyRef{Key: key}, Format: formatTable}},
+		{name: "DefaultGrace", args: []string{"7"}, want: RotateOptions{cmdOptions: cmdOptions{Ref: keyRef{ID: 7}, Format: formatTable}, Grace: 24 * time.Hour}},
+		{name: "Grace", args: []string{"7", "--grace", "1h30m"}, want: RotateOptions{cmdOptions: cmdOptions{Ref: keyRef{ID: 7}, Format: formatTable}, Grace: 90 * time.Minute}},
+		{name: "ZeroGrace", args: []string{key, "--grace", "0"}, want: RotateOptions{cmdOptions: cmdOptions{Ref: keyRef{Key: key}, Format: formatTable}}},
 		{name: "QuietJSON", args: []string{"7", "-q", "-o", "json"}, wantCode: exitUsage, wantErr: "--quiet and --output json cannot be used together"},
-		{name: "Quiet", args: []string{"7", "-q"}, want: RotateOptions{Ref: keyRef{ID: 7}, Grace: 24 * time.Hour, Quiet: true, Format: formatTable}},
-		{name: "JSON", args: []string{"7", "-o", "json"}, want: RotateOptions{Ref: keyRef{ID: 7}, Grace: 24 * time.Hour, Format: formatJSON}},
+		{name: "Quiet", args: []string{"7", "-q"}, want: RotateOptions{cmdOptions: cmdOptions{Ref: keyRef{ID: 7}, Format: formatTable}, Grace: 24 * time.Hour, Quiet: true}},
+		{name: "JSON", args: []string{"7", "-o", "json"}, want: RotateOptions{cmdOptions: cmdOptions{Ref: keyRef{ID: 7}, Format: formatJSON}, Grace: 24 * time.Hour}},
 		{name: "NegativeGrace", args: []string{"7", "--grace", "-1m"}, wantCode: exitUsage, wantErr: "--grace must not be negative, got -1m0s"},
 		{name: "BadGrace", args: []string{"7", "--grace", "1 day"}, wantCode: exitUsage, wantErr: `invalid argument "1 day" for "--grace" flag`},
 		{name: "NoArgument", wantCode: exitUsage, wantErr: "rotate takes one key id or key, got 0 arguments"},
@@ -32,12 +32,8 @@ func TestNewCmdRotate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseCmd(t, testFactory(false), NewCmdRotate, append([]string{"rotate"}, tt.args...))
-			checkErr(t, err, tt.wantCode, tt.wantErr)
-			if tt.wantCode != exitOK {
-				if got != nil {
-					t.Errorf("rotate ran with %+v, want a usage error first", *got)
-				}
+			got := parseVerb(t, testFactory(false), NewCmdRotate, append([]string{"rotate"}, tt.args...), tt.wantCode, tt.wantErr)
+			if got == nil {
 				return
 			}
 			if got.Ref != tt.want.Ref || got.Grace != tt.want.Grace || got.Quiet != tt.want.Quiet || got.Format != tt.want.Format {
@@ -98,15 +94,11 @@ func TestRotateJSON(t *testing.T) {
 	c := newCLI(t)
 	_, oldKey := c.generate("10.0.0.7", "")
 	r := c.run("rotate", "1", "-o", "json").mustSucceed(t)
-	var got map[string]any
-	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
-		t.Fatalf("stdout %q is not a JSON object: %v", r.stdout, err)
+	got, key := decodeNewKey(t, r.stdout)
+	if key == oldKey {
+		t.Fatalf("key = %q, the old key; want a new one", key)
 	}
-	key, _ := got["key"].(string)
-	if _, err := uuid.Parse(key); err != nil || key == oldKey {
-		t.Fatalf("key = %q, want a new UUID", key)
-	}
-	want := map[string]any{
+	checkFields(t, "rotated", got, map[string]any{
 		"id":                 2.0,
 		"prefix":             key[:8],
 		"hostname":           "10.0.0.7",
@@ -115,12 +107,7 @@ func TestRotateJSON(t *testing.T) {
 		"expires_at":         nil,
 		"old_key_id":         1.0,
 		"old_key_expires_at": "2026-03-02T12:00:00Z",
-	}
-	for field, w := range want {
-		if v, ok := got[field]; !ok || v != w {
-			t.Errorf("%s = %#v (present %v), want %#v", field, v, ok, w)
-		}
-	}
+	})
 	if strings.Contains(r.stdout, oldKey) {
 		t.Errorf("rotate printed the old key's value: %s", r.stdout)
 	}
@@ -164,28 +151,12 @@ func TestRotateErrors(t *testing.T) {
 	_, k2 := c.generate("web-1", "")
 	c.run("update", "2", "--expires-in", "1h").mustSucceed(t)
 	c.now = testNow.Add(2 * time.Hour)
-	unknown := uuid.NewString()
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStderr string
-	}{
-		{"UnknownID", []string{"rotate", "42"}, exitNotFound, "keyctl: no key has id 42 in " + c.db + "\n"},
-		{"UnknownKey", []string{"rotate", unknown}, exitNotFound, "keyctl: no key " + unknown[:8] + "… in " + c.db + "\n"},
-		{"Revoked", []string{"rotate", "1"}, exitError, "keyctl: cannot rotate key 1 (" + k1[:8] + "…, host web-1): it was revoked at " +
-			"2026-03-01T12:00:00Z; only an active key can be rotated (generate a new one instead)\n"},
-		{"Expired", []string{"rotate", "2"}, exitError, "keyctl: cannot rotate key 2 (" + k2[:8] + "…, host web-1): it expired at " +
-			"2026-03-01T13:00:00Z; only an active key can be rotated (generate a new one instead)\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := c.run(tt.args...)
-			if r.code != tt.wantCode || r.stderr != tt.wantStderr || r.stdout != "" {
-				t.Errorf("exit %d, stdout %q, stderr %q; want %d, nothing, %q", r.code, r.stdout, r.stderr, tt.wantCode, tt.wantStderr)
-			}
-		})
-	}
+	checkRuns(t, c, append(notFoundCases(c, "rotate"),
+		runCase{"Revoked", []string{"rotate", "1"}, exitError, "keyctl: cannot rotate key 1 (" + k1[:8] + "…, host web-1): " +
+			"it was revoked at 2026-03-01T12:00:00Z; only an active key can be rotated (generate a new one instead)"},
+		runCase{"Expired", []string{"rotate", "2"}, exitError, "keyctl: cannot rotate key 2 (" + k2[:8] + "…, host web-1): " +
+			"it expired at 2026-03-01T13:00:00Z; only an active key can be rotated (generate a new one instead)"},
+	))
 	if r := c.run("list", "--all", "-o", "json").mustSucceed(t); strings.Count(r.stdout, `"id":`) != 2 {
 		t.Errorf("list after failed rotations = %s, want the 2 keys only", r.stdout)
 	}

@@ -30,12 +30,8 @@ func TestNewCmdShow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseCmd(t, testFactory(false), NewCmdShow, append([]string{"show"}, tt.args...))
-			checkErr(t, err, tt.wantCode, tt.wantErr)
-			if tt.wantCode != exitOK {
-				if got != nil {
-					t.Errorf("show ran with %+v, want a usage error first", *got)
-				}
+			got := parseVerb(t, testFactory(false), NewCmdShow, append([]string{"show"}, tt.args...), tt.wantCode, tt.wantErr)
+			if got == nil {
 				return
 			}
 			if got.Ref != tt.want || got.Format != tt.wantFmt {
@@ -95,17 +91,7 @@ func TestShowJSON(t *testing.T) {
 func TestShowUnknown(t *testing.T) {
 	c := newCLI(t)
 	c.generate("web-1", "")
-	unknown := uuid.NewString()
-	tests := []struct{ arg, want string }{
-		{"42", "keyctl: no key has id 42 in " + c.db + "\n"},
-		{unknown, "keyctl: no key " + unknown[:8] + "… in " + c.db + "\n"},
-	}
-	for _, tt := range tests {
-		r := c.run("show", tt.arg)
-		if r.code != exitNotFound || r.stderr != tt.want || r.stdout != "" {
-			t.Errorf("show %s: exit %d, stdout %q, stderr %q; want %d, nothing, %q", tt.arg, r.code, r.stdout, r.stderr, exitNotFound, tt.want)
-		}
-	}
+	checkRuns(t, c, notFoundCases(c, "show"))
 }
 
 // TestShowUsageAndPolicy checks that show gives a key's policy and what the

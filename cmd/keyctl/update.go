@@ -1,9 +1,6 @@
 package main
 
 import (
-	"context"
-	"time"
-
 	"github.com/spf13/cobra"
 
 	"github.com/metricgate/metricgate/pkg/keystore"
@@ -11,21 +8,15 @@ import (
 
 // UpdateOptions are the inputs of keyctl update.
 type UpdateOptions struct {
-	IO        *IOStreams
-	Ctx       context.Context
-	OpenStore func(context.Context) (*keystore.Store, error)
-	Now       func() time.Time
-	Format    outputFormat
-	DBPath    string
+	cmdOptions
 
-	Ref     keyRef
 	Changes keystore.Update // only what the flags ask to change
 }
 
 // NewCmdUpdate returns the update command. runF, if not nil, replaces
 // updateRun.
 func NewCmdUpdate(f *Factory, runF func(*UpdateOptions) error) *cobra.Command {
-	opts := &UpdateOptions{IO: f.IO, OpenStore: f.openStore, Now: f.Now}
+	opts := &UpdateOptions{cmdOptions: newCmdOptions(f, f.openStore)}
 	var policy policyFlags
 	cmd := &cobra.Command{
 		Use:   "update {ID | KEY} [flags]",
@@ -43,27 +34,15 @@ stop it, revoke.`,
   $ keyctl update 7 --all-measurements --rate 0`,
 		Args: oneKey,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := parseKeyRef(args[0])
+			if err := opts.bind(cmd, f, args); err != nil {
+				return err
+			}
+			u, err := keystore.ParseUpdate(policy.input(cmd), opts.Now())
 			if err != nil {
 				return err
 			}
-			u, err := policy.resolve(cmd, opts.Now())
-			if err != nil {
-				return err
-			}
-			if u == (keystore.Update{}) {
-				return usageErrorf("nothing to change: give --expires-in, --expires-at, --no-expiry, --scope, " +
-					"--measurement, --all-measurements, --rate, --burst or --description")
-			}
-			opts.Ref = ref
 			opts.Changes = u
-			opts.Ctx = cmd.Context()
-			opts.Format = f.format
-			opts.DBPath = f.dbPath
-			if runF != nil {
-				return runF(opts)
-			}
-			return updateRun(opts)
+			return runVerb(opts, runF, updateRun)
 		},
 	}
 	addPolicyFlags(cmd, &policy, true)
@@ -71,18 +50,13 @@ stop it, revoke.`,
 }
 
 func updateRun(opts *UpdateOptions) error {
-	s, k, err := openKey(opts.Ctx, opts.OpenStore, opts.Ref, opts.DBPath)
+	s, k, err := opts.openKey()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	k, err = s.Update(opts.Ctx, k.ID, opts.Changes)
-	if err != nil {
+	if k, err = s.Update(opts.Ctx, k.ID, opts.Changes); err != nil {
 		return err
 	}
-	now := opts.Now()
-	if opts.Format == formatJSON {
-		return writeJSON(opts.IO.Out, newKeyJSON(k, now))
-	}
-	return writeKeyDetails(opts.IO.Out, k, now)
+	return opts.writeKey(k)
 }

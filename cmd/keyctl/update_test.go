@@ -2,39 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/metricgate/metricgate/pkg/keystore"
 )
-
-// describeUpdate shows the fields of u that are set, with their values.
-func describeUpdate(u keystore.Update) string {
-	var parts []string
-	if u.ExpiresAt != nil {
-		parts = append(parts, "expires="+u.ExpiresAt.Format(time.RFC3339))
-	}
-	if u.Scopes != nil {
-		parts = append(parts, fmt.Sprintf("scopes=%q", *u.Scopes))
-	}
-	if u.Measurements != nil {
-		parts = append(parts, fmt.Sprintf("measurements=%q", *u.Measurements))
-	}
-	if u.Rate != nil {
-		parts = append(parts, fmt.Sprintf("rate=%v", *u.Rate))
-	}
-	if u.Burst != nil {
-		parts = append(parts, fmt.Sprintf("burst=%d", *u.Burst))
-	}
-	if u.Description != nil {
-		parts = append(parts, fmt.Sprintf("description=%q", *u.Description))
-	}
-	return strings.Join(parts, " ")
-}
 
 func TestNewCmdUpdate(t *testing.T) {
 	key := uuid.NewString()
@@ -42,19 +15,19 @@ func TestNewCmdUpdate(t *testing.T) {
 		name     string
 		args     []string
 		wantRef  keyRef
-		want     string // describeUpdate of the changes
+		want     string // the changes, as their String shows them
 		wantCode int
 		wantErr  string
 	}{
-		{name: "ExpiresIn", args: []string{"7", "--expires-in", "1h"}, wantRef: keyRef{ID: 7}, want: "expires=2026-03-01T13:00:00Z"},
-		{name: "ExpiresAt", args: []string{"7", "--expires-at", "2027-01-01T00:00:00Z"}, wantRef: keyRef{ID: 7}, want: "expires=2027-01-01T00:00:00Z"},
-		{name: "NoExpiry", args: []string{"7", "--no-expiry"}, wantRef: keyRef{ID: 7}, want: "expires=0001-01-01T00:00:00Z"},
-		{name: "ByKey", args: []string{key, "--rate", "0"}, wantRef: keyRef{Key: key}, want: "rate=0"},
+		{name: "ExpiresIn", args: []string{"7", "--expires-in", "1h"}, wantRef: keyRef{ID: 7}, want: "expires_at=2026-03-01T13:00:00Z"},
+		{name: "ExpiresAt", args: []string{"7", "--expires-at", "2027-01-01T00:00:00Z"}, wantRef: keyRef{ID: 7}, want: "expires_at=2027-01-01T00:00:00Z"},
+		{name: "NoExpiry", args: []string{"7", "--no-expiry"}, wantRef: keyRef{ID: 7}, want: "expires_at=never"},
+		{name: "ByKey", args: []string{key, "--rate", "0"}, wantRef: keyRef{Key: key}, want: "rate=default"},
 		{name: "Everything", args: []string{"7", "--scope", "admin", "--measurement", "cpu", "--measurement", "mem",
 			"--rate", "2.5", "--burst", "10", "--description", ""},
-			wantRef: keyRef{ID: 7}, want: `scopes=["admin"] measurements=["cpu" "mem"] rate=2.5 burst=10 description=""`},
-		{name: "AllMeasurements", args: []string{"7", "--all-measurements"}, wantRef: keyRef{ID: 7}, want: "measurements=[]"},
-		{name: "NothingToChange", args: []string{"7"}, wantCode: exitUsage, wantErr: "nothing to change: give --expires-in"},
+			wantRef: keyRef{ID: 7}, want: `scopes=admin measurements=cpu,mem rate=2.5 burst=10 description=""`},
+		{name: "AllMeasurements", args: []string{"7", "--all-measurements"}, wantRef: keyRef{ID: 7}, want: "measurements=any"},
+		{name: "NothingToChange", args: []string{"7"}, wantCode: exitUsage, wantErr: "invalid key policy: nothing to change: give --expires-in"},
 		{name: "FalseFlagsOnly", args: []string{"7", "--no-expiry=false", "--all-measurements=false"}, wantCode: exitUsage, wantErr: "nothing to change"},
 		{name: "NoArgument", args: []string{"--rate", "1"}, wantCode: exitUsage, wantErr: "update takes one key id or key, got 0 arguments"},
 		{name: "TwoArguments", args: []string{"1", "2", "--rate", "1"}, wantCode: exitUsage, wantErr: "got 2 arguments"},
@@ -64,29 +37,28 @@ func TestNewCmdUpdate(t *testing.T) {
 		{name: "AllThreeExpiries", args: []string{"7", "--expires-in", "1h", "--expires-at", "2027-01-01T00:00:00Z", "--no-expiry"},
 			wantCode: exitUsage, wantErr: "--expires-in and --expires-at and --no-expiry cannot be used together"},
 		{name: "ExpiresAtPast", args: []string{"7", "--expires-at", "2020-01-01T00:00:00Z"},
-			wantCode: exitUsage, wantErr: "--expires-at 2020-01-01T00:00:00Z is in the past"},
+			wantCode: exitUsage, wantErr: "invalid key policy: --expires-at 2020-01-01T00:00:00Z is in the past"},
 		{name: "MeasurementAndAll", args: []string{"7", "--measurement", "cpu", "--all-measurements"},
 			wantCode: exitUsage, wantErr: "--measurement and --all-measurements cannot be used together"},
 		{name: "EmptyMeasurement", args: []string{"7", "--measurement", ""},
-			wantCode: exitUsage, wantErr: "--measurement must name a measurement"},
-		{name: "BadScope", args: []string{"7", "--scope", "write"}, wantCode: exitUsage, wantErr: `--scope "write": want submit or admin`},
+			wantCode: exitUsage, wantErr: "invalid key policy: --measurement must name a measurement, got none"},
+		{name: "BadScope", args: []string{"7", "--scope", "write"}, wantCode: exitUsage, wantErr: `invalid scope "write" in --scope: want submit or admin`},
+		{name: "NoScope", args: []string{"7", "--scope", ""}, wantCode: exitUsage, wantErr: "--scope must name at least one scope, submit or admin"},
+		{name: "BadDescription", args: []string{"7", "--description", strings.Repeat("x", 257)},
+			wantCode: exitUsage, wantErr: "invalid key policy: --description is 257 bytes, longer than 256"},
 		{name: "NegativeBurst", args: []string{"7", "--burst", "-1"}, wantCode: exitUsage, wantErr: "--burst must be 0 or more"},
 		{name: "InfRate", args: []string{"7", "--rate", "+Inf"}, wantCode: exitUsage, wantErr: "--rate must be a number"},
 		{name: "Hostname", args: []string{"7", "--hostname", "web-2"}, wantCode: exitUsage, wantErr: "unknown flag: --hostname"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseCmd(t, testFactory(false), NewCmdUpdate, append([]string{"update"}, tt.args...))
-			checkErr(t, err, tt.wantCode, tt.wantErr)
-			if tt.wantCode != exitOK {
-				if got != nil {
-					t.Errorf("update ran with %+v, want a usage error first", *got)
-				}
+			got := parseVerb(t, testFactory(false), NewCmdUpdate, append([]string{"update"}, tt.args...), tt.wantCode, tt.wantErr)
+			if got == nil {
 				return
 			}
-			if got.Ref != tt.wantRef || describeUpdate(got.Changes) != tt.want || got.Format != formatTable {
+			if got.Ref != tt.wantRef || got.Changes.String() != tt.want || got.Format != formatTable {
 				t.Errorf("got ref %+v, changes %s, format %s; want %+v, %s, table",
-					got.Ref, describeUpdate(got.Changes), got.Format, tt.wantRef, tt.want)
+					got.Ref, got.Changes.String(), got.Format, tt.wantRef, tt.want)
 			}
 		})
 	}
@@ -119,23 +91,6 @@ func TestUpdateTable(t *testing.T) {
 	if show := c.run("show", "1").mustSucceed(t); show.stdout != want {
 		t.Errorf("show after update =\n%s\nwant what update printed", show.stdout)
 	}
-}
-
-// policyKey is what -o json shows of a key's policy.
-type policyKey struct {
-	ID           int64    `json:"id"`
-	Description  string   `json:"description"`
-	Scopes       []string `json:"scopes"`
-	Measurements []string `json:"measurements"`
-	Rate         float64  `json:"rate"`
-	Burst        int      `json:"burst"`
-	Status       string   `json:"status"`
-	ExpiresAt    *string  `json:"expires_at"`
-}
-
-func (k policyKey) String() string {
-	return fmt.Sprintf("id=%d description=%q scopes=%q measurements=%q rate=%v burst=%d status=%s expires_at=%s",
-		k.ID, k.Description, k.Scopes, k.Measurements, k.Rate, k.Burst, k.Status, deref(k.ExpiresAt))
 }
 
 // TestUpdateChangesOnlyWhatIsGiven updates one field at a time and checks
@@ -187,29 +142,12 @@ func TestUpdateNoExpiryRevives(t *testing.T) {
 func TestUpdateErrors(t *testing.T) {
 	c := newCLI(t)
 	c.generate("web-1", "")
-	unknown := uuid.NewString()
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStderr string // first line
-	}{
-		{"UnknownID", []string{"update", "42", "--rate", "1"}, exitNotFound, "keyctl: no key has id 42 in " + c.db},
-		{"UnknownKey", []string{"update", unknown, "--rate", "1"}, exitNotFound, "keyctl: no key " + unknown[:8] + "… in " + c.db},
-		{"ControlCharacter", []string{"update", "1", "--description", "a\nb"}, exitError,
-			`keyctl: invalid key policy: description "a\nb" contains control characters`},
-		{"NothingToChange", []string{"update", "1"}, exitUsage, "keyctl: nothing to change: give --expires-in, --expires-at, " +
-			"--no-expiry, --scope, --measurement, --all-measurements, --rate, --burst or --description"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := c.run(tt.args...)
-			first, _, _ := strings.Cut(r.stderr, "\n")
-			if r.code != tt.wantCode || first != tt.wantStderr || r.stdout != "" {
-				t.Errorf("exit %d, stdout %q, stderr %q; want %d, nothing, %q", r.code, r.stdout, first, tt.wantCode, tt.wantStderr)
-			}
-		})
-	}
+	checkRuns(t, c, append(notFoundCases(c, "update", "--rate", "1"),
+		runCase{"ControlCharacter", []string{"update", "1", "--description", "a\nb"}, exitUsage,
+			`keyctl: invalid key policy: --description "a\nb" contains control characters`},
+		runCase{"NothingToChange", []string{"update", "1"}, exitUsage, "keyctl: invalid key policy: nothing to change: " +
+			"give --expires-in, --expires-at, --no-expiry, --scope, --measurement, --all-measurements, --rate, --burst or --description"},
+	))
 	if r := c.run("update", "1", "--rate", "1", "--db", c.db+".missing"); r.code != exitError || !strings.Contains(r.stderr, "no key store at") {
 		t.Errorf("update on a missing database: exit %d, stderr %q; want 1 and no key store", r.code, r.stderr)
 	}

@@ -31,10 +31,7 @@ func NewCmdVersion(f *Factory, runF func(*VersionOptions) error) *cobra.Command 
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Format = f.format
-			if runF != nil {
-				return runF(opts)
-			}
-			return versionRun(opts)
+			return runVerb(opts, runF, versionRun)
 		},
 	}
 	return cmd

@@ -95,7 +95,7 @@ func (s *Store) audit(ctx context.Context, tx *sql.Tx, at time.Time, keyID int64
 	if actor == "" {
 		actor = unknownActor
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO audit_log (at, actor, key_id, action, detail) VALUES (?, ?, ?, ?, ?)`,
+	_, err := tx.ExecContext(ctx, queryInsertAudit,
 		at.UTC().UnixNano(), actor, nullInt(keyID), action, detail)
 	if err != nil {
 		return fmt.Errorf("keystore: record %s of key %d: %w", action, keyID, err)

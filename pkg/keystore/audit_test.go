@@ -2,13 +2,13 @@ package keystore_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -220,14 +220,7 @@ func TestAuditSameTransaction(t *testing.T) {
 		t.Errorf("after failed changes, audit = %v, want only the generate", got)
 	}
 
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	if _, err := raw.Exec(`DROP TABLE audit_log`); err != nil {
-		t.Fatal(err)
-	}
+	execRaw(t, path, `DROP TABLE audit_log`)
 	if _, _, err := s.Generate(ctx, keystore.NewKey{Hostname: "web-2"}); err == nil {
 		t.Error("Generate without an audit log succeeded, want an error")
 	}
@@ -281,7 +274,7 @@ func TestRevokeHostActiveOnly(t *testing.T) {
 		t.Fatalf("RevokeHost: %v", err)
 	}
 	wantIDs := []int64{active.ID, later.ID}
-	if ids := keyIDs(got); !equalIDs(ids, wantIDs) || !equalIDs(keyIDs(listed), wantIDs) {
+	if ids := keyIDs(got); !slices.Equal(ids, wantIDs) || !slices.Equal(keyIDs(listed), wantIDs) {
 		t.Errorf("RevokeHost = %v, List before = %v; want both %v", ids, keyIDs(listed), wantIDs)
 	}
 	for _, k := range got {
@@ -312,20 +305,7 @@ func TestRevokeHostActiveOnly(t *testing.T) {
 // TestRevokeHostImportedHostname revokes, by host, keys imported from the
 // original database with hostnames CanonicalHostname rejects.
 func TestRevokeHostImportedHostname(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "api_keys.db")
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.Exec(`CREATE TABLE api_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, api_key TEXT NOT NULL UNIQUE, hostname TEXT NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range []string{"web_1", "web_1", "build box"} {
-		if _, err := raw.Exec(`INSERT INTO api_keys (api_key, hostname) VALUES (?, ?)`, uuid.NewString(), h); err != nil {
-			t.Fatal(err)
-		}
-	}
-	raw.Close()
+	path, _ := originalDatabase(t, "web_1", "web_1", "build box")
 	ctx := context.Background()
 	s, err := keystore.Open(ctx, path)
 	if err != nil {
@@ -343,7 +323,7 @@ func TestRevokeHostImportedHostname(t *testing.T) {
 		{"no_such_host", nil},
 	} {
 		got, err := s.RevokeHost(ctx, tt.host)
-		if err != nil || !equalIDs(keyIDs(got), tt.want) {
+		if err != nil || !slices.Equal(keyIDs(got), tt.want) {
 			t.Errorf("RevokeHost(%q) = %v, %v; want %v", tt.host, keyIDs(got), err, tt.want)
 		}
 	}
@@ -435,26 +415,15 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 // checks that its keys survive and changes are then audited.
 func TestMigrateFromVersion1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "keys.db")
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	schema, err := os.ReadFile("migrations/0001_init.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
 	plain := uuid.NewString()
 	hash := keystore.HashKey(plain)
-	for _, q := range []string{string(schema), `PRAGMA user_version = 1`} {
-		if _, err := raw.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := raw.Exec(`INSERT INTO api_keys (key_hash, prefix, hostname, created_at) VALUES (?, ?, 'web-1', 0)`,
-		hash[:], plain[:8]); err != nil {
-		t.Fatal(err)
-	}
-	raw.Close()
+	execRaw(t, path, string(schema))
+	setSchemaVersion(t, path, 1)
+	execRaw(t, path, `INSERT INTO api_keys (key_hash, prefix, hostname, created_at) VALUES (?, ?, 'web-1', 0)`, hash[:], plain[:8])
 
 	ctx := context.Background()
 	s, err := keystore.Open(ctx, path)
@@ -480,12 +449,10 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 }
 
+// schemaVersion reads the schema version of the database at path.
 func schemaVersion(t *testing.T, path string) int {
 	t.Helper()
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := rawDB(t, path)
 	defer raw.Close()
 	var v int
 	if err := raw.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
@@ -494,16 +461,10 @@ func schemaVersion(t *testing.T, path string) int {
 	return v
 }
 
+// setSchemaVersion sets the schema version of the database at path.
 func setSchemaVersion(t *testing.T, path string, v int) {
 	t.Helper()
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	if _, err := raw.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, v)); err != nil {
-		t.Fatal(err)
-	}
+	execRaw(t, path, fmt.Sprintf(`PRAGMA user_version = %d`, v))
 }
 
 func migrationCount(t *testing.T) int {

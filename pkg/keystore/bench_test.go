@@ -2,10 +2,8 @@ package keystore_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,16 +18,8 @@ import (
 func BenchmarkAuthenticate(b *testing.B) {
 	for _, n := range []int{10, 10_000, 1_000_000} {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
-			path := filepath.Join(b.TempDir(), "keys.db")
-			s, err := keystore.Open(context.Background(), path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			_, key, err := s.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1"})
-			if err != nil {
-				b.Fatal(err)
-			}
+			s, path := openStore(b)
+			_, key := generate(b, s, keystore.NewKey{Hostname: "127.0.0.1"})
 			fill(b, path, n-1)
 			addr := netip.MustParseAddr("127.0.0.1")
 			b.ResetTimer()
@@ -46,10 +36,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 // which is far quicker than n calls to Generate.
 func fill(b *testing.B, path string, n int) {
 	b.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		b.Fatal(err)
-	}
+	db := rawDB(b, "file:"+path+"?_pragma=busy_timeout(10000)")
 	defer db.Close()
 	tx, err := db.Begin()
 	if err != nil {

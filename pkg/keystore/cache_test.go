@@ -75,13 +75,8 @@ func TestCacheSeesChanges(t *testing.T) {
 // BenchmarkCacheAuthenticate measures a key check answered from the cache,
 // beside BenchmarkAuthenticate's trip to SQLite.
 func BenchmarkCacheAuthenticate(b *testing.B) {
-	path := b.TempDir() + "/keys.db"
-	s, err := keystore.Open(context.Background(), path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	_, key, _ := s.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1"})
+	s, _ := openStore(b)
+	_, key := generate(b, s, keystore.NewKey{Hostname: "127.0.0.1"})
 	c, err := keystore.NewCache(context.Background(), s, 0)
 	if err != nil {
 		b.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,17 +52,9 @@ func runWriter(path string) int {
 // authenticates as fast as it can, and checks neither sees an error such as
 // "database is locked".
 func TestConcurrentProcesses(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "keys.db")
+	s, path := openStore(t)
 	ctx := context.Background()
-	s, err := keystore.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	_, plain, err := s.Generate(ctx, keystore.NewKey{Hostname: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, plain := generate(t, s, keystore.NewKey{Hostname: "127.0.0.1"})
 
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "KEYSTORE_TEST_WRITER="+path)

@@ -105,15 +105,21 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("commit migrations: %w", err)
 	}
 	if upgradedLegacy {
-		// secure_delete already zeroed the dropped rows; VACUUM rebuilds the
-		// file so no page, free list or overflow chain keeps old content,
-		// and the checkpoint empties the WAL that held the rebuild.
-		if _, err := conn.ExecContext(ctx, `VACUUM`); err != nil {
-			return fmt.Errorf("vacuum after upgrade: %w", err)
-		}
-		if _, err := conn.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-			return fmt.Errorf("checkpoint after upgrade: %w", err)
-		}
+		return scrub(ctx, conn)
+	}
+	return nil
+}
+
+// scrub leaves no trace of the plaintext keys an upgrade dropped.
+// secure_delete already zeroed the dropped rows; VACUUM rebuilds the file so
+// no page, free list or overflow chain keeps old content, and the
+// checkpoint empties the WAL that held the rebuild.
+func scrub(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, `VACUUM`); err != nil {
+		return fmt.Errorf("vacuum after upgrade: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("checkpoint after upgrade: %w", err)
 	}
 	return nil
 }

@@ -1,215 +1,347 @@
 package keystore
 
 import (
-	"context"
-	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
+	"unicode"
+	"unicode/utf8"
 )
 
-// ErrInvalidPolicy means an update or new key asks for something impossible,
-// such as a negative rate or an expiry in the past.
-var ErrInvalidPolicy = errors.New("invalid key policy")
+// This file is the one place the rules of a key's policy live. ParsePolicy
+// applies them to what a person typed into keyctl or sent to the admin API;
+// the Store applies the same rules, through checkUpdate, to every key it
+// writes, so a Go caller cannot store what the others would refuse.
 
-// Update describes changes to a key's policy. Nil fields are left alone.
-type Update struct {
-	Description  *string
-	ExpiresAt    *time.Time // a zero time removes the expiry
-	Scopes       *[]string
-	Measurements *[]string // an empty list allows every measurement
-	Rate         *float64  // 0 means the server's default
-	Burst        *int      // 0 means the server's default
+// Field names one input of a key's policy. Its value is the input's name in
+// the admin API's JSON; PolicyInput.Name says how a caller's users know it.
+type Field string
+
+// The inputs of a key's policy, in the order error messages list them.
+const (
+	FieldExpiresIn       Field = "expires_in"
+	FieldExpiresAt       Field = "expires_at"
+	FieldNoExpiry        Field = "no_expiry"
+	FieldScopes          Field = "scopes"
+	FieldMeasurements    Field = "measurements"
+	FieldAllMeasurements Field = "all_measurements"
+	FieldRate            Field = "rate"
+	FieldBurst           Field = "burst"
+	FieldDescription     Field = "description"
+)
+
+// fields lists every Field in the order error messages list them.
+var fields = []Field{FieldExpiresIn, FieldExpiresAt, FieldNoExpiry, FieldScopes, FieldMeasurements,
+	FieldAllMeasurements, FieldRate, FieldBurst, FieldDescription}
+
+// PolicyInput is a key's policy as a person asks for it, on keyctl's command
+// line or in an admin API request, before any of it is checked. A nil field,
+// or a false one, was not given. ParsePolicy turns it into an Update.
+type PolicyInput struct {
+	// ExpiresIn is how long from now the key works, as a duration such as
+	// "720h".
+	ExpiresIn *string
+	// ExpiresAt is when the key stops working, in RFC 3339 such as
+	// "2027-01-01T00:00:00Z".
+	ExpiresAt *string
+	// NoExpiry asks that the key never expire.
+	NoExpiry bool
+	// Scopes replace the key's scopes: submit, admin or both, in any case.
+	// A list that is given must name at least one.
+	Scopes *[]string
+	// Measurements limit the key to the measurements named. A list that is
+	// given must name at least one; AllMeasurements lifts the limit.
+	Measurements *[]string
+	// AllMeasurements lets the key write any measurement.
+	AllMeasurements bool
+	// Rate is the points per second the key may write; 0 means the
+	// server's default.
+	Rate *float64
+	// Burst is the points the key may write at once; 0 means the server's
+	// default.
+	Burst *int
+	// Description says what the key is for.
+	Description *string
+
+	// Name says how the caller's users know a field, such as "--expires-in"
+	// or `"expires_in"`, for error messages; it returns "" for a field the
+	// caller does not offer. Nil names each field by its Field value.
+	Name func(Field) string
 }
 
-// Update changes the policy of the key with the given id and returns the
-// new record, recording what it changed in the audit log. It returns
-// ErrNotFound, ErrInvalidScope or ErrInvalidPolicy. An Update that changes
-// nothing returns the key as it is and records nothing.
-func (s *Store) Update(ctx context.Context, id int64, u Update) (Key, error) {
+// ParsePolicy checks every input in in and returns the change it asks for:
+// expiry times computed from now and in UTC, scopes in lower case without
+// repeats, measurement names trimmed. Inputs not given are nil in the
+// Update. An error names the input at fault as in.Name does and wraps
+// ErrInvalidScope for a scope the gateway does not know, else
+// ErrInvalidPolicy.
+func ParsePolicy(in PolicyInput, now time.Time) (Update, error) {
+	name := in.namer()
 	var (
-		sets   []string
-		args   []any
-		detail details
+		u   Update
+		err error
 	)
-	set := func(column string, value any, shown string) {
-		sets, args = append(sets, column+" = ?"), append(args, value)
-		detail.add(column, shown)
+	if u.ExpiresAt, err = parseExpiry(in, now, name); err != nil {
+		return Update{}, err
+	}
+	if in.Scopes != nil && len(*in.Scopes) == 0 {
+		return Update{}, fmt.Errorf("%w: %s must name at least one scope, %s or %s",
+			ErrInvalidPolicy, name(FieldScopes), ScopeSubmit, ScopeAdmin)
+	}
+	u.Scopes = in.Scopes
+	if err := exclusive(name, given{FieldMeasurements, in.Measurements != nil},
+		given{FieldAllMeasurements, in.AllMeasurements}); err != nil {
+		return Update{}, err
+	}
+	switch {
+	case in.AllMeasurements:
+		u.Measurements = &[]string{}
+	case in.Measurements != nil && len(*in.Measurements) == 0:
+		return Update{}, fmt.Errorf("%w: %s must name a measurement, got none", ErrInvalidPolicy, name(FieldMeasurements))
+	default:
+		u.Measurements = in.Measurements
+	}
+	u.Rate, u.Burst, u.Description = in.Rate, in.Burst, in.Description
+	return checkUpdate(u, name)
+}
+
+// ParseUpdate is ParsePolicy for a change to a key that exists: it also
+// returns ErrNoChange, listing the inputs the caller offers, when in asks
+// for no change at all.
+func ParseUpdate(in PolicyInput, now time.Time) (Update, error) {
+	u, err := ParsePolicy(in, now)
+	if err != nil {
+		return Update{}, err
+	}
+	if u == (Update{}) {
+		var offered []string
+		name := in.namer()
+		for _, f := range fields {
+			if n := name(f); n != "" {
+				offered = append(offered, n)
+			}
+		}
+		if last := len(offered) - 1; last > 0 {
+			return Update{}, fmt.Errorf("%w: give %s or %s", ErrNoChange, strings.Join(offered[:last], ", "), offered[last])
+		}
+		return Update{}, ErrNoChange
+	}
+	return u, nil
+}
+
+// NewKey returns the key to generate for hostname with the policy u asks
+// for, and the store's defaults where u leaves a field nil.
+func (u Update) NewKey(hostname string) NewKey {
+	nk := NewKey{Hostname: hostname}
+	if u.Description != nil {
+		nk.Description = *u.Description
 	}
 	if u.ExpiresAt != nil {
-		set("expires_at", nullTime(*u.ExpiresAt), expiryDetail(*u.ExpiresAt))
+		nk.ExpiresAt = *u.ExpiresAt
 	}
 	if u.Scopes != nil {
-		scopes, err := normalizeScopes(*u.Scopes)
-		if err != nil {
-			return Key{}, err
-		}
-		set("scopes", joinList(scopes), joinList(scopes))
+		nk.Scopes = *u.Scopes
 	}
 	if u.Measurements != nil {
-		if err := checkMeasurements(*u.Measurements); err != nil {
-			return Key{}, err
-		}
-		set("measurements", joinList(*u.Measurements), measurementsDetail(*u.Measurements))
+		nk.Measurements = *u.Measurements
 	}
 	if u.Rate != nil {
-		if err := checkRate(*u.Rate); err != nil {
-			return Key{}, err
-		}
-		set("rate", nullFloat(*u.Rate), rateDetail(*u.Rate))
+		nk.Rate = *u.Rate
 	}
 	if u.Burst != nil {
-		if err := checkBurst(*u.Burst); err != nil {
-			return Key{}, err
-		}
-		set("burst", nullInt(int64(*u.Burst)), burstDetail(*u.Burst))
+		nk.Burst = *u.Burst
 	}
-	if u.Description != nil {
-		if err := CheckDescription(*u.Description); err != nil {
-			return Key{}, err
-		}
-		set("description", *u.Description, *u.Description)
-	}
-	if len(sets) == 0 {
-		return s.Get(ctx, id)
-	}
-	now := s.Now().UTC()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Key{}, fmt.Errorf("keystore: update key %d: %w", id, err)
-	}
-	defer tx.Rollback()
-	k, err := scanKey(tx.QueryRowContext(ctx,
-		`UPDATE api_keys SET `+strings.Join(sets, ", ")+` WHERE id = ? RETURNING `+keyColumns, append(args, id)...))
-	if isNoRows(err) {
-		return Key{}, fmt.Errorf("keystore: id %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Key{}, fmt.Errorf("keystore: update key %d: %w", id, err)
-	}
-	if err := s.audit(ctx, tx, now, id, ActionUpdate, detail.String()); err != nil {
-		return Key{}, err
-	}
-	if err := tx.Commit(); err != nil {
-		return Key{}, fmt.Errorf("keystore: update key %d: %w", id, err)
-	}
-	return k, nil
+	return nk
 }
 
-// Rotate makes a new key for the same host with the same policy as the key
-// with the given id, and lets the old key work until grace has passed (at
-// once when grace is 0). It returns the new key, its value, and the old
-// key's updated record. It returns ErrNotFound, or ErrRevoked or ErrExpired
-// for a key that is no longer active. The audit log gets a rotate entry for
-// the old key and a generate entry for the new one.
-func (s *Store) Rotate(ctx context.Context, id int64, grace time.Duration) (newKey Key, plain string, old Key, err error) {
-	if grace < 0 {
-		return Key{}, "", Key{}, fmt.Errorf("%w: grace must not be negative", ErrInvalidPolicy)
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Key{}, "", Key{}, fmt.Errorf("keystore: rotate key %d: %w", id, err)
-	}
-	defer tx.Rollback()
-	old, err = scanKey(tx.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id))
-	if err != nil {
-		if isNoRows(err) {
-			return Key{}, "", Key{}, fmt.Errorf("keystore: id %d: %w", id, ErrNotFound)
-		}
-		return Key{}, "", Key{}, fmt.Errorf("keystore: rotate key %d: %w", id, err)
-	}
-	now := s.Now().UTC()
-	switch old.Status(now) {
-	case StatusRevoked:
-		return Key{}, "", Key{}, fmt.Errorf("keystore: rotate key %d: %w", id, ErrRevoked)
-	case StatusExpired:
-		return Key{}, "", Key{}, fmt.Errorf("keystore: rotate key %d: %w", id, ErrExpired)
-	}
-	plain = uuid.NewString()
-	hash := HashKey(plain)
-	var newID int64
-	err = tx.QueryRowContext(ctx, `INSERT INTO api_keys
-		(key_hash, prefix, hostname, description, scopes, measurements, rate, burst, created_at, expires_at)
-		SELECT ?, ?, hostname, description, scopes, measurements, rate, burst, ?, expires_at FROM api_keys WHERE id = ?
-		RETURNING id`, hash[:], plain[:PrefixLen], now.UnixNano(), id).Scan(&newID)
-	if err != nil {
-		return Key{}, "", Key{}, fmt.Errorf("keystore: rotate key %d: %w", id, err)
-	}
-	end := now.Add(grace)
-	if !old.ExpiresAt.IsZero() && old.ExpiresAt.Before(end) {
-		end = old.ExpiresAt
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET expires_at = ?, replaced_by = ? WHERE id = ?`,
-		end.UnixNano(), newID, id); err != nil {
-		return Key{}, "", Key{}, fmt.Errorf("keystore: rotate key %d: %w", id, err)
-	}
-	if err := s.audit(ctx, tx, now, id, ActionRotate, fmt.Sprintf("replaced_by=%d grace=%s", newID, grace)); err != nil {
-		return Key{}, "", Key{}, err
-	}
-	if err := s.audit(ctx, tx, now, newID, ActionGenerate, fmt.Sprintf("rotated from %d", id)); err != nil {
-		return Key{}, "", Key{}, err
-	}
-	if newKey, err = getKey(ctx, tx, newID); err != nil {
-		return Key{}, "", Key{}, err
-	}
-	if old, err = getKey(ctx, tx, id); err != nil {
-		return Key{}, "", Key{}, err
-	}
-	if err := tx.Commit(); err != nil {
-		return Key{}, "", Key{}, fmt.Errorf("keystore: rotate key %d: %w", id, err)
-	}
-	return newKey, plain, old, nil
+// policy is nk's policy as an Update that sets every field; NewKey turns it
+// back.
+func (nk NewKey) policy() Update {
+	return Update{Description: &nk.Description, ExpiresAt: &nk.ExpiresAt, Scopes: &nk.Scopes,
+		Measurements: &nk.Measurements, Rate: &nk.Rate, Burst: &nk.Burst}
 }
 
-// Usage is what a server saw of one key since its last report.
-type Usage struct {
-	LastUsedAt   time.Time
-	LastUsedAddr string
-	Requests     int64
-	Points       int64
+// CheckDescription returns ErrInvalidPolicy unless d can describe a key: it
+// must be valid UTF-8, at most MaxDescriptionLen bytes, and hold no control
+// characters (which could break a table or drive a terminal).
+func CheckDescription(d string) error { return checkDescription(d, string(FieldDescription)) }
+
+// namer renders a Field for an error message.
+type namer func(Field) string
+
+// fieldName names a field by its Field value, as the Store's errors do.
+func fieldName(f Field) string { return string(f) }
+
+func (in PolicyInput) namer() namer {
+	if in.Name == nil {
+		return fieldName
+	}
+	return in.Name
 }
 
-// RecordUsage adds a batch of usage reports, keyed by key id, in one
-// transaction, so a busy server costs the database one write per flush
-// rather than one per request.
-func (s *Store) RecordUsage(ctx context.Context, usage map[int64]Usage) error {
-	if len(usage) == 0 {
-		return nil
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("keystore: record usage: %w", err)
-	}
-	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `UPDATE api_keys SET
-		last_used_at = MAX(COALESCE(last_used_at, 0), ?),
-		last_used_addr = CASE WHEN ? >= COALESCE(last_used_at, 0) THEN ? ELSE last_used_addr END,
-		request_count = request_count + ?, point_count = point_count + ? WHERE id = ?`)
-	if err != nil {
-		return fmt.Errorf("keystore: record usage: %w", err)
-	}
-	defer stmt.Close()
-	for id, u := range usage {
-		at := u.LastUsedAt.UTC().UnixNano()
-		if _, err := stmt.ExecContext(ctx, at, at, u.LastUsedAddr, u.Requests, u.Points, id); err != nil {
-			return fmt.Errorf("keystore: record usage of key %d: %w", id, err)
+// given is whether one input was given, for exclusive.
+type given struct {
+	field Field
+	set   bool
+}
+
+// exclusive returns ErrInvalidPolicy if more than one of the inputs was
+// given.
+func exclusive(name namer, inputs ...given) error {
+	var names []string
+	for _, in := range inputs {
+		if in.set {
+			names = append(names, name(in.field))
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("keystore: record usage: %w", err)
+	if len(names) > 1 {
+		return fmt.Errorf("%w: %s cannot be used together", ErrInvalidPolicy, strings.Join(names, " and "))
 	}
 	return nil
 }
 
-// checkMeasurements rejects measurement names a key cannot be limited to:
-// the list is stored comma-separated.
-func checkMeasurements(ms []string) error {
-	for _, m := range ms {
-		if m == "" || strings.Contains(m, ",") {
-			return fmt.Errorf("%w: measurement %q must be non-empty and contain no comma", ErrInvalidPolicy, m)
+// parseExpiry returns the expiry in asks for: nil when it gives none, a
+// zero time for no expiry.
+func parseExpiry(in PolicyInput, now time.Time, name namer) (*time.Time, error) {
+	if err := exclusive(name, given{FieldExpiresIn, in.ExpiresIn != nil}, given{FieldExpiresAt, in.ExpiresAt != nil},
+		given{FieldNoExpiry, in.NoExpiry}); err != nil {
+		return nil, err
+	}
+	switch {
+	case in.ExpiresIn != nil:
+		d, err := time.ParseDuration(strings.TrimSpace(*in.ExpiresIn))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s %q is not a duration such as 720h", ErrInvalidPolicy, name(FieldExpiresIn), *in.ExpiresIn)
 		}
+		if d <= 0 {
+			return nil, fmt.Errorf("%w: %s must be positive, got %s", ErrInvalidPolicy, name(FieldExpiresIn), d)
+		}
+		t := now.Add(d).UTC()
+		return &t, nil
+	case in.ExpiresAt != nil:
+		t, err := time.Parse(time.RFC3339, strings.TrimSpace(*in.ExpiresAt))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s %q is not an RFC 3339 time such as 2027-01-01T00:00:00Z",
+				ErrInvalidPolicy, name(FieldExpiresAt), *in.ExpiresAt)
+		}
+		if t = t.UTC(); !t.After(now) {
+			return nil, fmt.Errorf("%w: %s %s is in the past", ErrInvalidPolicy, name(FieldExpiresAt), t.Format(time.RFC3339))
+		}
+		return &t, nil
+	case in.NoExpiry:
+		return &time.Time{}, nil
+	}
+	return nil, nil
+}
+
+// checkUpdate checks the fields u sets and returns them as the store keeps
+// them, in new variables: scopes normalized (an empty list means the
+// default, submit), measurement names trimmed. Errors name fields as name
+// does.
+func checkUpdate(u Update, name namer) (Update, error) {
+	var out Update
+	if u.ExpiresAt != nil {
+		out.ExpiresAt = ptr(*u.ExpiresAt)
+	}
+	if u.Scopes != nil {
+		scopes, err := normalizeScopes(*u.Scopes, name(FieldScopes))
+		if err != nil {
+			return Update{}, err
+		}
+		out.Scopes = &scopes
+	}
+	if u.Measurements != nil {
+		ms, err := normalizeMeasurements(*u.Measurements, name(FieldMeasurements))
+		if err != nil {
+			return Update{}, err
+		}
+		out.Measurements = &ms
+	}
+	if u.Rate != nil {
+		if err := checkRate(*u.Rate, name(FieldRate)); err != nil {
+			return Update{}, err
+		}
+		out.Rate = ptr(*u.Rate)
+	}
+	if u.Burst != nil {
+		if err := checkBurst(*u.Burst, name(FieldBurst)); err != nil {
+			return Update{}, err
+		}
+		out.Burst = ptr(*u.Burst)
+	}
+	if u.Description != nil {
+		if err := checkDescription(*u.Description, name(FieldDescription)); err != nil {
+			return Update{}, err
+		}
+		out.Description = ptr(*u.Description)
+	}
+	return out, nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// normalizeScopes returns the scopes in lower case, trimmed, without
+// repeats, or [submit] for none. A scope the gateway does not know is
+// ErrInvalidScope.
+func normalizeScopes(in []string, field string) ([]string, error) {
+	if len(in) == 0 {
+		return []string{ScopeSubmit}, nil
+	}
+	var out []string
+	for _, s := range in {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if s != ScopeSubmit && s != ScopeAdmin {
+			return nil, fmt.Errorf("%w %q in %s: want %s or %s", ErrInvalidScope, s, field, ScopeSubmit, ScopeAdmin)
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// normalizeMeasurements returns the measurement names trimmed. The list is
+// stored comma-separated, so a name must be non-empty and hold no comma.
+func normalizeMeasurements(in []string, field string) ([]string, error) {
+	out := make([]string, 0, len(in))
+	for _, m := range in {
+		switch m = strings.TrimSpace(m); {
+		case m == "":
+			return nil, fmt.Errorf("%w: %s must name a measurement, got an empty one", ErrInvalidPolicy, field)
+		case strings.Contains(m, ","):
+			return nil, fmt.Errorf("%w: %s %q must name one measurement, without a comma", ErrInvalidPolicy, field, m)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// checkRate rejects a rate the limiter cannot use. NaN would be stored as
+// NULL, the server's default, without anyone asking for it.
+func checkRate(r float64, field string) error {
+	if r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		return fmt.Errorf("%w: %s must be a number of points per second, 0 or more, got %v", ErrInvalidPolicy, field, r)
+	}
+	return nil
+}
+
+func checkBurst(b int, field string) error {
+	if b < 0 {
+		return fmt.Errorf("%w: %s must be 0 or more, got %d", ErrInvalidPolicy, field, b)
+	}
+	return nil
+}
+
+func checkDescription(d, field string) error {
+	switch {
+	case len(d) > MaxDescriptionLen:
+		return fmt.Errorf("%w: %s is %d bytes, longer than %d", ErrInvalidPolicy, field, len(d), MaxDescriptionLen)
+	case !utf8.ValidString(d):
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidPolicy, field)
+	case strings.ContainsFunc(d, unicode.IsControl):
+		return fmt.Errorf("%w: %s %q contains control characters", ErrInvalidPolicy, field, d)
 	}
 	return nil
 }

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,27 +17,6 @@ import (
 
 	"github.com/metricgate/metricgate/pkg/keystore"
 )
-
-// openStore opens a fresh store in a temp dir and closes it after the test.
-func openStore(t *testing.T) (*keystore.Store, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "keys.db")
-	s, err := keystore.Open(context.Background(), path)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, path
-}
-
-func generate(t *testing.T, s *keystore.Store, nk keystore.NewKey) (keystore.Key, string) {
-	t.Helper()
-	k, plain, err := s.Generate(context.Background(), nk)
-	if err != nil {
-		t.Fatalf("Generate(%+v): %v", nk, err)
-	}
-	return k, plain
-}
 
 func TestGenerate(t *testing.T) {
 	s, path := openStore(t)
@@ -198,7 +177,7 @@ func TestListAndRevoke(t *testing.T) {
 		{keystore.Filter{Hostname: "WEB-1"}, []int64{b.ID}},
 		{keystore.Filter{Hostname: "web-1", All: true}, []int64{a.ID, b.ID}},
 	} {
-		if got := ids(tt.f); !equalIDs(got, tt.want) {
+		if got := ids(tt.f); !slices.Equal(got, tt.want) {
 			t.Errorf("List(%+v) = %v, want %v", tt.f, got, tt.want)
 		}
 	}
@@ -220,36 +199,22 @@ func TestListAndRevoke(t *testing.T) {
 // format and checks that ids, hostnames and keys survive while no byte of
 // any plaintext key is left in the files.
 func TestUpgradeOriginalDatabase(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "api_keys.db")
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.Exec(`CREATE TABLE IF NOT EXISTS api_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, api_key TEXT NOT NULL UNIQUE, hostname TEXT NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
 	type row struct {
 		id        int64
 		key, host string
 	}
-	var old []row
-	hosts := []string{"127.0.0.1", "web-1", "10.1.0.0/16"}
-	for i := 0; i < 300; i++ {
-		old = append(old, row{key: uuid.NewString(), host: hosts[i%len(hosts)]})
+	var hosts []string
+	for i := range 300 {
+		hosts = append(hosts, []string{"127.0.0.1", "web-1", "10.1.0.0/16"}[i%3])
 	}
-	for i := range old {
-		res, err := raw.Exec(`INSERT INTO api_keys (api_key, hostname) VALUES (?, ?)`, old[i].key, old[i].host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		old[i].id, _ = res.LastInsertId()
+	path, keys := originalDatabase(t, hosts...)
+	var old []row
+	for i, key := range keys {
+		old = append(old, row{id: int64(i + 1), key: key, host: hosts[i]})
 	}
 	// Gaps in the ids must survive too.
-	if _, err := raw.Exec(`DELETE FROM api_keys WHERE id = 2`); err != nil {
-		t.Fatal(err)
-	}
+	execRaw(t, path, `DELETE FROM api_keys WHERE id = 2`)
 	old = append(old[:1], old[2:]...)
-	raw.Close()
 
 	ctx := context.Background()
 	s, err := keystore.Open(ctx, path)
@@ -309,18 +274,6 @@ func assertNoPlaintext(t *testing.T, path, key string) {
 			}
 		}
 	}
-}
-
-func equalIDs(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestPolicyUpdateRotateUsage(t *testing.T) {

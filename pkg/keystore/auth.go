@@ -1,0 +1,83 @@
+package keystore
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// Find returns the record of the key whose value is plain, or ErrUnknownKey.
+// It does not check status or host; see Authenticate for that.
+func (s *Store) Find(ctx context.Context, plain string) (Key, error) {
+	hash := HashKey(plain)
+	var stored []byte
+	k, err := scanKey(s.db.QueryRowContext(ctx, queryKeyByHash, hash[:]), &stored)
+	if isNoRows(err) {
+		return Key{}, ErrUnknownKey
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("keystore: find key: %w", err)
+	}
+	// The index already matched the hash; compare again in constant time so
+	// no code path depends on early-exit byte comparison of secrets.
+	if subtle.ConstantTimeCompare(stored, hash[:]) != 1 {
+		return Key{}, ErrUnknownKey
+	}
+	return k, nil
+}
+
+// Authenticate checks that plain is an active key and that addr, the
+// caller's address, is the host the key is bound to. It returns the key's
+// record, or the record (as far as known) together with one of
+// ErrUnknownKey, ErrRevoked, ErrExpired or ErrHostMismatch, so that callers
+// can log which key failed and why.
+func (s *Store) Authenticate(ctx context.Context, plain string, addr netip.Addr) (Key, error) {
+	k, err := s.Find(ctx, plain)
+	if err != nil {
+		return Key{}, err
+	}
+	return s.check(ctx, k, addr)
+}
+
+// check applies the status and host binding of k to a caller at addr.
+func (s *Store) check(ctx context.Context, k Key, addr netip.Addr) (Key, error) {
+	switch k.Status(s.Now()) {
+	case StatusRevoked:
+		return k, ErrRevoked
+	case StatusExpired:
+		return k, ErrExpired
+	}
+	ok, err := s.resolver.matches(ctx, k.Hostname, addr)
+	if err != nil {
+		return k, fmt.Errorf("%w: %v", ErrHostMismatch, err)
+	}
+	if !ok {
+		return k, ErrHostMismatch
+	}
+	return k, nil
+}
+
+// HashKey returns the SHA-256 the store keeps for a key value. A value that
+// parses as a UUID is hashed in its canonical lower-case form, so the same
+// key written in upper case or braces still matches.
+func HashKey(plain string) [sha256.Size]byte {
+	u, err := uuid.Parse(strings.TrimSpace(plain))
+	if err != nil {
+		return sha256.Sum256([]byte(plain))
+	}
+	// u.String() without its allocation: this is on every request's path.
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	hex.Encode(b[9:13], u[4:6])
+	hex.Encode(b[14:18], u[6:8])
+	hex.Encode(b[19:23], u[8:10])
+	hex.Encode(b[24:], u[10:])
+	b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
+	return sha256.Sum256(b[:])
+}

@@ -1,0 +1,91 @@
+package keystore
+
+import "time"
+
+// Scopes a key may carry.
+const (
+	// ScopeSubmit allows writing metrics.
+	ScopeSubmit = "submit"
+	// ScopeAdmin allows managing keys over HTTP.
+	ScopeAdmin = "admin"
+)
+
+// PrefixLen is the number of leading characters of a key kept for display.
+const PrefixLen = 8
+
+// MaxDescriptionLen is the longest description a key may have, in bytes.
+const MaxDescriptionLen = 256
+
+// Status is the state of a key at a given time.
+type Status string
+
+// The states a key can be in.
+const (
+	StatusActive  Status = "active"
+	StatusRevoked Status = "revoked"
+	StatusExpired Status = "expired"
+)
+
+// Key is a stored API key: everything about it except its value, which the
+// store never holds.
+type Key struct {
+	ID           int64
+	Prefix       string
+	Hostname     string
+	Description  string
+	Scopes       []string
+	Measurements []string // empty means any measurement
+	Rate         float64  // points per second; 0 means the server's default
+	Burst        int      // points; 0 means the server's default
+	CreatedAt    time.Time
+	RevokedAt    time.Time // zero unless revoked
+	ExpiresAt    time.Time // zero when the key never expires
+	ReplacedBy   int64     // id of the key that replaced it on rotation, or 0
+	LastUsedAt   time.Time // zero when never used
+	LastUsedAddr string
+	Requests     int64
+	Points       int64
+}
+
+// Status reports whether the key is active, revoked or expired at now.
+// Revocation wins over expiry.
+func (k Key) Status(now time.Time) Status {
+	switch {
+	case !k.RevokedAt.IsZero() && !now.Before(k.RevokedAt):
+		return StatusRevoked
+	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
+		return StatusExpired
+	}
+	return StatusActive
+}
+
+// HasScope reports whether the key carries scope s.
+func (k Key) HasScope(s string) bool {
+	for _, have := range k.Scopes {
+		if have == s {
+			return true
+		}
+	}
+	return false
+}
+
+// NewKey describes a key to generate.
+type NewKey struct {
+	Hostname     string
+	Description  string
+	Scopes       []string // defaults to [submit]
+	Measurements []string
+	Rate         float64
+	Burst        int
+	ExpiresAt    time.Time // zero for no expiry
+}
+
+// Update describes changes to a key's policy. Nil fields are left alone.
+type Update struct {
+	Description  *string
+	ExpiresAt    *time.Time // a zero time removes the expiry
+	Scopes       *[]string
+	Measurements *[]string // an empty list allows every measurement
+	Rate         *float64  // 0 means the server's default
+	Burst        *int      // 0 means the server's default
+}

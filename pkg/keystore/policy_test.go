@@ -1,0 +1,255 @@
+package keystore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metricgate/metricgate/pkg/keystore"
+)
+
+// policyNow is the clock of the policy tests.
+var policyNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func ptr[T any](v T) *T { return &v }
+
+// flagName names fields as keyctl's flags do, to check that errors use the
+// caller's names.
+func flagName(f keystore.Field) string {
+	if f == keystore.FieldNoExpiry {
+		return "" // as keyctl generate, which has no --no-expiry
+	}
+	return "--" + strings.ReplaceAll(string(f), "_", "-")
+}
+
+func TestParsePolicy(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      keystore.PolicyInput
+		want    string // the Update's String
+		wantIs  error  // the sentinel an error wraps
+		wantErr string // the whole error message
+	}{
+		{name: "Nothing", want: ""},
+		{name: "ExpiresIn", in: keystore.PolicyInput{ExpiresIn: ptr(" 720h ")}, want: "expires_at=2026-03-31T12:00:00Z"},
+		{name: "ExpiresAtOffset", in: keystore.PolicyInput{ExpiresAt: ptr("2026-03-02T00:00:00+02:00")}, want: "expires_at=2026-03-01T22:00:00Z"},
+		{name: "NoExpiry", in: keystore.PolicyInput{NoExpiry: true}, want: "expires_at=never"},
+		{name: "Scopes", in: keystore.PolicyInput{Scopes: &[]string{"SUBMIT", " admin", "submit"}}, want: "scopes=submit,admin"},
+		{name: "Measurements", in: keystore.PolicyInput{Measurements: &[]string{"cpu", " mem "}}, want: "measurements=cpu,mem"},
+		{name: "AllMeasurements", in: keystore.PolicyInput{AllMeasurements: true}, want: "measurements=any"},
+		{name: "RateBurstDescription", in: keystore.PolicyInput{Rate: ptr(2.5), Burst: ptr(10), Description: ptr("web one")},
+			want: `rate=2.5 burst=10 description="web one"`},
+		{name: "Defaults", in: keystore.PolicyInput{Rate: ptr(0.0), Burst: ptr(0), Description: ptr("")},
+			want: `rate=default burst=default description=""`},
+		{name: "LongestDescription", in: keystore.PolicyInput{Description: ptr(strings.Repeat("é", 128))},
+			want: "description=" + strings.Repeat("é", 128)},
+
+		{name: "ExpiresInNotADuration", in: keystore.PolicyInput{ExpiresIn: ptr("30d")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: `invalid key policy: expires_in "30d" is not a duration such as 720h`},
+		{name: "ExpiresInZero", in: keystore.PolicyInput{ExpiresIn: ptr("0s")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: expires_in must be positive, got 0s"},
+		{name: "ExpiresInNegative", in: keystore.PolicyInput{ExpiresIn: ptr("-1h")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: expires_in must be positive, got -1h0m0s"},
+		{name: "ExpiresAtNotATime", in: keystore.PolicyInput{ExpiresAt: ptr("tomorrow")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: `invalid key policy: expires_at "tomorrow" is not an RFC 3339 time such as 2027-01-01T00:00:00Z`},
+		{name: "ExpiresAtNow", in: keystore.PolicyInput{ExpiresAt: ptr("2026-03-01T13:00:00+01:00")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: expires_at 2026-03-01T12:00:00Z is in the past"},
+		{name: "TwoExpiries", in: keystore.PolicyInput{ExpiresIn: ptr("1h"), ExpiresAt: ptr("2027-01-01T00:00:00Z")},
+			wantIs: keystore.ErrInvalidPolicy, wantErr: "invalid key policy: expires_in and expires_at cannot be used together"},
+		{name: "ThreeExpiries", in: keystore.PolicyInput{ExpiresIn: ptr("bad"), ExpiresAt: ptr("bad"), NoExpiry: true},
+			wantIs:  keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: expires_in and expires_at and no_expiry cannot be used together"},
+		{name: "NoScopes", in: keystore.PolicyInput{Scopes: &[]string{}}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: scopes must name at least one scope, submit or admin"},
+		{name: "UnknownScope", in: keystore.PolicyInput{Scopes: &[]string{"submit", "Root"}}, wantIs: keystore.ErrInvalidScope,
+			wantErr: `invalid scope "root" in scopes: want submit or admin`},
+		{name: "EmptyScope", in: keystore.PolicyInput{Scopes: &[]string{""}}, wantIs: keystore.ErrInvalidScope,
+			wantErr: `invalid scope "" in scopes: want submit or admin`},
+		{name: "NoMeasurements", in: keystore.PolicyInput{Measurements: &[]string{}}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: measurements must name a measurement, got none"},
+		{name: "EmptyMeasurement", in: keystore.PolicyInput{Measurements: &[]string{"cpu", " "}}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: measurements must name a measurement, got an empty one"},
+		{name: "CommaInMeasurement", in: keystore.PolicyInput{Measurements: &[]string{"a,b"}}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: `invalid key policy: measurements "a,b" must name one measurement, without a comma`},
+		{name: "MeasurementsAndAll", in: keystore.PolicyInput{Measurements: &[]string{"cpu"}, AllMeasurements: true},
+			wantIs: keystore.ErrInvalidPolicy, wantErr: "invalid key policy: measurements and all_measurements cannot be used together"},
+		{name: "NegativeRate", in: keystore.PolicyInput{Rate: ptr(-1.0)}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: rate must be a number of points per second, 0 or more, got -1"},
+		{name: "NaNRate", in: keystore.PolicyInput{Rate: ptr(math.NaN())}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: rate must be a number of points per second, 0 or more, got NaN"},
+		{name: "InfRate", in: keystore.PolicyInput{Rate: ptr(math.Inf(1))}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: rate must be a number of points per second, 0 or more, got +Inf"},
+		{name: "NegativeBurst", in: keystore.PolicyInput{Burst: ptr(-5)}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: burst must be 0 or more, got -5"},
+		{name: "ControlCharacters", in: keystore.PolicyInput{Description: ptr("a\nb")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: `invalid key policy: description "a\nb" contains control characters`},
+		{name: "LongDescription", in: keystore.PolicyInput{Description: ptr(strings.Repeat("x", keystore.MaxDescriptionLen+1))},
+			wantIs: keystore.ErrInvalidPolicy, wantErr: "invalid key policy: description is 257 bytes, longer than 256"},
+		{name: "DescriptionNotUTF8", in: keystore.PolicyInput{Description: ptr("web\xff")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: description is not valid UTF-8"},
+
+		{name: "CallersNames", in: keystore.PolicyInput{ExpiresIn: ptr("0s"), Name: flagName}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: --expires-in must be positive, got 0s"},
+		{name: "CallersNamesForScopes", in: keystore.PolicyInput{Scopes: &[]string{"write"}, Name: flagName},
+			wantIs: keystore.ErrInvalidScope, wantErr: `invalid scope "write" in --scopes: want submit or admin`},
+		{name: "CallersNamesTogether", in: keystore.PolicyInput{Measurements: &[]string{"cpu"}, AllMeasurements: true, Name: flagName},
+			wantIs: keystore.ErrInvalidPolicy, wantErr: "invalid key policy: --measurements and --all-measurements cannot be used together"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := keystore.ParsePolicy(tt.in, policyNow)
+			if tt.wantErr == "" {
+				if err != nil || u.String() != tt.want {
+					t.Fatalf("got %s, %v; want %s", u, err, tt.want)
+				}
+				if u.ExpiresAt != nil && u.ExpiresAt.Location() != time.UTC {
+					t.Errorf("expiry %v is not in UTC", *u.ExpiresAt)
+				}
+				return
+			}
+			if err == nil || err.Error() != tt.wantErr || !errors.Is(err, tt.wantIs) || u != (keystore.Update{}) {
+				t.Errorf("got %s, %v; want no change and the error %q matching %v", u.String(), err, tt.wantErr, tt.wantIs)
+			}
+		})
+	}
+}
+
+// TestParsePolicyCopies checks that the Update shares no variable with the
+// input, so a caller that reuses its input cannot change it.
+func TestParsePolicyCopies(t *testing.T) {
+	rate, scopes, ms := 1.0, []string{"admin"}, []string{"cpu"}
+	u, err := keystore.ParsePolicy(keystore.PolicyInput{Rate: &rate, Scopes: &scopes, Measurements: &ms}, policyNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate, scopes[0], ms[0] = 2, "submit", "mem"
+	if got, want := u.String(), "scopes=admin measurements=cpu rate=1"; got != want {
+		t.Errorf("after changing the input, got %s, want %s", got, want)
+	}
+}
+
+func TestParseUpdate(t *testing.T) {
+	u, err := keystore.ParseUpdate(keystore.PolicyInput{Burst: ptr(0)}, policyNow)
+	if err != nil || u.String() != "burst=default" {
+		t.Errorf("burst 0: got %s, %v; want burst=0", u.String(), err)
+	}
+	tests := []struct {
+		name string
+		in   keystore.PolicyInput
+		want string
+	}{
+		{"StoreNames", keystore.PolicyInput{},
+			"invalid key policy: nothing to change: give expires_in, expires_at, no_expiry, scopes, measurements, " +
+				"all_measurements, rate, burst or description"},
+		{"OnlyOfferedNames", keystore.PolicyInput{Name: flagName},
+			"invalid key policy: nothing to change: give --expires-in, --expires-at, --scopes, --measurements, " +
+				"--all-measurements, --rate, --burst or --description"},
+		{"NothingOffered", keystore.PolicyInput{Name: func(keystore.Field) string { return "" }},
+			"invalid key policy: nothing to change"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := keystore.ParseUpdate(tt.in, policyNow)
+			if err == nil || err.Error() != tt.want || !errors.Is(err, keystore.ErrNoChange) ||
+				!errors.Is(err, keystore.ErrInvalidPolicy) || u != (keystore.Update{}) {
+				t.Errorf("got %s, %v; want %q matching ErrNoChange and ErrInvalidPolicy", u.String(), err, tt.want)
+			}
+		})
+	}
+	if _, err := keystore.ParseUpdate(keystore.PolicyInput{Rate: ptr(-1.0)}, policyNow); errors.Is(err, keystore.ErrNoChange) ||
+		!errors.Is(err, keystore.ErrInvalidPolicy) {
+		t.Errorf("a bad rate: got %v, want ErrInvalidPolicy, not ErrNoChange", err)
+	}
+}
+
+func TestUpdateNewKey(t *testing.T) {
+	expires := policyNow.Add(time.Hour)
+	u := keystore.Update{Description: ptr("d"), ExpiresAt: &expires, Scopes: &[]string{"admin"},
+		Measurements: &[]string{"cpu"}, Rate: ptr(2.5), Burst: ptr(3)}
+	got := fmt.Sprintf("%+v", u.NewKey("web-1"))
+	want := fmt.Sprintf("%+v", keystore.NewKey{Hostname: "web-1", Description: "d", ExpiresAt: expires, Scopes: []string{"admin"},
+		Measurements: []string{"cpu"}, Rate: 2.5, Burst: 3})
+	if got != want {
+		t.Errorf("NewKey = %s, want %s", got, want)
+	}
+	if got, want := fmt.Sprintf("%+v", keystore.Update{}.NewKey("web-1")), fmt.Sprintf("%+v", keystore.NewKey{Hostname: "web-1"}); got != want {
+		t.Errorf("NewKey of no change = %s, want %s", got, want)
+	}
+}
+
+// TestStoreAppliesPolicy checks that the Store refuses what ParsePolicy
+// refuses, with the same message, and normalizes as it does: there is one
+// set of rules.
+func TestStoreAppliesPolicy(t *testing.T) {
+	s, _ := openStore(t)
+	ctx := context.Background()
+	k, _ := generate(t, s, keystore.NewKey{Hostname: "web-1", Scopes: []string{" Admin ", "admin"}, Measurements: []string{" cpu "}})
+	if fmt.Sprint(k.Scopes, k.Measurements) != "[admin] [cpu]" {
+		t.Errorf("generated scopes %q, measurements %q; want [admin] and [cpu]", k.Scopes, k.Measurements)
+	}
+	for _, in := range []keystore.PolicyInput{
+		{Scopes: &[]string{"root"}},
+		{Measurements: &[]string{"cpu", ""}},
+		{Measurements: &[]string{"a,b"}},
+		{Rate: ptr(math.Inf(-1))},
+		{Burst: ptr(-1)},
+		{Description: ptr("\x1b[2J")},
+	} {
+		_, want := keystore.ParsePolicy(in, policyNow)
+		u := keystore.Update{Scopes: in.Scopes, Measurements: in.Measurements, Rate: in.Rate, Burst: in.Burst, Description: in.Description}
+		if _, err := s.Update(ctx, k.ID, u); err == nil || want == nil || err.Error() != want.Error() {
+			t.Errorf("Update(%s) error = %v, want %v as ParsePolicy says", u.String(), err, want)
+		}
+		if _, _, err := s.Generate(ctx, u.NewKey("web-2")); err == nil || err.Error() != want.Error() {
+			t.Errorf("Generate(%s) error = %v, want %v as ParsePolicy says", u.String(), err, want)
+		}
+	}
+	if keys, _ := s.List(ctx, keystore.Filter{All: true}); len(keys) != 1 {
+		t.Errorf("%d keys after refused changes, want 1", len(keys))
+	}
+}
+
+// FuzzParsePolicy checks that any input gives a policy error or an Update
+// the store can keep: no panic, no other error, measurement names that
+// survive being stored comma-separated, and a result that parses to
+// itself.
+func FuzzParsePolicy(f *testing.F) {
+	f.Add("720h", "", "submit", "cpu", 2.5, 10, "web one")
+	f.Add("", "2027-01-01T00:00:00Z", "ADMIN", " mem ", 0.0, 0, "")
+	f.Add("-1h", "x", "root", "a,b", -1.0, -1, "\x00")
+	f.Fuzz(func(t *testing.T, expiresIn, expiresAt, scope, measurement string, rate float64, burst int, desc string) {
+		in := keystore.PolicyInput{Scopes: &[]string{scope}, Measurements: &[]string{measurement},
+			Rate: &rate, Burst: &burst, Description: &desc}
+		if expiresIn != "" {
+			in.ExpiresIn = &expiresIn
+		}
+		if expiresAt != "" {
+			in.ExpiresAt = &expiresAt
+		}
+		u, err := keystore.ParsePolicy(in, policyNow)
+		if err != nil {
+			if !errors.Is(err, keystore.ErrInvalidPolicy) && !errors.Is(err, keystore.ErrInvalidScope) {
+				t.Fatalf("error %v is neither ErrInvalidPolicy nor ErrInvalidScope", err)
+			}
+			return
+		}
+		for _, m := range *u.Measurements {
+			if m == "" || strings.Contains(m, ",") {
+				t.Fatalf("measurement %q cannot be stored", m)
+			}
+		}
+		if u.ExpiresAt != nil && !u.ExpiresAt.After(policyNow) {
+			t.Fatalf("expiry %v is not after now", u.ExpiresAt)
+		}
+		again, err := keystore.ParsePolicy(keystore.PolicyInput{Scopes: u.Scopes, Measurements: u.Measurements,
+			Rate: u.Rate, Burst: u.Burst, Description: u.Description}, policyNow)
+		u.ExpiresAt = nil
+		if err != nil || again.String() != u.String() {
+			t.Fatalf("parsing %s again gave %s, %v", u.String(), again.String(), err)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/metricgate/metricgate/pkg/gateway"
@@ -49,7 +50,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.listen, "listen", env("APISERVER_LISTEN", ":5002"), "address to listen on (env APISERVER_LISTEN)")
 	fs.StringVar(&o.adminListen, "admin-listen", env("APISERVER_ADMIN_LISTEN", "127.0.0.1:5003"), "address of the admin API and web console; empty turns them off (env APISERVER_ADMIN_LISTEN)")
 	fs.BoolVar(&o.adminInsecure, "admin-insecure", false, "let --admin-listen be a non-loopback address without --tls-cert (admin keys then cross the network in clear)")
-	fs.StringVar(&g.DB, "db", env("KEYSTORE_DB", "api_keys.db"), "key store database, the file keyctl uses (env KEYSTORE_DB)")
+	fs.StringVar(&g.DB, "db", env("KEYSTORE_DB", "api_keys.db"), "key store keyctl uses: a SQLite file, or postgres://user:password@host:port/db to share one with other gateways (env KEYSTORE_DB)")
+	fs.DurationVar(&g.DBTimeout, "db-timeout", 5*time.Second, "how long to wait for PostgreSQL on each attempt to connect; at start, the apiserver exits if it cannot connect within it")
+	fs.StringVar(&g.Node, "node-name", env("APISERVER_NODE_NAME", hostname()), "this gateway's name among those sharing a PostgreSQL key store, recorded in the audit log and in key usage (env APISERVER_NODE_NAME)")
+	fs.DurationVar(&g.CacheMaxStale, "cache-max-stale", 5*time.Minute, "how long to keep accepting the keys held in memory after last hearing from the key store (PostgreSQL down); after that they get 503")
 	fs.StringVar(&g.Influx.URL, "influx-url", env("INFLUX_URL", "http://127.0.0.1:8086"), "InfluxDB URL (env INFLUX_URL)")
 	fs.StringVar(&g.Influx.Token, "influx-token", env("INFLUX_TOKEN", ""), "InfluxDB token; for 1.x empty or user:pass (env INFLUX_TOKEN)")
 	fs.StringVar(&g.Influx.Org, "influx-org", env("INFLUX_ORG", ""), "InfluxDB organization; ignored by 1.x (env INFLUX_ORG)")
@@ -110,6 +114,9 @@ func (o *options) check() error {
 	if g.Server.MaxBody <= 0 || g.Server.MaxPoints <= 0 {
 		return errors.New("--max-body and --max-points must be positive")
 	}
+	if g.DBTimeout <= 0 || g.CacheMaxStale <= 0 {
+		return errors.New("--db-timeout and --cache-max-stale must be positive")
+	}
 	if g.Server.BodyMemory < 0 {
 		return errors.New("--body-memory must be 0 (no bound) or positive")
 	}
@@ -142,6 +149,15 @@ func (o *options) check() error {
 	}
 	g.TextLog = o.logFormat == "text"
 	return nil
+}
+
+// hostname is the default --node-name: the machine's name, or "unknown".
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "unknown"
+	}
+	return h
 }
 
 // run starts the gateway and serves until ctx is cancelled, then shuts down

@@ -93,7 +93,7 @@ func listen(o *options, gw *gateway.Gateway, log *slog.Logger) ([]listening, err
 		log.Info(l.name, "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil)
 	}
 	g := o.gateway
-	log.Info("serving", "db", g.DB, "influx_url", g.Influx.URL, "influx_bucket", g.Influx.Bucket,
+	log.Info("serving", "db", gw.Keys().Addr(), "node", g.Node, "influx_url", g.Influx.URL, "influx_bucket", g.Influx.Bucket,
 		"max_body", g.Server.MaxBody, "max_points", g.Server.MaxPoints)
 	return servers, nil
 }

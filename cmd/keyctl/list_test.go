@@ -236,7 +236,7 @@ func TestListUnusedSince(t *testing.T) {
 	c.now = testNow.Add(10 * 24 * time.Hour)
 	c.generate("web-3", "")
 	// Key 2 was used a day ago.
-	c.sql("UPDATE api_keys SET last_used_at = ?, last_used_addr = '10.0.0.2' WHERE id = 2", c.now.Add(-24*time.Hour).UnixNano())
+	c.sql("INSERT INTO key_usage (key_id, node, last_used_at, last_used_addr) VALUES (2, 'gw-1', ?, '10.0.0.2')", c.now.Add(-24*time.Hour).UnixNano())
 	tests := []struct {
 		args []string
 		want string

@@ -95,12 +95,15 @@ func TestShowUnknown(t *testing.T) {
 }
 
 // TestShowUsageAndPolicy checks that show gives a key's policy and what the
-// apiserver recorded of its use.
+// apiservers recorded of its use, summed.
 func TestShowUsageAndPolicy(t *testing.T) {
 	c := newCLI(t)
 	c.run("generate", "--hostname", "10.0.0.7", "--scope", "submit,admin", "--measurement", "cpu", "--measurement", "mem",
 		"--rate", "2.5", "--burst", "10", "--expires-at", "2026-04-01T00:00:00Z").mustSucceed(t)
-	c.sql("UPDATE api_keys SET last_used_at = ?, last_used_addr = '10.0.0.7', request_count = 12, point_count = 3400 WHERE id = 1",
+	// Two apiservers recorded its use: show gives the sum, and the latest.
+	c.sql("INSERT INTO key_usage (key_id, node, last_used_at, last_used_addr, requests, points) VALUES (1, 'gw-1', ?, '10.0.0.6', 10, 3000)",
+		testNow.Add(30*time.Minute).UnixNano())
+	c.sql("INSERT INTO key_usage (key_id, node, last_used_at, last_used_addr, requests, points) VALUES (1, 'gw-2', ?, '10.0.0.7', 2, 400)",
 		testNow.Add(time.Hour).UnixNano())
 	r := c.run("show", "1").mustSucceed(t)
 	for _, want := range []string{

@@ -24,11 +24,23 @@ import (
 
 // Config is everything the gateway is built from.
 type Config struct {
-	// DB is the key store: the SQLite file keyctl manages.
+	// DB is the key store keyctl manages: a SQLite file, or a PostgreSQL
+	// database (postgres://...) that several gateways share.
 	DB string
+	// DBTimeout bounds each attempt to connect to PostgreSQL. Default 5 s.
+	DBTimeout time.Duration
+	// Node names this gateway among those sharing a PostgreSQL key store,
+	// in the audit log and in key usage.
+	Node string
 	// KeyPoll is how often the key cache asks the store whether anything
-	// changed; a revocation reaches requests within it. Default 25 ms.
+	// changed: on SQLite a revocation reaches requests within it (default
+	// 25 ms); on PostgreSQL, which notifies at once, it only backs the
+	// notifications up (default 5 s).
 	KeyPoll time.Duration
+	// CacheMaxStale is how long the key cache keeps answering from memory
+	// after it last heard from the key store; after that requests get 503.
+	// Default 5 minutes.
+	CacheMaxStale time.Duration
 	// Influx is where the forwarder delivers.
 	Influx influx.Config
 	// Server holds the request-handling settings.
@@ -77,11 +89,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 			g.stop()
 		}
 	}()
-	if g.keys, err = keystore.Open(ctx, cfg.DB); err != nil {
+	name := "metricgate"
+	if cfg.Node != "" {
+		name += " " + cfg.Node
+	}
+	if g.keys, err = keystore.OpenWith(ctx, cfg.DB, keystore.Options{Timeout: cfg.DBTimeout, Name: name}); err != nil {
 		return nil, err
 	}
 	g.closers = append(g.closers, g.keys.Close)
-	cache, err := keystore.NewCache(ctx, g.keys, cfg.KeyPoll)
+	g.keys.Node = cfg.Node
+	cache, err := keystore.NewCache(ctx, g.keys, keystore.CacheOptions{Poll: cfg.KeyPoll, MaxStale: cfg.CacheMaxStale, Log: log})
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +114,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 	}
 	m := metrics.New()
 	m.WatchSpool(func() (int64, int64) { st := g.spool.Stats(); return st.Bytes, st.Points })
+	m.WatchKeystore(cache.Behind)
 	// Usage is flushed after the forwarder has drained, before the key
 	// store closes.
 	recorder := usage.NewRecorder(g.keys, log)
@@ -113,7 +131,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 		Metrics:   m,
 		AccessLog: server.NewAccessLog(access, cfg.TextLog),
 		Pacer:     g.pacer(cfg),
-		Status:    g.status(out),
+		Status:    g.status(out, cache),
 	})
 	if err != nil {
 		return nil, err
@@ -123,9 +141,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 
 // setDefaults fills in the settings left zero.
 func (c *Config) setDefaults() {
-	if c.KeyPoll <= 0 {
-		c.KeyPoll = 25 * time.Millisecond
-	}
 	if c.UsageFlush <= 0 {
 		c.UsageFlush = time.Second
 	}
@@ -164,14 +179,16 @@ type unpaced struct{}
 func (unpaced) Wait(context.Context) time.Duration { return 0 }
 
 // status is what /readyz shows beside its checks: the spool's depth, the
-// forwarder's state and whether InfluxDB answers.
-func (g *Gateway) status(out *influx.Writer) func(ctx context.Context) map[string]any {
+// forwarder's state, whether InfluxDB answers, and how far behind its key
+// store the key cache is.
+func (g *Gateway) status(out *influx.Writer, cache *keystore.Cache) func(ctx context.Context) map[string]any {
 	return func(ctx context.Context) map[string]any {
 		influxState := "ok"
 		if err := out.Ping(ctx); err != nil {
 			influxState = err.Error()
 		}
-		return map[string]any{"spool": g.spool.Stats(), "forwarder": g.fwd.Status(), "influxdb": influxState}
+		return map[string]any{"spool": g.spool.Stats(), "forwarder": g.fwd.Status(), "influxdb": influxState,
+			"keystore": cache.Status()}
 	}
 }
 

@@ -54,7 +54,8 @@ type AuditEntry struct {
 	ID     int64  `json:"id"`
 	At     string `json:"at"`
 	Actor  string `json:"actor"`
-	KeyID  *int64 `json:"key_id"` // null when the change concerned no single key
+	Node   string `json:"node,omitempty"` // the gateway the change was made through; absent for keyctl
+	KeyID  *int64 `json:"key_id"`         // null when the change concerned no single key
 	Action string `json:"action"`
 	Detail string `json:"detail"`
 }
@@ -109,7 +110,7 @@ func NewRotated(nk keystore.Key, plain string, old keystore.Key, now time.Time) 
 func Audit(entries []keystore.AuditEntry) []AuditEntry {
 	out := make([]AuditEntry, 0, len(entries))
 	for _, e := range entries {
-		j := AuditEntry{ID: e.ID, At: Time(e.At), Actor: e.Actor, Action: e.Action, Detail: e.Detail}
+		j := AuditEntry{ID: e.ID, At: Time(e.At), Actor: e.Actor, Node: e.Node, Action: e.Action, Detail: e.Detail}
 		if e.KeyID != 0 {
 			id := e.KeyID
 			j.KeyID = &id

@@ -84,13 +84,13 @@ func containsKey(t *testing.T, b []byte) bool {
 func TestAudit(t *testing.T) {
 	at := time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)
 	b, err := json.Marshal(keyjson.Audit([]keystore.AuditEntry{
-		{ID: 2, At: at, Actor: "admin-api:key 1 from 127.0.0.1", KeyID: 7, Action: "revoke"},
+		{ID: 2, At: at, Actor: "admin-api:key 1 from 127.0.0.1", Node: "gw-2", KeyID: 7, Action: "revoke"},
 		{ID: 1, At: at, Actor: "keyctl:alice@admin-1", Action: "generate", Detail: "hostname=web-1"},
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `[{"id":2,"at":"2026-06-01T10:00:00Z","actor":"admin-api:key 1 from 127.0.0.1","key_id":7,"action":"revoke","detail":""},` +
+	want := `[{"id":2,"at":"2026-06-01T10:00:00Z","actor":"admin-api:key 1 from 127.0.0.1","node":"gw-2","key_id":7,"action":"revoke","detail":""},` +
 		`{"id":1,"at":"2026-06-01T10:00:00Z","actor":"keyctl:alice@admin-1","key_id":null,"action":"generate","detail":"hostname=web-1"}]`
 	if string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)

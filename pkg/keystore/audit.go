@@ -38,6 +38,7 @@ type AuditEntry struct {
 	ID     int64
 	At     time.Time
 	Actor  string // who made the change: from WithActor, else Store.Actor
+	Node   string // the replica the change was made through (Store.Node); empty for keyctl
 	KeyID  int64  // 0 when the change concerned no single key
 	Action string // one of the Action constants
 	Detail string // what changed, as space-separated name=value pairs
@@ -47,7 +48,7 @@ type AuditEntry struct {
 // else the entries of that key. A limit above 0 returns at most that many.
 // An id that no key has gives an empty list, not an error.
 func (s *Store) Audit(ctx context.Context, keyID int64, limit int) ([]AuditEntry, error) {
-	q := `SELECT id, at, actor, key_id, action, detail FROM audit_log`
+	q := `SELECT id, at, actor, node, key_id, action, detail FROM audit_log`
 	var args []any
 	if keyID != 0 {
 		q += ` WHERE key_id = ?`
@@ -72,7 +73,7 @@ func (s *Store) Audit(ctx context.Context, keyID int64, limit int) ([]AuditEntry
 			at  int64
 			key sql.NullInt64
 		)
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &key, &e.Action, &e.Detail); err != nil {
+		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Node, &key, &e.Action, &e.Detail); err != nil {
 			return nil, fmt.Errorf("keystore: read audit log: %w", err)
 		}
 		e.At = time.Unix(0, at).UTC()
@@ -87,7 +88,7 @@ func (s *Store) Audit(ctx context.Context, keyID int64, limit int) ([]AuditEntry
 
 // audit records a change in tx, the transaction that makes it, so the log
 // and the keys cannot disagree.
-func (s *Store) audit(ctx context.Context, tx *sql.Tx, at time.Time, keyID int64, action, detail string) error {
+func (s *Store) audit(ctx context.Context, tx boundTx, at time.Time, keyID int64, action, detail string) error {
 	actor, _ := ctx.Value(actorKey{}).(string)
 	if actor == "" {
 		actor = s.Actor
@@ -96,7 +97,7 @@ func (s *Store) audit(ctx context.Context, tx *sql.Tx, at time.Time, keyID int64
 		actor = unknownActor
 	}
 	_, err := tx.ExecContext(ctx, queryInsertAudit,
-		at.UTC().UnixNano(), actor, nullInt(keyID), action, detail)
+		at.UTC().UnixNano(), actor, s.Node, nullInt(keyID), action, detail)
 	if err != nil {
 		return fmt.Errorf("keystore: record %s of key %d: %w", action, keyID, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,8 +39,10 @@ func auditLines(t *testing.T, s *keystore.Store, keyID int64, limit int) []audit
 	return lines
 }
 
-func TestAudit(t *testing.T) {
-	s, _ := openStore(t)
+func TestAudit(t *testing.T) { forEachBackend(t, testAudit) }
+
+func testAudit(t *testing.T, b backend) {
+	s, _ := openStore(t, b)
 	ctx := context.Background()
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	s.Now = func() time.Time { return now }
@@ -147,8 +150,10 @@ func formatLines(lines []auditLine) string {
 	return b.String()
 }
 
-func TestAuditActor(t *testing.T) {
-	s, _ := openStore(t)
+func TestAuditActor(t *testing.T) { forEachBackend(t, testAuditActor) }
+
+func testAuditActor(t *testing.T, b backend) {
+	s, _ := openStore(t, b)
 	k, _ := generate(t, s, keystore.NewKey{Hostname: "web-1"})
 	s.Actor = ""
 	if _, err := s.Revoke(context.Background(), k.ID); err != nil {
@@ -164,8 +169,10 @@ func TestAuditActor(t *testing.T) {
 // TestWithActor checks that an actor given with the context is recorded in
 // preference to Store.Actor, for every kind of change, and only for the
 // changes made with that context.
-func TestWithActor(t *testing.T) {
-	s, _ := openStore(t)
+func TestWithActor(t *testing.T) { forEachBackend(t, testWithActor) }
+
+func testWithActor(t *testing.T, b backend) {
+	s, _ := openStore(t, b)
 	s.Actor = "apiserver"
 	ctx := context.Background()
 	const admin = "admin-api:key 7 from 127.0.0.1"
@@ -205,8 +212,10 @@ func TestWithActor(t *testing.T) {
 
 // TestAuditSameTransaction checks that a change whose audit row cannot be
 // written is not made at all, and that a failed change leaves no row.
-func TestAuditSameTransaction(t *testing.T) {
-	s, path := openStore(t)
+func TestAuditSameTransaction(t *testing.T) { forEachBackend(t, testAuditSameTransaction) }
+
+func testAuditSameTransaction(t *testing.T, b backend) {
+	s, path := openStore(t, b)
 	ctx := context.Background()
 	k, _ := generate(t, s, keystore.NewKey{Hostname: "web-1"})
 	desc := "x"
@@ -248,8 +257,10 @@ func TestAuditSameTransaction(t *testing.T) {
 
 // TestRevokeHostActiveOnly checks that RevokeHost revokes exactly the keys
 // List shows as active, leaving expired and revoked keys as they were.
-func TestRevokeHostActiveOnly(t *testing.T) {
-	s, _ := openStore(t)
+func TestRevokeHostActiveOnly(t *testing.T) { forEachBackend(t, testRevokeHostActiveOnly) }
+
+func testRevokeHostActiveOnly(t *testing.T, b backend) {
+	s, _ := openStore(t, b)
 	ctx := context.Background()
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	s.Now = func() time.Time { return now }
@@ -337,8 +348,10 @@ func TestRevokeHostImportedHostname(t *testing.T) {
 	}
 }
 
-func TestDescriptionAndLimits(t *testing.T) {
-	s, _ := openStore(t)
+func TestDescriptionAndLimits(t *testing.T) { forEachBackend(t, testDescriptionAndLimits) }
+
+func testDescriptionAndLimits(t *testing.T, b backend) {
+	s, _ := openStore(t, b)
 	ctx := context.Background()
 	ok := strings.Repeat("é", keystore.MaxDescriptionLen/2) // 256 bytes
 	k, _ := generate(t, s, keystore.NewKey{Hostname: "web-1", Description: ok})
@@ -393,16 +406,22 @@ func TestDescriptionAndLimits(t *testing.T) {
 
 // TestOpenRefusesNewerSchema checks that a database migrated by a newer
 // metricgate is refused, not used with a schema this build does not know.
-func TestOpenRefusesNewerSchema(t *testing.T) {
-	s, path := openStore(t)
+func TestOpenRefusesNewerSchema(t *testing.T) { forEachBackend(t, testOpenRefusesNewerSchema) }
+
+func testOpenRefusesNewerSchema(t *testing.T, b backend) {
+	s, path := openStore(t, b)
 	s.Close()
 	known := schemaVersion(t, path)
-	if want := migrationCount(t); known != want {
+	if want := migrationCount(t, path); known != want {
 		t.Fatalf("schema version after Open = %d, want %d (one per migration)", known, want)
 	}
 	setSchemaVersion(t, path, known+1)
 	_, err := keystore.Open(context.Background(), path)
-	want := fmt.Sprintf("keystore: %s: database schema version %d is newer than this build supports (%d); upgrade metricgate", path, known+1, known)
+	shown := path
+	if b.postgres() {
+		shown = redacted(t, path)
+	}
+	want := fmt.Sprintf("keystore: %s: database schema version %d is newer than this build supports (%d); upgrade metricgate", shown, known+1, known)
 	if err == nil || err.Error() != want || !errors.Is(err, keystore.ErrSchemaTooNew) {
 		t.Fatalf("Open error = %v, want %q matching ErrSchemaTooNew", err, want)
 	}
@@ -431,7 +450,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Fatalf("Open version 1 database: %v", err)
 	}
 	defer s.Close()
-	if got, want := schemaVersion(t, path), migrationCount(t); got != want {
+	if got, want := schemaVersion(t, path), migrationCount(t, path); got != want {
 		t.Errorf("schema version = %d, want %d", got, want)
 	}
 	k, err := s.Find(ctx, plain)
@@ -449,27 +468,33 @@ func TestMigrateFromVersion1(t *testing.T) {
 	}
 }
 
-// schemaVersion reads the schema version of the database at path.
-func schemaVersion(t *testing.T, path string) int {
+// schemaVersion reads the schema version of the database at addr.
+func schemaVersion(t *testing.T, addr string) int {
 	t.Helper()
-	raw := rawDB(t, path)
-	defer raw.Close()
-	var v int
-	if err := raw.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
-		t.Fatal(err)
+	if keystore.IsPostgres(addr) {
+		return int(queryInt(t, addr, `SELECT max(version) FROM schema_version`))
 	}
-	return v
+	return int(queryInt(t, addr, `PRAGMA user_version`))
 }
 
-// setSchemaVersion sets the schema version of the database at path.
-func setSchemaVersion(t *testing.T, path string, v int) {
+// setSchemaVersion sets the schema version of the database at addr.
+func setSchemaVersion(t *testing.T, addr string, v int) {
 	t.Helper()
-	execRaw(t, path, fmt.Sprintf(`PRAGMA user_version = %d`, v))
+	if keystore.IsPostgres(addr) {
+		execRaw(t, addr, `INSERT INTO schema_version (version) VALUES (?)`, v)
+		return
+	}
+	execRaw(t, addr, fmt.Sprintf(`PRAGMA user_version = %d`, v))
 }
 
-func migrationCount(t *testing.T) int {
+// migrationCount is the number of migrations of the store at addr.
+func migrationCount(t *testing.T, addr string) int {
 	t.Helper()
-	names, err := filepath.Glob("migrations/*.sql")
+	dir := "migrations"
+	if keystore.IsPostgres(addr) {
+		dir = "migrations/postgres"
+	}
+	names, err := filepath.Glob(dir + "/*.sql")
 	if err != nil || len(names) == 0 {
 		t.Fatalf("migrations: %v, %v", names, err)
 	}
@@ -482,4 +507,54 @@ func keyIDs(keys []keystore.Key) []int64 {
 		ids = append(ids, k.ID)
 	}
 	return ids
+}
+
+// redacted is addr as the store shows it in messages: without a password.
+func redacted(t *testing.T, addr string) string {
+	t.Helper()
+	u, err := url.Parse(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Redacted()
+}
+
+// TestMigrateUsageToNodes opens a database of schema version 2, whose key
+// table held the usage, and checks that the usage moved to the node ”
+// unchanged, that keys never used got no row, and that new usage adds to
+// it.
+func TestMigrateUsageToNodes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys.db")
+	for _, name := range []string{"migrations/0001_init.sql", "migrations/0002_audit.sql"} {
+		schema, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		execRaw(t, path, string(schema))
+	}
+	setSchemaVersion(t, path, 2)
+	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	for i, host := range []string{"web-1", "web-2"} {
+		plain := uuid.NewString()
+		hash := keystore.HashKey(plain)
+		execRaw(t, path, `INSERT INTO api_keys (key_hash, prefix, hostname, created_at) VALUES (?, ?, ?, 0)`, hash[:], plain[:8], host)
+		if i == 0 {
+			execRaw(t, path, `UPDATE api_keys SET last_used_at = ?, last_used_addr = '10.0.0.7', request_count = 12, point_count = 3400 WHERE id = 1`, at.UnixNano())
+		}
+	}
+	s := openAt(t, path)
+	ctx := context.Background()
+	k, err := s.Get(ctx, 1)
+	if err != nil || k.Requests != 12 || k.Points != 3400 || !k.LastUsedAt.Equal(at) || k.LastUsedAddr != "10.0.0.7" {
+		t.Fatalf("key 1 after the upgrade = %+v, %v; want its usage kept", k, err)
+	}
+	if n := queryInt(t, path, `SELECT count(*) FROM key_usage`); n != 1 {
+		t.Errorf("%d usage rows, want 1 (key 2 was never used)", n)
+	}
+	if err := s.RecordUsage(ctx, map[int64]keystore.Usage{1: {LastUsedAt: at.Add(time.Hour), LastUsedAddr: "10.0.0.8", Requests: 1, Points: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := s.Get(ctx, 1); k.Requests != 13 || k.LastUsedAddr != "10.0.0.8" {
+		t.Errorf("after more usage: %d requests, last from %s; want 13 from 10.0.0.8", k.Requests, k.LastUsedAddr)
+	}
 }

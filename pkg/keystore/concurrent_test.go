@@ -23,10 +23,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runWriter generates and revokes keys as fast as it can for two seconds.
-func runWriter(path string) int {
+// runWriter generates and revokes keys in the store at addr as fast as it
+// can for two seconds.
+func runWriter(addr string) int {
 	ctx := context.Background()
-	s, err := keystore.Open(ctx, path)
+	s, err := keystore.Open(ctx, addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -51,8 +52,10 @@ func runWriter(path string) int {
 // TestConcurrentProcesses runs a writer process beside this one, which
 // authenticates as fast as it can, and checks neither sees an error such as
 // "database is locked".
-func TestConcurrentProcesses(t *testing.T) {
-	s, path := openStore(t)
+func TestConcurrentProcesses(t *testing.T) { forEachBackend(t, testConcurrentProcesses) }
+
+func testConcurrentProcesses(t *testing.T, b backend) {
+	s, path := openStore(t, b)
 	ctx := context.Background()
 	_, plain := generate(t, s, keystore.NewKey{Hostname: "127.0.0.1"})
 

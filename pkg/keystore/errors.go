@@ -32,3 +32,19 @@ var (
 	// ErrInvalidPolicy, so callers that refuse a bad policy refuse it too.
 	ErrNoChange = fmt.Errorf("%w: nothing to change", ErrInvalidPolicy)
 )
+
+// ErrUnavailable means the key store cannot answer now: it cannot be
+// reached, or a Cache has not heard from it for longer than
+// CacheOptions.MaxStale and so cannot vouch for the keys it holds. It is a
+// reason to retry later, never to accept a key: its Unavailable method
+// says so, which the gateway answers with 503.
+var ErrUnavailable error = unavailableError{}
+
+// unavailableError is ErrUnavailable's type; wrapped errors keep its
+// Unavailable method reachable through errors.As.
+type unavailableError struct{}
+
+func (unavailableError) Error() string { return "key store unavailable" }
+
+// Unavailable tells the client why its request cannot be answered now.
+func (unavailableError) Unavailable() string { return "the key store cannot confirm the key" }

@@ -40,7 +40,7 @@ func (s *Store) Generate(ctx context.Context, nk NewKey) (Key, string, error) {
 	if err := s.audit(ctx, tx, now, k.ID, ActionGenerate, generateDetail(k)); err != nil {
 		return Key{}, "", err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.commit(ctx, tx, now, k.ID); err != nil {
 		return Key{}, "", fmt.Errorf("keystore: insert key: %w", err)
 	}
 	return k, plain, nil
@@ -152,7 +152,7 @@ func (s *Store) Update(ctx context.Context, id int64, u Update) (Key, error) {
 	if err := s.audit(ctx, tx, now, id, ActionUpdate, detail.String()); err != nil {
 		return Key{}, err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.commit(ctx, tx, now, id); err != nil {
 		return Key{}, fmt.Errorf("keystore: update key %d: %w", id, err)
 	}
 	return k, nil
@@ -244,7 +244,7 @@ func (s *Store) Rotate(ctx context.Context, id int64, grace time.Duration) (newK
 	if old, err = getKey(ctx, tx, id); err != nil {
 		return Key{}, "", Key{}, err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.commit(ctx, tx, now, id, newID); err != nil {
 		return Key{}, "", Key{}, fmt.Errorf("keystore: rotate key %d: %w", id, err)
 	}
 	return newKey, plain, old, nil

@@ -184,8 +184,10 @@ func TestUpdateNewKey(t *testing.T) {
 // TestStoreAppliesPolicy checks that the Store refuses what ParsePolicy
 // refuses, with the same message, and normalizes as it does: there is one
 // set of rules.
-func TestStoreAppliesPolicy(t *testing.T) {
-	s, _ := openStore(t)
+func TestStoreAppliesPolicy(t *testing.T) { forEachBackend(t, testStoreAppliesPolicy) }
+
+func testStoreAppliesPolicy(t *testing.T, b backend) {
+	s, _ := openStore(t, b)
 	ctx := context.Background()
 	k, _ := generate(t, s, keystore.NewKey{Hostname: "web-1", Scopes: []string{" Admin ", "admin"}, Measurements: []string{" cpu "}})
 	if fmt.Sprint(k.Scopes, k.Measurements) != "[admin] [cpu]" {

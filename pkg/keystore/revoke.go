@@ -28,7 +28,7 @@ func (s *Store) Revoke(ctx context.Context, id int64) (Key, error) {
 	if err := s.audit(ctx, tx, now, id, ActionRevoke, ""); err != nil {
 		return Key{}, err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.commit(ctx, tx, now, id); err != nil {
 		return Key{}, fmt.Errorf("keystore: revoke key %d: %w", id, err)
 	}
 	return k, nil
@@ -61,12 +61,14 @@ func (s *Store) RevokeHost(ctx context.Context, hostname string) ([]Key, error) 
 	slices.SortFunc(keys, func(a, b Key) int { return cmp.Compare(a.ID, b.ID) })
 	var d details
 	d.add("hostname", host)
+	ids := make([]int64, 0, len(keys))
 	for _, k := range keys {
 		if err := s.audit(ctx, tx, now, k.ID, ActionRevoke, d.String()); err != nil {
 			return nil, err
 		}
+		ids = append(ids, k.ID)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := s.commit(ctx, tx, now, ids...); err != nil {
 		return nil, fmt.Errorf("keystore: revoke host: %w", err)
 	}
 	return keys, nil

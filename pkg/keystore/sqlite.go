@@ -11,9 +11,16 @@ import (
 )
 
 // This file holds what is particular to SQLite: how the file is opened and
-// the statements the Store runs, in SQLite's dialect (? and ?N parameters,
-// RETURNING, the two-argument MAX). Migrations (migrate.go) and the cache's
-// change detection (cache.go) use PRAGMAs of their own.
+// the statements it writes its own way. Migrations (migrate.go) and the
+// cache's change detection (cache.go) use PRAGMAs of their own.
+
+// sqliteDialect runs the shared statements as they are written.
+var sqliteDialect = &dialect{
+	name: "sqlite",
+	bind: asIs,
+	upsertUsage: upsertUsage(`(SELECT value ->> 'id' AS id, value ->> 'at' AS at, value ->> 'addr' AS addr,
+		value ->> 'requests' AS requests, value ->> 'points' AS points FROM json_each(?)) u`, "MAX"),
+}
 
 // openSQLite opens the database file at path, creating it readable by its
 // owner only if it does not exist.
@@ -38,42 +45,4 @@ func openSQLite(path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("keystore: open %s: %w", path, err)
 	}
 	return db, nil
-}
-
-// keyColumns are the columns scanKey reads, in its order.
-const keyColumns = `id, prefix, hostname, description, scopes, measurements, rate, burst,
-	created_at, revoked_at, expires_at, replaced_by, last_used_at, last_used_addr, request_count, point_count`
-
-// The Store's statements. Those that return keys return keyColumns.
-const (
-	queryPing = `SELECT 1 FROM api_keys LIMIT 1`
-
-	queryInsertKey = `INSERT INTO api_keys
-		(key_hash, prefix, hostname, description, scopes, measurements, rate, burst, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ` + keyColumns
-	queryKeyByID    = `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`
-	queryKeyByHash  = `SELECT key_hash, ` + keyColumns + ` FROM api_keys WHERE key_hash = ?`
-	queryKeys       = `SELECT ` + keyColumns + ` FROM api_keys ORDER BY id`
-	queryKeysOfHost = `SELECT ` + keyColumns + ` FROM api_keys WHERE hostname = ? ORDER BY id`
-	queryRevokeKey  = `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING ` + keyColumns
-	queryRevokeHost = `UPDATE api_keys SET revoked_at = ?1
-		WHERE hostname = ?2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)
-		RETURNING ` + keyColumns
-	// queryRotateInsert copies the policy of key ?4 to a new key.
-	queryRotateInsert = `INSERT INTO api_keys
-		(key_hash, prefix, hostname, description, scopes, measurements, rate, burst, created_at, expires_at)
-		SELECT ?, ?, hostname, description, scopes, measurements, rate, burst, ?, expires_at FROM api_keys WHERE id = ?
-		RETURNING id`
-	queryRotateRetire = `UPDATE api_keys SET expires_at = ?, replaced_by = ? WHERE id = ?`
-	queryRecordUsage  = `UPDATE api_keys SET
-		last_used_at = MAX(COALESCE(last_used_at, 0), ?),
-		last_used_addr = CASE WHEN ? >= COALESCE(last_used_at, 0) THEN ? ELSE last_used_addr END,
-		request_count = request_count + ?, point_count = point_count + ? WHERE id = ?`
-	queryInsertAudit = `INSERT INTO audit_log (at, actor, key_id, action, detail) VALUES (?, ?, ?, ?, ?)`
-)
-
-// queryUpdateKey sets the given "column = ?" assignments on the key whose
-// id is the last argument.
-func queryUpdateKey(sets string) string {
-	return `UPDATE api_keys SET ` + sets + ` WHERE id = ? RETURNING ` + keyColumns
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/netip"
 	"os"
@@ -18,8 +19,10 @@ import (
 	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
-func TestGenerate(t *testing.T) {
-	s, path := openStore(t)
+func TestGenerate(t *testing.T) { forEachBackend(t, testGenerate) }
+
+func testGenerate(t *testing.T, b backend) {
+	s, addr := openStore(t, b)
 	ctx := context.Background()
 	k, plain := generate(t, s, keystore.NewKey{Hostname: "Web-1.example.com.", Description: "web one"})
 
@@ -40,19 +43,25 @@ func TestGenerate(t *testing.T) {
 	if err != nil || got.ID != k.ID {
 		t.Errorf("Find(upper-case key) = %v, %v; want id %d", got.ID, err, k.ID)
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if perm := fi.Mode().Perm(); perm != 0o600 {
-		t.Errorf("database mode = %o, want 600", perm)
+	if !b.postgres() {
+		fi, err := os.Stat(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("database mode = %o, want 600", perm)
+		}
 	}
 	s.Close()
-	assertNoPlaintext(t, path, plain)
+	assertNoPlaintext(t, addr, plain)
 }
 
 func TestGenerateRejectsBadInput(t *testing.T) {
-	s, _ := openStore(t)
+	forEachBackend(t, testGenerateRejectsBadInput)
+}
+
+func testGenerateRejectsBadInput(t *testing.T, b backend) {
+	s, _ := openStore(t, b)
 	for _, nk := range []keystore.NewKey{
 		{Hostname: ""},
 		{Hostname: "not a host"},
@@ -86,8 +95,10 @@ func TestCanonicalHostname(t *testing.T) {
 	}
 }
 
-func TestAuthenticate(t *testing.T) {
-	s, _ := openStore(t)
+func TestAuthenticate(t *testing.T) { forEachBackend(t, testAuthenticate) }
+
+func testAuthenticate(t *testing.T, b backend) {
+	s, _ := openStore(t, b)
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s.Now = func() time.Time { return now }
@@ -144,8 +155,10 @@ func TestAuthenticate(t *testing.T) {
 	}
 }
 
-func TestListAndRevoke(t *testing.T) {
-	s, _ := openStore(t)
+func TestListAndRevoke(t *testing.T) { forEachBackend(t, testListAndRevoke) }
+
+func testListAndRevoke(t *testing.T, be backend) {
+	s, _ := openStore(t, be)
 	ctx := context.Background()
 	a, _ := generate(t, s, keystore.NewKey{Hostname: "web-1"})
 	b, plainB := generate(t, s, keystore.NewKey{Hostname: "web-1"})
@@ -255,11 +268,17 @@ func TestUpgradeOriginalDatabase(t *testing.T) {
 }
 
 // assertNoPlaintext fails if the key, or its 16-byte UUID form, appears in
-// the database or its WAL and shared-memory files.
-func assertNoPlaintext(t *testing.T, path, key string) {
+// the database: in a SQLite file or its WAL and shared-memory files, or in
+// any row of a PostgreSQL database's tables.
+func assertNoPlaintext(t *testing.T, addr, key string) {
 	t.Helper()
 	u := uuid.MustParse(key)
 	needles := [][]byte{[]byte(key), []byte(key[9:]), u[:]}
+	if keystore.IsPostgres(addr) {
+		assertNoPlaintextRows(t, addr, needles)
+		return
+	}
+	path := addr
 	for _, f := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
 		data, err := os.ReadFile(f)
 		if errors.Is(err, os.ErrNotExist) {
@@ -276,8 +295,50 @@ func assertNoPlaintext(t *testing.T, path, key string) {
 	}
 }
 
-func TestPolicyUpdateRotateUsage(t *testing.T) {
-	s, _ := openStore(t)
+// assertNoPlaintextRows fails if any needle appears in a row of a table of
+// the PostgreSQL database at addr, as text or in its binary columns.
+func assertNoPlaintextRows(t *testing.T, addr string, needles [][]byte) {
+	t.Helper()
+	raw := rawDB(t, addr)
+	defer raw.Close()
+	rows, err := raw.Query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		rows.Scan(&name)
+		tables = append(tables, name)
+	}
+	rows.Close()
+	if len(tables) < 4 {
+		t.Fatalf("tables = %v, want the key store's", tables)
+	}
+	for _, table := range tables {
+		// Binary columns appear as \x and hex in row_to_json; their raw
+		// bytes are checked by decoding them back.
+		rows, err := raw.Query(`SELECT row_to_json(t)::text FROM ` + table + ` t`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var row string
+			rows.Scan(&row)
+			for _, n := range needles {
+				if bytes.Contains([]byte(row), n) || strings.Contains(row, hex.EncodeToString(n)) {
+					t.Errorf("table %s holds plaintext key material %q in %s", table, n, row)
+				}
+			}
+		}
+		rows.Close()
+	}
+}
+
+func TestPolicyUpdateRotateUsage(t *testing.T) { forEachBackend(t, testPolicyUpdateRotateUsage) }
+
+func testPolicyUpdateRotateUsage(t *testing.T, b backend) {
+	s, _ := openStore(t, b)
 	ctx := context.Background()
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	s.Now = func() time.Time { return now }

@@ -1,8 +1,11 @@
 package keystore
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -14,31 +17,39 @@ type Usage struct {
 	Points       int64
 }
 
-// RecordUsage adds a batch of usage reports, keyed by key id, in one
-// transaction, so a busy server costs the database one write per flush
-// rather than one per request.
+// usageRow is one key's Usage as RecordUsage hands it to the database, in
+// a JSON array that one statement reads.
+type usageRow struct {
+	ID       int64  `json:"id"`
+	At       *int64 `json:"at"` // unix nanoseconds; null when not known
+	Addr     string `json:"addr"`
+	Requests int64  `json:"requests"`
+	Points   int64  `json:"points"`
+}
+
+// RecordUsage adds a batch of usage reports, keyed by key id, to this
+// node's rows (Store.Node) in one statement, so a busy server costs the
+// database one write per flush rather than one per request, and replicas
+// never write the same rows. Reports of ids no key has are dropped.
 func (s *Store) RecordUsage(ctx context.Context, usage map[int64]Usage) error {
 	if len(usage) == 0 {
 		return nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("keystore: record usage: %w", err)
-	}
-	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, queryRecordUsage)
-	if err != nil {
-		return fmt.Errorf("keystore: record usage: %w", err)
-	}
-	defer stmt.Close()
+	rows := make([]usageRow, 0, len(usage))
 	for id, u := range usage {
-		at := u.LastUsedAt.UTC().UnixNano()
-		if _, err := stmt.ExecContext(ctx, at, at, u.LastUsedAddr, u.Requests, u.Points, id); err != nil {
-			return fmt.Errorf("keystore: record usage of key %d: %w", id, err)
+		r := usageRow{ID: id, Addr: u.LastUsedAddr, Requests: u.Requests, Points: u.Points}
+		if !u.LastUsedAt.IsZero() {
+			r.At = ptr(u.LastUsedAt.UTC().UnixNano())
 		}
+		rows = append(rows, r)
 	}
-	if err := tx.Commit(); err != nil {
+	slices.SortFunc(rows, func(a, b usageRow) int { return cmp.Compare(a.ID, b.ID) })
+	batch, err := json.Marshal(rows)
+	if err != nil {
 		return fmt.Errorf("keystore: record usage: %w", err)
+	}
+	if _, err := s.db.ExecContext(ctx, s.dialect.upsertUsage, s.Node, string(batch)); err != nil {
+		return fmt.Errorf("keystore: record usage of %d keys: %w", len(rows), err)
 	}
 	return nil
 }

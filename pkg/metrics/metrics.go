@@ -197,6 +197,17 @@ func (m *Metrics) WatchSpool(stats func() (bytes, points int64)) {
 	)
 }
 
+// WatchKeystore registers how far behind its key store the key cache is:
+// the seconds since it last applied a change or found the store current,
+// read from behind at each scrape. A replica that keeps serving through a
+// PostgreSQL outage shows it here.
+func (m *Metrics) WatchKeystore(behind func() time.Duration) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "metricgate_keystore_behind_seconds",
+		Help: "Seconds since the key cache last applied a change from the key store or polled it and found it current.",
+	}, func() float64 { return behind().Seconds() }))
+}
+
 // Handler serves the registry in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})

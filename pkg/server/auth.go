@@ -47,9 +47,15 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request, key
 		info.keyID = k.ID
 	}
 	if err != nil {
-		if reason := authFailureReason(err); reason != "" {
-			a.metrics.AuthFailures.WithLabelValues(reason).Inc()
+		reason := authFailureReason(err)
+		if reason == "" {
+			// The key store could not answer (a 503): the caller did
+			// nothing wrong, so this neither counts nor throttles it.
+			a.log.Warn("key store could not check a key", "addr", addr.String(), "key_id", k.ID, "error", err.Error(),
+				"request_id", requestIDFrom(r.Context()))
+			return k, addr, fmt.Errorf("caller %s: %w", addr, err)
 		}
+		a.metrics.AuthFailures.WithLabelValues(reason).Inc()
 		// One audit line per refusal, with the reason and the key id (the
 		// key itself is never logged); the request's own line follows.
 		audit := []any{"audit", true, "addr", addr.String(), "key_id", k.ID, "reason", err.Error(), "request_id", requestIDFrom(r.Context())}

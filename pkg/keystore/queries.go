@@ -1,0 +1,45 @@
+package keystore
+
+// The statements both backends run, written in SQLite's form (? and ?N
+// parameters); db and tx bind them to PostgreSQL's as they run. Those that
+// return keys return keyColumns.
+
+// keyColumns are the columns scanKey reads, in its order. A key's usage is
+// the sum over the nodes that recorded it (key_usage), its last use the
+// latest of theirs.
+const keyColumns = `id, prefix, hostname, description, scopes, measurements, rate, burst,
+	created_at, revoked_at, expires_at, replaced_by,
+	(SELECT max(u.last_used_at) FROM key_usage u WHERE u.key_id = api_keys.id),
+	(SELECT u.last_used_addr FROM key_usage u WHERE u.key_id = api_keys.id AND u.last_used_at IS NOT NULL
+		ORDER BY u.last_used_at DESC LIMIT 1),
+	(SELECT CAST(COALESCE(sum(u.requests), 0) AS BIGINT) FROM key_usage u WHERE u.key_id = api_keys.id),
+	(SELECT CAST(COALESCE(sum(u.points), 0) AS BIGINT) FROM key_usage u WHERE u.key_id = api_keys.id)`
+
+const (
+	queryPing = `SELECT 1 FROM api_keys LIMIT 1`
+
+	queryInsertKey = `INSERT INTO api_keys
+		(key_hash, prefix, hostname, description, scopes, measurements, rate, burst, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ` + keyColumns
+	queryKeyByID    = `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`
+	queryKeyByHash  = `SELECT key_hash, ` + keyColumns + ` FROM api_keys WHERE key_hash = ?`
+	queryKeys       = `SELECT ` + keyColumns + ` FROM api_keys ORDER BY id`
+	queryKeysOfHost = `SELECT ` + keyColumns + ` FROM api_keys WHERE hostname = ? ORDER BY id`
+	queryRevokeKey  = `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING ` + keyColumns
+	queryRevokeHost = `UPDATE api_keys SET revoked_at = ?1
+		WHERE hostname = ?2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?1)
+		RETURNING ` + keyColumns
+	// queryRotateInsert copies the policy of key ?4 to a new key.
+	queryRotateInsert = `INSERT INTO api_keys
+		(key_hash, prefix, hostname, description, scopes, measurements, rate, burst, created_at, expires_at)
+		SELECT ?, ?, hostname, description, scopes, measurements, rate, burst, ?, expires_at FROM api_keys WHERE id = ?
+		RETURNING id`
+	queryRotateRetire = `UPDATE api_keys SET expires_at = ?, replaced_by = ? WHERE id = ?`
+	queryInsertAudit  = `INSERT INTO audit_log (at, actor, node, key_id, action, detail) VALUES (?, ?, ?, ?, ?, ?)`
+)
+
+// queryUpdateKey sets the given "column = ?" assignments on the key whose
+// id is the last argument.
+func queryUpdateKey(sets string) string {
+	return `UPDATE api_keys SET ` + sets + ` WHERE id = ? RETURNING ` + keyColumns
+}

@@ -88,9 +88,17 @@ func auditRun(opts *AuditOptions) error {
 		}
 		return strconv.FormatInt(e.KeyID, 10)
 	}
+	// A change made through an apiserver names it, on PostgreSQL where
+	// several share the store.
+	actor := func(e keystore.AuditEntry) string {
+		if e.Node == "" {
+			return printable(e.Actor)
+		}
+		return printable(e.Actor + " via " + e.Node)
+	}
 	if !opts.IO.OutTTY {
 		for _, e := range entries {
-			fmt.Fprintf(opts.IO.Out, "%s\t%s\t%s\t%s\t%s\n", formatTime(e.At), printable(e.Actor), keyField(e, ""),
+			fmt.Fprintf(opts.IO.Out, "%s\t%s\t%s\t%s\t%s\n", formatTime(e.At), actor(e), keyField(e, ""),
 				printable(e.Action), printable(e.Detail))
 		}
 		return nil
@@ -106,7 +114,7 @@ func auditRun(opts *AuditOptions) error {
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AT\tACTOR\tKEY\tACTION\tDETAIL")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", formatTime(e.At), printable(e.Actor), keyField(e, "-"),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", formatTime(e.At), actor(e), keyField(e, "-"),
 			printable(e.Action), printable(e.Detail))
 	}
 	return tw.Flush()

@@ -44,9 +44,8 @@ func TestNewCmdAudit(t *testing.T) {
 // auditFixture generates key 1, updates it, rotates it (making key 2) an
 // hour later, and revokes key 2 another hour on. It returns the keys'
 // values.
-func auditFixture(t *testing.T) (*cli, []string) {
+func auditFixture(t *testing.T, c *cli) []string {
 	t.Helper()
-	c := newCLI(t)
 	_, k1 := c.generate("web-1", "web one")
 	c.run("update", "1", "--expires-at", "2027-01-01T00:00:00Z", "--scope", "submit,admin").mustSucceed(t)
 	c.now = testNow.Add(time.Hour)
@@ -54,11 +53,13 @@ func auditFixture(t *testing.T) (*cli, []string) {
 	k2 := strings.TrimSpace(r.stdout)
 	c.now = testNow.Add(2 * time.Hour)
 	c.run("revoke", "2", "--yes").mustSucceed(t)
-	return c, []string{k1, k2}
+	return []string{k1, k2}
 }
 
-func TestAuditTable(t *testing.T) {
-	c, _ := auditFixture(t)
+func TestAuditTable(t *testing.T) { onEachBackend(t, testAuditTable) }
+
+func testAuditTable(t *testing.T, c *cli) {
+	auditFixture(t, c)
 	t.Run("Terminal", func(t *testing.T) {
 		r := c.runTTY("", "audit").mustSucceed(t)
 		want := "" +
@@ -92,8 +93,10 @@ func TestAuditTable(t *testing.T) {
 	})
 }
 
-func TestAuditJSON(t *testing.T) {
-	c, _ := auditFixture(t)
+func TestAuditJSON(t *testing.T) { onEachBackend(t, testAuditJSON) }
+
+func testAuditJSON(t *testing.T, c *cli) {
+	auditFixture(t, c)
 	r := c.run("audit", "-o", "json", "--limit", "2").mustSucceed(t)
 	var got []map[string]any
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
@@ -116,8 +119,10 @@ func TestAuditJSON(t *testing.T) {
 
 // TestAuditNeverShowsKeys checks that no form of audit output contains a
 // key's value or its prefix.
-func TestAuditNeverShowsKeys(t *testing.T) {
-	c, keys := auditFixture(t)
+func TestAuditNeverShowsKeys(t *testing.T) { onEachBackend(t, testAuditNeverShowsKeys) }
+
+func testAuditNeverShowsKeys(t *testing.T, c *cli) {
+	keys := auditFixture(t, c)
 	outputs := map[string]string{
 		"json":     c.run("audit", "-o", "json").mustSucceed(t).stdout,
 		"pipe":     c.run("audit").mustSucceed(t).stdout,

@@ -49,13 +49,29 @@ type Factory struct {
 	Getenv func(string) string
 	Actor  string // recorded in the key store's audit log; see actorName
 
-	dbPath string       // --db
-	format outputFormat // --output
+	dbPath    string        // --db
+	dbTimeout time.Duration // --db-timeout
+	format    outputFormat  // --output
 }
 
-// createStore opens the key store at --db, creating it if needed.
+// createStore opens the key store at --db, creating a SQLite file if
+// needed.
 func (f *Factory) createStore(ctx context.Context) (*keystore.Store, error) {
-	s, err := keystore.Open(ctx, f.dbPath)
+	return f.openAddr(ctx, f.dbPath, true)
+}
+
+// openAddr opens the key store at addr, a SQLite file or a PostgreSQL
+// URL, as keyctl: with its clock, its actor for the audit log, and
+// --db-timeout for connecting. Unless create is set, a SQLite file that
+// does not exist is an error rather than made, so a mistyped path is
+// reported instead of leaving an empty database behind.
+func (f *Factory) openAddr(ctx context.Context, addr string, create bool) (*keystore.Store, error) {
+	if !create && !keystore.IsPostgres(addr) {
+		if _, err := os.Stat(addr); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no key store at %s (set --db or KEYSTORE_DB)", addr)
+		}
+	}
+	s, err := keystore.OpenWith(ctx, addr, keystore.Options{Timeout: f.dbTimeout, Name: "keyctl"})
 	if err != nil {
 		return nil, err
 	}
@@ -97,10 +113,7 @@ func currentUsername() (string, error) {
 // or revoke keys use it, so a mistyped path is reported instead of leaving
 // an empty database behind.
 func (f *Factory) openStore(ctx context.Context) (*keystore.Store, error) {
-	if _, err := os.Stat(f.dbPath); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no key store at %s (set --db or KEYSTORE_DB)", f.dbPath)
-	}
-	return f.createStore(ctx)
+	return f.openAddr(ctx, f.dbPath, false)
 }
 
 // keyRef names a key on the command line: by id, or by its value.

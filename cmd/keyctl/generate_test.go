@@ -93,8 +93,9 @@ func TestNewCmdGenerate(t *testing.T) {
 	}
 }
 
-func TestGenerateTable(t *testing.T) {
-	c := newCLI(t)
+func TestGenerateTable(t *testing.T) { onEachBackend(t, testGenerateTable) }
+
+func testGenerateTable(t *testing.T, c *cli) {
 	r := c.run("generate", "--hostname", "Web-1.Example.com.", "--description", "web one").mustSucceed(t)
 	m := regexp.MustCompile(`^Generated key 1 \(([0-9a-f]{8})…, host web-1\.example\.com\)\.\n\n    (\S+)\n\nStore this key now: it will not be shown again\.\n$`).
 		FindStringSubmatch(r.stdout)
@@ -111,8 +112,9 @@ func TestGenerateTable(t *testing.T) {
 	}
 }
 
-func TestGenerateJSON(t *testing.T) {
-	c := newCLI(t)
+func TestGenerateJSON(t *testing.T) { onEachBackend(t, testGenerateJSON) }
+
+func testGenerateJSON(t *testing.T, c *cli) {
 	r := c.run("generate", "--hostname", "::ffff:192.0.2.9", "--description", "<web & db>", "-o", "json").mustSucceed(t)
 	got, key := decodeNewKey(t, r.stdout)
 	checkFields(t, "generated", got, map[string]any{
@@ -133,8 +135,9 @@ func TestGenerateJSON(t *testing.T) {
 	}
 }
 
-func TestGenerateQuiet(t *testing.T) {
-	c := newCLI(t)
+func TestGenerateQuiet(t *testing.T) { onEachBackend(t, testGenerateQuiet) }
+
+func testGenerateQuiet(t *testing.T, c *cli) {
 	r := c.run("generate", "--hostname", "127.0.0.1", "--quiet").mustSucceed(t)
 	key := strings.TrimSuffix(r.stdout, "\n")
 	if u, err := uuid.Parse(key); err != nil || u.String() != key || r.stdout != key+"\n" {
@@ -146,8 +149,9 @@ func TestGenerateQuiet(t *testing.T) {
 	}
 }
 
-func TestGenerateInvalidHostname(t *testing.T) {
-	c := newCLI(t)
+func TestGenerateInvalidHostname(t *testing.T) { onEachBackend(t, testGenerateInvalidHostname) }
+
+func testGenerateInvalidHostname(t *testing.T, c *cli) {
 	r := c.run("generate", "--hostname", "x y")
 	if r.code != exitError {
 		t.Errorf("exit code = %d, want %d", r.code, exitError)
@@ -170,8 +174,9 @@ func TestGenerateMissingHostname(t *testing.T) {
 	}
 }
 
-func TestGeneratePolicy(t *testing.T) {
-	c := newCLI(t)
+func TestGeneratePolicy(t *testing.T) { onEachBackend(t, testGeneratePolicy) }
+
+func testGeneratePolicy(t *testing.T, c *cli) {
 	r := c.run("generate", "--hostname", "10.0.0.7", "--expires-in", "1h", "--scope", "submit", "--scope", "admin",
 		"--measurement", "cpu", "--measurement", "mem", "--rate", "2.5", "--burst", "10", "-o", "json").mustSucceed(t)
 	var got struct {
@@ -204,16 +209,18 @@ func TestGeneratePolicy(t *testing.T) {
 	}
 }
 
-func TestGenerateTableExpiry(t *testing.T) {
-	c := newCLI(t)
+func TestGenerateTableExpiry(t *testing.T) { onEachBackend(t, testGenerateTableExpiry) }
+
+func testGenerateTableExpiry(t *testing.T, c *cli) {
 	r := c.run("generate", "--hostname", "web-1", "--expires-at", "2027-01-01T00:00:00Z").mustSucceed(t)
 	if !strings.HasSuffix(r.stdout, "Store this key now: it will not be shown again.\nIt expires at 2027-01-01T00:00:00Z.\n") {
 		t.Errorf("stdout = %q, want the warning and the expiry", r.stdout)
 	}
 }
 
-func TestGenerateInvalidDescription(t *testing.T) {
-	c := newCLI(t)
+func TestGenerateInvalidDescription(t *testing.T) { onEachBackend(t, testGenerateInvalidDescription) }
+
+func testGenerateInvalidDescription(t *testing.T, c *cli) {
 	for _, desc := range []string{"web\tone", "\x1b[2J", strings.Repeat("x", 257)} {
 		r := c.run("generate", "--hostname", "web-1", "--description", desc)
 		if r.code != exitUsage || !strings.HasPrefix(r.stderr, "keyctl: invalid key policy: --description ") || r.stdout != "" {

@@ -17,7 +17,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, for cli.sql
 	"github.com/spf13/cobra"
+
+	"github.com/metricgate/metricgate/internal/testenv"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 // testNow is the clock in every end-to-end test, so times in the output
@@ -42,9 +46,35 @@ type result struct {
 	code           int
 }
 
+// newCLI returns a cli on a SQLite file of its own, not yet made.
 func newCLI(t *testing.T) *cli {
 	t.Helper()
-	return &cli{t: t, db: filepath.Join(t.TempDir(), "keys.db"), env: map[string]string{}, now: testNow}
+	return newCLIOn(t, filepath.Join(t.TempDir(), "keys.db"))
+}
+
+// newCLIOn returns a cli on the store at db.
+func newCLIOn(t *testing.T, db string) *cli {
+	t.Helper()
+	return &cli{t: t, db: db, env: map[string]string{}, now: testNow}
+}
+
+// backends are the key stores the end-to-end tests of the verbs run on:
+// each gives the address of a fresh, empty one.
+var backends = []struct {
+	name  string
+	newDB func(t *testing.T) string
+}{
+	{"SQLite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "keys.db") }},
+	{"PostgreSQL", func(t *testing.T) string { return testenv.PostgreSQL(t) }},
+}
+
+// onEachBackend runs test as a subtest on each backend, with a cli on a
+// fresh store of it.
+func onEachBackend(t *testing.T, test func(t *testing.T, c *cli)) {
+	t.Helper()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { test(t, newCLIOn(t, b.newDB(t))) })
+	}
 }
 
 // run runs keyctl with --db and args, with no terminal and empty stdin.
@@ -95,11 +125,19 @@ func (c *cli) generate(hostname, description string) (int64, string) {
 	return k.ID, k.Key
 }
 
-// sql runs a statement on the cli's database directly, to set up what
-// keyctl cannot, such as usage the apiserver records.
+// sql runs a statement, written with SQLite's ? parameters, on the cli's
+// database directly, to set up what keyctl cannot, such as usage the
+// apiserver records.
 func (c *cli) sql(query string, args ...any) {
 	c.t.Helper()
-	db, err := sql.Open("sqlite", c.db)
+	driver := "sqlite"
+	if keystore.IsPostgres(c.db) {
+		driver = "pgx"
+		for n := 1; strings.Contains(query, "?"); n++ {
+			query = strings.Replace(query, "?", fmt.Sprintf("$%d", n), 1)
+		}
+	}
+	db, err := sql.Open(driver, c.db)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -46,20 +46,21 @@ func TestNewCmdList(t *testing.T) {
 
 // listFixture makes keys 1 and 2 for web-1 and key 3 for web-2, and
 // revokes key 1. It returns the keys' values by id.
-func listFixture(t *testing.T) (*cli, map[int64]string) {
+func listFixture(t *testing.T, c *cli) map[int64]string {
 	t.Helper()
-	c := newCLI(t)
 	keys := map[int64]string{}
 	for _, h := range []struct{ host, desc string }{{"web-1", "old"}, {"web-1", "new"}, {"web-2", ""}} {
 		id, key := c.generate(h.host, h.desc)
 		keys[id] = key
 	}
 	c.run("revoke", "1", "--yes").mustSucceed(t)
-	return c, keys
+	return keys
 }
 
-func TestListJSON(t *testing.T) {
-	c, keys := listFixture(t)
+func TestListJSON(t *testing.T) { onEachBackend(t, testListJSON) }
+
+func testListJSON(t *testing.T, c *cli) {
+	keys := listFixture(t, c)
 	tests := []struct {
 		name    string
 		args    []string
@@ -107,8 +108,10 @@ func TestListJSON(t *testing.T) {
 	}
 }
 
-func TestListTable(t *testing.T) {
-	c, keys := listFixture(t)
+func TestListTable(t *testing.T) { onEachBackend(t, testListTable) }
+
+func testListTable(t *testing.T, c *cli) {
+	keys := listFixture(t, c)
 	p1, p2, p3 := keys[1][:8], keys[2][:8], keys[3][:8]
 
 	t.Run("Terminal", func(t *testing.T) {
@@ -147,8 +150,10 @@ func TestListTable(t *testing.T) {
 
 // TestListNeverShowsKeys checks that no form of list output contains a
 // key's value, or any part of it beyond the prefix.
-func TestListNeverShowsKeys(t *testing.T) {
-	c, keys := listFixture(t)
+func TestListNeverShowsKeys(t *testing.T) { onEachBackend(t, testListNeverShowsKeys) }
+
+func testListNeverShowsKeys(t *testing.T, c *cli) {
+	keys := listFixture(t, c)
 	outputs := map[string]string{
 		"json":     c.run("list", "--all", "-o", "json").mustSucceed(t).stdout,
 		"pipe":     c.run("list", "--all").mustSucceed(t).stdout,
@@ -189,8 +194,9 @@ func listIDs(t *testing.T, c *cli, args ...string) string {
 	return fmt.Sprint(ids)
 }
 
-func TestListExpiring(t *testing.T) {
-	c := newCLI(t)
+func TestListExpiring(t *testing.T) { onEachBackend(t, testListExpiring) }
+
+func testListExpiring(t *testing.T, c *cli) {
 	c.run("generate", "--hostname", "web-1", "--expires-in", "1h").mustSucceed(t)
 	c.run("generate", "--hostname", "web-2", "--expires-in", "3h").mustSucceed(t)
 	c.run("generate", "--hostname", "web-3").mustSucceed(t)
@@ -229,8 +235,9 @@ func TestListExpiring(t *testing.T) {
 	}
 }
 
-func TestListUnusedSince(t *testing.T) {
-	c := newCLI(t)
+func TestListUnusedSince(t *testing.T) { onEachBackend(t, testListUnusedSince) }
+
+func testListUnusedSince(t *testing.T, c *cli) {
 	_, k1 := c.generate("web-1", "")
 	_, k2 := c.generate("web-2", "")
 	c.now = testNow.Add(10 * 24 * time.Hour)

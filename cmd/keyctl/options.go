@@ -20,7 +20,7 @@ type cmdOptions struct {
 	OpenStore func(context.Context) (*keystore.Store, error)
 	Now       func() time.Time
 	Format    outputFormat
-	DBPath    string
+	DBPath    string // --db as it may be shown: without a password
 
 	Ref keyRef // the key the argument names; zero when there is none
 }
@@ -42,7 +42,7 @@ func (o *cmdOptions) bind(cmd *cobra.Command, f *Factory, args []string) error {
 		}
 		o.Ref = ref
 	}
-	o.Ctx, o.Format, o.DBPath = cmd.Context(), f.format, f.dbPath
+	o.Ctx, o.Format, o.DBPath = cmd.Context(), f.format, keystore.Redacted(f.dbPath)
 	return nil
 }
 

@@ -46,8 +46,9 @@ func TestNewCmdRevoke(t *testing.T) {
 	}
 }
 
-func TestRevokeByID(t *testing.T) {
-	c := newCLI(t)
+func TestRevokeByID(t *testing.T) { onEachBackend(t, testRevokeByID) }
+
+func testRevokeByID(t *testing.T, c *cli) {
 	_, key := c.generate("web-1", "")
 	r := c.run("revoke", "1", "--yes").mustSucceed(t)
 	if want := "Revoked key 1 (" + key[:8] + "…, host web-1).\n"; r.stdout != want {
@@ -61,8 +62,9 @@ func TestRevokeByID(t *testing.T) {
 	}
 }
 
-func TestRevokeByKey(t *testing.T) {
-	c := newCLI(t)
+func TestRevokeByKey(t *testing.T) { onEachBackend(t, testRevokeByKey) }
+
+func testRevokeByKey(t *testing.T, c *cli) {
 	c.generate("web-1", "")
 	_, key := c.generate("web-1", "")
 	r := c.run("revoke", strings.ToUpper(key), "-y", "-o", "json").mustSucceed(t)
@@ -80,8 +82,9 @@ func TestRevokeByKey(t *testing.T) {
 	assertStatus(t, c, 2, "revoked")
 }
 
-func TestRevokeHostname(t *testing.T) {
-	c := newCLI(t)
+func TestRevokeHostname(t *testing.T) { onEachBackend(t, testRevokeHostname) }
+
+func testRevokeHostname(t *testing.T, c *cli) {
 	_, k1 := c.generate("web-1", "")
 	c.generate("web-2", "")
 	_, k3 := c.generate("web-1", "")
@@ -106,8 +109,9 @@ func TestRevokeHostname(t *testing.T) {
 	}
 }
 
-func TestRevokeErrors(t *testing.T) {
-	c := newCLI(t)
+func TestRevokeErrors(t *testing.T) { onEachBackend(t, testRevokeErrors) }
+
+func testRevokeErrors(t *testing.T, c *cli) {
 	c.generate("web-1", "")
 	checkRuns(t, c, append(notFoundCases(c, "revoke", "-y"),
 		runCase{"NoYesWhenPiped", []string{"revoke", "1"}, exitUsage, "keyctl: --yes is required when not running interactively"},
@@ -155,8 +159,9 @@ func TestRevokePrompt(t *testing.T) {
 	}
 }
 
-func TestRevokeHostnamePrompt(t *testing.T) {
-	c := newCLI(t)
+func TestRevokeHostnamePrompt(t *testing.T) { onEachBackend(t, testRevokeHostnamePrompt) }
+
+func testRevokeHostnamePrompt(t *testing.T, c *cli) {
 	_, k1 := c.generate("web-1", "")
 	_, k2 := c.generate("web-1", "")
 	r := c.runTTY("y\n", "revoke", "--hostname", "web-1").mustSucceedAfterPrompt(t)

@@ -55,9 +55,12 @@ per second, and carry the submit or admin scope. update changes that policy;
 rotate replaces a key by a new one and lets the old one work a while longer.
 Every change is recorded, with who made it, in an audit log (keyctl audit).
 
-The key store is a SQLite file, chosen by --db or the KEYSTORE_DB
-environment variable, else api_keys.db in the current directory. keyctl may
-change it while the apiserver runs.
+The key store is a SQLite file, or a PostgreSQL database that several
+apiservers share (--db postgres://user:password@host:port/db), chosen by
+--db or the KEYSTORE_DB environment variable, else api_keys.db in the
+current directory. keyctl may change it while apiservers run: they see a
+change within a second. keyctl migrate copies every key from one store to
+another.
 
 Output is a table for people (tab-separated lines without a header when
 standard output is not a terminal), or JSON with --output json. Times are
@@ -72,7 +75,8 @@ in UTC.
   $ keyctl rotate 7 --grace 1h
   $ keyctl revoke 7
   $ keyctl revoke --hostname web-1.example.com --yes
-  $ keyctl audit 7`,
+  $ keyctl audit 7
+  $ keyctl migrate --from api_keys.db --to postgres://metricgate:PASSWORD@db.example.com/metricgate`,
 		// Verbs are subcommands; anything else is a mistyped verb.
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -103,12 +107,13 @@ in UTC.
 		NewCmdRotate(f, nil),
 		NewCmdRevoke(f, nil),
 		NewCmdAudit(f, nil),
+		NewCmdMigrate(f, nil),
 		NewCmdVersion(f, nil),
 	)
 	return cmd
 }
 
-// addGlobalFlags adds --db and --output to cmd, for it and every command
+// addGlobalFlags adds --db, --db-timeout and --output to cmd, for it and every command
 // below it, storing their values in f.
 func addGlobalFlags(cmd *cobra.Command, f *Factory) {
 	db := "api_keys.db"
@@ -118,7 +123,8 @@ func addGlobalFlags(cmd *cobra.Command, f *Factory) {
 	f.dbPath = db
 	f.format = formatTable
 	flags := cmd.PersistentFlags()
-	flags.StringVar(&f.dbPath, "db", db, "key store `path` (env KEYSTORE_DB)")
+	flags.StringVar(&f.dbPath, "db", db, "key store: a SQLite file `path`, or a postgres:// URL (env KEYSTORE_DB)")
+	flags.DurationVar(&f.dbTimeout, "db-timeout", 5*time.Second, "how long to wait for PostgreSQL to answer when connecting")
 	flags.VarP(&f.format, "output", "o", "output `format`: table or json")
 	cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
 		[]string{string(formatTable), string(formatJSON)}, cobra.ShellCompDirectiveNoFileComp))

@@ -61,8 +61,9 @@ func showKey(t *testing.T, c *cli, id string) (policyKey, listedKey, *int64) {
 	return p, l, extra.ReplacedBy
 }
 
-func TestRotateTable(t *testing.T) {
-	c := newCLI(t)
+func TestRotateTable(t *testing.T) { onEachBackend(t, testRotateTable) }
+
+func testRotateTable(t *testing.T, c *cli) {
 	c.run("generate", "--hostname", "web-1", "--description", "web one", "--scope", "admin",
 		"--measurement", "cpu", "--rate", "5", "--burst", "50").mustSucceed(t)
 	r := c.run("rotate", "1", "--grace", "1h").mustSucceed(t)
@@ -90,8 +91,9 @@ func TestRotateTable(t *testing.T) {
 	assertStatus(t, c, 2, "active")
 }
 
-func TestRotateJSON(t *testing.T) {
-	c := newCLI(t)
+func TestRotateJSON(t *testing.T) { onEachBackend(t, testRotateJSON) }
+
+func testRotateJSON(t *testing.T, c *cli) {
 	_, oldKey := c.generate("10.0.0.7", "")
 	r := c.run("rotate", "1", "-o", "json").mustSucceed(t)
 	got, key := decodeNewKey(t, r.stdout)
@@ -113,8 +115,9 @@ func TestRotateJSON(t *testing.T) {
 	}
 }
 
-func TestRotateQuietZeroGrace(t *testing.T) {
-	c := newCLI(t)
+func TestRotateQuietZeroGrace(t *testing.T) { onEachBackend(t, testRotateQuietZeroGrace) }
+
+func testRotateQuietZeroGrace(t *testing.T, c *cli) {
 	c.generate("web-1", "")
 	r := c.run("rotate", "1", "--grace", "0", "-q").mustSucceed(t)
 	key := strings.TrimSuffix(r.stdout, "\n")
@@ -134,8 +137,9 @@ func TestRotateQuietZeroGrace(t *testing.T) {
 
 // TestRotateKeepsEarlierExpiry checks that a grace period does not make the
 // old key work longer than it would have.
-func TestRotateKeepsEarlierExpiry(t *testing.T) {
-	c := newCLI(t)
+func TestRotateKeepsEarlierExpiry(t *testing.T) { onEachBackend(t, testRotateKeepsEarlierExpiry) }
+
+func testRotateKeepsEarlierExpiry(t *testing.T, c *cli) {
 	c.run("generate", "--hostname", "web-1", "--expires-in", "30m").mustSucceed(t)
 	r := c.run("rotate", "1").mustSucceed(t)
 	if !strings.HasSuffix(r.stdout, "Store this key now: it will not be shown again.\n"+
@@ -144,8 +148,9 @@ func TestRotateKeepsEarlierExpiry(t *testing.T) {
 	}
 }
 
-func TestRotateErrors(t *testing.T) {
-	c := newCLI(t)
+func TestRotateErrors(t *testing.T) { onEachBackend(t, testRotateErrors) }
+
+func testRotateErrors(t *testing.T, c *cli) {
 	_, k1 := c.generate("web-1", "")
 	c.run("revoke", "1", "--yes").mustSucceed(t)
 	_, k2 := c.generate("web-1", "")

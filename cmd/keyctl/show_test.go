@@ -41,8 +41,9 @@ func TestNewCmdShow(t *testing.T) {
 	}
 }
 
-func TestShowTable(t *testing.T) {
-	c := newCLI(t)
+func TestShowTable(t *testing.T) { onEachBackend(t, testShowTable) }
+
+func testShowTable(t *testing.T, c *cli) {
 	_, key := c.generate("web-1.example.com", "")
 	// generate refuses control characters, but a database edited by hand
 	// may hold them: show must not pass them to the terminal.
@@ -70,8 +71,9 @@ func TestShowTable(t *testing.T) {
 	}
 }
 
-func TestShowJSON(t *testing.T) {
-	c := newCLI(t)
+func TestShowJSON(t *testing.T) { onEachBackend(t, testShowJSON) }
+
+func testShowJSON(t *testing.T, c *cli) {
 	_, key := c.generate("10.1.2.3/16", "")
 	for _, ref := range []string{"1", key, strings.ToUpper(key)} {
 		r := c.run("show", ref, "-o", "json").mustSucceed(t)
@@ -88,16 +90,18 @@ func TestShowJSON(t *testing.T) {
 	}
 }
 
-func TestShowUnknown(t *testing.T) {
-	c := newCLI(t)
+func TestShowUnknown(t *testing.T) { onEachBackend(t, testShowUnknown) }
+
+func testShowUnknown(t *testing.T, c *cli) {
 	c.generate("web-1", "")
 	checkRuns(t, c, notFoundCases(c, "show"))
 }
 
 // TestShowUsageAndPolicy checks that show gives a key's policy and what the
 // apiservers recorded of its use, summed.
-func TestShowUsageAndPolicy(t *testing.T) {
-	c := newCLI(t)
+func TestShowUsageAndPolicy(t *testing.T) { onEachBackend(t, testShowUsageAndPolicy) }
+
+func testShowUsageAndPolicy(t *testing.T, c *cli) {
 	c.run("generate", "--hostname", "10.0.0.7", "--scope", "submit,admin", "--measurement", "cpu", "--measurement", "mem",
 		"--rate", "2.5", "--burst", "10", "--expires-at", "2026-04-01T00:00:00Z").mustSucceed(t)
 	// Two apiservers recorded its use: show gives the sum, and the latest.

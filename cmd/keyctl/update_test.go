@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 func TestNewCmdUpdate(t *testing.T) {
@@ -64,8 +67,9 @@ func TestNewCmdUpdate(t *testing.T) {
 	}
 }
 
-func TestUpdateTable(t *testing.T) {
-	c := newCLI(t)
+func TestUpdateTable(t *testing.T) { onEachBackend(t, testUpdateTable) }
+
+func testUpdateTable(t *testing.T, c *cli) {
 	_, key := c.generate("web-1", "web one")
 	r := c.run("update", "1", "--expires-in", "720h", "--scope", "submit,admin", "--measurement", "cpu", "--rate", "2.5").mustSucceed(t)
 	want := "" +
@@ -96,7 +100,10 @@ func TestUpdateTable(t *testing.T) {
 // TestUpdateChangesOnlyWhatIsGiven updates one field at a time and checks
 // the others are kept.
 func TestUpdateChangesOnlyWhatIsGiven(t *testing.T) {
-	c := newCLI(t)
+	onEachBackend(t, testUpdateChangesOnlyWhatIsGiven)
+}
+
+func testUpdateChangesOnlyWhatIsGiven(t *testing.T, c *cli) {
 	c.run("generate", "--hostname", "web-1", "--description", "web one", "--expires-in", "1h",
 		"--measurement", "cpu", "--rate", "5", "--burst", "50").mustSucceed(t)
 	steps := []struct {
@@ -130,8 +137,9 @@ func TestUpdateChangesOnlyWhatIsGiven(t *testing.T) {
 
 // TestUpdateNoExpiryRevives checks that clearing an expiry makes an expired
 // key work again, as update's help implies.
-func TestUpdateNoExpiryRevives(t *testing.T) {
-	c := newCLI(t)
+func TestUpdateNoExpiryRevives(t *testing.T) { onEachBackend(t, testUpdateNoExpiryRevives) }
+
+func testUpdateNoExpiryRevives(t *testing.T, c *cli) {
 	c.run("generate", "--hostname", "web-1", "--expires-in", "1h").mustSucceed(t)
 	c.now = testNow.Add(2 * time.Hour)
 	assertStatus(t, c, 1, "expired")
@@ -139,8 +147,9 @@ func TestUpdateNoExpiryRevives(t *testing.T) {
 	assertStatus(t, c, 1, "active")
 }
 
-func TestUpdateErrors(t *testing.T) {
-	c := newCLI(t)
+func TestUpdateErrors(t *testing.T) { onEachBackend(t, testUpdateErrors) }
+
+func testUpdateErrors(t *testing.T, c *cli) {
 	c.generate("web-1", "")
 	checkRuns(t, c, append(notFoundCases(c, "update", "--rate", "1"),
 		runCase{"ControlCharacter", []string{"update", "1", "--description", "a\nb"}, exitUsage,
@@ -148,7 +157,12 @@ func TestUpdateErrors(t *testing.T) {
 		runCase{"NothingToChange", []string{"update", "1"}, exitUsage, "keyctl: invalid key policy: nothing to change: " +
 			"give --expires-in, --expires-at, --no-expiry, --scope, --measurement, --all-measurements, --rate, --burst or --description"},
 	))
-	if r := c.run("update", "1", "--rate", "1", "--db", c.db+".missing"); r.code != exitError || !strings.Contains(r.stderr, "no key store at") {
-		t.Errorf("update on a missing database: exit %d, stderr %q; want 1 and no key store", r.code, r.stderr)
+	missing, want := c.db+".missing", "no key store at "+c.db+".missing"
+	if u, err := url.Parse(c.db); err == nil && keystore.IsPostgres(c.db) {
+		u.Path = "/nosuchdb"
+		missing, want = u.String(), `database "nosuchdb" does not exist`
+	}
+	if r := c.run("update", "1", "--rate", "1", "--db", missing); r.code != exitError || !strings.Contains(r.stderr, want) {
+		t.Errorf("update on a missing database: exit %d, stderr %q; want 1 and %q", r.code, r.stderr, want)
 	}
 }

@@ -50,6 +50,13 @@ func TestParseFlags(t *testing.T) {
 		{"Pacing", nil, func(o *options) bool { return o.gateway.PaceBatches == 8 }},
 		{"PacingOff", []string{"--pace-batches", "0"}, func(o *options) bool { return o.gateway.PaceBatches == 0 }},
 		{"PacingFewerWorkers", []string{"--forward-workers", "1", "--pace-batches", "3"}, func(o *options) bool { return o.gateway.PaceBatches == 3 }},
+		{"KeyStoreDefaults", nil, func(o *options) bool {
+			h, _ := os.Hostname()
+			return o.gateway.DBTimeout == 5*time.Second && o.gateway.CacheMaxStale == 5*time.Minute && o.gateway.Node == h && h != ""
+		}},
+		{"PostgreSQL", []string{"--db", "postgres://gw@db:5432/keys", "--db-timeout", "2s", "--node-name", "gw-2", "--cache-max-stale", "30s"}, func(o *options) bool {
+			return o.gateway.DB == "postgres://gw@db:5432/keys" && o.gateway.DBTimeout == 2*time.Second && o.gateway.Node == "gw-2" && o.gateway.CacheMaxStale == 30*time.Second
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,7 +70,7 @@ func TestParseFlags(t *testing.T) {
 		})
 	}
 	for _, bad := range [][]string{{"--trusted-proxy", "nope"}, {"--max-points", "0"}, {"--body-memory", "-1"}, {"--log-format", "xml"}, {"extra"}, {"--nope"},
-		{"--pace-batches", "5"}, {"--pace-batches", "-1"}} {
+		{"--pace-batches", "5"}, {"--pace-batches", "-1"}, {"--db-timeout", "0"}, {"--cache-max-stale", "-1s"}} {
 		if _, err := parseFlags(bad, getenv, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%v) succeeded, want an error", bad)
 		}

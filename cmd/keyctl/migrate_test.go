@@ -96,29 +96,18 @@ func pgPrefix(t *testing.T, c *cli, id int) string {
 // use: one line naming the server, never the password, exit code 1, and
 // no longer than --db-timeout.
 func TestDatabaseErrors(t *testing.T) {
-	silent, refused := testenv.SilentServer(t), testenv.FreeAddr(t)
-	const password = "hunter2-pw"
-	for _, tt := range []struct {
-		name, db, want string
-	}{
-		{"NoAnswer", "postgres://app:" + password + "@" + silent + "/keys",
-			"keyctl: keystore: cannot connect to PostgreSQL at " + silent + ": no answer within 300ms\n"},
-		{"Refused", "postgresql://app:" + password + "@" + refused + "/keys",
-			"keyctl: keystore: cannot connect to PostgreSQL at " + refused + ": connect: connection refused\n"},
-		{"BadAddress", "postgres://app:" + password + "@db.example:port/keys",
-			"keyctl: keystore: cannot use the PostgreSQL address postgres://app:xxxxx@db.example:port/keys: invalid port\n"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			c := newCLIOn(t, tt.db)
+	for _, tt := range testenv.UnusablePostgreSQL(t, "300ms") {
+		t.Run(tt.Name, func(t *testing.T) {
+			c := newCLIOn(t, tt.URL)
 			start := time.Now()
 			r := c.run("list", "--db-timeout", "300ms")
 			if took := time.Since(start); took > 2*time.Second {
 				t.Errorf("keyctl took %v with --db-timeout 300ms", took)
 			}
-			if r.code != exitError || r.stderr != tt.want || r.stdout != "" {
-				t.Errorf("exit %d, stderr %q; want 1, %q", r.code, r.stderr, tt.want)
+			if want := "keyctl: " + tt.Want + "\n"; r.code != exitError || r.stderr != want || r.stdout != "" {
+				t.Errorf("exit %d, stderr %q; want 1, %q", r.code, r.stderr, want)
 			}
-			if strings.Contains(r.stderr, password) {
+			if strings.Contains(r.stderr, tt.Password) {
 				t.Errorf("stderr shows the password: %q", r.stderr)
 			}
 		})

@@ -8,19 +8,27 @@
 #
 # 1. /api/submit, one point per request, keep-alive, CONNS connections,
 #    beside a bare net/http handler that reads the body and answers 204:
-#    requests/s and p50/p99 latency, with --fsync always and interval. The
-#    bare handler is also measured answering as /api/submit does (200, JSON,
-#    X-Request-Id): what the answer alone costs.
+#    requests/s and p50/p99 latency, with --fsync always and interval, and
+#    with --fsync interval on a PostgreSQL key store (a private server that
+#    scripts/testenv.sh starts) beside the SQLite one: interval is bound by
+#    CPU, so it shows what the key store costs, where always shows the
+#    disk. The bare handler is
+#    also measured answering as /api/submit does (200, JSON, X-Request-Id):
+#    what the answer alone costs.
 # 2. Batches of 5000 points: points/s accepted and points/s reaching
 #    InfluxDB, beside InfluxDB's own write rate for the same batches, with
 #    the default pacing and without it (--pace-batches 0, which also leaves
 #    a backlog to drain), and the CPU InfluxDB used meanwhile; then again
 #    with InfluxDB on a CPU of its own.
-# 3. Key look-up cost with 10, 10,000 and 1,000,000 keys (Go benchmark),
-#    and the submit handler's own cost per request.
+# 3. Key look-up cost with 10, 10,000 and 1,000,000 keys on SQLite and on
+#    PostgreSQL (Go benchmark), what a replica does before it serves with
+#    1,000,000 keys, and the submit handler's own cost per request.
 # 4. Peak RSS of the apiserver: through all of the above, and with batches
 #    on CONNS connections at once.
-# Everything listens on loopback and stops by itself.
+# 5. An apiserver on a PostgreSQL key store holding 1,000,000 keys: the
+#    time from its start to its first accepted point.
+# Everything listens on loopback and stops by itself. SECTIONS runs only
+# the sections named (SECTIONS="1 5" scripts/bench.sh); 4 needs 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +37,9 @@ DURATION=${DURATION:-8s}
 CONNS=${CONNS:-32}
 BATCH_CONNS=${BATCH_CONNS:-4}
 DRAIN_WINDOW=${DRAIN_WINDOW:-2}
+SECTIONS=${SECTIONS:-1 2 3 4 5}
+# section N: whether SECTIONS names section N.
+section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 scripts/deps.sh wrk
 
@@ -38,6 +49,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   scripts/influxdb.sh stop "$work/influx" || true
+  scripts/testenv.sh postgresql stop "$work/pg" || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -49,6 +61,9 @@ go build -o "$work/bare" ./scripts/bench/bare
 eval "$(scripts/influxdb.sh start "$work/influx" bench)"
 export KEYSTORE_DB=$work/keys.db
 key=$("$work/keyctl" generate --hostname 127.0.0.1 --description bench --quiet)
+# The PostgreSQL key store: its own key, used by the postgres gateway.
+eval "$(scripts/testenv.sh postgresql start "$work/pg" bench)"
+pgkey=$("$work/keyctl" --db "$POSTGRES_URL" generate --hostname 127.0.0.1 --description bench --quiet)
 
 free_port() { scripts/influxdb.sh port; }
 wait_up() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return; sleep 0.05; done; echo "$1 did not come up" >&2; exit 1; }
@@ -82,6 +97,9 @@ for mode in always interval; do
   port[$mode]=$gw_port
   pid[$mode]=$gw_pid
 done
+start_gateway postgres --fsync interval --db "$POSTGRES_URL" --node-name bench
+port[postgres]=$gw_port
+pid[postgres]=$gw_pid
 wait_up "http://127.0.0.1:$bare_port/"
 
 # The spool and forwarder details are on the admin listener's /readyz.
@@ -129,7 +147,10 @@ to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo '{"field": "os_updates", "value": 5}' >"$work/one.json"
+# col_median ROWS K: the median of field K over the rounds' rows.
+col_median() { awk -v k="$2" 'NF {print $k}' <<<"$1" | median; }
 
+if section 1; then
 echo "== 1. one point per request, $CONNS connections, $ROUNDS rounds of $DURATION, interleaved"
 declare -A results
 for r in $(seq 1 "$ROUNDS"); do
@@ -144,15 +165,15 @@ for r in $(seq 1 "$ROUNDS"); do
     [ "$r" = 1 ] && [ "$mode" = always ] && wait "$prof"
     wait_drained "${port[$mode]}"
   done
+  results[postgres]+="$(key=$pgkey run_wrk_cpu "${pid[postgres]}" "http://127.0.0.1:${port[postgres]}/api/submit" "$work/one.json" "$CONNS")"$'\n'
+  wait_drained "${port[postgres]}"
   echo "round $r done" >&2
 done
-# col_median ROWS K: the median of field K over the rounds' rows.
-col_median() { awk -v k="$2" 'NF {print $k}' <<<"$1" | median; }
 bare_rps=$(col_median "${results[bare]}" 1)
 # CPU per request, in microseconds: the server's own, and InfluxDB's for
 # the points the gateway forwards, on the same two cores as wrk.
 printf '%-28s %12s %9s %9s %9s %8s %11s %12s\n' target "requests/s" "p50 ms" "p99 ms" "vs bare" "non-2xx" "server us" "influxd us"
-for t in bare shaped always interval; do
+for t in bare shaped always interval postgres; do
   rps=$(col_median "${results[$t]}" 1)
   p50=$(col_median "${results[$t]}" 2)
   p99=$(col_median "${results[$t]}" 3)
@@ -162,11 +183,15 @@ for t in bare shaped always interval; do
   case $t in
     bare) name="bare net/http (204)" ;;
     shaped) name="bare, answering as submit" ;;
+    postgres) name="... interval, PostgreSQL keys" ;;
     *) name="/api/submit --fsync $t" ;;
   esac
   printf '%-28s %12.0f %9s %9s %9.2f %8s %11.1f %12.1f\n' "$name" "$rps" "$p50" "$p99" "$(awk -v a="$rps" -v b="$bare_rps" 'BEGIN {print a/b}')" "$bad" "$scpu" "$icpu"
 done
+echo "PostgreSQL keys vs SQLite keys (both --fsync interval), requests/s: $(awk -v a="$(col_median "${results[postgres]}" 1)" -v b="$(col_median "${results[interval]}" 1)" 'BEGIN {printf "%.3f", a/b}')"
+fi
 
+if section 2; then
 echo
 echo "== 2. batches of 5000 points, $BATCH_CONNS connections"
 python3 - "$work" <<'PY'
@@ -259,15 +284,22 @@ else
   echo
   echo "== 2b. skipped: it needs two CPUs and taskset"
 fi
+fi
 
+if section 3; then
 echo
-echo "== 3. key look-up cost (go test -bench)"
+echo "== 3. key look-up cost on SQLite and PostgreSQL, and a replica's start with 1,000,000 keys (go test -bench)"
+# The Go benchmarks make their PostgreSQL databases on the bench's server.
+export METRICGATE_POSTGRES_URL=$POSTGRES_URL
 go test -run '^$' -bench 'Authenticate' -benchtime 20000x ./pkg/keystore | awk '/^Benchmark/ {print}'
+go test -run '^$' -bench 'Start' -benchtime 5x ./pkg/keystore | awk '/^Benchmark/ {print}'
 
 echo
 echo "== 3b. the submit handler alone, one point, no network (go test -bench)"
 go test -run '^$' -bench 'Submit' -benchmem ./pkg/server | awk '/^Benchmark/ {print}'
+fi
 
+if section 4 && section 1; then
 echo
 echo "== 4. peak RSS"
 hwm() { awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$1/status"; }
@@ -280,7 +312,30 @@ start_gateway crowd --fsync always
 res=$(run_wrk "http://127.0.0.1:$gw_port/api/submit" "$work/batch.json" "$CONNS")
 echo "a fresh apiserver --fsync always, 5000-point batches on $CONNS connections: $(hwm "$gw_pid") ($(awk '{printf "%.0f", $1*5000}' <<<"$res") points/s accepted, $(awk '{print $4}' <<<"$res") non-2xx)"
 kill "$gw_pid"
+fi
 
+if section 5; then
+echo
+echo "== 5. an apiserver on a PostgreSQL key store with 1,000,000 keys: from start to its first accepted point"
+psql=$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -1)
+big=${POSTGRES_URL/\/bench\?/\/big?}
+"$psql" -X -q -v ON_ERROR_STOP=1 -d "$POSTGRES_URL" -c 'CREATE DATABASE big'
+bigkey=$("$work/keyctl" --db "$big" generate --hostname 127.0.0.1 --description bench --quiet)
+"$psql" -X -q -v ON_ERROR_STOP=1 -d "$big" -c "INSERT INTO api_keys (key_hash, prefix, hostname, created_at)
+  SELECT sha256(convert_to(gen_random_uuid()::text, 'UTF8')), substr(md5(i::text), 1, 8), 'bench', 0 FROM generate_series(2, 1000000) AS i" -c 'ANALYZE api_keys'
+echo "keys in the store: $("$psql" -X -qtA -d "$big" -c 'SELECT count(*) FROM api_keys')"
+for r in $(seq 1 "$ROUNDS"); do
+  t0=$(date +%s.%N)
+  start_gateway "big-$r" --fsync always --db "$big" --node-name "big-$r"
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "X-API-Key: $bigkey" -H "Content-Type: application/json" -d @"$work/one.json" "http://127.0.0.1:$gw_port/api/submit")" = 200 ]; do sleep 0.01; done
+  echo "round $r: first point accepted $(awk -v s="$t0" -v e="$(date +%s.%N)" 'BEGIN {printf "%.2f", e-s}') s after the start, peak RSS $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$gw_pid/status")"
+  kill "$gw_pid"
+  wait "$gw_pid" 2>/dev/null || true
+done
+fi
+
+if section 1; then
 echo
 echo "== CPU profile of --fsync always, round 1 (top 15 by cumulative time)"
 go tool pprof -top -cum -nodecount=15 "$work/apiserver" "$work/cpu-always.pprof" 2>/dev/null | sed -n '1,22p'
+fi

@@ -219,7 +219,8 @@ func (g *Gateway) Handler() http.Handler { return g.handlers.Ingest }
 func (g *Gateway) AdminHandler() http.Handler { return g.handlers.Admin }
 
 // Keys returns the key store the gateway reads, for managing keys in the
-// same process; its changes reach requests within Config.KeyPoll.
+// same process; its changes reach requests within Config.KeyPoll on
+// SQLite, and as soon as PostgreSQL notifies them.
 func (g *Gateway) Keys() *keystore.Store { return g.keys }
 
 // Close stops the gateway once the caller has stopped serving its handler:

@@ -136,9 +136,6 @@ func (s *Store) Close() error {
 // replaced by xxxxx, for messages.
 func (s *Store) Addr() string { return s.addr }
 
-// Backend names the store's backend: "sqlite" or "postgres".
-func (s *Store) Backend() string { return s.dialect.name }
-
 // Ping reports whether the database can be read.
 func (s *Store) Ping(ctx context.Context) error {
 	var n int

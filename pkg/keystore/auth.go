@@ -15,9 +15,15 @@ import (
 // Find returns the record of the key whose value is plain, or ErrUnknownKey.
 // It does not check status or host; see Authenticate for that.
 func (s *Store) Find(ctx context.Context, plain string) (Key, error) {
+	return s.find(ctx, plain, queryKeyByHash)
+}
+
+// find reads the key whose value is plain with query, queryKeyByHash or
+// queryAuthByHash, which leaves its usage zero.
+func (s *Store) find(ctx context.Context, plain, query string) (Key, error) {
 	hash := HashKey(plain)
 	var stored []byte
-	k, err := scanKey(s.db.QueryRowContext(ctx, queryKeyByHash, hash[:]), &stored)
+	k, err := scanKey(s.db.QueryRowContext(ctx, query, hash[:]), &stored)
 	if isNoRows(err) {
 		return Key{}, ErrUnknownKey
 	}
@@ -34,11 +40,11 @@ func (s *Store) Find(ctx context.Context, plain string) (Key, error) {
 
 // Authenticate checks that plain is an active key and that addr, the
 // caller's address, is the host the key is bound to. It returns the key's
-// record, or the record (as far as known) together with one of
-// ErrUnknownKey, ErrRevoked, ErrExpired or ErrHostMismatch, so that callers
-// can log which key failed and why.
+// record, without its usage, or the record (as far as known) together with
+// one of ErrUnknownKey, ErrRevoked, ErrExpired or ErrHostMismatch, so that
+// callers can log which key failed and why.
 func (s *Store) Authenticate(ctx context.Context, plain string, addr netip.Addr) (Key, error) {
-	k, err := s.Find(ctx, plain)
+	k, err := s.find(ctx, plain, queryAuthByHash)
 	if err != nil {
 		return Key{}, err
 	}

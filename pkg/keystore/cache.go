@@ -96,7 +96,8 @@ func NewCache(ctx context.Context, s *Store, o CacheOptions) (*Cache, error) {
 	return c, nil
 }
 
-// Authenticate is Store.Authenticate, answered from memory when it can. It
+// Authenticate is Store.Authenticate, answered from memory when it can; like
+// it, it returns keys without their usage. It
 // returns ErrUnavailable, wrapped, when it cannot vouch for the key: the
 // cache is too stale, or the key is not cached and the store cannot be
 // read.
@@ -114,7 +115,7 @@ func (c *Cache) Authenticate(ctx context.Context, plain string, addr netip.Addr)
 			return Key{}, fmt.Errorf("%w: cut off from the %s key store", ErrUnavailable, c.s.dialect.name)
 		}
 		var err error
-		if k, err = c.s.Find(ctx, plain); err != nil {
+		if k, err = c.s.find(ctx, plain, queryAuthByHash); err != nil {
 			// Unknown keys are not cached: a flood of random keys must not
 			// fill memory. Such callers are throttled instead.
 			if errors.Is(err, ErrUnknownKey) {

@@ -35,7 +35,7 @@ var (
 	queryLastChange   = `SELECT COALESCE(max(id), 0) FROM key_changes`
 	queryFirstChange  = `SELECT COALESCE(min(id), 0) FROM key_changes`
 	queryChangesAfter = `SELECT id, key_id FROM key_changes WHERE id > $1 ORDER BY id LIMIT ` + strconv.Itoa(changePage)
-	queryKeysByIDs    = dollarParams(`SELECT key_hash, ` + keyColumns + ` FROM api_keys WHERE id = ANY(?)`)
+	queryKeysByIDs    = dollarParams(`SELECT key_hash, ` + authColumns + ` FROM api_keys WHERE id = ANY(?)`)
 )
 
 // startListening starts from the log's last change, connects and listens,

@@ -20,6 +20,7 @@ type options struct {
 	gateway         gateway.Config
 	listen          string
 	adminListen     string
+	adminDefault    bool // --admin-listen is the default, set by neither flag nor environment
 	adminInsecure   bool
 	shutdownTimeout time.Duration
 	logFormat       string
@@ -97,6 +98,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	o.adminDefault = getenv("APISERVER_ADMIN_LISTEN") == ""
+	fs.Visit(func(f *flag.Flag) { o.adminDefault = o.adminDefault && f.Name != "admin-listen" })
 	if err := o.check(); err != nil {
 		return nil, err
 	}

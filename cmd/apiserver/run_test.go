@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/metricgate/metricgate/internal/testenv"
+	"github.com/metricgate/metricgate/pkg/gateway"
 	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
@@ -49,6 +50,8 @@ func TestParseFlags(t *testing.T) {
 		{"BodyMemoryOff", []string{"--body-memory", "0"}, func(o *options) bool { return o.gateway.Server.BodyMemory == 0 }},
 		{"Pacing", nil, func(o *options) bool { return o.gateway.PaceBatches == 8 }},
 		{"PacingOff", []string{"--pace-batches", "0"}, func(o *options) bool { return o.gateway.PaceBatches == 0 }},
+		{"AdminDefault", nil, func(o *options) bool { return o.adminDefault && o.adminListen == "127.0.0.1:5003" }},
+		{"AdminGiven", []string{"--admin-listen", "127.0.0.1:7"}, func(o *options) bool { return !o.adminDefault }},
 		{"PacingFewerWorkers", []string{"--forward-workers", "1", "--pace-batches", "3"}, func(o *options) bool { return o.gateway.PaceBatches == 3 }},
 	}
 	for _, tt := range tests {
@@ -199,4 +202,45 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestAdminListenerInUse starts the apiserver with its admin address taken
+// by another process: given explicitly, that is an error naming the
+// address; left at its default, the apiserver runs without the admin
+// listener and says why, so two apiservers on one host both take writes.
+func TestAdminListenerInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	args := []string{"--listen", "127.0.0.1:0", "--admin-listen", taken.Addr().String(), "--db", filepath.Join(dir, "k.db"),
+		"--spool-dir", filepath.Join(dir, "spool"), "--influx-url", "http://" + testenv.FreeAddr(t), "--drain-timeout", "10ms"}
+	err = run(context.Background(), args, func(string) string { return "" }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), taken.Addr().String()) {
+		t.Errorf("explicit --admin-listen on a taken address: got %v, want an error naming it", err)
+	}
+
+	o, err := parseFlags(args, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.adminDefault = true // as if --admin-listen were its default
+	logs := &testenv.Buffer{}
+	gw, err := gateway.New(context.Background(), o.gateway, newLogger(logs, "json"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	servers, err := listen(o, gw, newLogger(logs, "json"))
+	if err != nil {
+		t.Fatalf("default admin address taken: got %v, want the apiserver to run without it", err)
+	}
+	for _, s := range servers {
+		s.ln.Close()
+	}
+	if len(servers) != 1 || !strings.Contains(logs.String(), "admin listener not started") {
+		t.Errorf("got %d listeners and log %s; want the ingest one only, and a warning", len(servers), logs.String())
+	}
 }

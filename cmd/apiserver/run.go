@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/metricgate/metricgate/pkg/gateway"
+	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/server"
 	"github.com/metricgate/metricgate/pkg/spool"
 )
@@ -75,6 +76,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.IntVar(&g.Server.DefaultBurst, "default-burst", g.Server.DefaultBurst, "burst in points for keys without their own; 0 means one second's worth")
 	fs.Float64Var(&g.Server.AuthFailRate, "auth-fail-rate", g.Server.AuthFailRate, "failed authentications per second an address regains after its burst")
 	fs.IntVar(&g.Server.AuthFailBurst, "auth-fail-burst", g.Server.AuthFailBurst, "failed authentications an address may make before it gets 429; 0 turns throttling off")
+	fs.DurationVar(&g.Server.AdminKeyMaxTTL, "admin-key-max-ttl", g.Server.AdminKeyMaxTTL, "longest an admin key made or extended over the admin API may work (keyctl is not bound by it)")
 	fs.DurationVar(&g.UsageFlush, "usage-flush", time.Second, "how often key usage (last use, counts) is written to the key store")
 	fs.StringVar(&g.Spool.Dir, "spool-dir", env("APISERVER_SPOOL_DIR", "spool"), "directory of the durable spool of accepted points (env APISERVER_SPOOL_DIR)")
 	fs.Int64Var(&g.Spool.MaxBytes, "spool-max-bytes", 1<<30, "spool size at which new points get 503 until InfluxDB catches up")
@@ -115,6 +117,9 @@ func (o *options) check() error {
 	}
 	if g.Server.DefaultRate < 0 || g.Server.DefaultBurst < 0 || g.Server.AuthFailRate <= 0 || g.Server.AuthFailBurst < 0 || g.UsageFlush <= 0 {
 		return errors.New("rates, bursts and --usage-flush must not be negative (--auth-fail-rate positive)")
+	}
+	if g.Server.AdminKeyMaxTTL <= 0 || g.Server.AdminKeyMaxTTL > keystore.MaxLifetime {
+		return fmt.Errorf("--admin-key-max-ttl must be positive and at most %s (100 years), got %s", keystore.MaxLifetime, g.Server.AdminKeyMaxTTL)
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")

@@ -76,6 +76,10 @@ type Config struct {
 	// second. A burst of 0 turns throttling off.
 	AuthFailRate  float64
 	AuthFailBurst int
+	// AdminKeyMaxTTL is the longest an admin key made, rotated or given
+	// more time over the admin API may work; such a key must also be bound
+	// to no more than a /24 (IPv4) or /64 (IPv6). See keystore.AdminLimits.
+	AdminKeyMaxTTL time.Duration
 	// Now returns the current time; it stamps points sent without one,
 	// drives the rate limiters, and is the admin API's clock for key status
 	// and expiry.
@@ -93,6 +97,7 @@ func DefaultConfig() Config {
 		HostTag:        "host",
 		AuthFailRate:   0.2,
 		AuthFailBurst:  10,
+		AdminKeyMaxTTL: keystore.DefaultAdminKeyMaxTTL,
 		Now:            time.Now,
 	}
 }
@@ -158,6 +163,9 @@ func New(cfg Config, d Deps) (Handlers, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.AdminKeyMaxTTL <= 0 {
+		cfg.AdminKeyMaxTTL = keystore.DefaultAdminKeyMaxTTL
 	}
 	ingest, admin := http.NewServeMux(), http.NewServeMux()
 	addRoutes(ingest, admin, cfg, d)

@@ -68,6 +68,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusUnsupportedMediaType, err.Error()
 	case errors.As(err, &unavailable):
 		return http.StatusServiceUnavailable, unavailable.Unavailable() + ", retry later"
+	case errors.Is(err, keystore.ErrLookup):
+		return http.StatusServiceUnavailable, "the key's host name could not be looked up in DNS, retry later"
 	case errors.Is(err, errBodyMemory):
 		return http.StatusServiceUnavailable, "the gateway is reading as many request bodies as its memory allows, retry later"
 	}

@@ -14,11 +14,12 @@ import (
 // authenticator, so failures on either listener count together.
 func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 	auth := &authenticator{
-		keys:     d.Keys,
-		failures: limit.NewFailures(cfg.AuthFailRate, cfg.AuthFailBurst, cfg.Now),
-		trusted:  cfg.TrustedProxies,
-		log:      d.Log,
-		metrics:  d.Metrics,
+		keys:       d.Keys,
+		failures:   limit.NewFailures(cfg.AuthFailRate, cfg.AuthFailBurst, cfg.Now),
+		lookupLogs: limit.NewFailures(0, 0, cfg.Now),
+		trusted:    cfg.TrustedProxies,
+		log:        d.Log,
+		metrics:    d.Metrics,
 	}
 	write := &writePipeline{
 		cfg:     cfg,

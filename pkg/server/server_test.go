@@ -392,8 +392,13 @@ func TestSubmitAuthFailures(t *testing.T) {
 			}
 		})
 	}
-	if n := strings.Count(g.logs.String(), `"msg":"audit: authentication failed"`); n != len(tests) {
-		t.Errorf("got %d audit lines for failed authentications, want %d", n, len(tests))
+	// Each refusal has its reason in its request's line above; the audit
+	// line is written once a minute per address, counting the others.
+	if n := strings.Count(g.logs.String(), `"msg":"audit: authentication failed"`); n != 1 {
+		t.Errorf("got %d audit lines for %d failed authentications from one address in a minute, want 1", n, len(tests))
+	}
+	if got, want := metricValue(t, g, "metricgate_auth_failure_logs_suppressed_total"), float64(len(tests)-1); got != want {
+		t.Errorf("metricgate_auth_failure_logs_suppressed_total = %v, want %v", got, want)
 	}
 	g.submit(t, good, body)
 	for _, k := range []string{good, revokedPlain, otherPlain} {

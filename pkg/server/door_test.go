@@ -1,0 +1,183 @@
+package server_test
+
+// The attacks of issue 17 ("Harden the door"), each run against a real
+// gateway and shown to do no harm.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/metricgate/metricgate/internal/testenv"
+	gatewaypkg "github.com/metricgate/metricgate/pkg/gateway"
+	"github.com/metricgate/metricgate/pkg/server"
+)
+
+const badKey = "3b241101-e2bb-4255-8caf-4136c566a962"
+
+// metricValue returns the value of the series named by series (with its
+// labels, as /metrics writes them) on the gateway's ingest listener.
+func metricValue(t *testing.T, g *gateway, series string) float64 {
+	t.Helper()
+	r := g.do(t, "GET", "/metrics", "")
+	for _, l := range strings.Split(r.body, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", l, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s in /metrics", series)
+	return 0
+}
+
+// TestNATLockOut is the attack of a client behind the same NAT (or the
+// same proxy) as a host: ten bad keys from the shared address throttle it,
+// and the host's good key must still pass, while bad keys keep getting
+// 429.
+func TestNATLockOut(t *testing.T) {
+	g := startGateway(t, nil) // --auth-fail-burst 10
+	_, good := g.key(t, "127.0.0.1")
+	for i := range 10 {
+		if r := g.submit(t, badKey, onePoint); r.status != 401 {
+			t.Fatalf("bad key %d: got %d, want 401", i+1, r.status)
+		}
+	}
+	if r := g.submit(t, badKey, onePoint); r.status != 429 {
+		t.Fatalf("the 11th bad key: got %d, want 429: the address is not throttled", r.status)
+	}
+	for i := range 3 {
+		if r := g.submit(t, good, onePoint); r.status != 200 {
+			t.Fatalf("the host's good key %d from the throttled address: got %d %s, want 200", i+1, r.status, r.body)
+		}
+	}
+	if r := g.submit(t, badKey, onePoint); r.status != 429 {
+		t.Errorf("a bad key after the good ones: got %d, want 429: a good key must not unthrottle the address", r.status)
+	}
+	if n := g.count(t, "custom_metrics", "x"); n != 1 {
+		t.Errorf("got %d points, want the host's (one point, three times the same)", n)
+	}
+}
+
+// TestIPv6Rotation is the attack of an IPv6 client that takes a new
+// address in its /64 after each failure: the gateway counts the /64, so
+// the 11th failure from anywhere in it gets 429, while another /64 does
+// not; a good key bound to the /64 still passes.
+func TestIPv6Rotation(t *testing.T) {
+	g := startGateway(t, func(cfg *server.Config) {
+		cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	_, good := g.key(t, "2001:db8:0:7::/64")
+	from := func(i int) string { return fmt.Sprintf("2001:db8:0:7:%x::%x", i, i+1) }
+	for i := range 10 {
+		if r := g.submit(t, badKey, onePoint, "X-Forwarded-For", from(i)); r.status != 401 {
+			t.Fatalf("bad key %d from %s: got %d, want 401", i+1, from(i), r.status)
+		}
+	}
+	if r := g.submit(t, badKey, onePoint, "X-Forwarded-For", from(10)); r.status != 429 {
+		t.Errorf("the 11th bad key, from a fresh address %s in the same /64: got %d, want 429", from(10), r.status)
+	}
+	if r := g.submit(t, badKey, onePoint, "X-Forwarded-For", "2001:db8:0:8::1"); r.status != 401 {
+		t.Errorf("a bad key from the next /64: got %d, want 401", r.status)
+	}
+	if r := g.submit(t, good, onePoint, "X-Forwarded-For", from(11)); r.status != 200 {
+		t.Errorf("a good key from the throttled /64: got %d %s, want 200", r.status, r.body)
+	}
+}
+
+// TestKeyTooLong checks that a key header longer than any key is refused
+// as an unknown key, without being looked up.
+func TestKeyTooLong(t *testing.T) {
+	g := startGateway(t, nil)
+	r := g.submit(t, strings.Repeat("k", 100<<10), onePoint)
+	if r.status != 401 {
+		t.Fatalf("a 100 KiB key: got %d %s, want 401", r.status, r.body)
+	}
+	if line := lastLogLine(t, g.logs); !strings.Contains(fmt.Sprint(line["error"]), "the key is 102400 bytes, longer than 64") {
+		t.Errorf("the log says %v, want the key's length", line["error"])
+	}
+	if got := metricValue(t, g, `metricgate_auth_failures_total{reason="unknown"}`); got != 1 {
+		t.Errorf("unknown-key failures = %v, want 1", got)
+	}
+}
+
+// startDNSGateway starts a gateway whose DNS look-ups go to a DNS server
+// of the test's own, with a key bound to web-1.metricgate.test, which
+// resolves to 127.0.0.1.
+func startDNSGateway(t *testing.T) (*gateway, *testenv.DNSServer, string) {
+	t.Helper()
+	dns := testenv.StartDNS(t)
+	dns.Set("web-1.metricgate.test", "127.0.0.1")
+	g := startGatewayWith(t, func(cfg *gatewaypkg.Config) { cfg.Resolver = dns.Resolver() })
+	_, key := g.key(t, "web-1.metricgate.test")
+	return g, dns, key
+}
+
+// TestDNSKnockOutOverHTTP is the DNS knock-out against the gateway: a
+// client whose request starts the look-up of a host's name hangs up; the
+// host's next request must be accepted, with no second look-up.
+func TestDNSKnockOutOverHTTP(t *testing.T) {
+	g, dns, key := startDNSGateway(t)
+	hold := dns.Hold()
+	ctx, hangUp := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", g.url+"/api/submit", strings.NewReader(onePoint))
+	req.Header.Set("X-API-Key", key)
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-hold.Asked
+	hangUp()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the client's request: %v, want it cancelled", err)
+	}
+	hold.Release()
+	if r := g.submit(t, key, onePoint); r.status != 200 {
+		t.Errorf("the host after the client hung up: got %d %s, want 200", r.status, r.body)
+	}
+	if n := dns.Asked("web-1.metricgate.test"); n != 1 {
+		t.Errorf("%d look-ups, want 1: the one the client started, finished for the host", n)
+	}
+}
+
+// TestDNSOutageOverHTTP checks that while a key's DNS name cannot be looked
+// up (and no earlier answer is at hand), its host gets 503 with
+// Retry-After rather than 401, and that these do not count as failed
+// authentications: more of them than the throttle's burst leave the host
+// unthrottled, and it is accepted once DNS answers.
+func TestDNSOutageOverHTTP(t *testing.T) {
+	g, dns, key := startDNSGateway(t)
+	dns.Fail(true)
+	for i := range 12 {
+		r := g.submit(t, key, onePoint)
+		if r.status != 503 || r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "could not be looked up in DNS") {
+			t.Fatalf("request %d during the outage: got %d %v %s, want 503 with Retry-After", i+1, r.status, r.header, r.body)
+		}
+	}
+	if got := metricValue(t, g, "metricgate_auth_lookup_failures_total"); got != 12 {
+		t.Errorf("lookup failures = %v, want 12", got)
+	}
+	for _, reason := range []string{"host_mismatch", "throttled"} {
+		if got := metricValue(t, g, `metricgate_auth_failures_total{reason="`+reason+`"}`); got != 0 {
+			t.Errorf("%s failures = %v, want 0: a DNS outage is no failed authentication", reason, got)
+		}
+	}
+	if n := strings.Count(g.logs.String(), `"msg":"key's host name could not be looked up"`); n != 1 {
+		t.Errorf("%d warnings about the look-up from one address in a minute, want 1", n)
+	}
+	dns.Fail(false)
+	if r := g.submit(t, key, onePoint); r.status != 200 {
+		t.Errorf("after the outage: got %d %s, want 200", r.status, r.body)
+	}
+}

@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/metricgate/metricgate/internal/testenv"
 	gatewaypkg "github.com/metricgate/metricgate/pkg/gateway"
@@ -179,5 +181,121 @@ func TestDNSOutageOverHTTP(t *testing.T) {
 	dns.Fail(false)
 	if r := g.submit(t, key, onePoint); r.status != 200 {
 		t.Errorf("after the outage: got %d %s, want 200", r.status, r.body)
+	}
+}
+
+// TestSlowSender is the attack of a key that declares large bodies and
+// sends them slowly, to hold the body memory for the server's whole read
+// timeout (30 s in the apiserver; forever here, where the test server has
+// none). Its key may hold only its share, so another key's body gets room
+// at once, and its body must arrive within the body read timeout: the
+// gateway answers 408 and gives the room back well before 30 s.
+func TestSlowSender(t *testing.T) {
+	const readTimeout = 3 * time.Second
+	g := startGateway(t, func(c *server.Config) {
+		c.BodyMemory = 256 << 10
+		c.BodyMemoryPerKey = 128 << 10
+		c.BodyMemoryWait = 100 * time.Millisecond
+		c.BodyReadTimeout = readTimeout
+	})
+	_, slowKey := g.key(t, "127.0.0.1")
+	_, otherKey := g.key(t, "127.0.0.1")
+	batch := func(field string) string {
+		var b strings.Builder
+		b.WriteString("[")
+		for i := 0; b.Len() < 100<<10; i++ {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"field":%q,"value":%d,"timestamp":%d}`, field, i, 1700000000000000000+i)
+		}
+		return b.String() + "]"
+	}
+
+	body := batch("slow")
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(errors.New("test over")) })
+	req, _ := http.NewRequest("POST", g.url+"/api/submit", pr)
+	req.ContentLength = int64(len(body))
+	req.Header.Set("X-API-Key", slowKey)
+	start := time.Now()
+	type answer struct {
+		took   time.Duration
+		status int
+		body   string
+		err    error
+	}
+	slowDone := make(chan answer, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		a := answer{took: time.Since(start), err: err}
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			a.status, a.body = resp.StatusCode, string(b)
+		}
+		slowDone <- a
+	}()
+	if _, err := io.WriteString(pw, body[:1024]); err != nil {
+		t.Fatal(err)
+	}
+
+	// Once the slow body holds its key's share, the key's next body finds
+	// no room of its own: 429, not the whole gateway's 503.
+	var r response
+	for deadline := time.Now().Add(readTimeout); time.Now().Before(deadline); {
+		if r = g.submit(t, slowKey, batch("same_key")); r.status == 429 {
+			break
+		}
+	}
+	if r.status != 429 || !strings.Contains(r.body, "this key may hold 131072 bytes of bodies at once") || r.header.Get("Retry-After") == "" {
+		t.Fatalf("the slow key's second body: got %d %s, want 429 naming the key's share, with Retry-After", r.status, r.body)
+	}
+	if r := g.submit(t, otherKey, batch("other_key")); r.status != 200 {
+		t.Errorf("another key's body while the slow one holds its share: got %d %s, want 200", r.status, r.body)
+	}
+
+	select {
+	case a := <-slowDone:
+		if a.took < readTimeout {
+			t.Errorf("the slow request ended after %s, before the body read timeout of %s", a.took, readTimeout)
+		}
+		if a.status != 408 || !strings.Contains(a.body, "the request body was not received in time") {
+			t.Errorf("the slow request: got %d %q (%v), want 408 saying the body was not received in time", a.status, a.body, a.err)
+		}
+		t.Logf("the slow sender was cut off after %s", a.took.Round(time.Millisecond))
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the slow sender still holds its request after 20 s")
+	}
+	if r := g.submit(t, slowKey, batch("after")); r.status != 200 {
+		t.Errorf("the slow key's next body, once its share was given back: got %d %s, want 200", r.status, r.body)
+	}
+}
+
+// TestTrustedProxyMappedAndWide checks that a trusted proxy written as an
+// IPv4-mapped range matches the IPv4 peers it names (it used to match
+// none), and that ranges wider than a /8 or /32 are logged as a warning.
+func TestTrustedProxyMappedAndWide(t *testing.T) {
+	mapped, err := server.ParseTrustedProxy("::ffff:127.0.0.0/104")
+	if err != nil || mapped != netip.MustParsePrefix("127.0.0.0/8") {
+		t.Fatalf("ParseTrustedProxy(::ffff:127.0.0.0/104) = %v, %v; want 127.0.0.0/8", mapped, err)
+	}
+	g := startGateway(t, func(c *server.Config) {
+		c.TrustedProxies = []netip.Prefix{mapped, netip.MustParsePrefix("2001:db8::/16")}
+	})
+	_, key := g.key(t, "192.0.2.7")
+	if r := g.submit(t, key, onePoint, "X-Forwarded-For", "192.0.2.7"); r.status != 200 {
+		t.Errorf("through a proxy trusted as ::ffff:127.0.0.0/104: got %d %s, want 200", r.status, r.body)
+	}
+	logs := g.logs.String()
+	if strings.Contains(logs, `"trusted_proxy":"127.0.0.0/8"`) {
+		t.Errorf("a /8 is logged as too wide")
+	}
+	if !strings.Contains(logs, `"msg":"a trusted proxy range is wider than a /32: every address in it may claim to be any caller in X-Forwarded-For","trusted_proxy":"2001:db8::/16"`) {
+		t.Errorf("no warning for the trusted range 2001:db8::/16: %s", logs)
+	}
+	wide := startGateway(t, func(c *server.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")} })
+	if !strings.Contains(wide.logs.String(), `wider than a /8: every address in it may claim to be any caller in X-Forwarded-For","trusted_proxy":"0.0.0.0/0"`) {
+		t.Errorf("no warning for the trusted range 0.0.0.0/0")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/metricgate/metricgate/pkg/keystore"
@@ -55,6 +56,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit)
 	case errors.Is(err, points.ErrTooManyPoints):
 		return http.StatusRequestEntityTooLarge, err.Error()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout, "the request body was not received in time; send it faster, or smaller"
 	case errors.Is(err, points.ErrInvalid), errors.Is(err, points.ErrEmpty), errors.Is(err, errInvalidParam):
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, keystore.ErrNotFound):

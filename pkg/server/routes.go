@@ -25,7 +25,7 @@ func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 		cfg:     cfg,
 		auth:    auth,
 		limits:  limit.NewKeys(cfg.DefaultRate, cfg.DefaultBurst, cfg.Now),
-		bodies:  newBodyBudget(cfg.BodyMemory, cfg.MaxBody, cfg.BodyMemoryWait),
+		bodies:  newBodyBudget(cfg.BodyMemory, cfg.BodyMemoryPerKey, cfg.MaxBody, cfg.BodyMemoryWait),
 		pacer:   d.Pacer,
 		out:     d.Writer,
 		usage:   d.Usage,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -176,4 +177,49 @@ func TestInvalidLegacyHostnameNotLookedUp(t *testing.T) {
 	if n := dns.Asked("bad_name.metricgate.test"); n != 0 {
 		t.Errorf("the invalid hostname was looked up %d times, want never", n)
 	}
+}
+
+// FuzzHostnameBinding checks any hostname a key may be bound to: either
+// it is refused as ErrInvalidHostname, or its canonical form is an
+// address, a masked range or a lower-case DNS name that is canonical
+// itself; and an admin key made over HTTP with it is allowed exactly when
+// it is an address, a DNS name, or a range no wider than a /24 or /64.
+func FuzzHostnameBinding(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "::ffff:127.0.0.1", "10.0.0.7/24", "::ffff:10.0.0.0/120", "2001:DB8::1/64",
+		"Web-1.Example.com.", "0.0.0.0/0", "fe80::1%eth0", "10.0.0.256", "bad_name", "a..b", "-x.example"} {
+		f.Add(s)
+	}
+	limits := keystore.AdminLimits{MaxTTL: time.Hour}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, h string) {
+		c, err := keystore.CanonicalHostname(h)
+		admin := limits.CheckNew(keystore.NewKey{Hostname: h, Scopes: []string{"admin"}, ExpiresAt: now.Add(time.Hour)}, now)
+		if err != nil {
+			if !errors.Is(err, keystore.ErrInvalidHostname) || !errors.Is(admin, keystore.ErrInvalidHostname) {
+				t.Fatalf("CanonicalHostname(%q) = %v; admin check %v; want ErrInvalidHostname from both", h, err, admin)
+			}
+			return
+		}
+		if again, err := keystore.CanonicalHostname(c); err != nil || again != c {
+			t.Fatalf("CanonicalHostname(%q) = %q, which gives %q, %v", h, c, again, err)
+		}
+		wide := false
+		switch a, aerr := netip.ParseAddr(c); {
+		case aerr == nil:
+			if a.Is4In6() || a.Zone() != "" {
+				t.Fatalf("CanonicalHostname(%q) = %q, mapped or zoned", h, c)
+			}
+		case strings.Contains(c, "/"):
+			p, err := netip.ParsePrefix(c)
+			if err != nil || p != p.Masked() {
+				t.Fatalf("CanonicalHostname(%q) = %q, not a masked range", h, c)
+			}
+			wide = p.Addr().Is4() && p.Bits() < 24 || !p.Addr().Is4() && p.Bits() < 64
+		case c != strings.ToLower(c) || strings.HasSuffix(c, "."):
+			t.Fatalf("CanonicalHostname(%q) = %q, not a lower-case name without the final dot", h, c)
+		}
+		if (admin != nil) != wide || admin != nil && !errors.Is(admin, keystore.ErrAdminLimit) {
+			t.Fatalf("an admin key for %q (%q): %v; want it refused only if wider than a /24 or /64", h, c, admin)
+		}
+	})
 }

@@ -299,3 +299,33 @@ func TestTrustedProxyMappedAndWide(t *testing.T) {
 		t.Errorf("no warning for the trusted range 0.0.0.0/0")
 	}
 }
+
+// FuzzParseTrustedProxy checks that any --trusted-proxy either is refused
+// or gives a valid range with its host bits cleared, that parses to
+// itself, and that an IPv4-mapped range of /96 or more is its IPv4 range.
+func FuzzParseTrustedProxy(f *testing.F) {
+	for _, s := range []string{"10.0.0.0/8", "192.0.2.1", "::ffff:10.0.0.0/104", "::ffff:192.0.2.1", "2001:db8::/32",
+		"0.0.0.0/0", "fe80::1%eth0", "proxy.example.com", "10.0.0.1/33", " 10.0.0.7/24 ", "::ffff:0:0/80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := server.ParseTrustedProxy(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), "not a CIDR range or address") {
+				t.Fatalf("ParseTrustedProxy(%q) error %v does not say what it wants", s, err)
+			}
+			return
+		}
+		if !p.IsValid() || p != p.Masked() || p.Addr().Zone() != "" {
+			t.Fatalf("ParseTrustedProxy(%q) = %v, want a valid masked range without a zone", s, p)
+		}
+		if again, err := server.ParseTrustedProxy(p.String()); err != nil || again != p {
+			t.Fatalf("ParseTrustedProxy(%q) = %v, which parses to %v, %v", s, p, again, err)
+		}
+		if q, err := netip.ParsePrefix(strings.TrimSpace(s)); err == nil && q.Addr().Is4In6() && q.Bits() >= 96 {
+			if !p.Addr().Is4() || p.Bits() != q.Bits()-96 || !p.Contains(q.Addr().Unmap()) {
+				t.Fatalf("ParseTrustedProxy(%q) = %v, want the IPv4 range it maps", s, p)
+			}
+		}
+	})
+}

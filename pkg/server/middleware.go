@@ -101,7 +101,8 @@ func observe(access *AccessLog, m *metrics.Metrics, mux http.Handler) http.Handl
 
 // clientAddr returns the caller's address: the TCP peer, or, when the peer
 // is a trusted proxy, the right-most address in X-Forwarded-For that is not
-// itself a trusted proxy.
+// itself a trusted proxy. It is unmapped and without a zone, which a
+// client could fill with any text for the logs and the key store.
 func clientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -111,7 +112,7 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
 	if err != nil {
 		return netip.Addr{}, false
 	}
-	peer = peer.Unmap()
+	peer = peer.Unmap().WithZone("")
 	if len(trusted) == 0 || !isTrusted(peer, trusted) {
 		return peer, true
 	}
@@ -126,7 +127,7 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
 		if err != nil {
 			return netip.Addr{}, false
 		}
-		addr = a.Unmap()
+		addr = a.Unmap().WithZone("")
 		if !isTrusted(addr, trusted) {
 			break
 		}

@@ -19,18 +19,11 @@ import (
 // order, and returns its path.
 func legacyDatabase(t *testing.T, keys ...string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "api_keys.db")
-	raw := rawDB(t, path)
-	defer raw.Close()
-	if _, err := raw.Exec(`CREATE TABLE api_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, api_key TEXT NOT NULL UNIQUE, hostname TEXT NOT NULL)`); err != nil {
-		t.Fatal(err)
+	hosts := make([]string, len(keys))
+	for i := range hosts {
+		hosts[i] = "127.0.0.1"
 	}
-	for _, k := range keys {
-		if _, err := raw.Exec(`INSERT INTO api_keys (api_key, hostname) VALUES (?, '127.0.0.1')`, k); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return path
+	return originalDatabaseOf(t, keys, hosts)
 }
 
 // TestUpgradeLegacyNonUUIDKeys checks that a legacy key that is not a UUID
@@ -123,11 +116,8 @@ func TestOpenTightensMode(t *testing.T) {
 		t.Errorf("the legacy key after Open: %v", err)
 	}
 	s.Close()
-	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+	for _, f := range storeFiles(path) {
 		fi, err := os.Stat(f)
-		if os.IsNotExist(err) {
-			continue
-		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,11 +131,8 @@ func TestOpenTightensMode(t *testing.T) {
 // and shared-memory files.
 func assertNotInFiles(t *testing.T, path, s string) {
 	t.Helper()
-	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+	for _, f := range storeFiles(path) {
 		data, err := os.ReadFile(f)
-		if os.IsNotExist(err) {
-			continue
-		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,4 +140,16 @@ func assertNotInFiles(t *testing.T, path, s string) {
 			t.Errorf("%s holds %q", filepath.Base(f), s)
 		}
 	}
+}
+
+// storeFiles returns those of the files of the store at path that exist:
+// the database and its -wal and -shm files.
+func storeFiles(path string) []string {
+	var files []string
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if _, err := os.Stat(f); err == nil {
+			files = append(files, f)
+		}
+	}
+	return files
 }

@@ -148,15 +148,11 @@ func updateKey(keys KeyAdmin, limits keystore.AdminLimits, grants *sync.Mutex, n
 		if err != nil {
 			return 0, nil, err
 		}
-		grants.Lock()
-		defer grants.Unlock()
-		old, err := keys.Get(r.Context(), id)
+		unlock, err := checkedKey(r.Context(), keys, grants, id, func(old keystore.Key) error { return limits.CheckUpdate(old, u, t) })
 		if err != nil {
 			return 0, nil, err
 		}
-		if err := limits.CheckUpdate(old, u, t); err != nil {
-			return 0, nil, err
-		}
+		defer unlock()
 		k, err := keys.Update(r.Context(), id, u)
 		if err != nil {
 			return 0, nil, err
@@ -219,15 +215,11 @@ func rotateKey(keys KeyAdmin, limits keystore.AdminLimits, grants *sync.Mutex, n
 				return 0, nil, err
 			}
 		}
-		grants.Lock()
-		defer grants.Unlock()
-		k, err := keys.Get(r.Context(), id)
+		unlock, err := checkedKey(r.Context(), keys, grants, id, func(k keystore.Key) error { return limits.CheckRotate(k, now()) })
 		if err != nil {
 			return 0, nil, err
 		}
-		if err := limits.CheckRotate(k, now()); err != nil {
-			return 0, nil, err
-		}
+		defer unlock()
 		nk, plain, old, err := keys.Rotate(r.Context(), id, grace)
 		if err != nil {
 			return 0, nil, notActive(err, id)
@@ -260,6 +252,23 @@ func keyAudit(keys KeyAdmin) adminFunc {
 		}
 		return http.StatusOK, keyjson.Audit(entries), nil
 	}
+}
+
+// checkedKey takes grants and returns what gives it back once check passed
+// on key id as stored, so that no other request changes the key between
+// the check and the change the caller then makes. On an error grants is
+// given back at once.
+func checkedKey(ctx context.Context, keys KeyAdmin, grants *sync.Mutex, id int64, check func(keystore.Key) error) (unlock func(), err error) {
+	grants.Lock()
+	k, err := keys.Get(ctx, id)
+	if err == nil {
+		err = check(k)
+	}
+	if err != nil {
+		grants.Unlock()
+		return nil, err
+	}
+	return grants.Unlock, nil
 }
 
 // keyID returns the {id} of r's path, or keystore.ErrNotFound when it is

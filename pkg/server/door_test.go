@@ -22,6 +22,19 @@ import (
 
 const badKey = "3b241101-e2bb-4255-8caf-4136c566a962"
 
+// jsonBatch is a JSON batch of points of field, of at least size bytes.
+func jsonBatch(field string, size int) string {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; b.Len() < size; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"field":%q,"value":%d,"timestamp":%d}`, field, i, 1700000000000000000+i)
+	}
+	return b.String() + "]"
+}
+
 // metricValue returns the value of the series named by series (with its
 // labels, as /metrics writes them) on the gateway's ingest listener.
 func metricValue(t *testing.T, g *gateway, series string) float64 {
@@ -184,6 +197,44 @@ func TestDNSOutageOverHTTP(t *testing.T) {
 	}
 }
 
+// slowAnswer is how a request sent by slowSubmit ended.
+type slowAnswer struct {
+	took   time.Duration
+	status int
+	body   string
+	err    error
+}
+
+// slowSubmit starts a submission with key, of a JSON body of size bytes
+// that the test writes to the pipe it returns, at its own pace; the channel
+// tells how the request ended. The pipe is closed when the test ends,
+// before the gateway's cleanup, which waits for the request.
+func slowSubmit(t *testing.T, g *gateway, key string, size int) (*io.PipeWriter, <-chan slowAnswer) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(errors.New("test over")) })
+	req, err := http.NewRequest("POST", g.url+"/api/submit", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(size)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", key)
+	done := make(chan slowAnswer, 1)
+	start := time.Now()
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		a := slowAnswer{took: time.Since(start), err: err}
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			a.status, a.body = resp.StatusCode, string(b)
+		}
+		done <- a
+	}()
+	return pw, done
+}
+
 // TestSlowSender is the attack of a key that declares large bodies and
 // sends them slowly, to hold the body memory for the server's whole read
 // timeout (30 s in the apiserver; forever here, where the test server has
@@ -200,42 +251,10 @@ func TestSlowSender(t *testing.T) {
 	})
 	_, slowKey := g.key(t, "127.0.0.1")
 	_, otherKey := g.key(t, "127.0.0.1")
-	batch := func(field string) string {
-		var b strings.Builder
-		b.WriteString("[")
-		for i := 0; b.Len() < 100<<10; i++ {
-			if i > 0 {
-				b.WriteString(",")
-			}
-			fmt.Fprintf(&b, `{"field":%q,"value":%d,"timestamp":%d}`, field, i, 1700000000000000000+i)
-		}
-		return b.String() + "]"
-	}
+	batch := func(field string) string { return jsonBatch(field, 100<<10) }
 
 	body := batch("slow")
-	pr, pw := io.Pipe()
-	t.Cleanup(func() { pw.CloseWithError(errors.New("test over")) })
-	req, _ := http.NewRequest("POST", g.url+"/api/submit", pr)
-	req.ContentLength = int64(len(body))
-	req.Header.Set("X-API-Key", slowKey)
-	start := time.Now()
-	type answer struct {
-		took   time.Duration
-		status int
-		body   string
-		err    error
-	}
-	slowDone := make(chan answer, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		a := answer{took: time.Since(start), err: err}
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			a.status, a.body = resp.StatusCode, string(b)
-		}
-		slowDone <- a
-	}()
+	pw, slowDone := slowSubmit(t, g, slowKey, len(body))
 	if _, err := io.WriteString(pw, body[:1024]); err != nil {
 		t.Fatal(err)
 	}

@@ -84,6 +84,28 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
+// TestAdminListenNeedsLoopbackOrTLS checks that the admin API is not served
+// in plain HTTP beyond the machine unless asked for, and that an empty
+// --admin-listen turns it off.
+func TestAdminListenNeedsLoopbackOrTLS(t *testing.T) {
+	getenv := func(string) string { return "" }
+	for _, args := range [][]string{
+		{"--admin-listen", "127.0.0.1:5003"}, {"--admin-listen", "[::1]:5003"}, {"--admin-listen", "localhost:5003"},
+		{"--admin-listen", ""}, {"--admin-listen", "0.0.0.0:5003", "--admin-insecure"},
+		{"--admin-listen", "192.0.2.1:5003", "--tls-cert", "c.pem", "--tls-key", "k.pem"},
+	} {
+		if _, err := parseFlags(args, getenv, io.Discard); err != nil {
+			t.Errorf("parseFlags(%q): %v", args, err)
+		}
+	}
+	for _, addr := range []string{"0.0.0.0:5003", ":5003", "192.0.2.1:5003", "[::]:5003", "admin.example.com:5003"} {
+		_, err := parseFlags([]string{"--admin-listen", addr}, getenv, io.Discard)
+		if want := "--admin-listen " + addr + " is not a loopback address"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseFlags(--admin-listen %s) = %v, want an error saying %q", addr, err, want)
+		}
+	}
+}
+
 // TestRun starts the real program, submits a point, and stops it as SIGTERM
 // would.
 func TestRun(t *testing.T) {

@@ -120,6 +120,7 @@ func influxV1Error(status int, msg string, err error) any {
 func influxV2Error(status int, msg string, err error) any {
 	code, ok := map[int]string{
 		http.StatusBadRequest:            "invalid",
+		http.StatusRequestTimeout:        "invalid", // the body came too slowly: InfluxDB has no code of its own for it
 		http.StatusUnauthorized:          "unauthorized",
 		http.StatusForbidden:             "forbidden",
 		http.StatusRequestEntityTooLarge: "request too large",

@@ -6,10 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"time"
 
 	"github.com/metricgate/metricgate/pkg/gateway"
+	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/server"
 	"github.com/metricgate/metricgate/pkg/spool"
 )
@@ -60,22 +60,18 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.Int64Var(&g.Server.MaxBody, "max-body", g.Server.MaxBody, "largest request body in bytes, after decompression")
 	fs.IntVar(&g.Server.MaxPoints, "max-points", g.Server.MaxPoints, "largest number of points in one request")
 	fs.Int64Var(&g.Server.BodyMemory, "body-memory", g.Server.BodyMemory, "bytes of request bodies held at once (a body of unknown size counts as --max-body, one under 64 KiB not at all); a request waits up to 10 s for room, then gets 503; 0 for no bound")
-	fs.Func("trusted-proxy", "CIDR of a proxy whose X-Forwarded-For is believed (repeatable)", func(s string) error {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return fmt.Errorf("not a CIDR range or address: %q", s)
-			}
-			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
-		}
-		g.Server.TrustedProxies = append(g.Server.TrustedProxies, p.Masked())
-		return nil
+	fs.Int64Var(&g.Server.BodyMemoryPerKey, "body-memory-per-key", g.Server.BodyMemoryPerKey, "bytes of request bodies one key may hold at once, counted as --body-memory counts them; past it the key's request waits up to 10 s, then gets 429; 0 for no bound")
+	fs.DurationVar(&g.Server.BodyReadTimeout, "body-read-timeout", g.Server.BodyReadTimeout, "how long a body counted in --body-memory has to arrive once it has room; a slower sender gets 408; 0 leaves it to the 30 s read timeout")
+	fs.Func("trusted-proxy", "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable; a range wider than /8 or IPv6 /32 is logged as a warning)", func(s string) error {
+		p, err := server.ParseTrustedProxy(s)
+		g.Server.TrustedProxies = append(g.Server.TrustedProxies, p)
+		return err
 	})
 	fs.Float64Var(&g.Server.DefaultRate, "default-rate", g.Server.DefaultRate, "points per second for keys without their own rate; 0 means no limit")
 	fs.IntVar(&g.Server.DefaultBurst, "default-burst", g.Server.DefaultBurst, "burst in points for keys without their own; 0 means one second's worth")
 	fs.Float64Var(&g.Server.AuthFailRate, "auth-fail-rate", g.Server.AuthFailRate, "failed authentications per second an address regains after its burst")
 	fs.IntVar(&g.Server.AuthFailBurst, "auth-fail-burst", g.Server.AuthFailBurst, "failed authentications an address may make before it gets 429; 0 turns throttling off")
+	fs.DurationVar(&g.Server.AdminKeyMaxTTL, "admin-key-max-ttl", g.Server.AdminKeyMaxTTL, "longest an admin key made or extended over the admin API may work (keyctl is not bound by it)")
 	fs.DurationVar(&g.UsageFlush, "usage-flush", time.Second, "how often key usage (last use, counts) is written to the key store")
 	fs.StringVar(&g.Spool.Dir, "spool-dir", env("APISERVER_SPOOL_DIR", "spool"), "directory of the durable spool of accepted points (env APISERVER_SPOOL_DIR)")
 	fs.Int64Var(&g.Spool.MaxBytes, "spool-max-bytes", 1<<30, "spool size at which new points get 503 until InfluxDB catches up")
@@ -113,11 +109,14 @@ func (o *options) check() error {
 	if g.Server.MaxBody <= 0 || g.Server.MaxPoints <= 0 {
 		return errors.New("--max-body and --max-points must be positive")
 	}
-	if g.Server.BodyMemory < 0 {
-		return errors.New("--body-memory must be 0 (no bound) or positive")
+	if g.Server.BodyMemory < 0 || g.Server.BodyMemoryPerKey < 0 || g.Server.BodyReadTimeout < 0 {
+		return errors.New("--body-memory, --body-memory-per-key and --body-read-timeout must be 0 (no bound) or positive")
 	}
 	if g.Server.DefaultRate < 0 || g.Server.DefaultBurst < 0 || g.Server.AuthFailRate <= 0 || g.Server.AuthFailBurst < 0 || g.UsageFlush <= 0 {
 		return errors.New("rates, bursts and --usage-flush must not be negative (--auth-fail-rate positive)")
+	}
+	if g.Server.AdminKeyMaxTTL <= 0 || g.Server.AdminKeyMaxTTL > keystore.MaxLifetime {
+		return fmt.Errorf("--admin-key-max-ttl must be positive and at most %s (100 years), got %s", keystore.MaxLifetime, g.Server.AdminKeyMaxTTL)
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")

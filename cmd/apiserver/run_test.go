@@ -41,6 +41,18 @@ func TestParseFlags(t *testing.T) {
 		{"TrustedProxies", []string{"--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "192.0.2.1"}, func(o *options) bool {
 			return len(o.gateway.Server.TrustedProxies) == 2 && o.gateway.Server.TrustedProxies[1] == netip.MustParsePrefix("192.0.2.1/32")
 		}},
+		{"TrustedProxiesMapped", []string{"--trusted-proxy", "::ffff:10.1.2.3/104", "--trusted-proxy", "::ffff:192.0.2.1"}, func(o *options) bool {
+			p := o.gateway.Server.TrustedProxies
+			return len(p) == 2 && p[0] == netip.MustParsePrefix("10.0.0.0/8") && p[1] == netip.MustParsePrefix("192.0.2.1/32")
+		}},
+		{"HardeningDefaults", nil, func(o *options) bool {
+			s := o.gateway.Server
+			return s.AdminKeyMaxTTL == 90*24*time.Hour && s.BodyMemoryPerKey == 4<<20 && s.BodyReadTimeout == 10*time.Second
+		}},
+		{"Hardening", []string{"--admin-key-max-ttl", "24h", "--body-memory-per-key", "0", "--body-read-timeout", "2s"}, func(o *options) bool {
+			s := o.gateway.Server
+			return s.AdminKeyMaxTTL == 24*time.Hour && s.BodyMemoryPerKey == 0 && s.BodyReadTimeout == 2*time.Second
+		}},
 		{"Limits", []string{"--max-body", "100", "--max-points", "7", "--host-tag", "source", "--measurement", "m"}, func(o *options) bool {
 			return o.gateway.Server.MaxBody == 100 && o.gateway.Server.MaxPoints == 7 && o.gateway.Server.HostTag == "source" && o.gateway.Server.Measurement == "m"
 		}},
@@ -66,9 +78,33 @@ func TestParseFlags(t *testing.T) {
 		})
 	}
 	for _, bad := range [][]string{{"--trusted-proxy", "nope"}, {"--max-points", "0"}, {"--body-memory", "-1"}, {"--log-format", "xml"}, {"extra"}, {"--nope"},
-		{"--pace-batches", "5"}, {"--pace-batches", "-1"}} {
+		{"--pace-batches", "5"}, {"--pace-batches", "-1"},
+		{"--trusted-proxy", "proxy.example.com"}, {"--trusted-proxy", "10.0.0.0/33"}, {"--trusted-proxy", "fe80::1%eth0"},
+		{"--admin-key-max-ttl", "0"}, {"--admin-key-max-ttl", "876001h"}, {"--body-memory-per-key", "-1"}, {"--body-read-timeout", "-1s"}} {
 		if _, err := parseFlags(bad, getenv, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%v) succeeded, want an error", bad)
+		}
+	}
+}
+
+// TestAdminListenNeedsLoopbackOrTLS checks that the admin API is not served
+// in plain HTTP beyond the machine unless asked for, and that an empty
+// --admin-listen turns it off.
+func TestAdminListenNeedsLoopbackOrTLS(t *testing.T) {
+	getenv := func(string) string { return "" }
+	for _, args := range [][]string{
+		{"--admin-listen", "127.0.0.1:5003"}, {"--admin-listen", "[::1]:5003"}, {"--admin-listen", "localhost:5003"},
+		{"--admin-listen", ""}, {"--admin-listen", "0.0.0.0:5003", "--admin-insecure"},
+		{"--admin-listen", "192.0.2.1:5003", "--tls-cert", "c.pem", "--tls-key", "k.pem"},
+	} {
+		if _, err := parseFlags(args, getenv, io.Discard); err != nil {
+			t.Errorf("parseFlags(%q): %v", args, err)
+		}
+	}
+	for _, addr := range []string{"0.0.0.0:5003", ":5003", "192.0.2.1:5003", "[::]:5003", "admin.example.com:5003"} {
+		_, err := parseFlags([]string{"--admin-listen", addr}, getenv, io.Discard)
+		if want := "--admin-listen " + addr + " is not a loopback address"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseFlags(--admin-listen %s) = %v, want an error saying %q", addr, err, want)
 		}
 	}
 }

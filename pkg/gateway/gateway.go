@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -29,6 +30,9 @@ type Config struct {
 	// KeyPoll is how often the key cache asks the store whether anything
 	// changed; a revocation reaches requests within it. Default 25 ms.
 	KeyPoll time.Duration
+	// Resolver looks up the DNS names keys are bound to; nil for the
+	// system's resolver.
+	Resolver *net.Resolver
 	// Influx is where the forwarder delivers.
 	Influx influx.Config
 	// Server holds the request-handling settings.
@@ -81,6 +85,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 		return nil, err
 	}
 	g.closers = append(g.closers, g.keys.Close)
+	if cfg.Resolver != nil {
+		g.keys.UseResolver(cfg.Resolver)
+	}
 	cache, err := keystore.NewCache(ctx, g.keys, cfg.KeyPoll)
 	if err != nil {
 		return nil, err

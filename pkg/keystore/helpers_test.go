@@ -64,18 +64,28 @@ func execRaw(t *testing.T, path, query string, args ...any) {
 // 1, 2, ... in order. It returns the file's path and the keys.
 func originalDatabase(t *testing.T, hosts ...string) (string, []string) {
 	t.Helper()
+	keys := make([]string, len(hosts))
+	for i := range hosts {
+		keys[i] = uuid.NewString()
+	}
+	return originalDatabaseOf(t, keys, hosts), keys
+}
+
+// originalDatabaseOf makes a database in the original setup's format
+// holding keys[i] for hosts[i], with ids 1, 2, ... in order, in a temp
+// dir, and returns its path.
+func originalDatabaseOf(t *testing.T, keys, hosts []string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "api_keys.db")
 	raw := rawDB(t, path)
 	defer raw.Close()
 	if _, err := raw.Exec(`CREATE TABLE api_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, api_key TEXT NOT NULL UNIQUE, hostname TEXT NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	keys := make([]string, len(hosts))
 	for i, h := range hosts {
-		keys[i] = uuid.NewString()
 		if _, err := raw.Exec(`INSERT INTO api_keys (api_key, hostname) VALUES (?, ?)`, keys[i], h); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return path, keys
+	return path
 }

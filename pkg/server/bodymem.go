@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -11,6 +14,11 @@ import (
 
 // errBodyMemory means a request waited too long for room to read its body.
 var errBodyMemory = errors.New("too many request bodies in memory")
+
+// errKeyBodies means a request waited too long for room in its key's share
+// of the body memory: the key has as many bodies in flight as it may. It
+// wraps errRateLimited: the key, not the gateway, is over its limit.
+var errKeyBodies = fmt.Errorf("%w: too many request bodies in flight for this key", errRateLimited)
 
 // smallBody is the size under which a body is read without asking the
 // budget: such a body costs about what its connection already does, and
@@ -24,51 +32,189 @@ const smallBody = 64 << 10
 // clients sending batches at once. A request waits for room before its
 // body is read, as InfluxDB queues writes past its max-concurrent-write-
 // limit, and gets a 503 if none comes within wait.
+//
+// One key may hold at most perKey of it, so a key that sends many bodies
+// at once (or sends them slowly) leaves room for the others; past its
+// share, its request waits as long for room of its own, then gets 429.
 type bodyBudget struct {
-	sem     *semaphore.Weighted
+	sem     *semaphore.Weighted // nil: no bound on the total
 	size    int64
+	perKey  int64 // 0: no bound per key
 	unknown int64 // what a body of unknown size counts as: the body limit
 	wait    time.Duration
 	// waiting, if set, is called when a body starts to wait for room; a
 	// test uses it to know the wait began.
 	waiting func()
+
+	mu     sync.Mutex
+	shares map[int64]*share // by key id, while the key holds room
 }
 
-// newBodyBudget returns a budget of size bytes for bodies of at most
-// maxBody bytes, or nil (no bound) when size is 0 or less.
-func newBodyBudget(size, maxBody int64, wait time.Duration) *bodyBudget {
-	if size <= 0 {
+// share is the room one key holds, and how many of its bodies hold or
+// wait for it.
+type share struct {
+	sem   *semaphore.Weighted
+	users int
+}
+
+// lease is the room one body holds; release gives it back.
+type lease struct {
+	b          *bodyBudget
+	key        int64
+	total, own int64
+	sh         *share
+	// rc, when set, is the controller of the connection whose read
+	// deadline holdBody set for body, the request's; release closes body
+	// and then clears the deadline.
+	rc   *http.ResponseController
+	body io.Closer
+}
+
+// holdBody takes room for r's body of size bytes (-1 if unknown) sent with
+// key id, counting any wait in the metrics. A body that holds room must
+// arrive within the body read timeout, so a client that sends it slowly
+// cannot keep the room for the server's whole read timeout: the read
+// fails with os.ErrDeadlineExceeded, which statusOf answers 408. A key
+// past its share gets 429 with Retry-After.
+func (p *writePipeline) holdBody(w http.ResponseWriter, r *http.Request, id, size int64) (lease, error) {
+	l, waited, err := p.bodies.acquire(r.Context(), id, size)
+	if waited > 0 {
+		p.metrics.BodyWaits.Inc()
+		p.metrics.BodyWaitSeconds.Add(waited.Seconds())
+	}
+	if errors.Is(err, errKeyBodies) {
+		setRetryAfter(w, time.Second)
+	}
+	if err != nil {
+		return lease{}, err
+	}
+	if l.held() && p.cfg.BodyReadTimeout > 0 {
+		rc := http.NewResponseController(w)
+		// A writer that cannot set deadlines (a test's recorder) has no
+		// connection to hold.
+		if rc.SetReadDeadline(time.Now().Add(p.cfg.BodyReadTimeout)) == nil {
+			l.rc, l.body = rc, r.Body
+		}
+	}
+	return l, nil
+}
+
+// newBodyBudget returns a budget of size bytes in all, and perKey bytes
+// for each key, for bodies of at most maxBody bytes; or nil (no bound)
+// when both are 0 or less.
+func newBodyBudget(size, perKey, maxBody int64, wait time.Duration) *bodyBudget {
+	if size <= 0 && perKey <= 0 {
 		return nil
 	}
-	return &bodyBudget{sem: semaphore.NewWeighted(size), size: size, unknown: maxBody, wait: wait}
+	b := &bodyBudget{size: size, perKey: max(perKey, 0), unknown: maxBody, wait: wait, shares: map[int64]*share{}}
+	if size > 0 {
+		b.sem = semaphore.NewWeighted(size)
+	}
+	return b
 }
 
-// acquire takes room for a body of n bytes, or of unknown size when n is
-// negative, and returns what gives it back and how long it waited for the
-// room. A body larger than the whole budget takes all of it.
-func (b *bodyBudget) acquire(ctx context.Context, n int64) (release func(), waited time.Duration, err error) {
+// acquire takes room for a body of n bytes sent with key id, or of
+// unknown size when n is negative: first of the key's share, then of the
+// total, so a key past its share waits without holding room others could
+// use. It returns the lease and how long it waited; a body larger than the
+// share or the total takes all of it. It returns errKeyBodies when the key's
+// share had no room within the wait, errBodyMemory when the total had none.
+func (b *bodyBudget) acquire(ctx context.Context, id int64, n int64) (l lease, waited time.Duration, err error) {
 	if b == nil {
-		return func() {}, 0, nil
+		return lease{}, 0, nil
 	}
 	if n < 0 {
 		n = b.unknown
 	}
 	if n < smallBody {
-		return func() {}, 0, nil
+		return lease{}, 0, nil
 	}
-	n = min(n, b.size)
-	if !b.sem.TryAcquire(n) {
+	var start time.Time
+	defer func() {
+		if !start.IsZero() {
+			waited = time.Since(start)
+		}
+		if err != nil {
+			l.release()
+			l = lease{}
+		}
+	}()
+	l = lease{b: b, key: id}
+	if b.perKey > 0 {
+		l.own, l.sh = min(n, b.perKey), b.share(id)
+		if err := b.take(ctx, l.sh.sem, l.own, &start); err != nil {
+			l.own = 0
+			return l, 0, fmt.Errorf("%w: this key may hold %d bytes of bodies at once; waited %s for room to read %d more",
+				errKeyBodies, b.perKey, time.Since(start).Round(time.Millisecond), n)
+		}
+	}
+	if b.sem != nil {
+		if err := b.take(ctx, b.sem, min(n, b.size), &start); err != nil {
+			return l, 0, fmt.Errorf("%w: waited %s for room to read %d bytes", errBodyMemory, time.Since(start).Round(time.Millisecond), n)
+		}
+		l.total = min(n, b.size)
+	}
+	return l, 0, nil
+}
+
+// take takes n of sem, waiting if it must until wait has passed since
+// start, which it sets when the first wait begins.
+func (b *bodyBudget) take(ctx context.Context, sem *semaphore.Weighted, n int64, start *time.Time) error {
+	if sem.TryAcquire(n) {
+		return nil
+	}
+	if start.IsZero() {
+		*start = time.Now()
 		if b.waiting != nil {
 			b.waiting()
 		}
-		start := time.Now()
-		wctx, cancel := context.WithTimeout(ctx, b.wait)
-		err := b.sem.Acquire(wctx, n)
-		cancel()
-		waited = time.Since(start)
-		if err != nil {
-			return nil, waited, fmt.Errorf("%w: waited %s for room to read %d bytes", errBodyMemory, waited.Round(time.Millisecond), n)
-		}
 	}
-	return func() { b.sem.Release(n) }, waited, nil
+	wctx, cancel := context.WithDeadline(ctx, start.Add(b.wait))
+	defer cancel()
+	return sem.Acquire(wctx, n)
+}
+
+// share returns key id's share, counting one more user of it.
+func (b *bodyBudget) share(id int64) *share {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	sh := b.shares[id]
+	if sh == nil {
+		sh = &share{sem: semaphore.NewWeighted(b.perKey)}
+		b.shares[id] = sh
+	}
+	sh.users++
+	return sh
+}
+
+// held reports whether the lease holds any room: whether its body counts.
+func (l lease) held() bool { return l.total > 0 || l.own > 0 }
+
+// release gives the lease's room back, and forgets the key's share once
+// no body of the key holds or waits for it.
+func (l lease) release() {
+	if l.rc != nil {
+		// Closing reads what is left of a body (to reuse the connection)
+		// under the deadline still; then the connection's next request
+		// gets the server's own deadlines.
+		l.body.Close()
+		l.rc.SetReadDeadline(time.Time{})
+	}
+	if l.b == nil {
+		return
+	}
+	if l.total > 0 {
+		l.b.sem.Release(l.total)
+	}
+	if l.sh == nil {
+		return
+	}
+	if l.own > 0 {
+		l.sh.sem.Release(l.own)
+	}
+	l.b.mu.Lock()
+	defer l.b.mu.Unlock()
+	if l.sh.users--; l.sh.users == 0 {
+		delete(l.b.shares, l.key)
+	}
 }

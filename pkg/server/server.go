@@ -61,6 +61,15 @@ type Config struct {
 	// 503. 0 means no bound.
 	BodyMemory     int64
 	BodyMemoryWait time.Duration
+	// BodyMemoryPerKey bounds the bytes of bodies one key holds at once,
+	// counted as BodyMemory counts them, so one key cannot take all of it;
+	// past it the key's request waits as long for room, then gets 429. 0
+	// means no bound per key.
+	BodyMemoryPerKey int64
+	// BodyReadTimeout is how long a body that holds room in BodyMemory has
+	// to arrive once its room is given; a slower sender gets 408 and gives
+	// the room back. 0 leaves the server's read timeout alone.
+	BodyReadTimeout time.Duration
 	// Measurement is used for points that name none.
 	Measurement string
 	// HostTag is the tag set to the key's hostname on every point.
@@ -76,6 +85,10 @@ type Config struct {
 	// second. A burst of 0 turns throttling off.
 	AuthFailRate  float64
 	AuthFailBurst int
+	// AdminKeyMaxTTL is the longest an admin key made, rotated or given
+	// more time over the admin API may work; such a key must also be bound
+	// to no more than a /24 (IPv4) or /64 (IPv6). See keystore.AdminLimits.
+	AdminKeyMaxTTL time.Duration
 	// Now returns the current time; it stamps points sent without one,
 	// drives the rate limiters, and is the admin API's clock for key status
 	// and expiry.
@@ -89,11 +102,17 @@ func DefaultConfig() Config {
 		MaxPoints:      5000,
 		BodyMemory:     16 << 20,
 		BodyMemoryWait: 10 * time.Second,
-		Measurement:    "custom_metrics",
-		HostTag:        "host",
-		AuthFailRate:   0.2,
-		AuthFailBurst:  10,
-		Now:            time.Now,
+		// A quarter of the body memory: four keys sending at once fill it.
+		BodyMemoryPerKey: 4 << 20,
+		// 1 MiB in 10 s is 100 KiB/s, slower than any link a server
+		// sending metrics should have.
+		BodyReadTimeout: 10 * time.Second,
+		Measurement:     "custom_metrics",
+		HostTag:         "host",
+		AuthFailRate:    0.2,
+		AuthFailBurst:   10,
+		AdminKeyMaxTTL:  keystore.DefaultAdminKeyMaxTTL,
+		Now:             time.Now,
 	}
 }
 
@@ -159,6 +178,10 @@ func New(cfg Config, d Deps) (Handlers, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.AdminKeyMaxTTL <= 0 {
+		cfg.AdminKeyMaxTTL = keystore.DefaultAdminKeyMaxTTL
+	}
+	warnWideProxies(d.Log, cfg.TrustedProxies)
 	ingest, admin := http.NewServeMux(), http.NewServeMux()
 	addRoutes(ingest, admin, cfg, d)
 	return Handlers{Ingest: observe(d.AccessLog, d.Metrics, ingest), Admin: observe(d.AccessLog, d.Metrics, admin)}, nil

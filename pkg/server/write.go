@@ -84,15 +84,11 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 		return 0, err
 	}
 	defer body.Close()
-	release, waited, err := p.bodies.acquire(r.Context(), size)
-	if waited > 0 {
-		p.metrics.BodyWaits.Inc()
-		p.metrics.BodyWaitSeconds.Add(waited.Seconds())
-	}
+	held, err := p.holdBody(w, r, k.ID, size)
 	if err != nil {
 		return 0, err
 	}
-	defer release()
+	defer held.release()
 	now := p.cfg.Now()
 	pts, err := parse(body, size, now)
 	if err != nil {

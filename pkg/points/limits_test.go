@@ -47,7 +47,9 @@ func TestLimits(t *testing.T) {
 		}
 		return strings.Join(s, ",")
 	}
-	jsonTags := func(n int) string { return `{` + strings.ReplaceAll(strings.ReplaceAll(tags(n), "=v", `":"v"`), "t", `"t`) + `}` }
+	jsonTags := func(n int) string {
+		return `{` + strings.ReplaceAll(strings.ReplaceAll(tags(n), "=v", `":"v"`), "t", `"t`) + `}`
+	}
 	tests := []struct {
 		name, body string
 		lp         bool

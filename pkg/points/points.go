@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 )
 
@@ -239,4 +240,33 @@ func (l *Limits) checkTime(t, now time.Time) error {
 			t.UTC().Format(time.RFC3339Nano), now.Sub(t).Round(time.Second), now.UTC().Format(time.RFC3339), l.MaxPast)
 	}
 	return nil
+}
+
+// SeriesHash returns a hash of the point's series, its measurement and
+// tags without hostTag (which the gateway sets), the same whatever the
+// order of the tags, for counting the series a key writes.
+func (p *Point) SeriesHash(hostTag string) uint64 {
+	h := xxhash.Sum64String(p.Measurement)
+	for _, t := range p.Tags {
+		if t.Key != hostTag {
+			// A sum of the tags' hashes does not depend on their order.
+			h += xxhash.Sum64String(t.Key)*0x9E3779B97F4A7C15 ^ xxhash.Sum64String(t.Value)
+		}
+	}
+	return h
+}
+
+// SameSeries reports whether p and q have the same measurement and tags in
+// the same order: a batch's points share their names' strings, so this
+// is cheaper than hashing p again.
+func (p *Point) SameSeries(q *Point) bool {
+	if p.Measurement != q.Measurement || len(p.Tags) != len(q.Tags) {
+		return false
+	}
+	for i, t := range p.Tags {
+		if t != q.Tags[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -47,28 +47,96 @@ func newBodyBudget(size, maxBody int64, wait time.Duration) *bodyBudget {
 // negative, and returns what gives it back and how long it waited for the
 // room. A body larger than the whole budget takes all of it.
 func (b *bodyBudget) acquire(ctx context.Context, n int64) (release func(), waited time.Duration, err error) {
+	r, err := b.reserve(ctx, n)
+	if err != nil {
+		return nil, r.waited, err
+	}
+	return r.release, r.waited, nil
+}
+
+// reserve takes room for a body of n bytes, or of unknown size when n is
+// negative, as acquire does, and returns the request's reservation, which
+// its parse may grow.
+func (b *bodyBudget) reserve(ctx context.Context, n int64) (*reservation, error) {
+	r := &reservation{b: b, ctx: ctx}
 	if b == nil {
-		return func() {}, 0, nil
+		return r, nil
 	}
 	if n < 0 {
 		n = b.unknown
 	}
 	if n < smallBody {
-		return func() {}, 0, nil
+		return r, nil
 	}
-	n = min(n, b.size)
+	return r, r.take(n)
+}
+
+// reservation is one request's room in the budget: its body's, taken
+// before the body is read, and what its parse asks for as the points it
+// builds grow (points.Options.Grow), all given back when the request is
+// answered. A request never holds more than the whole budget: past it, it
+// counts what it would hold, to give back in order.
+type reservation struct {
+	b      *bodyBudget
+	ctx    context.Context
+	held   int64 // taken from the budget
+	over   int64 // asked for beyond the whole budget, not taken
+	waited time.Duration
+}
+
+// grow takes n more bytes of room, waiting for them as a body does, or
+// gives back -n when n is negative. It returns errBodyMemory when no room
+// came in time.
+func (r *reservation) grow(n int64) error {
+	if r.b == nil {
+		return nil
+	}
+	if n < 0 {
+		back := -n
+		c := min(r.over, back)
+		r.over -= c
+		back = min(back-c, r.held)
+		if back > 0 {
+			r.held -= back
+			r.b.sem.Release(back)
+		}
+		return nil
+	}
+	return r.take(n)
+}
+
+// take takes n bytes of room, as much of them as the budget has in all.
+func (r *reservation) take(n int64) error {
+	b := r.b
+	if extra := r.held + n - b.size; extra > 0 {
+		r.over += extra
+		n -= extra
+	}
+	if n <= 0 {
+		return nil
+	}
 	if !b.sem.TryAcquire(n) {
 		if b.waiting != nil {
 			b.waiting()
 		}
 		start := time.Now()
-		wctx, cancel := context.WithTimeout(ctx, b.wait)
+		wctx, cancel := context.WithTimeout(r.ctx, b.wait)
 		err := b.sem.Acquire(wctx, n)
 		cancel()
-		waited = time.Since(start)
+		waited := time.Since(start)
+		r.waited += waited
 		if err != nil {
-			return nil, waited, fmt.Errorf("%w: waited %s for room to read %d bytes", errBodyMemory, waited.Round(time.Millisecond), n)
+			return fmt.Errorf("%w: waited %s for room for %d more bytes", errBodyMemory, waited.Round(time.Millisecond), n)
 		}
 	}
-	return func() { b.sem.Release(n) }, waited, nil
+	r.held += n
+	return nil
+}
+
+// release gives back all the room r holds.
+func (r *reservation) release() {
+	if r.held > 0 {
+		r.b.sem.Release(r.held)
+		r.held = 0
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/points"
+	"github.com/metricgate/metricgate/pkg/schema"
 )
 
 // Errors the handlers raise themselves.
@@ -16,6 +17,7 @@ var (
 	errUnsupportedMedia = errors.New("unsupported media type")
 	errForbidden        = errors.New("forbidden")
 	errRateLimited      = errors.New("rate limit exceeded")
+	errSeriesLimited    = errors.New("series limit exceeded")
 	errThrottled        = errors.New("too many failed authentications")
 	errInvalidParam     = errors.New("invalid query parameter")
 	errInvalidRequest   = errors.New("invalid request")
@@ -49,13 +51,14 @@ func statusOf(err error) (int, string) {
 		return http.StatusUnauthorized, "Unauthorized"
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden, "Forbidden"
-	case errors.Is(err, errRateLimited), errors.Is(err, errThrottled):
+	case errors.Is(err, errRateLimited), errors.Is(err, errSeriesLimited), errors.Is(err, errThrottled):
 		return http.StatusTooManyRequests, "Too Many Requests"
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit)
 	case errors.Is(err, points.ErrTooManyPoints):
 		return http.StatusRequestEntityTooLarge, err.Error()
-	case errors.Is(err, points.ErrInvalid), errors.Is(err, points.ErrEmpty), errors.Is(err, errInvalidParam):
+	case errors.Is(err, points.ErrInvalid), errors.Is(err, points.ErrEmpty), errors.Is(err, errInvalidParam),
+		errors.Is(err, schema.ErrConflict):
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, keystore.ErrNotFound):
 		return http.StatusNotFound, "key not found"

@@ -59,15 +59,17 @@ func influxV1API(cfg Config) writeAPI {
 // lineProtocolParser returns a writeAPI parser that reads line protocol with
 // timestamps in the precision named by the precision query parameter.
 func lineProtocolParser(cfg Config, precisions map[string]time.Duration, names string) func(*http.Request) (parseFunc, error) {
-	opts := points.Options{MaxPoints: cfg.MaxPoints}
+	opts := parseOptions(cfg)
 	return func(r *http.Request) (parseFunc, error) {
 		name := r.URL.Query().Get("precision")
 		precision, ok := precisions[name]
 		if !ok {
 			return nil, fmt.Errorf("%w: invalid precision %q (use %s)", errInvalidParam, name, names)
 		}
-		return func(body io.Reader, _ int64, now time.Time) ([]points.Point, error) {
-			return points.ParseLineProtocol(body, precision, opts, now)
+		return func(body io.Reader, _ int64, now time.Time, grow func(int64) error) ([]points.Point, error) {
+			o := opts
+			o.Grow = grow
+			return points.ParseLineProtocol(body, precision, o, now)
 		}, nil
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/metricgate/metricgate/pkg/limit"
 )
@@ -22,6 +23,8 @@ func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 		cfg:     cfg,
 		auth:    auth,
 		limits:  limit.NewKeys(cfg.DefaultRate, cfg.DefaultBurst, cfg.Now),
+		series:  limit.NewSeries(cfg.MaxSeriesPerKey, time.Hour, cfg.Now),
+		schema:  d.Schema,
 		bodies:  newBodyBudget(cfg.BodyMemory, cfg.MaxBody, cfg.BodyMemoryWait),
 		pacer:   d.Pacer,
 		out:     d.Writer,

@@ -120,10 +120,10 @@ func DefaultConfig() Config {
 		},
 		MaxSeriesPerKey: 10000,
 		Measurement:     "custom_metrics",
-		HostTag:        "host",
-		AuthFailRate:   0.2,
-		AuthFailBurst:  10,
-		Now:            time.Now,
+		HostTag:         "host",
+		AuthFailRate:    0.2,
+		AuthFailBurst:   10,
+		Now:             time.Now,
 	}
 }
 

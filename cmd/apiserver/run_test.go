@@ -47,6 +47,18 @@ func TestParseFlags(t *testing.T) {
 			return o.gateway.Server.BodyMemory == 16<<20 && o.gateway.Server.BodyMemoryWait == 10*time.Second
 		}},
 		{"BodyMemoryOff", []string{"--body-memory", "0"}, func(o *options) bool { return o.gateway.Server.BodyMemory == 0 }},
+		{"BudgetDefaults", nil, func(o *options) bool {
+			l := o.gateway.Server.Limits
+			return l.MaxFields == 256 && l.MaxTags == 64 && l.MaxNameLen == 256 && l.MaxValueLen == 65536 && l.MaxFuture == 10*time.Minute &&
+				l.MaxPast == 0 && o.gateway.Server.MaxSeriesPerKey == 10000 && !o.gateway.NoSchemaGuard &&
+				o.gateway.Forward.DeadLetterMaxBytes == 64<<20 && o.gateway.Forward.MaxExtraWrites == 16
+		}},
+		{"Budgets", []string{"--max-fields", "10", "--max-tags", "3", "--max-future", "1m", "--max-past", "720h", "--max-series-per-key", "0",
+			"--schema-guard=false", "--dead-letter-max-bytes", "1000"}, func(o *options) bool {
+			l := o.gateway.Server.Limits
+			return l.MaxFields == 10 && l.MaxTags == 3 && l.MaxFuture == time.Minute && l.MaxPast == 720*time.Hour &&
+				o.gateway.Server.MaxSeriesPerKey == 0 && o.gateway.NoSchemaGuard && o.gateway.Forward.DeadLetterMaxBytes == 1000
+		}},
 		{"Pacing", nil, func(o *options) bool { return o.gateway.PaceBatches == 8 }},
 		{"PacingOff", []string{"--pace-batches", "0"}, func(o *options) bool { return o.gateway.PaceBatches == 0 }},
 		{"PacingFewerWorkers", []string{"--forward-workers", "1", "--pace-batches", "3"}, func(o *options) bool { return o.gateway.PaceBatches == 3 }},
@@ -63,7 +75,8 @@ func TestParseFlags(t *testing.T) {
 		})
 	}
 	for _, bad := range [][]string{{"--trusted-proxy", "nope"}, {"--max-points", "0"}, {"--body-memory", "-1"}, {"--log-format", "xml"}, {"extra"}, {"--nope"},
-		{"--pace-batches", "5"}, {"--pace-batches", "-1"}} {
+		{"--pace-batches", "5"}, {"--pace-batches", "-1"}, {"--max-fields", "-1"}, {"--max-past", "-1h"}, {"--max-name-len", "0"},
+		{"--dead-letter-max-bytes", "0"}} {
 		if _, err := parseFlags(bad, getenv, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%v) succeeded, want an error", bad)
 		}

@@ -87,26 +87,12 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 	}
 	p := getParser()
 	defer putParser(p)
-	tree := int64(len(body)) * treeFactor
-	if opts.Grow != nil && tree > GrowStep {
-		if err := opts.Grow(tree); err != nil {
-			return nil, err
-		}
-		defer opts.Grow(-tree)
-	}
 	v, err := p.ParseBytes(body)
 	if err != nil {
 		return nil, syntaxError(err)
 	}
 	return jsonPoints(v, opts)
 }
-
-// treeFactor is the memory of a body's parse tree per byte of JSON, as
-// charged to Options.Grow while the tree is held: 29 measured for a batch
-// of 5000 points with a tag each. A body of bare numbers or empty objects
-// takes up to twice that; the bigParses gate bounds what such bodies hold
-// at once.
-const treeFactor = 30
 
 // jsonPoints reads the points of a parsed body, charging their memory to
 // opts.Grow.

@@ -115,13 +115,12 @@ type Options struct {
 	// time window is checked; the zero time means time.Now. (A
 	// line-protocol body takes its now as an argument.)
 	Now time.Time
-	// Grow, if set, is asked for room before the parse's own memory (the
-	// points, their tags and fields, the strings copied for them) grows
-	// past GrowStep bytes and what Grow has granted since, and for a JSON
-	// body's parse tree (treeFactor times the body) while the tree is
-	// held. An error from Grow ends the parse and is returned as it is. A
-	// negative n gives back what the parse no longer holds (the tree, once
-	// read) and must not fail.
+	// Grow, if set, is asked for room before the memory of the points the
+	// parse builds (their tags and fields, the strings copied for them)
+	// grows past GrowStep bytes and what Grow has granted since. An error
+	// from it ends the parse and is returned as it is. (A JSON body's
+	// parse tree, about 30 times the body while it is held, is bounded
+	// instead by parsing one large body per CPU at a time.)
 	Grow func(n int64) error
 }
 

@@ -47,18 +47,20 @@ func newBodyBudget(size, maxBody int64, wait time.Duration) *bodyBudget {
 // negative, and returns what gives it back and how long it waited for the
 // room. A body larger than the whole budget takes all of it.
 func (b *bodyBudget) acquire(ctx context.Context, n int64) (release func(), waited time.Duration, err error) {
-	r, err := b.reserve(ctx, n)
+	r, err := b.reserve(ctx, n, 0)
 	if err != nil {
 		return nil, r.waited, err
 	}
 	return r.release, r.waited, nil
 }
 
-// reserve takes room for a body of n bytes, or of unknown size when n is
-// negative, as acquire does, and returns the request's reservation, which
-// its parse may grow.
-func (b *bodyBudget) reserve(ctx context.Context, n int64) (*reservation, error) {
-	r := &reservation{b: b, ctx: ctx}
+// reserve takes room, as acquire does, for a body of n bytes (of unknown
+// size when negative, counted as the body limit) and for parse bytes of
+// the points its parse is expected to build, and returns the request's
+// reservation, which the parse may grow. A body under smallBody takes
+// nothing.
+func (b *bodyBudget) reserve(ctx context.Context, n, parse int64) (*reservation, error) {
+	r := &reservation{b: b}
 	if b == nil {
 		return r, nil
 	}
@@ -68,66 +70,61 @@ func (b *bodyBudget) reserve(ctx context.Context, n int64) (*reservation, error)
 	if n < smallBody {
 		return r, nil
 	}
-	return r, r.take(n)
-}
-
-// reservation is one request's room in the budget: its body's, taken
-// before the body is read, and what its parse asks for as the points it
-// builds grow (points.Options.Grow), all given back when the request is
-// answered. A request never holds more than the whole budget: past it, it
-// counts what it would hold, to give back in order.
-type reservation struct {
-	b      *bodyBudget
-	ctx    context.Context
-	held   int64 // taken from the budget
-	over   int64 // asked for beyond the whole budget, not taken
-	waited time.Duration
-}
-
-// grow takes n more bytes of room, waiting for them as a body does, or
-// gives back -n when n is negative. It returns errBodyMemory when no room
-// came in time.
-func (r *reservation) grow(n int64) error {
-	if r.b == nil {
-		return nil
-	}
-	if n < 0 {
-		back := -n
-		c := min(r.over, back)
-		r.over -= c
-		back = min(back-c, r.held)
-		if back > 0 {
-			r.held -= back
-			r.b.sem.Release(back)
-		}
-		return nil
-	}
-	return r.take(n)
-}
-
-// take takes n bytes of room, as much of them as the budget has in all.
-func (r *reservation) take(n int64) error {
-	b := r.b
-	if extra := r.held + n - b.size; extra > 0 {
-		r.over += extra
-		n -= extra
-	}
-	if n <= 0 {
-		return nil
+	n += parse
+	if extra := n - b.size; extra > 0 {
+		n, r.spare = b.size, parse-extra
+	} else {
+		r.spare = parse
 	}
 	if !b.sem.TryAcquire(n) {
 		if b.waiting != nil {
 			b.waiting()
 		}
 		start := time.Now()
-		wctx, cancel := context.WithTimeout(r.ctx, b.wait)
+		wctx, cancel := context.WithTimeout(ctx, b.wait)
 		err := b.sem.Acquire(wctx, n)
 		cancel()
-		waited := time.Since(start)
-		r.waited += waited
+		r.waited = time.Since(start)
 		if err != nil {
-			return fmt.Errorf("%w: waited %s for room for %d more bytes", errBodyMemory, waited.Round(time.Millisecond), n)
+			return r, fmt.Errorf("%w: waited %s for room to read %d bytes", errBodyMemory, r.waited.Round(time.Millisecond), n)
 		}
+	}
+	r.held = n
+	return r, nil
+}
+
+// reservation is one request's room in the budget: its body's and its
+// parse's expected share, taken before the body is read, and what the
+// parse asks for beyond that as the points it builds grow
+// (points.Options.Grow), all given back when the request is answered.
+type reservation struct {
+	b      *bodyBudget
+	held   int64 // taken from the budget
+	spare  int64 // of held, taken for the parse and not yet asked for
+	waited time.Duration
+}
+
+// grow takes n more bytes of room for the parse: first from what was
+// taken for it with the body, then from the budget if it has them now. It
+// does not wait: a request waiting for more while holding room could wait
+// on others that wait on it. It returns errBodyMemory when the budget has
+// no room.
+func (r *reservation) grow(n int64) error {
+	if r.b == nil {
+		return nil
+	}
+	c := min(n, r.spare)
+	r.spare -= c
+	n -= c
+	if n <= 0 {
+		return nil
+	}
+	n = min(n, r.b.size-r.held) // a request never holds more than the whole budget
+	if n <= 0 {
+		return nil
+	}
+	if !r.b.sem.TryAcquire(n) {
+		return fmt.Errorf("%w: no room for the %d more bytes the body's points take", errBodyMemory, n)
 	}
 	r.held += n
 	return nil

@@ -73,3 +73,34 @@ func TestBodyBudget(t *testing.T) {
 		t.Fatalf("no budget: %v", err)
 	}
 }
+
+// TestReservation checks a request's room: what is set aside for the
+// parse serves its first requests for more, the rest comes from the budget
+// if it has it now, without waiting, and everything goes back at the end.
+func TestReservation(t *testing.T) {
+	ctx := context.Background()
+	b := newBodyBudget(1<<20, 1<<20, 10*time.Second)
+	r, err := b.reserve(ctx, 100<<10, 200<<10)
+	if err != nil || r.held != 300<<10 {
+		t.Fatalf("reserve: held %d, %v; want 300 KiB", r.held, err)
+	}
+	if err := r.grow(150 << 10); err != nil || r.held != 300<<10 {
+		t.Fatalf("growing within what was set aside: held %d, %v; want no more taken", r.held, err)
+	}
+	if err := r.grow(100 << 10); err != nil || r.held != 350<<10 {
+		t.Fatalf("growing past it: held %d, %v; want 50 KiB more", r.held, err)
+	}
+	other, err := b.reserve(ctx, 600<<10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := r.grow(200 << 10); !errors.Is(err, errBodyMemory) || time.Since(start) > time.Second {
+		t.Fatalf("growing with the budget taken: %v after %s, want errBodyMemory at once", err, time.Since(start))
+	}
+	other.release()
+	r.release()
+	if !b.sem.TryAcquire(1 << 20) {
+		t.Errorf("the budget is not whole after both released")
+	}
+}

@@ -42,6 +42,9 @@ func submitAPI(cfg Config) writeAPI {
 			w.Write([]byte("}\n"))
 		},
 		errorBody: nativeError,
+		// Measured: 0.97 MB of points for a 0.51 MB batch of 5000 with
+		// a tag each; more tags take more.
+		parseFactor: 3,
 	}
 }
 

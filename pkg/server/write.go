@@ -27,6 +27,10 @@ type writeAPI struct {
 	ok func(w http.ResponseWriter, n int)
 	// errorBody shapes the body of an error answer.
 	errorBody errorShape
+	// parseFactor is the memory the points of a body of this format take
+	// per byte of the body, about: what the body budget sets aside for
+	// them before the body is read.
+	parseFactor int64
 }
 
 // parseFunc reads the points of a body; size is its declared length, or -1
@@ -89,7 +93,7 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 		p.metrics.PacedSeconds.Add(held.Seconds())
 	}
 	now := p.cfg.Now()
-	pts, release, err := p.read(w, r, parse, now)
+	pts, release, err := p.read(w, r, parse, api.parseFactor, now)
 	defer release()
 	if err != nil {
 		return 0, err
@@ -111,15 +115,18 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 }
 
 // read reads and parses r's body, holding room in the body budget for the
-// body and for the points the parse builds until release is called.
-func (p *writePipeline) read(w http.ResponseWriter, r *http.Request, parse parseFunc, now time.Time) (pts []points.Point, release func(), err error) {
+// body and for the points the parse builds until release is called: for
+// a body of known size, factor times it is set aside with it; past that,
+// and for a body of unknown size (counted as the body limit), the parse
+// asks for what its points take.
+func (p *writePipeline) read(w http.ResponseWriter, r *http.Request, parse parseFunc, factor int64, now time.Time) (pts []points.Point, release func(), err error) {
 	release = func() {}
 	body, size, err := requestBody(w, r, p.cfg.MaxBody)
 	if err != nil {
 		return nil, release, err
 	}
 	defer body.Close()
-	room, err := p.bodies.reserve(r.Context(), size)
+	room, err := p.bodies.reserve(r.Context(), size, max(size, 0)*factor)
 	defer func() {
 		if room.waited > 0 {
 			p.metrics.BodyWaits.Inc()

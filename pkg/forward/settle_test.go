@@ -45,6 +45,22 @@ func counted(t *testing.T, target string) (proxied string, writes *atomic.Int64)
 	return srv.URL, writes
 }
 
+// seeded writes lines to a fresh database on the test InfluxDB, and
+// returns it and a writer to it whose writes are counted.
+func seeded(t *testing.T, lines string) (*testenv.DB, *influx.Writer, *atomic.Int64) {
+	t.Helper()
+	db := testenv.InfluxDB(t)
+	direct := influx.New(influx.Config{URL: db.URL, Bucket: db.Name})
+	defer direct.Close()
+	if err := direct.Write(context.Background(), []byte(lines)); err != nil {
+		t.Fatal(err)
+	}
+	proxied, writes := counted(t, db.URL)
+	out := influx.New(influx.Config{URL: proxied, Bucket: db.Name})
+	t.Cleanup(out.Close)
+	return db, out, writes
+}
+
 // deadCount counts the forwarder's writes to the dead-letter file (each one
 // fsync) and their points, and the conflicts InfluxDB named.
 type deadCount struct {
@@ -96,15 +112,7 @@ func readDead(t *testing.T, path string) []forward.DeadLetter {
 // write, InfluxDB's answer says all were dropped, and they reach the
 // dead-letter file in one write and one sync, each with its key.
 func TestAllConflictingBatch(t *testing.T) {
-	db := testenv.InfluxDB(t)
-	direct := influx.New(influx.Config{URL: db.URL, Bucket: db.Name})
-	defer direct.Close()
-	if err := direct.Write(context.Background(), []byte("cpu,host=a usage=0.5 1\n")); err != nil {
-		t.Fatal(err)
-	}
-	proxied, writes := counted(t, db.URL)
-	out := influx.New(influx.Config{URL: proxied, Bucket: db.Name})
-	defer out.Close()
+	db, out, writes := seeded(t, "cpu,host=a usage=0.5 1\n")
 	sp := newSpool(t)
 	var body strings.Builder
 	for i := range 5000 {
@@ -144,15 +152,7 @@ func TestAllConflictingBatch(t *testing.T) {
 // InfluxDB, exactly the conflicting ones are dead-lettered with their
 // keys, in one write, for a handful of InfluxDB writes.
 func TestMixedConflicts(t *testing.T) {
-	db := testenv.InfluxDB(t)
-	direct := influx.New(influx.Config{URL: db.URL, Bucket: db.Name})
-	defer direct.Close()
-	if err := direct.Write(context.Background(), []byte("cpu usage=0.5 1\nmem used=1i 1\n")); err != nil {
-		t.Fatal(err)
-	}
-	proxied, writes := counted(t, db.URL)
-	out := influx.New(influx.Config{URL: proxied, Bucket: db.Name})
-	defer out.Close()
+	db, out, writes := seeded(t, "cpu usage=0.5 1\nmem used=1i 1\n")
 	sp := newSpool(t)
 	for i := range 100 {
 		var key int64 = 1

@@ -2,6 +2,7 @@ package limit
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,7 +26,6 @@ const SeriesFalsePositives = 0.01
 type Series struct {
 	def    int
 	window time.Duration
-	now    func() time.Time
 
 	mu    sync.Mutex
 	keys  map[int64]*keySeries
@@ -53,26 +53,24 @@ type SeriesDecision struct {
 }
 
 // NewSeries returns a limiter of def series per key per window (0 for no
-// limit by default), on the clock now (time.Now when nil).
-func NewSeries(def int, window time.Duration, now func() time.Time) *Series {
-	if now == nil {
-		now = time.Now
-	}
-	return &Series{def: def, window: window, now: now, keys: map[int64]*keySeries{}}
+// limit by default).
+func NewSeries(def int, window time.Duration) *Series {
+	return &Series{def: def, window: window, keys: map[int64]*keySeries{}}
 }
 
-// Admit admits the series of one request, by their hashes (repeats
-// allowed), for key id whose own limit is limit (0 for the default). It
-// admits all or none: when the key's new series would take it past its
-// limit this window, nothing is recorded and the decision is refused.
-func (s *Series) Admit(id int64, limit int, hashes []uint64) SeriesDecision {
+// Admit admits the series of one request made at now, by their hashes
+// (repeats allowed), for key id whose own limit is limit (0 for the
+// default). It admits all or none: when the key's new series would take
+// it past its limit this window, nothing is recorded and the decision is
+// refused. Windows are aligned on the window's multiples of now.
+func (s *Series) Admit(now time.Time, id int64, limit int, hashes []uint64) SeriesDecision {
 	if limit == 0 {
 		limit = s.def
 	}
 	if limit <= 0 {
 		return SeriesDecision{Allowed: true}
 	}
-	ks, now := s.key(id, limit)
+	ks := s.key(now, id)
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	if start := now.Truncate(s.window); !ks.start.Equal(start) || ks.limit != limit {
@@ -93,12 +91,11 @@ func (s *Series) Admit(id int64, limit int, hashes []uint64) SeriesDecision {
 	return d
 }
 
-// key returns key id's entry, made for limit if it has none, and the time.
-// At the first call of a window it forgets the keys idle since the last.
-func (s *Series) key(id int64, limit int) (*keySeries, time.Time) {
+// key returns key id's entry, made if it has none. At the first call of a
+// window it forgets the keys idle since the last.
+func (s *Series) key(now time.Time, id int64) *keySeries {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.now()
 	if epoch := now.Truncate(s.window); !epoch.Equal(s.epoch) {
 		for k, ks := range s.keys {
 			ks.mu.Lock()
@@ -115,7 +112,7 @@ func (s *Series) key(id int64, limit int) (*keySeries, time.Time) {
 		ks = &keySeries{}
 		s.keys[id] = ks
 	}
-	return ks, now
+	return ks
 }
 
 // reset starts a window at start with an empty filter for limit series,
@@ -129,48 +126,48 @@ func (ks *keySeries) reset(start time.Time, limit int) {
 	ks.start, ks.limit, ks.n = start, limit, 0
 }
 
-// fresh returns the hashes the filter has not seen, each once.
+// fresh returns the hashes the filter has not seen, each once. A batch
+// repeats its series over and over, so a hash met before in the request is
+// found in a table of them (by its low bits; a later hash may take the
+// place of an earlier) rather than tested against the filter again: the
+// filter's test was most of the limiter's cost for a 5000-point batch.
 func (ks *keySeries) fresh(hashes []uint64) []uint64 {
 	var out []uint64
-	var seen map[uint64]struct{}
+	var outSet map[uint64]struct{} // out's hashes, once there are many
+	var known []uint64             // 0 is empty
+	if len(hashes) > 1 {
+		known = make([]uint64, 1024)
+	}
 	var b [8]byte
-	for i, h := range hashes {
-		if repeated(hashes, i, &seen) {
-			continue
+	for _, h := range hashes {
+		if known != nil {
+			slot := &known[h%uint64(len(known))]
+			if *slot == h && h != 0 {
+				continue
+			}
+			*slot = h
 		}
 		binary.LittleEndian.PutUint64(b[:], h)
-		if !ks.filter.Test(b[:]) {
-			out = append(out, h)
+		if ks.filter.Test(b[:]) {
+			continue
 		}
-	}
-	return out
-}
-
-// repeated reports whether hashes[i] is among the hashes before it: by
-// comparison for the first few, through *seen (made on first use) for the
-// rest, so a one-point request allocates nothing.
-func repeated(hashes []uint64, i int, seen *map[uint64]struct{}) bool {
-	const few = 16
-	h := hashes[i]
-	if i < few {
-		for _, g := range hashes[:i] {
-			if g == h {
-				return true
+		if outSet == nil && len(out) > 16 {
+			outSet = make(map[uint64]struct{}, 2*len(out))
+			for _, o := range out {
+				outSet[o] = struct{}{}
 			}
 		}
-		return false
-	}
-	if *seen == nil {
-		*seen = make(map[uint64]struct{}, 64)
-		for _, g := range hashes[:few] {
-			(*seen)[g] = struct{}{}
+		if outSet != nil {
+			if _, ok := outSet[h]; ok {
+				continue
+			}
+			outSet[h] = struct{}{}
+		} else if slices.Contains(out, h) {
+			continue
 		}
+		out = append(out, h)
 	}
-	if _, ok := (*seen)[h]; ok {
-		return true
-	}
-	(*seen)[h] = struct{}{}
-	return false
+	return out
 }
 
 // Keys returns the number of keys the limiter holds a filter for.

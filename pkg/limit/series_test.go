@@ -13,7 +13,7 @@ import (
 // keys are unaffected, and the next hour starts afresh.
 func TestSeries(t *testing.T) {
 	c := newClock() // 12:00
-	s := limit.NewSeries(3, time.Hour, c.Now)
+	s := limit.NewSeries(3, time.Hour)
 	steps := []struct {
 		advance time.Duration
 		id      int64
@@ -33,14 +33,14 @@ func TestSeries(t *testing.T) {
 	}
 	for i, st := range steps {
 		c.Advance(st.advance)
-		if got := s.Admit(st.id, st.limit, st.hashes); got != st.want {
+		if got := s.Admit(c.Now(), st.id, st.limit, st.hashes); got != st.want {
 			t.Errorf("step %d, Admit(key %d, limit %d, %v): got %+v, want %+v", i, st.id, st.limit, st.hashes, got, st.want)
 		}
 	}
 	// Keys 2 and 3 were idle through the hour from 13:00; at 14:00 only
 	// key 1, which wrote at 13:00, is kept.
 	c.Advance(time.Hour)
-	s.Admit(4, 0, []uint64{1})
+	s.Admit(c.Now(), 4, 0, []uint64{1})
 	if n := s.Keys(); n != 2 {
 		t.Errorf("after an idle hour the limiter holds %d keys, want 2 (the one active in the last hour and the new one)", n)
 	}
@@ -50,20 +50,21 @@ func TestSeries(t *testing.T) {
 // all pass and stay known, and of 10,000 more at most a few percent slip
 // through as false positives.
 func TestSeriesMany(t *testing.T) {
-	s := limit.NewSeries(10000, time.Hour, newClock().Now)
+	s := limit.NewSeries(10000, time.Hour)
+	now := newClock().Now()
 	hashes := make([]uint64, 10000)
 	for i := range hashes {
 		hashes[i] = uint64(i)*0x9E3779B97F4A7C15 + 1
 	}
-	if d := s.Admit(1, 0, hashes); !d.Allowed || d.Written != 10000 {
+	if d := s.Admit(now, 1, 0, hashes); !d.Allowed || d.Written != 10000 {
 		t.Fatalf("10,000 series at a limit of 10,000: got %+v, want all admitted", d)
 	}
-	if d := s.Admit(1, 0, hashes); !d.Allowed || d.New != 0 {
+	if d := s.Admit(now, 1, 0, hashes); !d.Allowed || d.New != 0 {
 		t.Fatalf("the same 10,000 again: got %+v, want them known", d)
 	}
 	slipped := 0
 	for i := range 10000 {
-		if s.Admit(1, 0, []uint64{uint64(i)*0x51AFD7ED558CCD + 7}).Allowed {
+		if s.Admit(now, 1, 0, []uint64{uint64(i)*0x51AFD7ED558CCD + 7}).Allowed {
 			slipped++
 		}
 	}

@@ -23,7 +23,7 @@ func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 		cfg:     cfg,
 		auth:    auth,
 		limits:  limit.NewKeys(cfg.DefaultRate, cfg.DefaultBurst, cfg.Now),
-		series:  limit.NewSeries(cfg.MaxSeriesPerKey, time.Hour, cfg.Now),
+		series:  limit.NewSeries(cfg.MaxSeriesPerKey, time.Hour),
 		schema:  d.Schema,
 		bodies:  newBodyBudget(cfg.BodyMemory, cfg.MaxBody, cfg.BodyMemoryWait),
 		pacer:   d.Pacer,

@@ -98,7 +98,7 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 	if err != nil {
 		return 0, err
 	}
-	if err := p.admit(w, k, pts); err != nil {
+	if err := p.admit(w, k, pts, now); err != nil {
 		return 0, err
 	}
 	lines, err := points.Encode(make([]byte, 0, 64*len(pts)), pts, p.cfg.HostTag, k.Hostname, now)
@@ -144,7 +144,7 @@ func (p *writePipeline) read(w http.ResponseWriter, r *http.Request, parse parse
 // (a token per field value), its series this hour and the field types of
 // its bucket. Only a request that passes all of them takes tokens and
 // series.
-func (p *writePipeline) admit(w http.ResponseWriter, k keystore.Key, pts []points.Point) error {
+func (p *writePipeline) admit(w http.ResponseWriter, k keystore.Key, pts []points.Point, now time.Time) error {
 	if err := checkMeasurements(k, pts); err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func (p *writePipeline) admit(w http.ResponseWriter, k keystore.Key, pts []point
 	if !d.Allowed {
 		return p.rateLimited(w, d, values)
 	}
-	if sd := p.series.Admit(k.ID, seriesLimit(k), seriesHashes(pts, p.cfg.HostTag)); !sd.Allowed {
+	if sd := p.series.Admit(now, k.ID, seriesLimit(k), seriesHashes(pts, p.cfg.HostTag)); !sd.Allowed {
 		p.metrics.RateLimited.Inc()
 		setRetryAfter(w, sd.Reset)
 		return fmt.Errorf("%w: this key has written %d distinct series this hour, its limit of %d, and this request has %d new ones;"+

@@ -29,6 +29,7 @@ type options struct {
 	memoryLimit     int64
 	tlsCert         string
 	tlsKey          string
+	schemaGuard     bool
 }
 
 // parseFlags reads args, taking defaults from the environment through getenv.
@@ -67,8 +68,17 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		g.Server.TrustedProxies = append(g.Server.TrustedProxies, p)
 		return err
 	})
-	fs.Float64Var(&g.Server.DefaultRate, "default-rate", g.Server.DefaultRate, "points per second for keys without their own rate; 0 means no limit")
-	fs.IntVar(&g.Server.DefaultBurst, "default-burst", g.Server.DefaultBurst, "burst in points for keys without their own; 0 means one second's worth")
+	lim := &g.Server.Limits
+	fs.IntVar(&lim.MaxFields, "max-fields", lim.MaxFields, "most fields in one point; a point with more gets 400; 0 for no cap")
+	fs.IntVar(&lim.MaxTags, "max-tags", lim.MaxTags, "most tags in one point; a point with more gets 400; 0 for no cap")
+	fs.IntVar(&lim.MaxNameLen, "max-name-len", lim.MaxNameLen, "longest measurement, tag key or field key, in bytes")
+	fs.IntVar(&lim.MaxValueLen, "max-value-len", lim.MaxValueLen, "longest tag value or string field value, in bytes")
+	fs.DurationVar(&lim.MaxFuture, "max-future", lim.MaxFuture, "how far ahead of the gateway's clock a point's time may be; later points get 400; 0 for no bound")
+	fs.DurationVar(&lim.MaxPast, "max-past", lim.MaxPast, "how far behind the gateway's clock a point's time may be (set it to the retention); older points get 400; 0 for no bound")
+	fs.IntVar(&g.Server.MaxSeriesPerKey, "max-series-per-key", g.Server.MaxSeriesPerKey, "distinct series (measurement and tags) a key may write per clock hour; a request with a new one past it gets 429; 0 for no cap")
+	fs.BoolVar(&o.schemaGuard, "schema-guard", true, "refuse at the door (400) a point whose field type conflicts with what the bucket holds")
+	fs.Float64Var(&g.Server.DefaultRate, "default-rate", g.Server.DefaultRate, "field values per second for keys without their own rate; 0 means no limit")
+	fs.IntVar(&g.Server.DefaultBurst, "default-burst", g.Server.DefaultBurst, "burst in field values for keys without their own; 0 means one second's worth")
 	fs.Float64Var(&g.Server.AuthFailRate, "auth-fail-rate", g.Server.AuthFailRate, "failed authentications per second an address regains after its burst")
 	fs.IntVar(&g.Server.AuthFailBurst, "auth-fail-burst", g.Server.AuthFailBurst, "failed authentications an address may make before it gets 429; 0 turns throttling off")
 	fs.DurationVar(&g.Server.AdminKeyMaxTTL, "admin-key-max-ttl", g.Server.AdminKeyMaxTTL, "longest an admin key made or extended over the admin API may work (keyctl is not bound by it)")
@@ -80,6 +90,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.IntVar(&g.Forward.BatchPoints, "batch-points", 5000, "most points in one write to InfluxDB")
 	fs.DurationVar(&g.Forward.BatchWait, "batch-wait", time.Second, "longest a point waits for its batch to fill")
 	fs.IntVar(&g.Forward.Workers, "forward-workers", 4, "batches written to InfluxDB at once")
+	fs.Int64Var(&g.Forward.DeadLetterMaxBytes, "dead-letter-max-bytes", 64<<20, "size at which <spool-dir>/dead-letter.jsonl is rotated to dead-letter.jsonl.1, replacing the one before")
+	fs.IntVar(&g.Forward.MaxExtraWrites, "max-extra-writes", 16, "writes to InfluxDB spent on one refused batch to find the lines it dropped, beyond the first")
 	fs.IntVar(&g.PaceBatches, "pace-batches", 8, "while InfluxDB takes writes, hold new writes back (up to 1 s each) once the spool's backlog has grown by this many batches; 0 never holds them back")
 	fs.DurationVar(&g.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to keep forwarding the spool before leaving the rest on disk")
 	fs.StringVar(&o.tlsCert, "tls-cert", env("APISERVER_TLS_CERT", ""), "serve HTTPS with this certificate (PEM) instead of HTTP (env APISERVER_TLS_CERT)")
@@ -112,6 +124,10 @@ func (o *options) check() error {
 	if g.Server.BodyMemory < 0 || g.Server.BodyMemoryPerKey < 0 || g.Server.BodyReadTimeout < 0 {
 		return errors.New("--body-memory, --body-memory-per-key and --body-read-timeout must be 0 (no bound) or positive")
 	}
+	if err := checkBudgets(g); err != nil {
+		return err
+	}
+	g.NoSchemaGuard = !o.schemaGuard
 	if g.Server.DefaultRate < 0 || g.Server.DefaultBurst < 0 || g.Server.AuthFailRate <= 0 || g.Server.AuthFailBurst < 0 || g.UsageFlush <= 0 {
 		return errors.New("rates, bursts and --usage-flush must not be negative (--auth-fail-rate positive)")
 	}
@@ -143,6 +159,18 @@ func (o *options) check() error {
 		return fmt.Errorf("--log-format %q: want json or text", o.logFormat)
 	}
 	g.TextLog = o.logFormat == "text"
+	return nil
+}
+
+// checkBudgets refuses negative point budgets and forwarder bounds.
+func checkBudgets(g *gateway.Config) error {
+	lim := g.Server.Limits
+	if lim.MaxFields < 0 || lim.MaxTags < 0 || lim.MaxFuture < 0 || lim.MaxPast < 0 || g.Server.MaxSeriesPerKey < 0 {
+		return errors.New("--max-fields, --max-tags, --max-future, --max-past and --max-series-per-key must be 0 (no bound) or positive")
+	}
+	if lim.MaxNameLen <= 0 || lim.MaxValueLen <= 0 || g.Forward.DeadLetterMaxBytes <= 0 || g.Forward.MaxExtraWrites < 0 {
+		return errors.New("--max-name-len, --max-value-len and --dead-letter-max-bytes must be positive, --max-extra-writes not negative")
+	}
 	return nil
 }
 

@@ -60,6 +60,18 @@ func TestParseFlags(t *testing.T) {
 			return o.gateway.Server.BodyMemory == 16<<20 && o.gateway.Server.BodyMemoryWait == 10*time.Second
 		}},
 		{"BodyMemoryOff", []string{"--body-memory", "0"}, func(o *options) bool { return o.gateway.Server.BodyMemory == 0 }},
+		{"BudgetDefaults", nil, func(o *options) bool {
+			l := o.gateway.Server.Limits
+			return l.MaxFields == 256 && l.MaxTags == 64 && l.MaxNameLen == 256 && l.MaxValueLen == 65536 && l.MaxFuture == 10*time.Minute &&
+				l.MaxPast == 0 && o.gateway.Server.MaxSeriesPerKey == 10000 && !o.gateway.NoSchemaGuard &&
+				o.gateway.Forward.DeadLetterMaxBytes == 64<<20 && o.gateway.Forward.MaxExtraWrites == 16
+		}},
+		{"Budgets", []string{"--max-fields", "10", "--max-tags", "3", "--max-future", "1m", "--max-past", "720h", "--max-series-per-key", "0",
+			"--schema-guard=false", "--dead-letter-max-bytes", "1000"}, func(o *options) bool {
+			l := o.gateway.Server.Limits
+			return l.MaxFields == 10 && l.MaxTags == 3 && l.MaxFuture == time.Minute && l.MaxPast == 720*time.Hour &&
+				o.gateway.Server.MaxSeriesPerKey == 0 && o.gateway.NoSchemaGuard && o.gateway.Forward.DeadLetterMaxBytes == 1000
+		}},
 		{"Pacing", nil, func(o *options) bool { return o.gateway.PaceBatches == 8 }},
 		{"PacingOff", []string{"--pace-batches", "0"}, func(o *options) bool { return o.gateway.PaceBatches == 0 }},
 		{"AdminDefault", nil, func(o *options) bool { return o.adminDefault && o.adminListen == "127.0.0.1:5003" }},
@@ -80,7 +92,8 @@ func TestParseFlags(t *testing.T) {
 	for _, bad := range [][]string{{"--trusted-proxy", "nope"}, {"--max-points", "0"}, {"--body-memory", "-1"}, {"--log-format", "xml"}, {"extra"}, {"--nope"},
 		{"--pace-batches", "5"}, {"--pace-batches", "-1"},
 		{"--trusted-proxy", "proxy.example.com"}, {"--trusted-proxy", "10.0.0.0/33"}, {"--trusted-proxy", "fe80::1%eth0"},
-		{"--admin-key-max-ttl", "0"}, {"--admin-key-max-ttl", "876001h"}, {"--body-memory-per-key", "-1"}, {"--body-read-timeout", "-1s"}} {
+		{"--admin-key-max-ttl", "0"}, {"--admin-key-max-ttl", "876001h"}, {"--body-memory-per-key", "-1"}, {"--body-read-timeout", "-1s"},
+		{"--max-fields", "-1"}, {"--max-past", "-1h"}, {"--max-name-len", "0"}, {"--dead-letter-max-bytes", "0"}} {
 		if _, err := parseFlags(bad, getenv, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%v) succeeded, want an error", bad)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/metrics"
+	"github.com/metricgate/metricgate/pkg/schema"
 	"github.com/metricgate/metricgate/pkg/server"
 	"github.com/metricgate/metricgate/pkg/spool"
 	"github.com/metricgate/metricgate/pkg/usage"
@@ -53,6 +54,13 @@ type Config struct {
 	DrainTimeout time.Duration
 	// TextLog writes the access log as key=value pairs instead of JSON.
 	TextLog bool
+	// NoSchemaGuard turns the schema guard off: field types are then
+	// checked by InfluxDB alone, and a conflicting point is dead-lettered
+	// after it was accepted.
+	NoSchemaGuard bool
+	// SchemaFields is the most fields the schema guard remembers; default
+	// 100,000 (about 10 MB at most).
+	SchemaFields int
 }
 
 // Gateway is a running gateway: its background work (the forwarder, usage
@@ -102,13 +110,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 	if st := g.spool.Stats(); st.Points > 0 {
 		log.Info("spool holds points from an earlier run; forwarding them", "points", st.Points, "bytes", st.Bytes)
 	}
+	guard := g.schemaGuard(cfg)
+	cfg.Server.Bucket = cfg.Influx.Bucket
 	m := metrics.New()
 	m.WatchSpool(func() (int64, int64) { st := g.spool.Stats(); return st.Bytes, st.Points })
 	// Usage is flushed after the forwarder has drained, before the key
 	// store closes.
 	recorder := usage.NewRecorder(g.keys, log)
 	g.closers = append(g.closers, background(func(ctx context.Context) { recorder.Run(ctx, cfg.UsageFlush) }))
-	g.fwd = forward.New(g.spool, out, g.forwardOptions(cfg, m), log)
+	g.fwd = forward.New(g.spool, out, g.forwardOptions(cfg, m, guard), log)
 	stopForwarder := background(g.fwd.Run)
 	g.closers = append(g.closers, func() error { stopForwarder(); return g.drainSpool() })
 	g.handlers, err = server.New(cfg.Server, server.Deps{
@@ -116,6 +126,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 		Keys:      cache,
 		Admin:     g.keys,
 		Writer:    g.spool,
+		Schema:    guard,
 		Usage:     recorder,
 		Metrics:   m,
 		AccessLog: server.NewAccessLog(access, cfg.TextLog),
@@ -139,13 +150,29 @@ func (c *Config) setDefaults() {
 	if c.Server.Now == nil {
 		c.Server.Now = time.Now
 	}
+	if c.SchemaFields <= 0 {
+		c.SchemaFields = 100000
+	}
+}
+
+// schemaGuard returns the guard of the bucket's field types, or a nil one,
+// which checks nothing, when it is off.
+func (g *Gateway) schemaGuard(cfg Config) *schema.Guard {
+	if cfg.NoSchemaGuard {
+		return nil
+	}
+	return schema.New(cfg.SchemaFields)
 }
 
 // forwardOptions are cfg's forwarder settings with the gateway's dead-letter
-// file and its metrics.
-func (g *Gateway) forwardOptions(cfg Config, m *metrics.Metrics) forward.Options {
+// file and its metrics; the field types InfluxDB names in its refusals
+// teach guard.
+func (g *Gateway) forwardOptions(cfg Config, m *metrics.Metrics, guard *schema.Guard) forward.Options {
 	o := cfg.Forward
 	o.DeadLetter = filepath.Join(cfg.Spool.Dir, "dead-letter.jsonl")
+	o.Conflict = func(measurement, field, typ string) {
+		guard.Learn(cfg.Influx.Bucket, measurement, field, schema.ParseType(typ))
+	}
 	o.Observe = func(points int, latency time.Duration) {
 		m.PointsForwarded.Add(float64(points))
 		m.ForwardDuration.Observe(latency.Seconds())

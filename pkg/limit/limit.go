@@ -1,6 +1,7 @@
-// Package limit holds the gateway's rate limiters, built on
-// golang.org/x/time/rate: points per second per key, so a batch costs what it
-// writes, and failed authentications per client address (per /64 for
+// Package limit holds the gateway's limiters: field values per second per
+// key (built on golang.org/x/time/rate), so a request costs what it
+// writes; the distinct series each key writes per hour, in a Bloom filter
+// per key; and failed authentications per client address (per /64 for
 // IPv6), against brute force.
 package limit
 
@@ -20,14 +21,16 @@ type Decision struct {
 	Allowed    bool
 	Limited    bool          // false when no limit applies to the key
 	TooLarge   bool          // the request needs more than the burst: it can never pass
-	Limit      int           // the burst, the most points a key may send at once
-	Remaining  int           // points that could be sent now
+	Limit      int           // the burst, the most field values a key may send at once
+	Remaining  int           // field values that could be sent now
 	Reset      time.Duration // until the bucket is full again
 	RetryAfter time.Duration // until this request would pass
 }
 
-// Keys limits points per second per key id. A key's own rate and burst win
-// over the defaults; a rate of 0 everywhere means no limit.
+// Keys limits field values per second per key id: a point of ten fields
+// costs ten tokens, so one wide line costs what ten narrow ones do. A
+// key's own rate and burst win over the defaults; a rate of 0 everywhere
+// means no limit.
 type Keys struct {
 	defRate  float64
 	defBurst int
@@ -46,9 +49,22 @@ func NewKeys(defRate float64, defBurst int, now func() time.Time) *Keys {
 	return &Keys{defRate: defRate, defBurst: defBurst, now: now, m: map[int64]*rate.Limiter{}}
 }
 
-// Allow takes n points from key id's bucket, whose rate and burst are r and
-// burst (0 for the defaults). A refused request takes nothing.
+// Allow takes n tokens, one per field value written, from key id's
+// bucket, whose rate and burst are r and burst (0 for the defaults). A
+// refused request takes nothing.
 func (k *Keys) Allow(id int64, r float64, burst, n int) Decision {
+	return k.decide(id, r, burst, n, true)
+}
+
+// Check reports whether key id has a token left, taking none: a key with
+// none is refused before its request's body is read. The Decision is
+// Allow's for a request of one token.
+func (k *Keys) Check(id int64, r float64, burst int) Decision {
+	return k.decide(id, r, burst, 1, false)
+}
+
+// decide is Allow when take is set, Check when it is not.
+func (k *Keys) decide(id int64, r float64, burst, n int, take bool) Decision {
 	if r == 0 {
 		r = k.defRate
 	}
@@ -83,6 +99,9 @@ func (k *Keys) Allow(id int64, r float64, burst, n int) Decision {
 			res.CancelAt(now)
 			d.RetryAfter = delay
 		} else {
+			if !take {
+				res.CancelAt(now)
+			}
 			d.Allowed = true
 		}
 	}

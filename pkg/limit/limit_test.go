@@ -383,3 +383,29 @@ func TestFailuresLogSampling(t *testing.T) {
 		}
 	}
 }
+
+// TestKeysCheck checks that Check takes nothing, and refuses a key with no
+// token left with the wait for one.
+func TestKeysCheck(t *testing.T) {
+	c := newClock()
+	k := limit.NewKeys(10, 5, c.Now)
+	for range 3 {
+		if d := k.Check(1, 0, 0); !d.Allowed || d.Remaining != 5 {
+			t.Fatalf("Check on a full bucket: got %+v, want allowed with 5 remaining, nothing taken", d)
+		}
+	}
+	if d := k.Allow(1, 0, 0, 5); !d.Allowed {
+		t.Fatalf("Allow(5): got %+v", d)
+	}
+	want := limit.Decision{Limited: true, Limit: 5, Reset: 500 * time.Millisecond, RetryAfter: 100 * time.Millisecond}
+	if d := k.Check(1, 0, 0); d != want {
+		t.Errorf("Check on an empty bucket: got %+v, want %+v", d, want)
+	}
+	c.Advance(100 * time.Millisecond)
+	if d := k.Check(1, 0, 0); !d.Allowed || d.Remaining != 1 {
+		t.Errorf("Check with one token back: got %+v, want allowed with 1 remaining", d)
+	}
+	if d := k.Allow(1, 0, 0, 1); !d.Allowed {
+		t.Errorf("Allow(1) after Check: got %+v, want the token Check left", d)
+	}
+}

@@ -57,11 +57,15 @@ type share struct {
 	users int
 }
 
-// lease is the room one body holds; release gives it back.
+// lease is the room one request holds: its body's, and the share of the
+// points its parse is expected to build, taken before the body is read;
+// grow takes more as they grow (points.Options.Grow); release gives it all
+// back when the request is answered.
 type lease struct {
 	b          *bodyBudget
 	key        int64
 	total, own int64
+	spare      int64 // of total, taken for the parse and not yet asked for
 	sh         *share
 	// rc, when set, is the controller of the connection whose read
 	// deadline holdBody set for body, the request's; release closes body
@@ -71,13 +75,14 @@ type lease struct {
 }
 
 // holdBody takes room for r's body of size bytes (-1 if unknown) sent with
-// key id, counting any wait in the metrics. A body that holds room must
+// key id, and parse bytes more for the points its parse is expected to
+// build, counting any wait in the metrics. A body that holds room must
 // arrive within the body read timeout, so a client that sends it slowly
 // cannot keep the room for the server's whole read timeout: the read
 // fails with os.ErrDeadlineExceeded, which statusOf answers 408. A key
 // past its share gets 429 with Retry-After.
-func (p *writePipeline) holdBody(w http.ResponseWriter, r *http.Request, id, size int64) (lease, error) {
-	l, waited, err := p.bodies.acquire(r.Context(), id, size)
+func (p *writePipeline) holdBody(w http.ResponseWriter, r *http.Request, id, size, parse int64) (*lease, error) {
+	l, waited, err := p.bodies.acquire(r.Context(), id, size, parse)
 	if waited > 0 {
 		p.metrics.BodyWaits.Inc()
 		p.metrics.BodyWaitSeconds.Add(waited.Seconds())
@@ -86,7 +91,7 @@ func (p *writePipeline) holdBody(w http.ResponseWriter, r *http.Request, id, siz
 		setRetryAfter(w, time.Second)
 	}
 	if err != nil {
-		return lease{}, err
+		return l, err
 	}
 	if l.held() && p.cfg.BodyReadTimeout > 0 {
 		rc := http.NewResponseController(w)
@@ -114,20 +119,24 @@ func newBodyBudget(size, perKey, maxBody int64, wait time.Duration) *bodyBudget 
 }
 
 // acquire takes room for a body of n bytes sent with key id, or of
-// unknown size when n is negative: first of the key's share, then of the
-// total, so a key past its share waits without holding room others could
-// use. It returns the lease and how long it waited; a body larger than the
-// share or the total takes all of it. It returns errKeyBodies when the key's
-// share had no room within the wait, errBodyMemory when the total had none.
-func (b *bodyBudget) acquire(ctx context.Context, id int64, n int64) (l lease, waited time.Duration, err error) {
+// unknown size when n is negative, and parse bytes more for what its parse
+// builds (as much of them as the key's share allows): first of the key's
+// share, then of the total, so a key past its share waits without holding room
+// others could use. It returns the lease and how long it waited; a body
+// larger than the share or the total takes all of it. It returns
+// errKeyBodies when the key's share had no room within the wait,
+// errBodyMemory when the total had none. A body under smallBody takes
+// nothing.
+func (b *bodyBudget) acquire(ctx context.Context, id, n, parse int64) (l *lease, waited time.Duration, err error) {
+	l = &lease{b: b, key: id}
 	if b == nil {
-		return lease{}, 0, nil
+		return l, 0, nil
 	}
 	if n < 0 {
 		n = b.unknown
 	}
 	if n < smallBody {
-		return lease{}, 0, nil
+		return l, 0, nil
 	}
 	var start time.Time
 	defer func() {
@@ -136,12 +145,14 @@ func (b *bodyBudget) acquire(ctx context.Context, id int64, n int64) (l lease, w
 		}
 		if err != nil {
 			l.release()
-			l = lease{}
 		}
 	}()
-	l = lease{b: b, key: id}
+	want := n + parse
 	if b.perKey > 0 {
-		l.own, l.sh = min(n, b.perKey), b.share(id)
+		// The key's share bounds what its parse sets aside too; a body
+		// larger than the share still takes its own size of the total.
+		want = min(want, max(b.perKey, n))
+		l.own, l.sh = min(want, b.perKey), b.share(id)
 		if err := b.take(ctx, l.sh.sem, l.own, &start); err != nil {
 			l.own = 0
 			return l, 0, fmt.Errorf("%w: this key may hold %d bytes of bodies at once; waited %s for room to read %d more",
@@ -149,12 +160,35 @@ func (b *bodyBudget) acquire(ctx context.Context, id int64, n int64) (l lease, w
 		}
 	}
 	if b.sem != nil {
-		if err := b.take(ctx, b.sem, min(n, b.size), &start); err != nil {
-			return l, 0, fmt.Errorf("%w: waited %s for room to read %d bytes", errBodyMemory, time.Since(start).Round(time.Millisecond), n)
+		total := min(want, b.size)
+		if err := b.take(ctx, b.sem, total, &start); err != nil {
+			return l, 0, fmt.Errorf("%w: waited %s for room to read %d bytes", errBodyMemory, time.Since(start).Round(time.Millisecond), total)
 		}
-		l.total = min(n, b.size)
+		l.total, l.spare = total, max(total-n, 0)
 	}
 	return l, 0, nil
+}
+
+// grow takes n more bytes of room for the parse: first from what was
+// taken for it with the body, then from the total if it has them now. It
+// does not wait: a request waiting for more while holding room could wait
+// on others that wait on it. It returns errBodyMemory when the budget has
+// no room.
+func (l *lease) grow(n int64) error {
+	if l.b == nil || l.b.sem == nil {
+		return nil
+	}
+	c := min(n, l.spare)
+	l.spare -= c
+	n = min(n-c, l.b.size-l.total) // a request never holds more than the whole budget
+	if n <= 0 {
+		return nil
+	}
+	if !l.b.sem.TryAcquire(n) {
+		return fmt.Errorf("%w: no room for the %d more bytes the body's points take", errBodyMemory, n)
+	}
+	l.total += n
+	return nil
 }
 
 // take takes n of sem, waiting if it must until wait has passed since
@@ -188,11 +222,11 @@ func (b *bodyBudget) share(id int64) *share {
 }
 
 // held reports whether the lease holds any room: whether its body counts.
-func (l lease) held() bool { return l.total > 0 || l.own > 0 }
+func (l *lease) held() bool { return l.total > 0 || l.own > 0 }
 
 // release gives the lease's room back, and forgets the key's share once
 // no body of the key holds or waits for it.
-func (l lease) release() {
+func (l *lease) release() {
 	if l.rc != nil {
 		// Closing reads what is left of a body (to reuse the connection)
 		// under the deadline still; then the connection's next request
@@ -200,21 +234,18 @@ func (l lease) release() {
 		l.body.Close()
 		l.rc.SetReadDeadline(time.Time{})
 	}
-	if l.b == nil {
-		return
-	}
 	if l.total > 0 {
 		l.b.sem.Release(l.total)
-	}
-	if l.sh == nil {
-		return
 	}
 	if l.own > 0 {
 		l.sh.sem.Release(l.own)
 	}
-	l.b.mu.Lock()
-	defer l.b.mu.Unlock()
-	if l.sh.users--; l.sh.users == 0 {
-		delete(l.b.shares, l.key)
+	if l.sh != nil {
+		l.b.mu.Lock()
+		if l.sh.users--; l.sh.users == 0 {
+			delete(l.b.shares, l.key)
+		}
+		l.b.mu.Unlock()
 	}
+	*l = lease{} // a second release gives back nothing
 }

@@ -244,8 +244,10 @@ func slowSubmit(t *testing.T, g *gateway, key string, size int) (*io.PipeWriter,
 func TestSlowSender(t *testing.T) {
 	const readTimeout = 3 * time.Second
 	g := startGateway(t, func(c *server.Config) {
-		c.BodyMemory = 256 << 10
-		c.BodyMemoryPerKey = 128 << 10
+		// Room for a 100 KiB JSON body and its points (4x the body) is
+		// 400 KiB: a key's share holds one, the total two.
+		c.BodyMemory = 1 << 20
+		c.BodyMemoryPerKey = 512 << 10
 		c.BodyMemoryWait = 100 * time.Millisecond
 		c.BodyReadTimeout = readTimeout
 	})
@@ -267,7 +269,7 @@ func TestSlowSender(t *testing.T) {
 			break
 		}
 	}
-	if r.status != 429 || !strings.Contains(r.body, "this key may hold 131072 bytes of bodies at once") || r.header.Get("Retry-After") == "" {
+	if r.status != 429 || !strings.Contains(r.body, "this key may hold 524288 bytes of bodies at once") || r.header.Get("Retry-After") == "" {
 		t.Fatalf("the slow key's second body: got %d %s, want 429 naming the key's share, with Retry-After", r.status, r.body)
 	}
 	if r := g.submit(t, otherKey, batch("other_key")); r.status != 200 {

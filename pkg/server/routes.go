@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/limit"
@@ -25,6 +26,8 @@ func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 		cfg:     cfg,
 		auth:    auth,
 		limits:  limit.NewKeys(cfg.DefaultRate, cfg.DefaultBurst, cfg.Now),
+		series:  limit.NewSeries(cfg.MaxSeriesPerKey, time.Hour),
+		schema:  d.Schema,
 		bodies:  newBodyBudget(cfg.BodyMemory, cfg.BodyMemoryPerKey, cfg.MaxBody, cfg.BodyMemoryWait),
 		pacer:   d.Pacer,
 		out:     d.Writer,

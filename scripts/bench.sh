@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh              # ROUNDS=3 DURATION=8s CONNS=32
 #   ROUNDS=5 DURATION=10s scripts/bench.sh
+#   BENCH_ONLY=checks scripts/bench.sh   # section 5 alone
 #
 # 1. /api/submit, one point per request, keep-alive, CONNS connections,
 #    beside a bare net/http handler that reads the body and answers 204:
@@ -25,10 +26,14 @@
 #    1,000,000 keys, and the submit handler's own cost per request.
 # 4. Peak RSS of the apiserver: through all of the above, and with batches
 #    on CONNS connections at once.
-# 5. An apiserver on a PostgreSQL key store holding 1,000,000 keys: the
+# 5. What the isolation checks cost: one gateway with them on (the
+#    defaults: point budgets, time window, series per key, schema guard)
+#    and one with them off, one point per request and batches.
+# 6. An apiserver on a PostgreSQL key store holding 1,000,000 keys: the
 #    time from its start to its first accepted point.
 # Everything listens on loopback and stops by itself. SECTIONS runs only
-# the sections named (SECTIONS="1 5" scripts/bench.sh); 4 needs 1.
+# the sections named (SECTIONS="1 6" scripts/bench.sh); 4 needs 1.
+# BENCH_ONLY=checks is SECTIONS=5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +42,7 @@ DURATION=${DURATION:-8s}
 CONNS=${CONNS:-32}
 BATCH_CONNS=${BATCH_CONNS:-4}
 DRAIN_WINDOW=${DRAIN_WINDOW:-2}
-SECTIONS=${SECTIONS:-1 2 3 4 5}
+SECTIONS=${SECTIONS:-1 2 3 4 5 6}
 # section N: whether SECTIONS names section N.
 section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
@@ -147,8 +152,65 @@ to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo '{"field": "os_updates", "value": 5}' >"$work/one.json"
+python3 - "$work" <<'PY'
+import json, sys
+w = sys.argv[1]
+pts = [{"measurement": "batch", "field": "v", "value": i, "tags": {"shard": str(i % 50)}, "timestamp": 1700000000000000000 + i} for i in range(5000)]
+json.dump(pts, open(w + "/batch.json", "w"))
+with open(w + "/batch.lp", "w") as f:
+    for i in range(5000):
+        f.write("batch,host=127.0.0.1,shard=%d v=%di %d\n" % (i % 50, i, 1700000000000000000 + i))
+PY
+
+# checks_section: the same gateway with the isolation checks on (the
+# defaults) and off, in interleaved rounds: one point per request and
+# 5000-point batches, each without pacing (--pace-batches 0), so what is
+# accepted is the gateway's own rate, and --fsync interval, so it is bound
+# by CPU, where the checks' cost shows.
+checks_section() {
+  local r mode res off_flags
+  local -A cport cpid cres
+  off_flags=(--max-future 0 --max-fields 0 --max-tags 0 --max-series-per-key 0 --schema-guard=false)
+  start_gateway checks-on --fsync interval --pace-batches 0
+  cport[on]=$gw_port cpid[on]=$gw_pid
+  start_gateway checks-off --fsync interval --pace-batches 0 "${off_flags[@]}"
+  cport[off]=$gw_port cpid[off]=$gw_pid
+  echo "== 5. the isolation checks on (defaults) and off (${off_flags[*]}), --fsync interval, --pace-batches 0, $ROUNDS rounds of $DURATION, interleaved"
+  for r in $(seq 1 "$ROUNDS"); do
+    for mode in on off; do
+      res=$(run_wrk "http://127.0.0.1:${cport[$mode]}/api/submit" "$work/one.json" "$CONNS")
+      cres[one-$mode]+="$res"$'\n'
+      wait_drained "${cport[$mode]}"
+      res=$(run_wrk "http://127.0.0.1:${cport[$mode]}/api/submit" "$work/batch.json" "$BATCH_CONNS")
+      cres[batch-$mode]+="$(awk '{print $1*5000, $4}' <<<"$res")"$'\n'
+      wait_drained "${cport[$mode]}"
+    done
+    echo "checks round $r done" >&2
+  done
+  printf '%-44s %14s %14s %9s %8s\n' target "checks on" "checks off" "on/off" "non-2xx"
+  for t in one batch; do
+    local on off bad
+    on=$(col_median "${cres[$t-on]}" 1)
+    off=$(col_median "${cres[$t-off]}" 1)
+    bad=$(awk -v k="$([ "$t" = one ] && echo 4 || echo 2)" 'NF {s+=$k} END {print s+0}' <<<"${cres[$t-on]}${cres[$t-off]}")
+    case $t in
+      one) name="one point per request, requests/s" ;;
+      batch) name="5000-point batches, points/s accepted" ;;
+    esac
+    printf '%-44s %14.0f %14.0f %9.3f %8s\n' "$name" "$on" "$off" "$(awk -v a="$on" -v b="$off" 'BEGIN {print a/b}')" "$bad"
+  done
+  echo "per round (on, off):"
+  for t in one batch; do
+    paste -d' ' <(awk 'NF {print $1}' <<<"${cres[$t-on]}") <(awk 'NF {print $1}' <<<"${cres[$t-off]}") | awk -v t="$t" '{printf "  %s: %.0f %.0f (%.3f)\n", t, $1, $2, $1/$2}'
+  done
+  kill "${cpid[on]}" "${cpid[off]}"
+}
 # col_median ROWS K: the median of field K over the rounds' rows.
 col_median() { awk -v k="$2" 'NF {print $k}' <<<"$1" | median; }
+if [ "${BENCH_ONLY:-}" = checks ]; then
+  checks_section
+  exit 0
+fi
 
 if section 1; then
 echo "== 1. one point per request, $CONNS connections, $ROUNDS rounds of $DURATION, interleaved"
@@ -194,15 +256,6 @@ fi
 if section 2; then
 echo
 echo "== 2. batches of 5000 points, $BATCH_CONNS connections"
-python3 - "$work" <<'PY'
-import json, sys
-w = sys.argv[1]
-pts = [{"measurement": "batch", "field": "v", "value": i, "tags": {"shard": str(i % 50)}, "timestamp": 1700000000000000000 + i} for i in range(5000)]
-json.dump(pts, open(w + "/batch.json", "w"))
-with open(w + "/batch.lp", "w") as f:
-    for i in range(5000):
-        f.write("batch,host=127.0.0.1,shard=%d v=%di %d\n" % (i % 50, i, 1700000000000000000 + i))
-PY
 forwarded() { curl -fs "http://127.0.0.1:${admin_of[$1]}/readyz" | sed -n 's/.*"points_forwarded":\([0-9]*\).*/\1/p'; }
 # batch_rounds PORT UNPACED_PORT: ROUNDS rounds of InfluxDB's own rate, then
 # the gateway at PORT (defaults, so paced) accepting and delivering during
@@ -316,7 +369,12 @@ fi
 
 if section 5; then
 echo
-echo "== 5. an apiserver on a PostgreSQL key store with 1,000,000 keys: from start to its first accepted point"
+checks_section
+fi
+
+if section 6; then
+echo
+echo "== 6. an apiserver on a PostgreSQL key store with 1,000,000 keys: from start to its first accepted point"
 psql=$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -1)
 big=${POSTGRES_URL/\/bench\?/\/big?}
 "$psql" -X -q -v ON_ERROR_STOP=1 -d "$POSTGRES_URL" -c 'CREATE DATABASE big'

@@ -6,11 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"time"
 
 	"github.com/metricgate/metricgate/pkg/gateway"
+	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/server"
 	"github.com/metricgate/metricgate/pkg/spool"
 )
@@ -21,6 +21,7 @@ type options struct {
 	gateway         gateway.Config
 	listen          string
 	adminListen     string
+	adminDefault    bool // --admin-listen is the default, set by neither flag nor environment
 	adminInsecure   bool
 	shutdownTimeout time.Duration
 	logFormat       string
@@ -29,6 +30,7 @@ type options struct {
 	memoryLimit     int64
 	tlsCert         string
 	tlsKey          string
+	schemaGuard     bool
 }
 
 // parseFlags reads args, taking defaults from the environment through getenv.
@@ -63,22 +65,27 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.Int64Var(&g.Server.MaxBody, "max-body", g.Server.MaxBody, "largest request body in bytes, after decompression")
 	fs.IntVar(&g.Server.MaxPoints, "max-points", g.Server.MaxPoints, "largest number of points in one request")
 	fs.Int64Var(&g.Server.BodyMemory, "body-memory", g.Server.BodyMemory, "bytes of request bodies held at once (a body of unknown size counts as --max-body, one under 64 KiB not at all); a request waits up to 10 s for room, then gets 503; 0 for no bound")
-	fs.Func("trusted-proxy", "CIDR of a proxy whose X-Forwarded-For is believed (repeatable)", func(s string) error {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return fmt.Errorf("not a CIDR range or address: %q", s)
-			}
-			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
-		}
-		g.Server.TrustedProxies = append(g.Server.TrustedProxies, p.Masked())
-		return nil
+	fs.Int64Var(&g.Server.BodyMemoryPerKey, "body-memory-per-key", g.Server.BodyMemoryPerKey, "bytes of request bodies one key may hold at once, counted as --body-memory counts them; past it the key's request waits up to 10 s, then gets 429; 0 for no bound")
+	fs.DurationVar(&g.Server.BodyReadTimeout, "body-read-timeout", g.Server.BodyReadTimeout, "how long a body counted in --body-memory has to arrive once it has room; a slower sender gets 408; 0 leaves it to the 30 s read timeout")
+	fs.Func("trusted-proxy", "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable; a range wider than /8 or IPv6 /32 is logged as a warning)", func(s string) error {
+		p, err := server.ParseTrustedProxy(s)
+		g.Server.TrustedProxies = append(g.Server.TrustedProxies, p)
+		return err
 	})
-	fs.Float64Var(&g.Server.DefaultRate, "default-rate", g.Server.DefaultRate, "points per second for keys without their own rate; 0 means no limit")
-	fs.IntVar(&g.Server.DefaultBurst, "default-burst", g.Server.DefaultBurst, "burst in points for keys without their own; 0 means one second's worth")
+	lim := &g.Server.Limits
+	fs.IntVar(&lim.MaxFields, "max-fields", lim.MaxFields, "most fields in one point; a point with more gets 400; 0 for no cap")
+	fs.IntVar(&lim.MaxTags, "max-tags", lim.MaxTags, "most tags in one point; a point with more gets 400; 0 for no cap")
+	fs.IntVar(&lim.MaxNameLen, "max-name-len", lim.MaxNameLen, "longest measurement, tag key or field key, in bytes")
+	fs.IntVar(&lim.MaxValueLen, "max-value-len", lim.MaxValueLen, "longest tag value or string field value, in bytes")
+	fs.DurationVar(&lim.MaxFuture, "max-future", lim.MaxFuture, "how far ahead of the gateway's clock a point's time may be; later points get 400; 0 for no bound")
+	fs.DurationVar(&lim.MaxPast, "max-past", lim.MaxPast, "how far behind the gateway's clock a point's time may be (set it to the retention); older points get 400; 0 for no bound")
+	fs.IntVar(&g.Server.MaxSeriesPerKey, "max-series-per-key", g.Server.MaxSeriesPerKey, "distinct series (measurement and tags) a key may write per clock hour; a request with a new one past it gets 429; 0 for no cap")
+	fs.BoolVar(&o.schemaGuard, "schema-guard", true, "refuse at the door (400) a point whose field type conflicts with what the bucket holds")
+	fs.Float64Var(&g.Server.DefaultRate, "default-rate", g.Server.DefaultRate, "field values per second for keys without their own rate; 0 means no limit")
+	fs.IntVar(&g.Server.DefaultBurst, "default-burst", g.Server.DefaultBurst, "burst in field values for keys without their own; 0 means one second's worth")
 	fs.Float64Var(&g.Server.AuthFailRate, "auth-fail-rate", g.Server.AuthFailRate, "failed authentications per second an address regains after its burst")
 	fs.IntVar(&g.Server.AuthFailBurst, "auth-fail-burst", g.Server.AuthFailBurst, "failed authentications an address may make before it gets 429; 0 turns throttling off")
+	fs.DurationVar(&g.Server.AdminKeyMaxTTL, "admin-key-max-ttl", g.Server.AdminKeyMaxTTL, "longest an admin key made or extended over the admin API may work (keyctl is not bound by it)")
 	fs.DurationVar(&g.UsageFlush, "usage-flush", time.Second, "how often key usage (last use, counts) is written to the key store")
 	fs.StringVar(&g.Spool.Dir, "spool-dir", env("APISERVER_SPOOL_DIR", "spool"), "directory of the durable spool of accepted points (env APISERVER_SPOOL_DIR)")
 	fs.Int64Var(&g.Spool.MaxBytes, "spool-max-bytes", 1<<30, "spool size at which new points get 503 until InfluxDB catches up")
@@ -87,6 +94,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.IntVar(&g.Forward.BatchPoints, "batch-points", 5000, "most points in one write to InfluxDB")
 	fs.DurationVar(&g.Forward.BatchWait, "batch-wait", time.Second, "longest a point waits for its batch to fill")
 	fs.IntVar(&g.Forward.Workers, "forward-workers", 4, "batches written to InfluxDB at once")
+	fs.Int64Var(&g.Forward.DeadLetterMaxBytes, "dead-letter-max-bytes", 64<<20, "size at which <spool-dir>/dead-letter.jsonl is rotated to dead-letter.jsonl.1, replacing the one before")
+	fs.IntVar(&g.Forward.MaxExtraWrites, "max-extra-writes", 16, "writes to InfluxDB spent on one refused batch to find the lines it dropped, beyond the first")
 	fs.IntVar(&g.PaceBatches, "pace-batches", 8, "while InfluxDB takes writes, hold new writes back (up to 1 s each) once the spool's backlog has grown by this many batches; 0 never holds them back")
 	fs.DurationVar(&g.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to keep forwarding the spool before leaving the rest on disk")
 	fs.StringVar(&o.tlsCert, "tls-cert", env("APISERVER_TLS_CERT", ""), "serve HTTPS with this certificate (PEM) instead of HTTP (env APISERVER_TLS_CERT)")
@@ -101,6 +110,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	o.adminDefault = getenv("APISERVER_ADMIN_LISTEN") == ""
+	fs.Visit(func(f *flag.Flag) { o.adminDefault = o.adminDefault && f.Name != "admin-listen" })
 	if err := o.check(); err != nil {
 		return nil, err
 	}
@@ -117,11 +128,18 @@ func (o *options) check() error {
 	if g.DBTimeout <= 0 || g.CacheMaxStale <= 0 {
 		return errors.New("--db-timeout and --cache-max-stale must be positive")
 	}
-	if g.Server.BodyMemory < 0 {
-		return errors.New("--body-memory must be 0 (no bound) or positive")
+	if g.Server.BodyMemory < 0 || g.Server.BodyMemoryPerKey < 0 || g.Server.BodyReadTimeout < 0 {
+		return errors.New("--body-memory, --body-memory-per-key and --body-read-timeout must be 0 (no bound) or positive")
 	}
+	if err := checkBudgets(g); err != nil {
+		return err
+	}
+	g.NoSchemaGuard = !o.schemaGuard
 	if g.Server.DefaultRate < 0 || g.Server.DefaultBurst < 0 || g.Server.AuthFailRate <= 0 || g.Server.AuthFailBurst < 0 || g.UsageFlush <= 0 {
 		return errors.New("rates, bursts and --usage-flush must not be negative (--auth-fail-rate positive)")
+	}
+	if g.Server.AdminKeyMaxTTL <= 0 || g.Server.AdminKeyMaxTTL > keystore.MaxLifetime {
+		return fmt.Errorf("--admin-key-max-ttl must be positive and at most %s (100 years), got %s", keystore.MaxLifetime, g.Server.AdminKeyMaxTTL)
 	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
@@ -158,6 +176,18 @@ func hostname() string {
 		return "unknown"
 	}
 	return h
+}
+
+// checkBudgets refuses negative point budgets and forwarder bounds.
+func checkBudgets(g *gateway.Config) error {
+	lim := g.Server.Limits
+	if lim.MaxFields < 0 || lim.MaxTags < 0 || lim.MaxFuture < 0 || lim.MaxPast < 0 || g.Server.MaxSeriesPerKey < 0 {
+		return errors.New("--max-fields, --max-tags, --max-future, --max-past and --max-series-per-key must be 0 (no bound) or positive")
+	}
+	if lim.MaxNameLen <= 0 || lim.MaxValueLen <= 0 || g.Forward.DeadLetterMaxBytes <= 0 || g.Forward.MaxExtraWrites < 0 {
+		return errors.New("--max-name-len, --max-value-len and --dead-letter-max-bytes must be positive, --max-extra-writes not negative")
+	}
+	return nil
 }
 
 // run starts the gateway and serves until ctx is cancelled, then shuts down

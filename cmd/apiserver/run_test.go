@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/metricgate/metricgate/internal/testenv"
+	"github.com/metricgate/metricgate/pkg/gateway"
 	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
@@ -40,6 +41,18 @@ func TestParseFlags(t *testing.T) {
 		{"TrustedProxies", []string{"--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "192.0.2.1"}, func(o *options) bool {
 			return len(o.gateway.Server.TrustedProxies) == 2 && o.gateway.Server.TrustedProxies[1] == netip.MustParsePrefix("192.0.2.1/32")
 		}},
+		{"TrustedProxiesMapped", []string{"--trusted-proxy", "::ffff:10.1.2.3/104", "--trusted-proxy", "::ffff:192.0.2.1"}, func(o *options) bool {
+			p := o.gateway.Server.TrustedProxies
+			return len(p) == 2 && p[0] == netip.MustParsePrefix("10.0.0.0/8") && p[1] == netip.MustParsePrefix("192.0.2.1/32")
+		}},
+		{"HardeningDefaults", nil, func(o *options) bool {
+			s := o.gateway.Server
+			return s.AdminKeyMaxTTL == 90*24*time.Hour && s.BodyMemoryPerKey == 4<<20 && s.BodyReadTimeout == 10*time.Second
+		}},
+		{"Hardening", []string{"--admin-key-max-ttl", "24h", "--body-memory-per-key", "0", "--body-read-timeout", "2s"}, func(o *options) bool {
+			s := o.gateway.Server
+			return s.AdminKeyMaxTTL == 24*time.Hour && s.BodyMemoryPerKey == 0 && s.BodyReadTimeout == 2*time.Second
+		}},
 		{"Limits", []string{"--max-body", "100", "--max-points", "7", "--host-tag", "source", "--measurement", "m"}, func(o *options) bool {
 			return o.gateway.Server.MaxBody == 100 && o.gateway.Server.MaxPoints == 7 && o.gateway.Server.HostTag == "source" && o.gateway.Server.Measurement == "m"
 		}},
@@ -47,8 +60,22 @@ func TestParseFlags(t *testing.T) {
 			return o.gateway.Server.BodyMemory == 16<<20 && o.gateway.Server.BodyMemoryWait == 10*time.Second
 		}},
 		{"BodyMemoryOff", []string{"--body-memory", "0"}, func(o *options) bool { return o.gateway.Server.BodyMemory == 0 }},
+		{"BudgetDefaults", nil, func(o *options) bool {
+			l := o.gateway.Server.Limits
+			return l.MaxFields == 256 && l.MaxTags == 64 && l.MaxNameLen == 256 && l.MaxValueLen == 65536 && l.MaxFuture == 10*time.Minute &&
+				l.MaxPast == 0 && o.gateway.Server.MaxSeriesPerKey == 10000 && !o.gateway.NoSchemaGuard &&
+				o.gateway.Forward.DeadLetterMaxBytes == 64<<20 && o.gateway.Forward.MaxExtraWrites == 16
+		}},
+		{"Budgets", []string{"--max-fields", "10", "--max-tags", "3", "--max-future", "1m", "--max-past", "720h", "--max-series-per-key", "0",
+			"--schema-guard=false", "--dead-letter-max-bytes", "1000"}, func(o *options) bool {
+			l := o.gateway.Server.Limits
+			return l.MaxFields == 10 && l.MaxTags == 3 && l.MaxFuture == time.Minute && l.MaxPast == 720*time.Hour &&
+				o.gateway.Server.MaxSeriesPerKey == 0 && o.gateway.NoSchemaGuard && o.gateway.Forward.DeadLetterMaxBytes == 1000
+		}},
 		{"Pacing", nil, func(o *options) bool { return o.gateway.PaceBatches == 8 }},
 		{"PacingOff", []string{"--pace-batches", "0"}, func(o *options) bool { return o.gateway.PaceBatches == 0 }},
+		{"AdminDefault", nil, func(o *options) bool { return o.adminDefault && o.adminListen == "127.0.0.1:5003" }},
+		{"AdminGiven", []string{"--admin-listen", "127.0.0.1:7"}, func(o *options) bool { return !o.adminDefault }},
 		{"PacingFewerWorkers", []string{"--forward-workers", "1", "--pace-batches", "3"}, func(o *options) bool { return o.gateway.PaceBatches == 3 }},
 		{"KeyStoreDefaults", nil, func(o *options) bool {
 			h, _ := os.Hostname()
@@ -70,9 +97,34 @@ func TestParseFlags(t *testing.T) {
 		})
 	}
 	for _, bad := range [][]string{{"--trusted-proxy", "nope"}, {"--max-points", "0"}, {"--body-memory", "-1"}, {"--log-format", "xml"}, {"extra"}, {"--nope"},
-		{"--pace-batches", "5"}, {"--pace-batches", "-1"}, {"--db-timeout", "0"}, {"--cache-max-stale", "-1s"}} {
+		{"--pace-batches", "5"}, {"--pace-batches", "-1"}, {"--db-timeout", "0"}, {"--cache-max-stale", "-1s"},
+		{"--trusted-proxy", "proxy.example.com"}, {"--trusted-proxy", "10.0.0.0/33"}, {"--trusted-proxy", "fe80::1%eth0"},
+		{"--admin-key-max-ttl", "0"}, {"--admin-key-max-ttl", "876001h"}, {"--body-memory-per-key", "-1"}, {"--body-read-timeout", "-1s"},
+		{"--max-fields", "-1"}, {"--max-past", "-1h"}, {"--max-name-len", "0"}, {"--dead-letter-max-bytes", "0"}} {
 		if _, err := parseFlags(bad, getenv, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%v) succeeded, want an error", bad)
+		}
+	}
+}
+
+// TestAdminListenNeedsLoopbackOrTLS checks that the admin API is not served
+// in plain HTTP beyond the machine unless asked for, and that an empty
+// --admin-listen turns it off.
+func TestAdminListenNeedsLoopbackOrTLS(t *testing.T) {
+	getenv := func(string) string { return "" }
+	for _, args := range [][]string{
+		{"--admin-listen", "127.0.0.1:5003"}, {"--admin-listen", "[::1]:5003"}, {"--admin-listen", "localhost:5003"},
+		{"--admin-listen", ""}, {"--admin-listen", "0.0.0.0:5003", "--admin-insecure"},
+		{"--admin-listen", "192.0.2.1:5003", "--tls-cert", "c.pem", "--tls-key", "k.pem"},
+	} {
+		if _, err := parseFlags(args, getenv, io.Discard); err != nil {
+			t.Errorf("parseFlags(%q): %v", args, err)
+		}
+	}
+	for _, addr := range []string{"0.0.0.0:5003", ":5003", "192.0.2.1:5003", "[::]:5003", "admin.example.com:5003"} {
+		_, err := parseFlags([]string{"--admin-listen", addr}, getenv, io.Discard)
+		if want := "--admin-listen " + addr + " is not a loopback address"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseFlags(--admin-listen %s) = %v, want an error saying %q", addr, err, want)
 		}
 	}
 }
@@ -206,4 +258,45 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestAdminListenerInUse starts the apiserver with its admin address taken
+// by another process: given explicitly, that is an error naming the
+// address; left at its default, the apiserver runs without the admin
+// listener and says why, so two apiservers on one host both take writes.
+func TestAdminListenerInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	args := []string{"--listen", "127.0.0.1:0", "--admin-listen", taken.Addr().String(), "--db", filepath.Join(dir, "k.db"),
+		"--spool-dir", filepath.Join(dir, "spool"), "--influx-url", "http://" + testenv.FreeAddr(t), "--drain-timeout", "10ms"}
+	err = run(context.Background(), args, func(string) string { return "" }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), taken.Addr().String()) {
+		t.Errorf("explicit --admin-listen on a taken address: got %v, want an error naming it", err)
+	}
+
+	o, err := parseFlags(args, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.adminDefault = true // as if --admin-listen were its default
+	logs := &testenv.Buffer{}
+	gw, err := gateway.New(context.Background(), o.gateway, newLogger(logs, "json"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	servers, err := listen(o, gw, newLogger(logs, "json"))
+	if err != nil {
+		t.Fatalf("default admin address taken: got %v, want the apiserver to run without it", err)
+	}
+	for _, s := range servers {
+		s.ln.Close()
+	}
+	if len(servers) != 1 || !strings.Contains(logs.String(), "admin listener not started") {
+		t.Errorf("got %d listeners and log %s; want the ingest one only, and a warning", len(servers), logs.String())
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/metricgate/metricgate/pkg/gateway"
@@ -83,6 +84,13 @@ func listen(o *options, gw *gateway.Gateway, log *slog.Logger) ([]listening, err
 			return nil, err
 		}
 		ln, err := net.Listen("tcp", l.addr)
+		if err != nil && l.name == "admin listening" && o.adminDefault && errors.Is(err, syscall.EADDRINUSE) {
+			// Another apiserver on this host has the default admin port:
+			// run without an admin listener rather than not at all.
+			log.Warn("admin listener not started: the default admin address is in use (another apiserver on this host?); set --admin-listen to serve the admin API and console",
+				"addr", l.addr)
+			continue
+		}
 		if err != nil {
 			for _, s := range servers {
 				s.ln.Close()

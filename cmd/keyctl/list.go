@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -17,6 +18,7 @@ type ListOptions struct {
 
 	Hostname       string
 	All            bool
+	Legacy         bool          // only keys imported with a value that is not a UUID
 	ExpiringWithin time.Duration // 0: any expiry
 	UnusedSince    time.Duration // 0: however recently used
 }
@@ -31,7 +33,10 @@ func NewCmdList(f *Factory, runF func(*ListOptions) error) *cobra.Command {
 		Long: `List active keys in id order, or with --all revoked and expired keys too.
 --expiring keeps the keys that expire within a time from now, --unused-since
 those that have not been used for at least a time (counting a key never
-used from when it was made).
+used from when it was made). --legacy keeps the keys imported from the
+original setup's database whose value is not a UUID: such a value may be
+short or guessable, and has no display prefix (the table shows "legacy");
+rotate each of them and give its host the new key.
 
 On a terminal the list is a table. Otherwise each key is one line of
 tab-separated fields without a header: id, prefix, hostname, description,
@@ -42,6 +47,7 @@ not have them.`,
   $ keyctl list --hostname web-1.example.com --all
   $ keyctl list --expiring 168h
   $ keyctl list --unused-since 720h
+  $ keyctl list --legacy
   $ keyctl list -o json | jq '.[] | select(.requests == 0) | .id'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -58,6 +64,7 @@ not have them.`,
 	}
 	cmd.Flags().StringVar(&opts.Hostname, "hostname", "", "only keys bound to `host`")
 	cmd.Flags().BoolVarP(&opts.All, "all", "a", false, "include revoked and expired keys")
+	cmd.Flags().BoolVar(&opts.Legacy, "legacy", false, "only keys imported from the original database whose value is not a UUID: rotate them")
 	cmd.Flags().DurationVar(&opts.ExpiringWithin, "expiring", 0, "only keys that expire within `duration`, such as 168h")
 	cmd.Flags().DurationVar(&opts.UnusedSince, "unused-since", 0, "only keys not used for at least `duration`, such as 720h")
 	return cmd
@@ -73,6 +80,9 @@ func listRun(opts *ListOptions) error {
 		ExpiringWithin: opts.ExpiringWithin, UnusedSince: opts.UnusedSince})
 	if err != nil {
 		return err
+	}
+	if opts.Legacy {
+		keys = slices.DeleteFunc(keys, func(k keystore.Key) bool { return !k.Legacy() })
 	}
 	now := opts.Now()
 	if opts.Format == formatJSON {
@@ -95,11 +105,20 @@ func listRun(opts *ListOptions) error {
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPREFIX\tHOSTNAME\tDESCRIPTION\tSTATUS\tCREATED\tEXPIRES\tLAST USED")
 	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strconv.FormatInt(k.ID, 10), printable(k.Prefix),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strconv.FormatInt(k.ID, 10), shownPrefix(k),
 			printable(k.Hostname), truncate(printable(k.Description), 40), k.Status(now),
 			shortTime(k.CreatedAt, "-"), shortTime(k.ExpiresAt, "never"), shortTime(k.LastUsedAt, "never"))
 	}
 	return tw.Flush()
+}
+
+// shownPrefix is k's prefix for a table, or "legacy" for a key that has
+// none (see keystore.Key.Legacy).
+func shownPrefix(k keystore.Key) string {
+	if k.Legacy() {
+		return "legacy"
+	}
+	return printable(k.Prefix)
 }
 
 // noKeysMessage says, on a terminal, that the list is empty and why.
@@ -107,6 +126,9 @@ func noKeysMessage(opts *ListOptions) string {
 	what := "No active keys"
 	if opts.All {
 		what = "No keys"
+	}
+	if opts.Legacy {
+		what += " imported with a value that is not a UUID"
 	}
 	if opts.Hostname != "" {
 		what += " for host " + printable(opts.Hostname)

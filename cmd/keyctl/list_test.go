@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 func TestNewCmdList(t *testing.T) {
@@ -18,6 +20,7 @@ func TestNewCmdList(t *testing.T) {
 	}{
 		{name: "Defaults", want: ListOptions{cmdOptions: cmdOptions{Format: formatTable}}},
 		{name: "Filters", args: []string{"--hostname", "web-1", "--all"}, want: ListOptions{cmdOptions: cmdOptions{Format: formatTable}, Hostname: "web-1", All: true}},
+		{name: "Legacy", args: []string{"--legacy"}, want: ListOptions{cmdOptions: cmdOptions{Format: formatTable}, Legacy: true}},
 		{name: "ShortFlags", args: []string{"-a", "-o", "json"}, want: ListOptions{cmdOptions: cmdOptions{Format: formatJSON}, All: true}},
 		{name: "Expiring", args: []string{"--expiring", "168h"}, want: ListOptions{cmdOptions: cmdOptions{Format: formatTable}, ExpiringWithin: 168 * time.Hour}},
 		{name: "UnusedSince", args: []string{"--unused-since", "30m", "--all"}, want: ListOptions{cmdOptions: cmdOptions{Format: formatTable}, UnusedSince: 30 * time.Minute, All: true}},
@@ -34,7 +37,7 @@ func TestNewCmdList(t *testing.T) {
 			if got == nil {
 				return
 			}
-			if got.Hostname != tt.want.Hostname || got.All != tt.want.All || got.Format != tt.want.Format ||
+			if got.Hostname != tt.want.Hostname || got.All != tt.want.All || got.Legacy != tt.want.Legacy || got.Format != tt.want.Format ||
 				got.ExpiringWithin != tt.want.ExpiringWithin || got.UnusedSince != tt.want.UnusedSince {
 				t.Errorf("got hostname %q, all %v, format %s, expiring %s, unused %s; want %q, %v, %s, %s, %s",
 					got.Hostname, got.All, got.Format, got.ExpiringWithin, got.UnusedSince,
@@ -265,5 +268,39 @@ func testListUnusedSince(t *testing.T, c *cli) {
 		"2   " + k2[:8] + "  web-2                  active  2026-03-01 12:00  never    2026-03-10 12:00\n"
 	if r.stdout != want {
 		t.Errorf("list --unused-since 12h =\n%s\nwant\n%s", r.stdout, want)
+	}
+}
+
+// TestListLegacy upgrades a database of the original setup holding a key
+// that is not a UUID and one that is, and checks that --legacy lists the
+// first only, that no output shows any of its value, and that the table
+// marks it.
+func TestListLegacy(t *testing.T) {
+	c := newCLI(t)
+	legacy, good := "pw-web-1", uuid.NewString()
+	c.sql(`CREATE TABLE api_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, api_key TEXT NOT NULL UNIQUE, hostname TEXT NOT NULL)`)
+	c.sql(`INSERT INTO api_keys (api_key, hostname) VALUES (?, 'web-1'), (?, 'web-2')`, legacy, good)
+	if got := listIDs(t, c, "--legacy"); got != "[1]" {
+		t.Errorf("list --legacy ids = %s, want [1]", got)
+	}
+	if got := listIDs(t, c); got != "[1 2]" {
+		t.Errorf("list ids = %s, want [1 2]", got)
+	}
+	r := c.runTTY("", "list", "--legacy").mustSucceed(t)
+	// The import is stamped with the real time, so the row is checked up
+	// to its CREATED column.
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	if want := "1   legacy  web-1     imported from the original database  active  "; len(lines) != 2 || !strings.HasPrefix(lines[1], want) {
+		t.Errorf("list --legacy on a terminal =\n%s\nwant a header and a row starting %q", r.stdout, want)
+	}
+	for _, out := range []string{r.stdout, c.run("list").mustSucceed(t).stdout, c.run("list", "-o", "json").mustSucceed(t).stdout,
+		c.run("show", "1").mustSucceed(t).stdout} {
+		if strings.Contains(out, legacy[:5]) {
+			t.Errorf("output shows part of the legacy key:\n%s", out)
+		}
+	}
+	r = c.runTTY("", "list", "--legacy", "--hostname", "web-2")
+	if r.stderr != "No active keys imported with a value that is not a UUID for host web-2.\n" {
+		t.Errorf("an empty --legacy list says %q", r.stderr)
 	}
 }

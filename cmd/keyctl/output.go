@@ -77,7 +77,7 @@ func writeKeyDetails(w io.Writer, k keystore.Key, now time.Time) error {
 	}
 	fields := []struct{ name, value string }{
 		{"ID", strconv.FormatInt(k.ID, 10)},
-		{"Prefix", printable(k.Prefix)},
+		{"Prefix", shownPrefix(k)},
 		{"Hostname", printable(k.Hostname)},
 		{"Description", orNone(printable(k.Description), "-")},
 		{"Status", string(k.Status(now))},
@@ -111,9 +111,14 @@ func writeJSON(w io.Writer, v any) error {
 // formatTime is t in RFC 3339, UTC, or "" when t is not set.
 func formatTime(t time.Time) string { return keyjson.Time(t) }
 
-// describeKey names a key in a sentence: key 7 (3f1c2a4b…, host web-1).
+// describeKey names a key in a sentence: key 7 (3f1c2a4b…, host web-1),
+// or key 2 (legacy, host web-1).
 func describeKey(k keystore.Key) string {
-	return fmt.Sprintf("key %d (%s…, host %s)", k.ID, printable(k.Prefix), printable(k.Hostname))
+	prefix := shownPrefix(k)
+	if !k.Legacy() {
+		prefix += "…"
+	}
+	return fmt.Sprintf("key %d (%s, host %s)", k.ID, prefix, printable(k.Hostname))
 }
 
 // printable replaces control characters, such as tabs, newlines and

@@ -47,8 +47,8 @@ The new key is printed once and cannot be shown again; store it now. With
 			if err := opts.bind(cmd, f, args); err != nil {
 				return err
 			}
-			if opts.Grace < 0 {
-				return usageErrorf("--grace must not be negative, got %s", opts.Grace)
+			if err := keystore.CheckGrace(opts.Grace, "--grace"); err != nil {
+				return err
 			}
 			if err := opts.checkQuiet(opts.Quiet); err != nil {
 				return err

@@ -1,18 +1,17 @@
 // Package forward drains the spool into InfluxDB: batches of up to a
 // configured number of points or age, retried with backoff until InfluxDB
 // confirms them, and only then removed from the spool. Points InfluxDB
-// refuses as permanently bad go to a dead-letter file with the reason.
+// refuses as permanently bad go to a dead-letter file with the reason and
+// the key that sent them, found from what InfluxDB says it dropped rather
+// than by resending line by line.
 package forward
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,10 +33,23 @@ type Options struct {
 	MinBackoff  time.Duration // default 100ms
 	MaxBackoff  time.Duration // default 30s
 	DeadLetter  string        // path of the dead-letter file (JSON lines)
+	// DeadLetterMaxBytes is the size past which the dead-letter file is
+	// rotated to DeadLetter.1, replacing the one before; default 64 MiB.
+	DeadLetterMaxBytes int64
+	// MaxExtraWrites bounds the writes spent on one refused batch to find
+	// what InfluxDB dropped; past it, what is still unresolved is
+	// dead-lettered whole. Default 16.
+	MaxExtraWrites int
 	// Observe, if set, is told of each delivered batch.
 	Observe func(points int, latency time.Duration)
-	// Rejected, if set, is told of each dead-lettered point count.
+	// Rejected, if set, is told of each write to the dead-letter file and
+	// the points it kept: one call per refused batch.
 	Rejected func(points int)
+	// Conflict, if set, is told of each field type conflict InfluxDB
+	// names: the type it holds for field of measurement.
+	Conflict func(measurement, field, typ string)
+	// Now stamps dead letters; default time.Now.
+	Now func() time.Time
 	// Failed, if set, is told of each failed write that will be retried.
 	Failed func(err error)
 	// After, if set, replaces time.After for the waits between retries,
@@ -47,10 +59,11 @@ type Options struct {
 
 // Forwarder moves points from a spool to InfluxDB.
 type Forwarder struct {
-	sp   *spool.Spool
-	out  Writer
-	opts Options
-	log  *slog.Logger
+	sp      *spool.Spool
+	out     Writer
+	opts    Options
+	log     *slog.Logger
+	letters *deadLetterFile
 
 	mu        sync.Mutex
 	state     string
@@ -80,7 +93,17 @@ func New(sp *spool.Spool, out Writer, opts Options, log *slog.Logger) *Forwarder
 	if opts.After == nil {
 		opts.After = time.After
 	}
-	return &Forwarder{sp: sp, out: out, opts: opts, log: log, state: "idle"}
+	if opts.DeadLetterMaxBytes <= 0 {
+		opts.DeadLetterMaxBytes = 64 << 20
+	}
+	if opts.MaxExtraWrites <= 0 {
+		opts.MaxExtraWrites = 16
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Forwarder{sp: sp, out: out, opts: opts, log: log, state: "idle",
+		letters: newDeadLetterFile(opts.DeadLetter, opts.DeadLetterMaxBytes)}
 }
 
 // Run forwards until ctx ends. Up to Options.Workers batches are in flight
@@ -104,7 +127,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			for j := range work {
-				j.err = f.deliver(ctx, j.b.Data, j.b.Points)
+				j.err = f.deliver(ctx, &j.b)
 				close(j.done)
 			}
 		}()
@@ -176,20 +199,31 @@ func (f *Forwarder) Drain(ctx context.Context) int64 {
 	return f.sp.Stats().Points
 }
 
-// deliver writes lines until InfluxDB confirms them or refuses them for
-// good; only ctx ending stops it early.
-func (f *Forwarder) deliver(ctx context.Context, lines []byte, points int) error {
+// deliver writes b until InfluxDB confirms it, and settles what InfluxDB
+// refuses for good; only ctx ending stops it early.
+func (f *Forwarder) deliver(ctx context.Context, b *spool.Batch) error {
+	start := time.Now()
+	err := f.send(ctx, b.Data, b.Points)
+	if errors.Is(err, influx.ErrRejected) {
+		return f.settle(ctx, b, err, start)
+	}
+	if err == nil {
+		f.delivered(b.Points, time.Since(start))
+	}
+	return err
+}
+
+// send writes lines until InfluxDB confirms them (nil) or refuses them for
+// good (an error wrapping influx.ErrRejected), retrying everything else
+// with backoff; only ctx ending stops it early.
+func (f *Forwarder) send(ctx context.Context, lines []byte, points int) error {
 	backoff := f.opts.MinBackoff
 	for attempt := 1; ; attempt++ {
-		start := time.Now()
 		f.setState("forwarding", "")
 		err := f.out.Write(ctx, lines)
-		if err == nil {
-			f.delivered(points, time.Since(start))
-			return nil
-		}
-		if errors.Is(err, influx.ErrRejected) {
-			return f.isolate(ctx, lines, err)
+		if err == nil || errors.Is(err, influx.ErrRejected) {
+			f.setHealthy()
+			return err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -210,64 +244,37 @@ func (f *Forwarder) deliver(ctx context.Context, lines []byte, points int) error
 	}
 }
 
-// isolate splits a refused batch in halves until the refused lines are
-// found: InfluxDB 1.x writes the good lines of a batch and reports a
-// partial write, 2.x refuses the whole batch, and either way each good line
-// must arrive and each bad one be kept with its reason.
-func (f *Forwarder) isolate(ctx context.Context, lines []byte, cause error) error {
-	n := bytes.Count(lines, []byte("\n"))
-	if n <= 1 {
-		return f.deadLetter(lines, cause)
+// settle finds which lines of b, which InfluxDB refused with cause, it
+// dropped, and keeps them in the dead-letter file with one write and one
+// sync; the rest InfluxDB has written. It returns an error, leaving b in
+// the spool to be sent again, only when ctx ended or the dead-letter file
+// could not be written.
+func (f *Forwarder) settle(ctx context.Context, b *spool.Batch, cause error, start time.Time) error {
+	s := &settlement{f: f, ctx: ctx, budget: f.opts.MaxExtraWrites, now: f.opts.Now().UTC()}
+	if err := s.resolve(splitLines(b), cause); err != nil {
+		return err
 	}
-	mid := 0
-	for i, seen := 0, 0; i < len(lines); i++ {
-		if lines[i] == '\n' {
-			seen++
-			if seen == n/2 {
-				mid = i + 1
-				break
-			}
-		}
-	}
-	for _, half := range [][]byte{lines[:mid], lines[mid:]} {
-		if err := f.deliver(ctx, half, bytes.Count(half, []byte("\n"))); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// deadLetter appends a refused line and its reason to the dead-letter file
-// and syncs it before the spool lets the line go.
-func (f *Forwarder) deadLetter(line []byte, cause error) error {
-	rec, _ := json.Marshal(struct {
-		Time   time.Time `json:"time"`
-		Reason string    `json:"reason"`
-		Line   string    `json:"line"`
-	}{time.Now().UTC(), cause.Error(), string(bytes.TrimSuffix(line, []byte("\n")))})
-	file, err := os.OpenFile(f.opts.DeadLetter, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err == nil {
-		_, err = file.Write(append(rec, '\n'))
-		if err == nil {
-			err = file.Sync()
-		}
-		file.Close()
-	}
-	if err != nil {
-		// Keeping the point in the spool is better than losing it: stop,
-		// and the next run will try again.
+	if err := f.letters.write(s.dead); err != nil {
+		// Keeping the points in the spool is better than losing them:
+		// stop, and the next run will try again.
 		f.log.Error("cannot write the dead-letter file", "path", f.opts.DeadLetter, "error", err)
 		return fmt.Errorf("dead letter: %w", err)
 	}
 	f.mu.Lock()
-	f.dead++
+	f.dead += int64(len(s.dead))
 	f.mu.Unlock()
 	if f.opts.Rejected != nil {
-		f.opts.Rejected(1)
+		f.opts.Rejected(len(s.dead))
 	}
-	f.log.Error("InfluxDB refused a point; kept in the dead-letter file", "path", f.opts.DeadLetter, "reason", cause.Error())
+	f.log.Error("InfluxDB refused points; kept in the dead-letter file", "path", f.opts.DeadLetter,
+		"points", len(s.dead), "of", b.Points, "extra_writes", f.opts.MaxExtraWrites-s.budget,
+		"keys", s.keys(), "reason", cause.Error())
+	f.delivered(b.Points-len(s.dead), time.Since(start))
 	return nil
 }
+
+// setHealthy records that InfluxDB answered a write.
+func (f *Forwarder) setHealthy() { f.failing.Store(false) }
 
 func (f *Forwarder) delivered(points int, latency time.Duration) {
 	f.mu.Lock()

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/forward"
 	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/spool"
@@ -36,12 +35,7 @@ func newSpool(t *testing.T) *spool.Spool {
 // type conflict): the good ones arrive, the bad one is kept with the
 // reason, and the spool empties.
 func TestDeadLetter(t *testing.T) {
-	db := testenv.InfluxDB(t)
-	out := influx.New(influx.Config{URL: db.URL, Bucket: db.Name})
-	defer out.Close()
-	if err := out.Write(context.Background(), []byte("m,host=h v=1i 1\n")); err != nil {
-		t.Fatal(err)
-	}
+	db, out, _ := seeded(t, "m,host=h v=1i 1\n")
 	sp := newSpool(t)
 	lines := "m,host=h v=2i 2\nm,host=h v=3i 3\nm,host=h v=\"three\" 4\nm,host=h v=5i 5\nm,host=h v=6i 6\n"
 	if err := sp.Write(context.Background(), []byte(lines)); err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/metrics"
+	"github.com/metricgate/metricgate/pkg/schema"
 	"github.com/metricgate/metricgate/pkg/server"
 	"github.com/metricgate/metricgate/pkg/spool"
 	"github.com/metricgate/metricgate/pkg/usage"
@@ -41,6 +43,9 @@ type Config struct {
 	// after it last heard from the key store; after that requests get 503.
 	// Default 5 minutes.
 	CacheMaxStale time.Duration
+	// Resolver looks up the DNS names keys are bound to; nil for the
+	// system's resolver.
+	Resolver *net.Resolver
 	// Influx is where the forwarder delivers.
 	Influx influx.Config
 	// Server holds the request-handling settings.
@@ -61,6 +66,13 @@ type Config struct {
 	DrainTimeout time.Duration
 	// TextLog writes the access log as key=value pairs instead of JSON.
 	TextLog bool
+	// NoSchemaGuard turns the schema guard off: field types are then
+	// checked by InfluxDB alone, and a conflicting point is dead-lettered
+	// after it was accepted.
+	NoSchemaGuard bool
+	// SchemaFields is the most fields the schema guard remembers; default
+	// 100,000 (about 10 MB at most).
+	SchemaFields int
 }
 
 // Gateway is a running gateway: its background work (the forwarder, usage
@@ -98,6 +110,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 	}
 	g.closers = append(g.closers, g.keys.Close)
 	g.keys.Node = cfg.Node
+	if cfg.Resolver != nil {
+		g.keys.UseResolver(cfg.Resolver)
+	}
 	cache, err := keystore.NewCache(ctx, g.keys, keystore.CacheOptions{Poll: cfg.KeyPoll, MaxStale: cfg.CacheMaxStale, Log: log})
 	if err != nil {
 		return nil, err
@@ -112,6 +127,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 	if st := g.spool.Stats(); st.Points > 0 {
 		log.Info("spool holds points from an earlier run; forwarding them", "points", st.Points, "bytes", st.Bytes)
 	}
+	guard := g.schemaGuard(cfg)
+	cfg.Server.Bucket = cfg.Influx.Bucket
 	m := metrics.New()
 	m.WatchSpool(func() (int64, int64) { st := g.spool.Stats(); return st.Bytes, st.Points })
 	m.WatchKeystore(cache.Behind)
@@ -119,7 +136,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 	// store closes.
 	recorder := usage.NewRecorder(g.keys, log)
 	g.closers = append(g.closers, background(func(ctx context.Context) { recorder.Run(ctx, cfg.UsageFlush) }))
-	g.fwd = forward.New(g.spool, out, g.forwardOptions(cfg, m), log)
+	g.fwd = forward.New(g.spool, out, g.forwardOptions(cfg, m, guard), log)
 	stopForwarder := background(g.fwd.Run)
 	g.closers = append(g.closers, func() error { stopForwarder(); return g.drainSpool() })
 	g.handlers, err = server.New(cfg.Server, server.Deps{
@@ -127,6 +144,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 		Keys:      cache,
 		Admin:     g.keys,
 		Writer:    g.spool,
+		Schema:    guard,
 		Usage:     recorder,
 		Metrics:   m,
 		AccessLog: server.NewAccessLog(access, cfg.TextLog),
@@ -147,13 +165,29 @@ func (c *Config) setDefaults() {
 	if c.Server.Now == nil {
 		c.Server.Now = time.Now
 	}
+	if c.SchemaFields <= 0 {
+		c.SchemaFields = 100000
+	}
+}
+
+// schemaGuard returns the guard of the bucket's field types, or a nil one,
+// which checks nothing, when it is off.
+func (g *Gateway) schemaGuard(cfg Config) *schema.Guard {
+	if cfg.NoSchemaGuard {
+		return nil
+	}
+	return schema.New(cfg.SchemaFields)
 }
 
 // forwardOptions are cfg's forwarder settings with the gateway's dead-letter
-// file and its metrics.
-func (g *Gateway) forwardOptions(cfg Config, m *metrics.Metrics) forward.Options {
+// file and its metrics; the field types InfluxDB names in its refusals
+// teach guard.
+func (g *Gateway) forwardOptions(cfg Config, m *metrics.Metrics, guard *schema.Guard) forward.Options {
 	o := cfg.Forward
 	o.DeadLetter = filepath.Join(cfg.Spool.Dir, "dead-letter.jsonl")
+	o.Conflict = func(measurement, field, typ string) {
+		guard.Learn(cfg.Influx.Bucket, measurement, field, schema.ParseType(typ))
+	}
 	o.Observe = func(points int, latency time.Duration) {
 		m.PointsForwarded.Add(float64(points))
 		m.ForwardDuration.Observe(latency.Seconds())

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -519,20 +520,33 @@ func redacted(t *testing.T, addr string) string {
 	return u.Redacted()
 }
 
-// TestMigrateUsageToNodes opens a database of schema version 2, whose key
-// table held the usage, and checks that the usage moved to the node ”
-// unchanged, that keys never used got no row, and that new usage adds to
-// it.
-func TestMigrateUsageToNodes(t *testing.T) {
+// databaseAt makes a SQLite database in a temp dir with the schema of the
+// given version, as an earlier metricgate left it, and returns its path.
+func databaseAt(t *testing.T, version int) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "keys.db")
-	for _, name := range []string{"migrations/0001_init.sql", "migrations/0002_audit.sql"} {
+	names, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(names) < version {
+		t.Fatalf("migrations: %v, %v", names, err)
+	}
+	sort.Strings(names)
+	for _, name := range names[:version] {
 		schema, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		execRaw(t, path, string(schema))
 	}
-	setSchemaVersion(t, path, 2)
+	setSchemaVersion(t, path, version)
+	return path
+}
+
+// TestMigrateUsageToNodes opens a database of schema version 3, whose key
+// table held the usage, and checks that the usage moved to the node with
+// the empty name unchanged, that keys never used got no row, and that new
+// usage adds to it.
+func TestMigrateUsageToNodes(t *testing.T) {
+	path := databaseAt(t, 3)
 	at := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	for i, host := range []string{"web-1", "web-2"} {
 		plain := uuid.NewString()

@@ -12,8 +12,15 @@ import (
 	"github.com/google/uuid"
 )
 
-// Find returns the record of the key whose value is plain, or ErrUnknownKey.
-// It does not check status or host; see Authenticate for that.
+// MaxKeyLen is the longest key value, in bytes, that can be a key: a UUID
+// in any of its spellings is at most 45 (urn:uuid:...). Callers refuse
+// longer values before hashing them, so a request cannot make the gateway
+// hash a megabyte header.
+const MaxKeyLen = 64
+
+// Find returns the record of the key whose value is plain, or ErrUnknownKey
+// (at once for a value longer than MaxKeyLen). It does not check status or
+// host; see Authenticate for that.
 func (s *Store) Find(ctx context.Context, plain string) (Key, error) {
 	return s.find(ctx, plain, queryKeyByHash)
 }
@@ -21,6 +28,9 @@ func (s *Store) Find(ctx context.Context, plain string) (Key, error) {
 // find reads the key whose value is plain with query, queryKeyByHash or
 // queryAuthByHash, which leaves its usage zero.
 func (s *Store) find(ctx context.Context, plain, query string) (Key, error) {
+	if len(plain) > MaxKeyLen {
+		return Key{}, ErrUnknownKey
+	}
 	hash := HashKey(plain)
 	var stored []byte
 	k, err := scanKey(s.db.QueryRowContext(ctx, query, hash[:]), &stored)
@@ -42,7 +52,9 @@ func (s *Store) find(ctx context.Context, plain, query string) (Key, error) {
 // caller's address, is the host the key is bound to. It returns the key's
 // record, without its usage, or the record (as far as known) together with
 // one of ErrUnknownKey, ErrRevoked, ErrExpired or ErrHostMismatch, so that
-// callers can log which key failed and why.
+// callers can log which key failed and why; or with an error wrapping
+// ErrLookup when the key's DNS name could not be looked up, which is no
+// refusal.
 func (s *Store) Authenticate(ctx context.Context, plain string, addr netip.Addr) (Key, error) {
 	k, err := s.find(ctx, plain, queryAuthByHash)
 	if err != nil {
@@ -59,9 +71,9 @@ func (s *Store) check(ctx context.Context, k Key, addr netip.Addr) (Key, error) 
 	case StatusExpired:
 		return k, ErrExpired
 	}
-	ok, err := s.resolver.matches(ctx, k.Hostname, addr)
+	ok, err := s.resolver.matches(ctx, k.Hostname, addr, s.Now())
 	if err != nil {
-		return k, fmt.Errorf("%w: %v", ErrHostMismatch, err)
+		return k, err
 	}
 	if !ok {
 		return k, ErrHostMismatch

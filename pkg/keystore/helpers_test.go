@@ -33,6 +33,10 @@ var backends = []backend{
 	{"PostgreSQL", func(t testing.TB) string { return testenv.PostgreSQL(t) }},
 }
 
+// sqliteBackend and postgresBackend name the backends for the tests of
+// one alone.
+var sqliteBackend, postgresBackend = backends[0], backends[1]
+
 // forEachBackend runs test as a subtest named for each backend.
 func forEachBackend[T interface {
 	testing.TB
@@ -125,18 +129,28 @@ func queryInt(t testing.TB, addr, query string, args ...any) int64 {
 // 1, 2, ... in order. It returns the file's path and the keys.
 func originalDatabase(t *testing.T, hosts ...string) (string, []string) {
 	t.Helper()
+	keys := make([]string, len(hosts))
+	for i := range hosts {
+		keys[i] = uuid.NewString()
+	}
+	return originalDatabaseOf(t, keys, hosts), keys
+}
+
+// originalDatabaseOf makes a database in the original setup's format
+// holding keys[i] for hosts[i], with ids 1, 2, ... in order, in a temp
+// dir, and returns its path.
+func originalDatabaseOf(t *testing.T, keys, hosts []string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "api_keys.db")
 	raw := rawDB(t, path)
 	defer raw.Close()
 	if _, err := raw.Exec(`CREATE TABLE api_keys (id INTEGER PRIMARY KEY AUTOINCREMENT, api_key TEXT NOT NULL UNIQUE, hostname TEXT NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	keys := make([]string, len(hosts))
 	for i, h := range hosts {
-		keys[i] = uuid.NewString()
 		if _, err := raw.Exec(`INSERT INTO api_keys (api_key, hostname) VALUES (?, ?)`, keys[i], h); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return path, keys
+	return path
 }

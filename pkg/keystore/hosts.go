@@ -2,12 +2,15 @@ package keystore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // CanonicalHostname validates a key's hostname and returns the form the store
@@ -64,23 +67,52 @@ func validDNSName(name string) bool {
 	return strings.Trim(tld, "0123456789") != ""
 }
 
-// resolver matches caller addresses against key hostnames. DNS names are
-// looked up with a time limit and the answers cached briefly, so a busy key
-// costs one look-up per cacheTTL rather than one per request.
+// ErrLookup means a key bound to a DNS name could not be checked because
+// the name could not be looked up (the DNS server failed or did not answer
+// in time) and no earlier answer was at hand. The fault is DNS's, not the
+// caller's: the gateway answers 503 and does not count it as a failed
+// authentication.
+var ErrLookup = errors.New("cannot look up the key's host name")
+
+// UseResolver makes the store look up the DNS names keys are bound to
+// through r instead of the system's resolver, for a gateway that must use
+// particular DNS servers and for tests that run their own. Call it before
+// the store is used.
+func (s *Store) UseResolver(r *net.Resolver) {
+	s.resolver.lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+		return r.LookupNetIP(ctx, "ip", host)
+	}
+}
+
+// resolver matches caller addresses against key hostnames. It looks DNS
+// names up so that no caller can make a key fail for its host:
+//
+//   - a look-up runs detached from the request that started it, with a
+//     time limit of its own, so a client that hangs up does not cancel it;
+//   - concurrent look-ups of one name are one look-up;
+//   - only real answers are cached (addresses, or "no such name"), for
+//     ttl; a failure is not, so the next request tries again;
+//   - while look-ups fail, the last real answer is served for up to stale
+//     after it expired (as RFC 8767 serves stale data), and a failure with
+//     none at hand is ErrLookup rather than a mismatch.
 type resolver struct {
 	lookup   func(ctx context.Context, host string) ([]netip.Addr, error)
 	ttl      time.Duration
+	stale    time.Duration
 	timeout  time.Duration
 	maxCache int
 
-	mu    sync.Mutex
-	cache map[string]cachedAddrs
+	flight singleflight.Group
+	mu     sync.Mutex
+	cache  map[string]answer
 }
 
-type cachedAddrs struct {
-	addrs   []netip.Addr
-	err     error
-	expires time.Time
+// answer is a real answer to a look-up: the name's addresses, none if it
+// does not exist.
+type answer struct {
+	addrs []netip.Addr
+	fresh time.Time // until then it is served without looking up again
+	stale time.Time // until then it is served when a look-up fails
 }
 
 func newResolver() *resolver {
@@ -89,15 +121,19 @@ func newResolver() *resolver {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
 		ttl:      30 * time.Second,
+		stale:    24 * time.Hour,
 		timeout:  2 * time.Second,
 		maxCache: 10000,
-		cache:    map[string]cachedAddrs{},
+		cache:    map[string]answer{},
 	}
 }
 
 // matches reports whether addr is the host named by hostname, which is in
-// the form CanonicalHostname returns.
-func (r *resolver) matches(ctx context.Context, hostname string, addr netip.Addr) (bool, error) {
+// the form CanonicalHostname returns, at now. A hostname that is not an
+// address, a range or a valid DNS name (kept as written from a legacy
+// database) matches nothing and is never looked up. It returns an error
+// wrapping ErrLookup when a DNS name could not be looked up.
+func (r *resolver) matches(ctx context.Context, hostname string, addr netip.Addr, now time.Time) (bool, error) {
 	addr = addr.Unmap().WithZone("")
 	if a, err := netip.ParseAddr(hostname); err == nil {
 		return a.Unmap() == addr, nil
@@ -106,7 +142,10 @@ func (r *resolver) matches(ctx context.Context, hostname string, addr netip.Addr
 		p, err := netip.ParsePrefix(hostname)
 		return err == nil && p.Contains(addr), nil
 	}
-	addrs, err := r.resolve(ctx, hostname)
+	if !validDNSName(hostname) {
+		return false, nil
+	}
+	addrs, err := r.resolve(ctx, hostname, now)
 	if err != nil {
 		return false, err
 	}
@@ -118,29 +157,70 @@ func (r *resolver) matches(ctx context.Context, hostname string, addr netip.Addr
 	return false, nil
 }
 
-func (r *resolver) resolve(ctx context.Context, name string) ([]netip.Addr, error) {
-	now := time.Now()
+// resolve returns name's addresses at now: from the cache while fresh,
+// else from a look-up shared with every other request for name, else the
+// last answer if still within stale. A request whose ctx ends first stops
+// waiting, but the look-up goes on for the others and the cache.
+func (r *resolver) resolve(ctx context.Context, name string, now time.Time) ([]netip.Addr, error) {
 	r.mu.Lock()
-	c, ok := r.cache[name]
+	last, cached := r.cache[name]
 	r.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.addrs, c.err
+	if cached && now.Before(last.fresh) {
+		return last.addrs, nil
 	}
+	detached := context.WithoutCancel(ctx)
+	ch := r.flight.DoChan(name, func() (any, error) { return r.refresh(detached, name, now) })
+	var err error
+	select {
+	case res := <-ch:
+		if res.Err == nil {
+			return res.Val.([]netip.Addr), nil
+		}
+		err = res.Err
+	case <-ctx.Done():
+		err = fmt.Errorf("%w %s: gave up waiting: %w", ErrLookup, name, ctx.Err())
+	}
+	if cached && now.Before(last.stale) {
+		return last.addrs, nil
+	}
+	return nil, err
+}
+
+// refresh looks name up and caches a real answer: its addresses, or none
+// when the name does not exist. Any other failure is returned wrapping
+// ErrLookup and leaves the cache alone.
+func (r *resolver) refresh(ctx context.Context, name string, now time.Time) ([]netip.Addr, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	addrs, err := r.lookup(ctx, name)
-	if err != nil {
-		err = fmt.Errorf("look up %s: %w", name, err)
+	var dnsErr *net.DNSError
+	switch {
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		addrs = nil
+	case err != nil:
+		return nil, fmt.Errorf("%w %s: %w", ErrLookup, name, err)
 	}
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.cache[name]; !ok && len(r.cache) >= r.maxCache {
+		r.evict(now)
+	}
+	r.cache[name] = answer{addrs: addrs, fresh: now.Add(r.ttl), stale: now.Add(r.ttl + r.stale)}
+	return addrs, nil
+}
+
+// evict makes room in a full cache: it drops the answers too old to serve
+// at all, and if that frees nothing, the one that would be given up first.
+func (r *resolver) evict(now time.Time) {
+	var oldest string
+	for name, a := range r.cache {
+		if !now.Before(a.stale) {
+			delete(r.cache, name)
+		} else if oldest == "" || a.stale.Before(r.cache[oldest].stale) {
+			oldest = name
+		}
+	}
 	if len(r.cache) >= r.maxCache {
-		clear(r.cache)
+		delete(r.cache, oldest)
 	}
-	ttl := r.ttl
-	if err != nil {
-		ttl = r.ttl / 6 // retry a failed look-up sooner
-	}
-	r.cache[name] = cachedAddrs{addrs: addrs, err: err, expires: now.Add(ttl)}
-	r.mu.Unlock()
-	return addrs, err
 }

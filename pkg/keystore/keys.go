@@ -197,12 +197,13 @@ func updateColumns(u Update) (sets []string, args []any, detail details) {
 // Rotate makes a new key for the same host with the same policy as the key
 // with the given id, and lets the old key work until grace has passed (at
 // once when grace is 0). It returns the new key, its value, and the old
-// key's updated record. It returns ErrNotFound, or ErrRevoked or ErrExpired
-// for a key that is no longer active. The audit log gets a rotate entry for
+// key's updated record. It returns ErrNotFound, ErrRevoked or ErrExpired
+// for a key that is no longer active, or ErrInvalidPolicy for a grace
+// CheckGrace refuses. The audit log gets a rotate entry for
 // the old key and a generate entry for the new one.
 func (s *Store) Rotate(ctx context.Context, id int64, grace time.Duration) (newKey Key, plain string, old Key, err error) {
-	if grace < 0 {
-		return Key{}, "", Key{}, fmt.Errorf("%w: grace must not be negative", ErrInvalidPolicy)
+	if err := CheckGrace(grace, "grace"); err != nil {
+		return Key{}, "", Key{}, err
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

@@ -1,15 +1,20 @@
 package keystore
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/google/uuid"
 )
 
 // migrations holds the schema, one numbered file per version. The schema
@@ -71,7 +76,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if current > len(names) {
 		return schemaTooNewError{current, len(names)}
 	}
-	upgradedLegacy := false
+	scrubAfter := false
 	for i, name := range names {
 		version, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
 		if err != nil || version != i+1 {
@@ -80,34 +85,57 @@ func (s *Store) migrate(ctx context.Context) error {
 		if version <= current {
 			continue
 		}
-		if version == 1 {
-			if upgradedLegacy, err = renameLegacyTable(ctx, tx); err != nil {
-				return err
-			}
-		}
-		body, err := migrations.ReadFile(name)
+		scrubbed, err := s.applyMigration(ctx, tx, name, version)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			return fmt.Errorf("migration %s: %w", name, err)
-		}
-		if version == 1 && upgradedLegacy {
-			if err := importLegacyKeys(ctx, tx, s.Now().UTC().UnixNano()); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, version)); err != nil {
-			return err
-		}
+		scrubAfter = scrubAfter || scrubbed
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit migrations: %w", err)
 	}
-	if upgradedLegacy {
+	if scrubAfter {
 		return scrub(ctx, conn)
 	}
 	return nil
+}
+
+// applyMigration runs migration name, of the given version, and the Go
+// steps that go with it: version 1 imports the original setup's table,
+// version 3 clears display prefixes that are whole legacy keys. It
+// reports whether it dropped key material that scrub must then erase.
+func (s *Store) applyMigration(ctx context.Context, tx *sql.Tx, name string, version int) (scrub bool, err error) {
+	upgradedLegacy := false
+	if version == 1 {
+		if upgradedLegacy, err = renameLegacyTable(ctx, tx); err != nil {
+			return false, err
+		}
+	}
+	body, err := migrations.ReadFile(name)
+	if err != nil {
+		return false, err
+	}
+	res, err := tx.ExecContext(ctx, string(body))
+	if err != nil {
+		return false, fmt.Errorf("migration %s: %w", name, err)
+	}
+	switch {
+	case upgradedLegacy:
+		err = importLegacyKeys(ctx, tx, s.Now().UTC().UnixNano())
+		scrub = true
+	case version == 3:
+		var cleared int64
+		cleared, err = clearWholeKeyPrefixes(ctx, tx)
+		n, _ := res.RowsAffected()
+		scrub = cleared+n > 0
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, version)); err != nil {
+		return false, err
+	}
+	return scrub, nil
 }
 
 // scrub leaves no trace of the plaintext keys an upgrade dropped.
@@ -173,9 +201,11 @@ func importLegacyKeys(ctx context.Context, tx *sql.Tx, now int64) error {
 			// a caller until an admin fixes it.
 			host = l.hostname
 		}
-		prefix := l.key
-		if len(prefix) > PrefixLen {
-			prefix = prefix[:PrefixLen]
+		// Only a UUID's first characters reveal too little of it to
+		// matter; any other value may be short, and gets no prefix.
+		prefix := ""
+		if u, err := uuid.Parse(strings.TrimSpace(l.key)); err == nil {
+			prefix = u.String()[:PrefixLen]
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO api_keys (id, key_hash, prefix, hostname, description, created_at)
 			VALUES (?, ?, ?, ?, 'imported from the original database', ?)`, l.id, hash[:], prefix, host, now)
@@ -185,6 +215,70 @@ func importLegacyKeys(ctx context.Context, tx *sql.Tx, now int64) error {
 	}
 	if _, err := tx.ExecContext(ctx, `DROP TABLE legacy_api_keys`); err != nil {
 		return fmt.Errorf("upgrade original database: %w", err)
+	}
+	return nil
+}
+
+// clearWholeKeyPrefixes clears the display prefix of each key whose prefix
+// is its whole value, as version 1 stored a legacy key of 8 characters,
+// and returns how many it cleared.
+func clearWholeKeyPrefixes(ctx context.Context, tx *sql.Tx) (int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, key_hash, prefix FROM api_keys WHERE prefix <> ''`)
+	if err != nil {
+		return 0, fmt.Errorf("clear legacy prefixes: %w", err)
+	}
+	var whole []int64
+	for rows.Next() {
+		var (
+			id     int64
+			hash   []byte
+			prefix string
+		)
+		if err := rows.Scan(&id, &hash, &prefix); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("clear legacy prefixes: %w", err)
+		}
+		if h := sha256.Sum256([]byte(prefix)); bytes.Equal(h[:], hash) {
+			whole = append(whole, id)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("clear legacy prefixes: %w", err)
+	}
+	for _, id := range whole {
+		if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET prefix = '' WHERE id = ?`, id); err != nil {
+			return 0, fmt.Errorf("clear legacy prefixes: key %d: %w", id, err)
+		}
+	}
+	return int64(len(whole)), nil
+}
+
+// Legacy reports whether k was imported from the original setup's
+// database with a value that is not a UUID, and so has no display prefix:
+// such a value may be short or guessable, and the key should be rotated
+// (keyctl list --legacy lists them).
+func (k Key) Legacy() bool { return k.Prefix == "" }
+
+// tightenMode removes the group's and others' permissions from the key
+// store's file and its -wal and -shm files, which a database made by the
+// original setup (or copied with a umask of 022) has: the file holds every
+// key's hash and, before its upgrade, plaintext keys. It returns an error
+// naming the file when it cannot.
+func tightenMode(path string) error {
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(f)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("keystore: %w", err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			if err := os.Chmod(f, perm&^0o077); err != nil {
+				return fmt.Errorf("keystore: %s is mode %04o, open to others, and could not be made %04o: %w", f, perm, perm&^0o077, err)
+			}
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package keystore
 import (
 	"fmt"
 	"math"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -168,6 +169,132 @@ func (nk NewKey) policy() Update {
 // characters (which could break a table or drive a terminal).
 func CheckDescription(d string) error { return checkDescription(d, string(FieldDescription)) }
 
+// MaxLifetime is the furthest ahead a key's expiry, or the end of a
+// rotated key's grace, may be set: longer than any key needs, and well
+// within the year 2262 up to which the store's nanoseconds reach, so no
+// time overflows into the past.
+const MaxLifetime = 100 * 365 * 24 * time.Hour
+
+// latestStorable is the last time the store can hold: the largest number
+// of Unix nanoseconds.
+var latestStorable = time.Unix(0, math.MaxInt64).UTC()
+
+// CheckGrace returns ErrInvalidPolicy, naming field (such as "--grace"),
+// unless grace can be a rotation's grace period: 0 or more, and at most
+// MaxLifetime.
+func CheckGrace(grace time.Duration, field string) error {
+	if grace < 0 || grace > MaxLifetime {
+		return fmt.Errorf("%w: %s must be between 0 and %s (100 years), got %s", ErrInvalidPolicy, field, MaxLifetime, grace)
+	}
+	return nil
+}
+
+// ErrAdminLimit means a change made over HTTP would give a key the admin
+// scope, or more time with it, beyond AdminLimits. It wraps
+// ErrInvalidPolicy. keyctl, run on the host, is not bound by it.
+var ErrAdminLimit = fmt.Errorf("%w: beyond the limits of an admin key made over HTTP", ErrInvalidPolicy)
+
+// DefaultAdminKeyMaxTTL is how long an admin key made over HTTP may work
+// unless the apiserver is told otherwise: 90 days.
+const DefaultAdminKeyMaxTTL = 90 * 24 * time.Hour
+
+// The widest ranges an admin key made over HTTP may be bound to: one
+// IPv4 /24 or one IPv6 /64, a network of one site.
+const (
+	adminMinBits4 = 24
+	adminMinBits6 = 64
+)
+
+// AdminLimits bound the admin keys the admin API makes, so that one use of
+// a stolen admin key cannot yield a key that works from anywhere, forever:
+// such a key must expire within MaxTTL and be bound to an address, a DNS
+// name, or a range no wider than a /24 (IPv4) or /64 (IPv6). Error
+// messages name the admin API's JSON fields.
+type AdminLimits struct {
+	// MaxTTL is the longest an admin key made or extended over HTTP may
+	// work from the time of the request.
+	MaxTTL time.Duration
+}
+
+// CheckNew returns ErrAdminLimit if nk, a key to make at now, carries the
+// admin scope beyond the limits, ErrInvalidHostname for a hostname that is
+// not one, and nil otherwise.
+func (l AdminLimits) CheckNew(nk NewKey, now time.Time) error {
+	if !slices.ContainsFunc(nk.Scopes, isAdminScope) {
+		return nil
+	}
+	return l.check(nk.Hostname, nk.ExpiresAt, now)
+}
+
+// CheckUpdate returns ErrAdminLimit if the change u to k, at now, would
+// give k the admin scope, or extend the expiry of a key that has it, while
+// the key that results is beyond the limits. A change that narrows a key
+// (a shorter expiry, fewer scopes, any other field) is never refused, even
+// for a key keyctl made beyond the limits.
+func (l AdminLimits) CheckUpdate(k Key, u Update, now time.Time) error {
+	after := k
+	if u.Scopes != nil {
+		after.Scopes = *u.Scopes
+	}
+	if u.ExpiresAt != nil {
+		after.ExpiresAt = *u.ExpiresAt
+	}
+	if !slices.ContainsFunc(after.Scopes, isAdminScope) {
+		return nil
+	}
+	grants := !k.HasScope(ScopeAdmin)
+	extends := u.ExpiresAt != nil && !k.ExpiresAt.IsZero() && (after.ExpiresAt.IsZero() || after.ExpiresAt.After(k.ExpiresAt))
+	if !grants && !extends {
+		return nil
+	}
+	return l.check(k.Hostname, after.ExpiresAt, now)
+}
+
+// CheckRotate returns ErrAdminLimit if k carries the admin scope beyond the
+// limits at now: rotation gives its new key k's host and expiry, so
+// rotating such a key over HTTP would make a fresh key beyond them.
+func (l AdminLimits) CheckRotate(k Key, now time.Time) error {
+	if !k.HasScope(ScopeAdmin) {
+		return nil
+	}
+	if err := l.check(k.Hostname, k.ExpiresAt, now); err != nil {
+		return fmt.Errorf("key %d cannot be rotated over HTTP (set an expiry first, or rotate it with keyctl): %w", k.ID, err)
+	}
+	return nil
+}
+
+// check returns ErrAdminLimit unless an admin key bound to hostname that
+// expires at expires (zero for never) is within the limits at now.
+func (l AdminLimits) check(hostname string, expires, now time.Time) error {
+	host, err := CanonicalHostname(hostname)
+	if err != nil {
+		return err
+	}
+	if p, err := netip.ParsePrefix(host); err == nil {
+		least := adminMinBits6
+		if p.Addr().Is4() {
+			least = adminMinBits4
+		}
+		if p.Bits() < least {
+			return fmt.Errorf("%w: \"hostname\" %s is wider than a /%d; bind an admin key to an address, a DNS name or a range of at most a /24 (IPv4) or /64 (IPv6)",
+				ErrAdminLimit, host, least)
+		}
+	}
+	latest := now.Add(l.MaxTTL)
+	switch {
+	case expires.IsZero():
+		return fmt.Errorf("%w: an admin key must expire within %s: give \"expires_in\" or \"expires_at\"", ErrAdminLimit, l.MaxTTL)
+	case expires.After(latest):
+		return fmt.Errorf("%w: an admin key must expire within %s, by %s, not at %s", ErrAdminLimit, l.MaxTTL,
+			latest.UTC().Format(time.RFC3339), expires.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// isAdminScope reports whether s names the admin scope, as a person may
+// type it.
+func isAdminScope(s string) bool { return strings.EqualFold(strings.TrimSpace(s), ScopeAdmin) }
+
 // namer renders a Field for an error message.
 type namer func(Field) string
 
@@ -218,6 +345,9 @@ func parseExpiry(in PolicyInput, now time.Time, name namer) (*time.Time, error) 
 		if d <= 0 {
 			return nil, fmt.Errorf("%w: %s must be positive, got %s", ErrInvalidPolicy, name(FieldExpiresIn), d)
 		}
+		if d > MaxLifetime {
+			return nil, fmt.Errorf("%w: %s %s is longer than %s (100 years)", ErrInvalidPolicy, name(FieldExpiresIn), d, MaxLifetime)
+		}
 		t := now.Add(d).UTC()
 		return &t, nil
 	case in.ExpiresAt != nil:
@@ -228,6 +358,9 @@ func parseExpiry(in PolicyInput, now time.Time, name namer) (*time.Time, error) 
 		}
 		if t = t.UTC(); !t.After(now) {
 			return nil, fmt.Errorf("%w: %s %s is in the past", ErrInvalidPolicy, name(FieldExpiresAt), t.Format(time.RFC3339))
+		}
+		if t.After(now.Add(MaxLifetime)) {
+			return nil, fmt.Errorf("%w: %s %s is more than 100 years ahead", ErrInvalidPolicy, name(FieldExpiresAt), t.Format(time.RFC3339))
 		}
 		return &t, nil
 	case in.NoExpiry:
@@ -243,6 +376,10 @@ func parseExpiry(in PolicyInput, now time.Time, name namer) (*time.Time, error) 
 func checkUpdate(u Update, name namer) (Update, error) {
 	var out Update
 	if u.ExpiresAt != nil {
+		if u.ExpiresAt.After(latestStorable) {
+			return Update{}, fmt.Errorf("%w: %s %s is later than the store can hold (%s)", ErrInvalidPolicy,
+				name(FieldExpiresAt), u.ExpiresAt.UTC().Format(time.RFC3339), latestStorable.Format(time.RFC3339))
+		}
 		out.ExpiresAt = ptr(*u.ExpiresAt)
 	}
 	if u.Scopes != nil {

@@ -92,6 +92,13 @@ func TestParsePolicy(t *testing.T) {
 		{name: "DescriptionNotUTF8", in: keystore.PolicyInput{Description: ptr("web\xff")}, wantIs: keystore.ErrInvalidPolicy,
 			wantErr: "invalid key policy: description is not valid UTF-8"},
 
+		{name: "ExpiresIn100Years", in: keystore.PolicyInput{ExpiresIn: ptr("876000h")}, want: "expires_at=2126-02-05T12:00:00Z"},
+		{name: "ExpiresInOver100Years", in: keystore.PolicyInput{ExpiresIn: ptr("876001h")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: expires_in 876001h0m0s is longer than 876000h0m0s (100 years)"},
+		{name: "ExpiresInLongestDuration", in: keystore.PolicyInput{ExpiresIn: ptr("2562047h")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: expires_in 2562047h0m0s is longer than 876000h0m0s (100 years)"},
+		{name: "ExpiresAtOver100Years", in: keystore.PolicyInput{ExpiresAt: ptr("9999-12-31T23:59:59Z")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: expires_at 9999-12-31T23:59:59Z is more than 100 years ahead"},
 		{name: "CallersNames", in: keystore.PolicyInput{ExpiresIn: ptr("0s"), Name: flagName}, wantIs: keystore.ErrInvalidPolicy,
 			wantErr: "invalid key policy: --expires-in must be positive, got 0s"},
 		{name: "CallersNamesForScopes", in: keystore.PolicyInput{Scopes: &[]string{"write"}, Name: flagName},
@@ -178,6 +185,131 @@ func TestUpdateNewKey(t *testing.T) {
 	}
 	if got, want := fmt.Sprintf("%+v", keystore.Update{}.NewKey("web-1")), fmt.Sprintf("%+v", keystore.NewKey{Hostname: "web-1"}); got != want {
 		t.Errorf("NewKey of no change = %s, want %s", got, want)
+	}
+}
+
+// TestStoreRefusesUnstorableTimes checks that a Go caller cannot store an
+// expiry past what the store's nanoseconds hold, nor a grace that would
+// take the old key's end there: either would overflow into the past.
+func TestStoreRefusesUnstorableTimes(t *testing.T) {
+	forEachBackend(t, testStoreRefusesUnstorableTimes)
+}
+
+func testStoreRefusesUnstorableTimes(t *testing.T, b backend) {
+	s, _ := openStore(t, b)
+	ctx := context.Background()
+	far := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	const want = "invalid key policy: expires_at 2300-01-01T00:00:00Z is later than the store can hold (2262-04-11T23:47:16Z)"
+	if _, _, err := s.Generate(ctx, keystore.NewKey{Hostname: "web-1", ExpiresAt: far}); err == nil || err.Error() != want {
+		t.Errorf("Generate expiring in 2300: error %v, want %q", err, want)
+	}
+	k, _ := generate(t, s, keystore.NewKey{Hostname: "web-1"})
+	if _, err := s.Update(ctx, k.ID, keystore.Update{ExpiresAt: &far}); err == nil || err.Error() != want {
+		t.Errorf("Update to expire in 2300: error %v, want %q", err, want)
+	}
+	const wantGrace = "invalid key policy: grace must be between 0 and 876000h0m0s (100 years), got 876001h0m0s"
+	if _, _, _, err := s.Rotate(ctx, k.ID, 876001*time.Hour); err == nil || err.Error() != wantGrace {
+		t.Errorf("Rotate with a grace over 100 years: error %v, want %q", err, wantGrace)
+	}
+	if got, _ := s.Get(ctx, k.ID); !got.ExpiresAt.IsZero() || got.ReplacedBy != 0 {
+		t.Errorf("after refused changes the key is %+v, want it as it was", got)
+	}
+}
+
+// TestAdminLimits checks which admin keys the admin API may make, widen or
+// rotate: one bound to an address, a DNS name or at most a /24 or /64, that
+// expires within the limit; and that a change that narrows a key is never
+// refused.
+func TestAdminLimits(t *testing.T) {
+	l := keystore.AdminLimits{MaxTTL: 90 * 24 * time.Hour}
+	now := policyNow
+	in30d, in90d, in91d := now.Add(30*24*time.Hour), now.Add(90*24*time.Hour), now.Add(91*24*time.Hour)
+	admin := []string{"submit", "admin"}
+	newKeys := []struct {
+		name    string
+		nk      keystore.NewKey
+		wantErr string // "" for allowed
+	}{
+		{"SubmitAnywhereForever", keystore.NewKey{Hostname: "0.0.0.0/0"}, ""},
+		{"AdminAddress", keystore.NewKey{Hostname: "192.0.2.7", Scopes: admin, ExpiresAt: in30d}, ""},
+		{"AdminDNSName", keystore.NewKey{Hostname: "ops.example.com", Scopes: []string{" ADMIN "}, ExpiresAt: in90d}, ""},
+		{"Admin24", keystore.NewKey{Hostname: "10.1.2.0/24", Scopes: admin, ExpiresAt: in30d}, ""},
+		{"Admin64", keystore.NewKey{Hostname: "2001:db8:1:2::/64", Scopes: admin, ExpiresAt: in30d}, ""},
+		{"AdminMapped24", keystore.NewKey{Hostname: "::ffff:10.1.2.0/120", Scopes: admin, ExpiresAt: in30d}, ""},
+		{"AdminAnywhere", keystore.NewKey{Hostname: "0.0.0.0/0", Scopes: admin, ExpiresAt: in30d},
+			`"hostname" 0.0.0.0/0 is wider than a /24`},
+		{"Admin23", keystore.NewKey{Hostname: "10.1.2.0/23", Scopes: admin, ExpiresAt: in30d}, `"hostname" 10.1.2.0/23 is wider than a /24`},
+		{"AdminMapped16", keystore.NewKey{Hostname: "::ffff:10.1.0.0/112", Scopes: admin, ExpiresAt: in30d},
+			`"hostname" 10.1.0.0/16 is wider than a /24`},
+		{"Admin48", keystore.NewKey{Hostname: "2001:db8::/48", Scopes: admin, ExpiresAt: in30d}, `"hostname" 2001:db8::/48 is wider than a /64`},
+		{"AdminAnywhereV6", keystore.NewKey{Hostname: "::/0", Scopes: admin, ExpiresAt: in30d}, `"hostname" ::/0 is wider than a /64`},
+		{"AdminForever", keystore.NewKey{Hostname: "192.0.2.7", Scopes: admin},
+			`an admin key must expire within 2160h0m0s: give "expires_in" or "expires_at"`},
+		{"AdminTooLong", keystore.NewKey{Hostname: "192.0.2.7", Scopes: admin, ExpiresAt: in91d},
+			"an admin key must expire within 2160h0m0s, by 2026-05-30T12:00:00Z, not at 2026-05-31T12:00:00Z"},
+	}
+	for _, tt := range newKeys {
+		t.Run("New/"+tt.name, func(t *testing.T) {
+			checkAdminLimit(t, l.CheckNew(tt.nk, now), tt.wantErr)
+		})
+	}
+
+	keyctlMade := keystore.Key{ID: 4, Hostname: "0.0.0.0/0", Scopes: admin} // beyond the limits, as keyctl may make
+	narrow := keystore.Key{ID: 5, Hostname: "192.0.2.7", Scopes: admin, ExpiresAt: in30d}
+	submitOnly := keystore.Key{ID: 6, Hostname: "192.0.2.7", Scopes: []string{"submit"}}
+	never := time.Time{}
+	updates := []struct {
+		name    string
+		k       keystore.Key
+		u       keystore.Update
+		wantErr string
+	}{
+		{"GrantWithoutExpiry", submitOnly, keystore.Update{Scopes: &admin}, `an admin key must expire within 2160h0m0s`},
+		{"GrantWithExpiry", submitOnly, keystore.Update{Scopes: &admin, ExpiresAt: &in90d}, ""},
+		{"GrantOnWideBinding", keystore.Key{Hostname: "10.0.0.0/8", Scopes: []string{"submit"}}, keystore.Update{Scopes: &admin, ExpiresAt: &in30d},
+			`"hostname" 10.0.0.0/8 is wider than a /24`},
+		{"ExtendBeyond", narrow, keystore.Update{ExpiresAt: &in91d}, "an admin key must expire within 2160h0m0s"},
+		{"ExtendForever", narrow, keystore.Update{ExpiresAt: &never}, "an admin key must expire within 2160h0m0s"},
+		{"ExtendWithin", narrow, keystore.Update{ExpiresAt: &in90d}, ""},
+		{"ExtendWideKey", keystore.Key{Hostname: "0.0.0.0/0", Scopes: admin, ExpiresAt: in30d}, keystore.Update{ExpiresAt: &in90d},
+			`"hostname" 0.0.0.0/0 is wider than a /24`},
+		{"ShortenKeyctlMade", keyctlMade, keystore.Update{ExpiresAt: &in30d}, ""},
+		{"DescribeKeyctlMade", keyctlMade, keystore.Update{Description: ptr("ops")}, ""},
+		{"DropAdminForever", narrow, keystore.Update{Scopes: &[]string{"submit"}, ExpiresAt: &never}, ""},
+		{"SubmitForever", submitOnly, keystore.Update{ExpiresAt: &never}, ""},
+	}
+	for _, tt := range updates {
+		t.Run("Update/"+tt.name, func(t *testing.T) {
+			checkAdminLimit(t, l.CheckUpdate(tt.k, tt.u, now), tt.wantErr)
+		})
+	}
+
+	rotations := []struct {
+		name    string
+		k       keystore.Key
+		wantErr string
+	}{
+		{"Narrow", narrow, ""},
+		{"Submit", keystore.Key{Hostname: "0.0.0.0/0", Scopes: []string{"submit"}}, ""},
+		{"KeyctlMade", keyctlMade, "key 4 cannot be rotated over HTTP (set an expiry first, or rotate it with keyctl)"},
+	}
+	for _, tt := range rotations {
+		t.Run("Rotate/"+tt.name, func(t *testing.T) {
+			checkAdminLimit(t, l.CheckRotate(tt.k, now), tt.wantErr)
+		})
+	}
+}
+
+// checkAdminLimit fails unless err is nil when want is empty, and otherwise
+// an ErrAdminLimit (so ErrInvalidPolicy) whose message contains want.
+func checkAdminLimit(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("got %v, want it allowed", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, keystore.ErrAdminLimit) ||
+		!errors.Is(err, keystore.ErrInvalidPolicy)):
+		t.Errorf("got %v, want ErrAdminLimit saying %q", err, want)
 	}
 }
 

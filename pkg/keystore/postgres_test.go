@@ -22,7 +22,7 @@ import (
 )
 
 // postgres is the PostgreSQL backend, for the tests of this file.
-var postgres = backends[1]
+var postgres = postgresBackend
 
 // TestPostgresReplicasMigrateTogether opens a fresh database from eight
 // stores at once, as replicas starting together would, and checks that

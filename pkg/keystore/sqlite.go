@@ -23,7 +23,7 @@ var sqliteDialect = &dialect{
 }
 
 // openSQLite opens the database file at path, creating it readable by its
-// owner only if it does not exist.
+// owner only if it does not exist, and making it so if it is not.
 func openSQLite(path string) (*sql.DB, error) {
 	// Create the file ourselves so it is 0600: SQLite would use the umask,
 	// and its -wal and -shm files copy the main file's permissions.
@@ -31,6 +31,8 @@ func openSQLite(path string) (*sql.DB, error) {
 		f.Close()
 	} else if !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("keystore: create %s: %w", path, err)
+	} else if err := tightenMode(path); err != nil {
+		return nil, err
 	}
 	// WAL lets readers (the apiserver) run beside a writer (keyctl); the busy
 	// timeout makes a writer wait for another instead of failing with

@@ -1,6 +1,7 @@
 package limit_test
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -212,8 +213,8 @@ func TestFailures(t *testing.T) {
 		t.Fatalf("Blocked before any failure: got %v %v, want 0 false", wait, blocked)
 	}
 	for i, want := range []bool{false, false, true} {
-		if got := f.Fail(addr); got != want {
-			t.Fatalf("failure %d: Fail got %v, want %v", i+1, got, want)
+		if got := f.Fail(addr); got.Throttled != want || got.NowThrottled != want {
+			t.Fatalf("failure %d: Fail got %+v, want Throttled and NowThrottled %v", i+1, got, want)
 		}
 	}
 	checkBlocked := func(name string, a netip.Addr, wantWait time.Duration, wantBlocked bool) {
@@ -227,22 +228,22 @@ func TestFailures(t *testing.T) {
 
 	c.Advance(time.Second)
 	checkBlocked("OneSecondLater", addr, 3*time.Second, true)
-	if !f.Fail(addr) {
-		t.Errorf("Fail while blocked: got false, want true")
+	if got := f.Fail(addr); !got.Throttled || got.NowThrottled {
+		t.Errorf("Fail while blocked: got %+v, want throttled, not now", got)
 	}
 	checkBlocked("FailWhileBlockedAddsNoWait", addr, 3*time.Second, true)
 
 	c.Advance(3 * time.Second)
 	checkBlocked("Recovered", addr, 0, false)
-	if !f.Fail(addr) {
-		t.Errorf("Fail after recovering one token: got false, want true")
+	if got := f.Fail(addr); !got.Throttled || !got.NowThrottled {
+		t.Errorf("Fail after recovering one token: got %+v, want throttled now", got)
 	}
 	checkBlocked("BlockedAgain", addr, 4*time.Second, true)
 
 	c.Advance(time.Hour)
 	for i, want := range []bool{false, false, true} {
-		if got := f.Fail(addr); got != want {
-			t.Errorf("failure %d after full refill: Fail got %v, want %v", i+1, got, want)
+		if got := f.Fail(addr); got.Throttled != want {
+			t.Errorf("failure %d after full refill: Fail got %+v, want Throttled %v", i+1, got, want)
 		}
 	}
 }
@@ -261,8 +262,8 @@ func TestFailuresOff(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for i := range 100 {
-				if tt.f.Fail(addr) {
-					t.Fatalf("failure %d: Fail got true, want false", i+1)
+				if got := tt.f.Fail(addr); got.Throttled || got.NowThrottled {
+					t.Fatalf("failure %d: Fail got %+v, want not throttled", i+1, got)
 				}
 			}
 			if wait, blocked := tt.f.Blocked(addr); blocked || wait != 0 {
@@ -276,50 +277,135 @@ func TestFailuresOff(t *testing.T) {
 // unexported constant of the package).
 const maxAddrs = 100000
 
-// TestFailuresEviction fills the address map to its limit: nothing is
-// forgotten until it is full; then addresses whose buckets have refilled are
-// forgotten first, and only if that frees nothing is everything forgotten.
+// TestFailuresEviction fills the table to its limit: nothing is forgotten
+// until it is full; then the source that failed least recently is
+// forgotten, and only that one: a throttled source that failed recently
+// stays throttled, where the table used to be cleared.
 func TestFailuresEviction(t *testing.T) {
 	tests := []struct {
 		name string
 		// blockFirst blocks the address before the crowd fails rather
 		// than after.
-		blockFirst bool
-		// refill is how long passes after the crowd's failures.
-		refill      time.Duration
+		blockFirst  bool
 		wantBlocked bool
 	}{
-		{"ForgetsRefilledKeepsBlocked", false, 10 * time.Second, true},
-		{"ForgetsAllWhenNoneRefilled", true, 0, false},
+		{"KeepsRecentlyFailed", false, true},
+		{"ForgetsLeastRecentlyFailed", true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newClock()
 			f := limit.NewFailures(1, 2, c.Now)
 			addr := netip.MustParseAddr("192.0.2.1")
-			block := func() {
-				f.Fail(addr)
-				if !f.Fail(addr) {
-					t.Fatalf("Fail(%s) twice: got false, want true", addr)
+			crowd := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+			block := func(a netip.Addr) {
+				f.Fail(a)
+				if !f.Fail(a).Throttled {
+					t.Fatalf("Fail(%s) twice: not throttled", a)
 				}
 			}
 			if tt.blockFirst {
-				block()
+				block(addr)
 			}
 			for i := range maxAddrs - 1 {
-				f.Fail(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}))
+				block(crowd(i))
 			}
-			c.Advance(tt.refill)
 			if !tt.blockFirst {
-				block()
+				block(addr)
 			}
 			if _, got := f.Blocked(addr); !got {
-				t.Fatalf("Blocked(%s) with %d addresses known: got false, want true", addr, maxAddrs)
+				t.Fatalf("Blocked(%s) with %d sources known: got false, want true", addr, maxAddrs)
 			}
-			f.Fail(netip.MustParseAddr("192.0.2.2")) // one past the limit: evicts
+			f.Fail(netip.MustParseAddr("192.0.2.2")) // one past the limit: evicts one
 			if _, got := f.Blocked(addr); got != tt.wantBlocked {
 				t.Errorf("Blocked(%s) after eviction: got %v, want %v", addr, got, tt.wantBlocked)
 			}
+			// Whichever was forgotten, every other source is still throttled.
+			first := 0
+			if !tt.blockFirst {
+				first = 1
+			}
+			for _, i := range []int{first, maxAddrs / 2, maxAddrs - 2} {
+				if _, got := f.Blocked(crowd(i)); !got {
+					t.Errorf("Blocked(%s) after eviction: got false, want true: only one source is forgotten", crowd(i))
+				}
+			}
 		})
+	}
+}
+
+// TestFailuresIPv6Per64 is the attack of an IPv6 client that changes its
+// address within its /64 after every failure: it is counted as one
+// source, while its neighbour in the next /64 is not.
+func TestFailuresIPv6Per64(t *testing.T) {
+	f := limit.NewFailures(0.25, 3, newClock().Now)
+	for i := range 3 {
+		a := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 7, 0xa, byte(i), 0, 0, 0, 0, 0, byte(i + 1)})
+		if got := f.Fail(a); got.Throttled != (i == 2) {
+			t.Fatalf("failure %d from %s: got %+v, want throttled only on the third", i+1, a, got)
+		}
+	}
+	if _, blocked := f.Blocked(netip.MustParseAddr("2001:db8:0:7:ffff::1")); !blocked {
+		t.Errorf("a fresh address in the same /64 is not blocked")
+	}
+	if _, blocked := f.Blocked(netip.MustParseAddr("2001:db8:0:8::1")); blocked {
+		t.Errorf("an address in the next /64 is blocked")
+	}
+	if got, want := limit.Source(netip.MustParseAddr("2001:db8:0:7:1:2:3:4%eth0")), netip.MustParseAddr("2001:db8:0:7::"); got != want {
+		t.Errorf("Source of a zoned IPv6 address = %s, want %s", got, want)
+	}
+	if got, want := limit.Source(netip.MustParseAddr("::ffff:192.0.2.1")), netip.MustParseAddr("192.0.2.1"); got != want {
+		t.Errorf("Source of an IPv4-mapped address = %s, want %s", got, want)
+	}
+}
+
+// TestFailuresLogSampling checks that one failure per source per minute is
+// to be logged, with the count of those that were not.
+func TestFailuresLogSampling(t *testing.T) {
+	for _, burst := range []int{3, 0} { // sampling works with throttling off too
+		c := newClock()
+		f := limit.NewFailures(0.25, burst, c.Now)
+		addr, other := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+		var logged []int
+		for i := range 50 {
+			if i == 30 {
+				c.Advance(limit.LogEvery)
+			}
+			if got := f.Fail(addr); got.Log {
+				logged = append(logged, got.Unlogged)
+			}
+		}
+		if want := []int{0, 29}; fmt.Sprint(logged) != fmt.Sprint(want) {
+			t.Errorf("burst %d: logged failures with unlogged counts %v, want %v", burst, logged, want)
+		}
+		if !f.Fail(other).Log {
+			t.Errorf("burst %d: the first failure of another source is not logged", burst)
+		}
+	}
+}
+
+// TestKeysCheck checks that Check takes nothing, and refuses a key with no
+// token left with the wait for one.
+func TestKeysCheck(t *testing.T) {
+	c := newClock()
+	k := limit.NewKeys(10, 5, c.Now)
+	for range 3 {
+		if d := k.Check(1, 0, 0); !d.Allowed || d.Remaining != 5 {
+			t.Fatalf("Check on a full bucket: got %+v, want allowed with 5 remaining, nothing taken", d)
+		}
+	}
+	if d := k.Allow(1, 0, 0, 5); !d.Allowed {
+		t.Fatalf("Allow(5): got %+v", d)
+	}
+	want := limit.Decision{Limited: true, Limit: 5, Reset: 500 * time.Millisecond, RetryAfter: 100 * time.Millisecond}
+	if d := k.Check(1, 0, 0); d != want {
+		t.Errorf("Check on an empty bucket: got %+v, want %+v", d, want)
+	}
+	c.Advance(100 * time.Millisecond)
+	if d := k.Check(1, 0, 0); !d.Allowed || d.Remaining != 1 {
+		t.Errorf("Check with one token back: got %+v, want allowed with 1 remaining", d)
+	}
+	if d := k.Allow(1, 0, 0, 1); !d.Allowed {
+		t.Errorf("Allow(1) after Check: got %+v, want the token Check left", d)
 	}
 }

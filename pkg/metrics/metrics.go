@@ -49,6 +49,12 @@ type Metrics struct {
 	// AuthFailures counts refused authentications by reason (AuthUnknown,
 	// ...).
 	AuthFailures *prometheus.CounterVec
+	// AuthLogsSuppressed counts failed authentications not logged because
+	// their source had one logged within the minute.
+	AuthLogsSuppressed prometheus.Counter
+	// AuthLookupFailures counts requests answered 503 because their key's
+	// DNS name could not be looked up; they are not refusals.
+	AuthLookupFailures prometheus.Counter
 	// PointsAccepted counts points the gateway accepted for writing.
 	PointsAccepted prometheus.Counter
 	// RateLimited counts requests refused because their key was over its
@@ -127,6 +133,14 @@ func New() *Metrics {
 			Name: "metricgate_auth_failures_total",
 			Help: "Refused authentications by reason: unknown, revoked, expired, host_mismatch, no_key, throttled.",
 		}, []string{"reason"}),
+		AuthLogsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_auth_failure_logs_suppressed_total",
+			Help: "Failed authentications not logged because their address (IPv6: its /64) had one logged within the minute.",
+		}),
+		AuthLookupFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_auth_lookup_failures_total",
+			Help: "Requests answered 503 because their key's DNS name could not be looked up.",
+		}),
 		PointsAccepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "metricgate_points_accepted_total",
 			Help: "Points accepted for writing.",
@@ -175,7 +189,7 @@ func New() *Metrics {
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.Requests, m.RequestDuration, m.AuthFailures, m.PointsAccepted, m.RateLimited, m.Paced, m.PacedSeconds,
+		m.Requests, m.RequestDuration, m.AuthFailures, m.AuthLogsSuppressed, m.AuthLookupFailures, m.PointsAccepted, m.RateLimited, m.Paced, m.PacedSeconds,
 		m.BodyWaits, m.BodyWaitSeconds,
 		m.PointsForwarded, m.PointsDeadLettered, m.ForwardDuration, m.ForwardErrors,
 	)

@@ -1,6 +1,11 @@
 package points
 
-import "fmt"
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+)
 
 // maxSeriesKeyLen is the longest series key (measurement and tags) InfluxDB
 // stores; it refuses a longer point as "max key length exceeded".
@@ -19,6 +24,15 @@ const manyKeys = 16
 // cut from two shared arrays. In a large JSON batch the copies and checks
 // were most of the parse's allocations and much of its time.
 type batch struct {
+	lim     Limits
+	hostTag string
+
+	// The parse's own memory, counted as it grows, and what grow has
+	// granted of it; growErr is grow's refusal, which ends the parse.
+	used, granted int64
+	grow          func(int64) error
+	growErr       error
+
 	measurement string   // the last measurement, copied and checked
 	fieldNames  []string // the last field names, by position
 	tagKeys     []string // the last tag keys, by position
@@ -37,25 +51,70 @@ type batch struct {
 	fieldSet   map[string]struct{}
 }
 
+// newBatch returns a batch for a body parsed with opts, with room for
+// fields fields at first.
+func newBatch(opts *Options, fields int) *batch {
+	return &batch{lim: opts.Limits.withDefaults(), hostTag: opts.HostTag, grow: opts.Grow, granted: GrowStep,
+		fields: make([]Field, 0, fields)}
+}
+
+// Sizes counted by charge: what a point, a tag and a field take in memory.
+const (
+	pointBytes = int64(unsafe.Sizeof(Point{}))
+	tagBytes   = int64(unsafe.Sizeof(Tag{}))
+	fieldBytes = int64(unsafe.Sizeof(Field{}))
+)
+
+// charge counts n more bytes of the parse's memory and asks grow for room
+// once they pass what it granted: the first GrowStep bytes are free, as a
+// small body's are, and each request doubles the grant, so a large body
+// asks a few times. It returns grow's refusal, kept in growErr so that the
+// parse returns it as it is.
+func (b *batch) charge(n int64) error {
+	b.used += n
+	if b.used <= b.granted || b.grow == nil {
+		return nil
+	}
+	step := max(b.used-b.granted, b.granted)
+	if err := b.grow(step); err != nil {
+		b.growErr = err
+		return err
+	}
+	b.granted += step
+	return nil
+}
+
+// failure is the error a parse ends with when a point failed with err:
+// grow's refusal as it is, else err.
+func (b *batch) failure(err error) error {
+	if b.growErr != nil {
+		return b.growErr
+	}
+	return err
+}
+
 // name returns b as a string checked by checkName, reusing *last when it is
 // the same.
-func name[T string | []byte](last *string, what string, b T) (string, error) {
+func name[T string | []byte](bt *batch, last *string, what string, b T) (string, error) {
 	if len(b) > 0 && string(b) == *last {
 		return *last, nil
 	}
 	s := string(b)
-	if err := checkName(what, s); err != nil {
+	if err := checkName(what, s, bt.lim.MaxNameLen); err != nil {
 		return "", err
 	}
 	*last = s
-	return s, nil
+	return s, bt.charge(int64(len(s)))
 }
 
 // startPoint begins a point with measurement m: it checks m and returns
 // it as a string.
 func startPoint[T string | []byte](b *batch, m T) (string, error) {
-	s, err := name(&b.measurement, "measurement", m)
+	s, err := name(b, &b.measurement, "measurement", m)
 	if err != nil {
+		return "", err
+	}
+	if err := b.charge(pointBytes); err != nil {
 		return "", err
 	}
 	b.tagStart, b.fieldStart = len(b.tags), len(b.fields)
@@ -70,6 +129,9 @@ func (b *batch) addTag(k, v []byte) error {
 	if b.keyLen += 2 + len(k) + len(v); b.keyLen > maxSeriesKeyLen {
 		return fmt.Errorf("the measurement and tags are more than %d bytes, the longest series key InfluxDB stores", maxSeriesKeyLen)
 	}
+	if b.lim.MaxTags > 0 && len(before) >= b.lim.MaxTags {
+		return fmt.Errorf("a point may have at most %d tags", b.lim.MaxTags)
+	}
 	if seenKey(&b.tagSet, before, func(t Tag) string { return t.Key }, k) {
 		return fmt.Errorf("tag key %q appears twice", truncate(string(k)))
 	}
@@ -80,19 +142,24 @@ func (b *batch) addTag(k, v []byte) error {
 	}
 	var t Tag
 	var err error
-	if t.Key, err = name(&b.tagKeys[pos], "tag key", k); err != nil {
+	if t.Key, err = name(b, &b.tagKeys[pos], "tag key", k); err != nil {
 		return err
 	}
 	if len(v) > 0 && string(v) == b.tagValues[pos] {
 		t.Value = b.tagValues[pos]
 	} else {
 		t.Value = string(v)
-		if err := checkTag(t.Key, t.Value); err != nil {
+		if err := checkTagValue(t.Key, t.Value, b.lim.MaxValueLen); err != nil {
 			return err
 		}
 		b.tagValues[pos] = t.Value
+		if err := b.charge(int64(len(t.Value))); err != nil {
+			return err
+		}
 	}
-	appendChunked(&b.tags, &b.tagStart, t)
+	if grown := appendChunked(&b.tags, &b.tagStart, t); grown > 0 {
+		return b.charge(int64(grown) * tagBytes)
+	}
 	return nil
 }
 
@@ -101,15 +168,18 @@ func (b *batch) addTag(k, v []byte) error {
 // point's elements move to a new chunk, and the earlier points keep theirs.
 // Chunks double from 8 to 256 elements (more only for a point that needs
 // it), so one point costs a small allocation and a 5000-point body does not
-// pay for a doubled array's discarded halves.
-func appendChunked[E any](s *[]E, start *int, e E) {
+// pay for a doubled array's discarded halves. It returns the capacity of
+// the chunk it allocated, or 0.
+func appendChunked[E any](s *[]E, start *int, e E) (grown int) {
 	if len(*s) == cap(*s) {
 		cur := (*s)[*start:]
 		next := make([]E, 0, max(min(2*cap(*s), 256), 8, 2*len(cur)))
 		*s = append(next, cur...)
 		*start = 0
+		grown = cap(next)
 	}
 	*s = append(*s, e)
+	return grown
 }
 
 // seenKey reports whether k is the key of one of the elements before it:
@@ -152,21 +222,32 @@ func (b *batch) pointTags() []Tag {
 }
 
 // fieldKey checks k, the key of a field of the current point, and returns
-// it as a string. It refuses a repeated key.
+// it as a string. It refuses a repeated key, one named like the host tag,
+// and a field past the point's budget.
 func (b *batch) fieldKey(k []byte) (string, error) {
 	before := b.fields[b.fieldStart:]
+	if b.lim.MaxFields > 0 && len(before) >= b.lim.MaxFields {
+		return "", fmt.Errorf("a point may have at most %d fields", b.lim.MaxFields)
+	}
+	if b.hostTag != "" && string(k) == b.hostTag {
+		return "", fmt.Errorf("field %q has the name of the tag the gateway sets on every point", truncate(string(k)))
+	}
 	if seenKey(&b.fieldSet, before, func(f Field) string { return f.Key }, k) {
 		return "", fmt.Errorf("field %q appears twice", truncate(string(k)))
 	}
 	for len(b.fieldNames) <= len(before) {
 		b.fieldNames = append(b.fieldNames, "")
 	}
-	return name(&b.fieldNames[len(before)], "field", k)
+	return name(b, &b.fieldNames[len(before)], "field", k)
 }
 
 // addField adds f to the current point and returns its fields so far.
-func (b *batch) addField(f Field) []Field {
-	appendChunked(&b.fields, &b.fieldStart, f)
+func (b *batch) addField(f Field) ([]Field, error) {
+	var n int64
+	if f.Value.Kind() == lineprotocol.String {
+		n = int64(len(f.Value.BytesV()))
+	}
+	n += int64(appendChunked(&b.fields, &b.fieldStart, f)) * fieldBytes
 	end := len(b.fields)
-	return b.fields[b.fieldStart:end:end]
+	return b.fields[b.fieldStart:end:end], b.charge(n)
 }

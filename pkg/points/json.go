@@ -91,12 +91,18 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 	if err != nil {
 		return nil, syntaxError(err)
 	}
+	return jsonPoints(v, opts)
+}
+
+// jsonPoints reads the points of a parsed body, charging their memory to
+// opts.Grow.
+func jsonPoints(v *fastjson.Value, opts Options) ([]Point, error) {
 	switch v.Type() {
 	case fastjson.TypeObject:
-		b := batch{fields: make([]Field, 0, 1)}
-		pt, err := jsonPoint(&b, v, 0, opts)
+		b := newBatch(&opts, 1)
+		pt, err := jsonPoint(b, v, 0, opts)
 		if err != nil {
-			return nil, err
+			return nil, b.failure(err)
 		}
 		return []Point{pt}, nil
 	case fastjson.TypeArray:
@@ -107,11 +113,15 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 		if opts.MaxPoints > 0 && len(items) > opts.MaxPoints {
 			return nil, fmt.Errorf("%w: a batch may hold at most %d points, got %d", ErrTooManyPoints, opts.MaxPoints, len(items))
 		}
+		b := newBatch(&opts, len(items))
+		if err := b.charge(int64(len(items)) * fieldBytes); err != nil {
+			return nil, err
+		}
 		pts := make([]Point, len(items))
-		b := &batch{fields: make([]Field, 0, len(items))}
+		var err error
 		for i, item := range items {
 			if pts[i], err = jsonPoint(b, item, i, opts); err != nil {
-				return nil, err
+				return nil, b.failure(err)
 			}
 			yieldEvery(i)
 		}
@@ -156,12 +166,14 @@ func jsonPoint(b *batch, v *fastjson.Value, i int, opts Options) (Point, error) 
 		}
 		p.Tags = b.pointTags()
 	}
-	val, err := jsonValue(keys.value)
+	val, err := jsonValue(keys.value, b.lim.MaxValueLen)
 	if err != nil {
 		return Point{}, pointError(i, err)
 	}
-	p.Fields = b.addField(Field{Key: fieldName, Value: val})
-	if p.Time, err = jsonTime(keys.timestamp); err != nil {
+	if p.Fields, err = b.addField(Field{Key: fieldName, Value: val}); err != nil {
+		return Point{}, pointError(i, err)
+	}
+	if p.Time, err = jsonTime(keys.timestamp, &b.lim, opts.Now); err != nil {
 		return Point{}, pointError(i, err)
 	}
 	return p, nil
@@ -209,9 +221,11 @@ func pointKeys(v *fastjson.Value) (jsonKeys, error) {
 	return keys, err
 }
 
-// jsonTime reads a point's timestamp, nanoseconds since the epoch; absent
-// or null, it is the zero time, for Encode to stamp.
-func jsonTime(v *fastjson.Value) (time.Time, error) {
+// jsonTime reads a point's timestamp, nanoseconds since the epoch, and
+// checks it against the range InfluxDB stores and lim's window around now
+// (time.Now when zero); absent or null, it is the zero time, for Encode to
+// stamp.
+func jsonTime(v *fastjson.Value, lim *Limits, now time.Time) (time.Time, error) {
 	if v == nil || v.Type() == fastjson.TypeNull {
 		return time.Time{}, nil
 	}
@@ -222,7 +236,17 @@ func jsonTime(v *fastjson.Value) (time.Time, error) {
 		raw := v.MarshalTo(buf[:0])
 		return time.Time{}, fmt.Errorf(`"timestamp" must be an integer number of nanoseconds since the epoch, got %s`, truncate(string(raw)))
 	}
-	return time.Unix(0, ns), nil
+	if ns < minNanoTime || ns > maxNanoTime {
+		return time.Time{}, fmt.Errorf(`"timestamp" %d is outside the range InfluxDB stores`, ns)
+	}
+	t := time.Unix(0, ns)
+	if lim.MaxFuture > 0 || lim.MaxPast > 0 {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		return t, lim.checkTime(t, now)
+	}
+	return t, nil
 }
 
 // jsonTags adds a point's tags object to b.
@@ -247,7 +271,7 @@ func jsonTags(b *batch, v *fastjson.Value) error {
 
 // jsonValue keeps a JSON integer an integer and any other number a float,
 // so the field type in InfluxDB is what the client wrote.
-func jsonValue(v *fastjson.Value) (lineprotocol.Value, error) {
+func jsonValue(v *fastjson.Value, maxLen int) (lineprotocol.Value, error) {
 	if v == nil {
 		return lineprotocol.Value{}, errors.New(`"value" is required`)
 	}
@@ -256,8 +280,8 @@ func jsonValue(v *fastjson.Value) (lineprotocol.Value, error) {
 		return lineprotocol.BoolValue(v.Type() == fastjson.TypeTrue), nil
 	case fastjson.TypeString:
 		b, _ := v.StringBytes()
-		if len(b) > maxStringValueLen {
-			return lineprotocol.Value{}, fmt.Errorf(`"value" is longer than %d bytes`, maxStringValueLen)
+		if len(b) > maxLen {
+			return lineprotocol.Value{}, fmt.Errorf(`"value" is longer than %d bytes`, maxLen)
 		}
 		val, ok := lineprotocol.StringValue(string(b))
 		if !ok {

@@ -62,7 +62,7 @@ func ParseLineProtocol(r io.Reader, precision time.Duration, opts Options, now t
 	}
 	lr := &lineReader{br: bufio.NewReader(r), line: 1}
 	dec := lineprotocol.NewDecoder(lr)
-	var b batch
+	b := newBatch(&opts, 0)
 	var pts []Point
 	for dec.Next() {
 		// The decoder has read up to the first byte of this entry and no
@@ -71,8 +71,11 @@ func ParseLineProtocol(r io.Reader, precision time.Duration, opts Options, now t
 		if opts.MaxPoints > 0 && len(pts) >= opts.MaxPoints {
 			return nil, fmt.Errorf("%w: a batch may hold at most %d points", ErrTooManyPoints, opts.MaxPoints)
 		}
-		p, err := decodeLine(dec, &b, precision, now)
+		p, err := decodeLine(dec, b, precision, now)
 		if err != nil {
+			if b.growErr != nil {
+				return nil, b.failure(err)
+			}
 			if rerr := dec.Err(); rerr != nil {
 				return nil, readError(rerr)
 			}
@@ -130,10 +133,12 @@ func decodeLine(dec *lineprotocol.Decoder, b *batch, precision time.Duration, no
 		if err != nil {
 			return Point{}, err
 		}
-		if v, err = ownValue(key, v); err != nil {
+		if v, err = ownValue(key, v, b.lim.MaxValueLen); err != nil {
 			return Point{}, err
 		}
-		p.Fields = b.addField(Field{Key: key, Value: v})
+		if p.Fields, err = b.addField(Field{Key: key, Value: v}); err != nil {
+			return Point{}, err
+		}
 	}
 	if len(p.Fields) == 0 {
 		return Point{}, errors.New("a line needs at least one field")
@@ -145,16 +150,16 @@ func decodeLine(dec *lineprotocol.Decoder, b *batch, precision time.Duration, no
 	if p.Time, err = timestamp(ts, precision, now); err != nil {
 		return Point{}, err
 	}
-	return p, nil
+	return p, b.lim.checkTime(p.Time, now)
 }
 
 // ownValue returns v detached from the decoder's buffer, which the next
 // call reuses, with unsigned integers made signed.
-func ownValue(key string, v lineprotocol.Value) (lineprotocol.Value, error) {
+func ownValue(key string, v lineprotocol.Value, maxLen int) (lineprotocol.Value, error) {
 	switch v.Kind() {
 	case lineprotocol.String:
-		if len(v.BytesV()) > maxStringValueLen {
-			return v, fmt.Errorf("field %q is longer than %d bytes", truncate(key), maxStringValueLen)
+		if len(v.BytesV()) > maxLen {
+			return v, fmt.Errorf("field %q is longer than %d bytes", truncate(key), maxLen)
 		}
 		s, ok := lineprotocol.StringValueFromBytes(v.BytesV())
 		if !ok {

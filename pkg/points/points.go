@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 )
 
@@ -29,10 +30,12 @@ var (
 	ErrTooManyPoints = errors.New("too many points")
 )
 
-// Limits on names and values, those InfluxDB itself enforces or chokes on.
+// The default caps on names and values: InfluxDB's own for a string value
+// (64 KiB), and for names one far above any real schema's that still keeps
+// a series key readable.
 const (
-	maxNameLen        = 256
-	maxStringValueLen = 64 * 1024
+	DefaultMaxNameLen  = 256
+	DefaultMaxValueLen = 64 * 1024
 )
 
 // Point is one line of line protocol: a measurement, tags, one or more
@@ -59,6 +62,38 @@ type Field struct {
 	Value lineprotocol.Value
 }
 
+// Limits are what one point may hold and when it may be. They are checked
+// as the body is read, so a line past a budget stops the parse there rather
+// than after the whole body is in memory. A zero MaxFields, MaxTags,
+// MaxFuture or MaxPast means no bound; a zero MaxNameLen or MaxValueLen
+// means the default.
+type Limits struct {
+	// MaxFields caps the fields of one point.
+	MaxFields int
+	// MaxTags caps the tags of one point, as the client sent them.
+	MaxTags int
+	// MaxNameLen caps a measurement, tag key or field key, in bytes.
+	MaxNameLen int
+	// MaxValueLen caps a tag value or a string field value, in bytes.
+	MaxValueLen int
+	// MaxFuture and MaxPast bound a point's time against the gateway's
+	// clock: a point from a clock far ahead would land in a shard of its
+	// own, and one older than the retention is dropped by InfluxDB.
+	MaxFuture time.Duration
+	MaxPast   time.Duration
+}
+
+// withDefaults returns l with its zero name and value caps set.
+func (l Limits) withDefaults() Limits {
+	if l.MaxNameLen <= 0 {
+		l.MaxNameLen = DefaultMaxNameLen
+	}
+	if l.MaxValueLen <= 0 {
+		l.MaxValueLen = DefaultMaxValueLen
+	}
+	return l
+}
+
 // Options control parsing.
 type Options struct {
 	// DefaultMeasurement is used for points that name none.
@@ -70,17 +105,40 @@ type Options struct {
 	// rather than one doubled past it. The caller must have checked it
 	// against its body limit.
 	BodySize int64
+	// Limits bound each point.
+	Limits Limits
+	// HostTag is the tag the gateway sets on every point; a field of that
+	// name is refused, since it would stand beside the tag in InfluxDB and
+	// make "SELECT *" ambiguous. Empty allows any field name.
+	HostTag string
+	// Now is the gateway's clock for a JSON body, against which Limits'
+	// time window is checked; the zero time means time.Now. (A
+	// line-protocol body takes its now as an argument.)
+	Now time.Time
+	// Grow, if set, is asked for room before the memory of the points the
+	// parse builds (their tags and fields, the strings copied for them)
+	// grows past GrowStep bytes and what Grow has granted since. An error
+	// from it ends the parse and is returned as it is. (A JSON body's
+	// parse tree, about 30 times the body while it is held, is bounded
+	// instead by parsing one large body per CPU at a time.)
+	Grow func(n int64) error
 }
+
+// GrowStep is the parse memory that needs no Grow: a small body's parse
+// costs about what its connection does. Past it, each Grow asks for at
+// least what was granted before, so a large body asks a few times rather
+// than once per point.
+const GrowStep = 64 << 10
 
 // checkName rejects names InfluxDB would refuse or mangle: empty, too long,
 // not UTF-8, with control characters, starting with '_' (reserved) or
 // ending with a backslash (which line protocol cannot carry).
-func checkName(what, s string) error {
+func checkName(what, s string, maxLen int) error {
 	switch {
 	case s == "":
 		return fmt.Errorf("%s must not be empty", what)
-	case len(s) > maxNameLen:
-		return fmt.Errorf("%s %q is longer than %d bytes", what, truncate(s), maxNameLen)
+	case len(s) > maxLen:
+		return fmt.Errorf("%s %q is longer than %d bytes", what, truncate(s), maxLen)
 	case !utf8.ValidString(s):
 		return fmt.Errorf("%s is not valid UTF-8", what)
 	case strings.HasPrefix(s, "_"):
@@ -98,17 +156,14 @@ func checkName(what, s string) error {
 	return nil
 }
 
-// checkTag checks a tag's key as a name and its value as what InfluxDB
-// stores: 1 to maxStringValueLen bytes of UTF-8, no control characters (so
-// no line breaks), no trailing backslash.
-func checkTag(k, v string) error {
-	if err := checkName("tag key", k); err != nil {
-		return err
-	}
-	bad := v == "" || len(v) > maxStringValueLen || !utf8.ValidString(v) || strings.HasSuffix(v, `\`) ||
+// checkTagValue checks the value of tag k as what InfluxDB stores: 1 to
+// maxLen bytes of UTF-8, no control characters (so no line breaks), no
+// trailing backslash.
+func checkTagValue(k, v string, maxLen int) error {
+	bad := v == "" || len(v) > maxLen || !utf8.ValidString(v) || strings.HasSuffix(v, `\`) ||
 		strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f })
 	if bad {
-		return fmt.Errorf("tag %q has an invalid value: want 1 to %d bytes of UTF-8 without control characters or a trailing backslash", truncate(k), maxStringValueLen)
+		return fmt.Errorf("tag %q has an invalid value: want 1 to %d bytes of UTF-8 without control characters or a trailing backslash", truncate(k), maxLen)
 	}
 	return nil
 }
@@ -170,4 +225,47 @@ func yieldEvery(i int) {
 	if i%256 == 255 {
 		runtime.Gosched()
 	}
+}
+
+// checkTime refuses t when it is further than the limits allow from now,
+// the gateway's clock.
+func (l *Limits) checkTime(t, now time.Time) error {
+	if l.MaxFuture > 0 && t.Sub(now) > l.MaxFuture {
+		return fmt.Errorf("timestamp %s is %s ahead of the gateway's clock (%s); at most %s ahead is accepted",
+			t.UTC().Format(time.RFC3339Nano), t.Sub(now).Round(time.Second), now.UTC().Format(time.RFC3339), l.MaxFuture)
+	}
+	if l.MaxPast > 0 && now.Sub(t) > l.MaxPast {
+		return fmt.Errorf("timestamp %s is %s behind the gateway's clock (%s); at most %s behind is accepted",
+			t.UTC().Format(time.RFC3339Nano), now.Sub(t).Round(time.Second), now.UTC().Format(time.RFC3339), l.MaxPast)
+	}
+	return nil
+}
+
+// SeriesHash returns a hash of the point's series, its measurement and
+// tags without hostTag (which the gateway sets), the same whatever the
+// order of the tags, for counting the series a key writes.
+func (p *Point) SeriesHash(hostTag string) uint64 {
+	h := xxhash.Sum64String(p.Measurement)
+	for _, t := range p.Tags {
+		if t.Key != hostTag {
+			// A sum of the tags' hashes does not depend on their order.
+			h += xxhash.Sum64String(t.Key)*0x9E3779B97F4A7C15 ^ xxhash.Sum64String(t.Value)
+		}
+	}
+	return h
+}
+
+// SameSeries reports whether p and q have the same measurement and tags in
+// the same order: a batch's points share their names' strings, so this
+// is cheaper than hashing p again.
+func (p *Point) SameSeries(q *Point) bool {
+	if p.Measurement != q.Measurement || len(p.Tags) != len(q.Tags) {
+		return false
+	}
+	for i, t := range p.Tags {
+		if t != q.Tags[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/metricgate/metricgate/pkg/keyjson"
@@ -89,8 +90,9 @@ func jsonField(f keystore.Field) string {
 }
 
 // createKey is POST /admin/api/keys: it generates a key and answers 201 with
-// the key and, this once, its value.
-func createKey(keys KeyAdmin, now func() time.Time) adminFunc {
+// the key and, this once, its value. A key with the admin scope must be
+// within limits.
+func createKey(keys KeyAdmin, limits keystore.AdminLimits, now func() time.Time) adminFunc {
 	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
 		var req keyRequest
 		if err := readJSON(w, r, maxAdminBody, &req); err != nil {
@@ -104,7 +106,11 @@ func createKey(keys KeyAdmin, now func() time.Time) adminFunc {
 		if err != nil {
 			return 0, nil, err
 		}
-		k, plain, err := keys.Generate(r.Context(), policy.NewKey(*req.Hostname))
+		nk := policy.NewKey(*req.Hostname)
+		if err := limits.CheckNew(nk, t); err != nil {
+			return 0, nil, err
+		}
+		k, plain, err := keys.Generate(r.Context(), nk)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -119,8 +125,11 @@ func showKey(keys KeyAdmin, now func() time.Time) adminFunc {
 }
 
 // updateKey is PATCH /admin/api/keys/{id}: it changes what the body names
-// and answers with the key.
-func updateKey(keys KeyAdmin, now func() time.Time) adminFunc {
+// and answers with the key. A change that gives the key the admin scope,
+// or more time with it, must leave it within limits; checking and
+// changing hold grants, so two requests cannot each pass the check on a
+// key the other is changing.
+func updateKey(keys KeyAdmin, limits keystore.AdminLimits, grants *sync.Mutex, now func() time.Time) adminFunc {
 	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
 		id, err := keyID(r)
 		if err != nil {
@@ -139,6 +148,11 @@ func updateKey(keys KeyAdmin, now func() time.Time) adminFunc {
 		if err != nil {
 			return 0, nil, err
 		}
+		unlock, err := checkedKey(r.Context(), keys, grants, id, func(old keystore.Key) error { return limits.CheckUpdate(old, u, t) })
+		if err != nil {
+			return 0, nil, err
+		}
+		defer unlock()
 		k, err := keys.Update(r.Context(), id, u)
 		if err != nil {
 			return 0, nil, err
@@ -179,7 +193,8 @@ type rotateRequest struct {
 // rotateKey is POST /admin/api/keys/{id}/rotate: it makes a new key with
 // the same host and policy, lets the old one work for the grace period, and
 // answers 201 with the new key, its value, and the old key's id and end.
-func rotateKey(keys KeyAdmin, now func() time.Time) adminFunc {
+// An admin key beyond limits is not rotated: its new key would be too.
+func rotateKey(keys KeyAdmin, limits keystore.AdminLimits, grants *sync.Mutex, now func() time.Time) adminFunc {
 	return func(w http.ResponseWriter, r *http.Request) (int, any, error) {
 		id, err := keyID(r)
 		if err != nil {
@@ -196,7 +211,15 @@ func rotateKey(keys KeyAdmin, now func() time.Time) adminFunc {
 			if grace, err = time.ParseDuration(strings.TrimSpace(*req.Grace)); err != nil || grace < 0 {
 				return 0, nil, fmt.Errorf("%w: \"grace\" %q must be a duration of 0 or more, such as 1h", errInvalidRequest, *req.Grace)
 			}
+			if err := keystore.CheckGrace(grace, `"grace"`); err != nil {
+				return 0, nil, err
+			}
 		}
+		unlock, err := checkedKey(r.Context(), keys, grants, id, func(k keystore.Key) error { return limits.CheckRotate(k, now()) })
+		if err != nil {
+			return 0, nil, err
+		}
+		defer unlock()
 		nk, plain, old, err := keys.Rotate(r.Context(), id, grace)
 		if err != nil {
 			return 0, nil, notActive(err, id)
@@ -229,6 +252,23 @@ func keyAudit(keys KeyAdmin) adminFunc {
 		}
 		return http.StatusOK, keyjson.Audit(entries), nil
 	}
+}
+
+// checkedKey takes grants and returns what gives it back once check passed
+// on key id as stored, so that no other request changes the key between
+// the check and the change the caller then makes. On an error grants is
+// given back at once.
+func checkedKey(ctx context.Context, keys KeyAdmin, grants *sync.Mutex, id int64, check func(keystore.Key) error) (unlock func(), err error) {
+	grants.Lock()
+	k, err := keys.Get(ctx, id)
+	if err == nil {
+		err = check(k)
+	}
+	if err != nil {
+		grants.Unlock()
+		return nil, err
+	}
+	return grants.Unlock, nil
 }
 
 // keyID returns the {id} of r's path, or keystore.ErrNotFound when it is

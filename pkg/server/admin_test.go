@@ -123,18 +123,23 @@ func TestAdminAuth(t *testing.T) {
 }
 
 // TestAdminThrottled checks that failed admin authentications count with
-// the write endpoints' throttle: an address that keeps failing is refused
-// before its key is looked at, however good.
+// the write endpoints' throttle: an address that keeps failing on either
+// listener gets 429 on both for a bad key, while the admin's good key
+// still passes.
 func TestAdminThrottled(t *testing.T) {
 	g := startAdmin(t, func(cfg *server.Config) { cfg.AuthFailBurst = 2 })
-	for i := range 2 {
-		if r := g.doAs(t, "Bearer 5f0a5d0e-95a4-4c4e-8d4f-3c0b1d2e3f40", "GET", "/admin/api/keys", ""); r.status != 401 {
-			t.Fatalf("bad key %d: got %d, want 401", i, r.status)
-		}
+	const bad = "Bearer 5f0a5d0e-95a4-4c4e-8d4f-3c0b1d2e3f40"
+	if r := g.doAs(t, bad, "GET", "/admin/api/keys", ""); r.status != 401 {
+		t.Fatalf("bad key: got %d, want 401", r.status)
 	}
-	r := g.do(t, "GET", "/admin/api/keys", "")
-	if r.status != 429 || r.header.Get("Retry-After") == "" {
-		t.Fatalf("good key after failures: got %d %v %s, want 429 with Retry-After", r.status, r.header, r.body)
+	if r := g.submit(t, "5f0a5d0e-95a4-4c4e-8d4f-3c0b1d2e3f40", onePoint); r.status != 401 {
+		t.Fatalf("bad key on the ingest listener: got %d, want 401", r.status)
+	}
+	if r := g.doAs(t, bad, "GET", "/admin/api/keys", ""); r.status != 429 || r.header.Get("Retry-After") == "" {
+		t.Fatalf("bad key after two failures: got %d %v %s, want 429 with Retry-After", r.status, r.header, r.body)
+	}
+	if r := g.do(t, "GET", "/admin/api/keys", ""); r.status != 200 {
+		t.Fatalf("the admin's good key from the throttled address: got %d %s, want 200", r.status, r.body)
 	}
 }
 
@@ -213,7 +218,7 @@ func TestAdminKeyLifecycle(t *testing.T) {
 	})
 	t.Run("Update", func(t *testing.T) {
 		r := g.do(t, "PATCH", fmt.Sprintf("/admin/api/keys/%d", k.ID),
-			`{"description": "web one, permanent", "no_expiry": true, "scopes": ["submit", "admin"], "measurements": [], "rate": 0, "burst": 7}`)
+			`{"description": "web one, for 90 days", "expires_in": "2160h", "scopes": ["submit", "admin"], "measurements": [], "rate": 0, "burst": 7}`)
 		if r.status != 200 {
 			t.Fatalf("update: got %d %s", r.status, r.body)
 		}
@@ -222,7 +227,7 @@ func TestAdminKeyLifecycle(t *testing.T) {
 		if jsonOf(got) != jsonOf(keyjson.New(stored, now)) {
 			t.Errorf("update answered %+v, want the stored %+v", got, keyjson.New(stored, now))
 		}
-		if stored.Description != "web one, permanent" || !stored.ExpiresAt.IsZero() || !slices.Equal(stored.Scopes, []string{"submit", "admin"}) ||
+		if stored.Description != "web one, for 90 days" || !stored.ExpiresAt.Equal(now.Add(2160*time.Hour)) || !slices.Equal(stored.Scopes, []string{"submit", "admin"}) ||
 			len(stored.Measurements) != 0 || stored.Rate != 0 || stored.Burst != 7 {
 			t.Errorf("stored after update: %+v", stored)
 		}
@@ -564,5 +569,97 @@ func TestAdminOnlyOnAdminListener(t *testing.T) {
 	}
 	if r := request(t, "POST", g.gateway.admin+"/api/submit", onePoint, "X-API-Key", g.adminKey); r.status != 404 && r.status != 405 {
 		t.Errorf("POST /api/submit on the admin listener: got %d, want 404", r.status)
+	}
+}
+
+// TestAdminKeyMinting is the attack of a stolen admin key used once from
+// its host: it must not yield a key that works from anywhere, or forever.
+// Creating, widening and rotating admin keys over HTTP are refused beyond
+// the limits with a 400 that names the problem, and leave the store as it
+// was; within them they work; and the key store itself, which keyctl on
+// the host uses, keeps full power.
+func TestAdminKeyMinting(t *testing.T) {
+	g := startAdmin(t, nil) // the admin key: 127.0.0.1, no expiry, as keyctl made it
+	ctx := context.Background()
+	wide, _, err := g.keys.Generate(ctx, keystore.NewKey{Hostname: "0.0.0.0/0", Description: "a submit key for every host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := g.keys.List(ctx, keystore.Filter{All: true})
+	refused := []struct {
+		name, method, path, body, wantIn string
+	}{
+		{"AnywhereForever", "POST", "/admin/api/keys", `{"hostname": "0.0.0.0/0", "scopes": ["admin"]}`, `wider than a /24`},
+		{"AnywhereV6", "POST", "/admin/api/keys", `{"hostname": "::/0", "scopes": ["admin"], "expires_in": "24h"}`, `\"hostname\" ::/0 is wider than a /64`},
+		{"Anywhere", "POST", "/admin/api/keys", `{"hostname": "0.0.0.0/0", "scopes": ["submit", "admin"], "expires_in": "24h"}`,
+			`\"hostname\" 0.0.0.0/0 is wider than a /24`},
+		{"Forever", "POST", "/admin/api/keys", `{"hostname": "127.0.0.1", "scopes": ["admin"]}`,
+			`an admin key must expire within 2160h0m0s: give \"expires_in\" or \"expires_at\"`},
+		{"NoExpiry", "POST", "/admin/api/keys", `{"hostname": "127.0.0.1", "scopes": ["admin"], "no_expiry": true}`, `must expire within 2160h0m0s`},
+		{"TooLong", "POST", "/admin/api/keys", `{"hostname": "127.0.0.1", "scopes": ["admin"], "expires_in": "2161h"}`, `must expire within 2160h0m0s`},
+		{"GrantToWideKey", "PATCH", fmt.Sprintf("/admin/api/keys/%d", wide.ID), `{"scopes": ["submit", "admin"], "expires_in": "24h"}`,
+			`\"hostname\" 0.0.0.0/0 is wider than a /24`},
+		{"ExtendOwnKeyForever", "PATCH", fmt.Sprintf("/admin/api/keys/%d", g.admin.ID), `{"expires_in": "8760h"}`, ""},
+		{"RotateOwnKey", "POST", fmt.Sprintf("/admin/api/keys/%d/rotate", g.admin.ID), `{"grace": "1h"}`,
+			fmt.Sprintf("key %d cannot be rotated over HTTP (set an expiry first, or rotate it with keyctl)", g.admin.ID)},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			r := g.do(t, tt.method, tt.path, tt.body)
+			if tt.name == "ExtendOwnKeyForever" {
+				// The key had no expiry: a year is shorter, and allowed.
+				if r.status != 200 {
+					t.Fatalf("got %d %s, want 200", r.status, r.body)
+				}
+				r = g.do(t, "PATCH", tt.path, `{"no_expiry": true}`)
+				tt.wantIn = `must expire within 2160h0m0s`
+			}
+			if r.status != 400 || !strings.Contains(r.body, tt.wantIn) || !strings.Contains(r.body, "beyond the limits of an admin key made over HTTP") {
+				t.Errorf("got %d %s, want 400 naming %s", r.status, r.body, tt.wantIn)
+			}
+		})
+	}
+	after, _ := g.keys.List(ctx, keystore.Filter{All: true})
+	if len(after) != len(before) {
+		t.Fatalf("the store has %d keys after the refused requests, want the %d it had", len(after), len(before))
+	}
+	for _, k := range after {
+		if k.ID == wide.ID && k.HasScope(keystore.ScopeAdmin) {
+			t.Errorf("the key for 0.0.0.0/0 gained the admin scope: %+v", k)
+		}
+		if k.ID == g.admin.ID && !k.ExpiresAt.Equal(g.clock.Now().Add(8760*time.Hour)) {
+			t.Errorf("the admin key expires at %v, want in a year as the allowed change set it", k.ExpiresAt)
+		}
+	}
+
+	r := g.do(t, "POST", "/admin/api/keys", `{"hostname": "10.0.0.0/24", "scopes": ["admin"], "expires_in": "2160h"}`)
+	if r.status != 201 {
+		t.Fatalf("an admin key for a /24 for 90 days: got %d %s, want 201", r.status, r.body)
+	}
+	minted := decode[keyjson.Generated](t, r)
+	r = g.do(t, "PATCH", fmt.Sprintf("/admin/api/keys/%d", minted.ID), `{"expires_in": "2161h"}`)
+	if r.status != 400 || !strings.Contains(r.body, "must expire within 2160h0m0s") {
+		t.Errorf("extending the new admin key past 90 days: got %d %s, want 400", r.status, r.body)
+	}
+	r = g.do(t, "POST", fmt.Sprintf("/admin/api/keys/%d/rotate", minted.ID), "")
+	if r.status != 201 {
+		t.Errorf("rotating an admin key within the limits: got %d %s, want 201", r.status, r.body)
+	}
+
+	// The key store, which keyctl uses on the host, is not bound by them.
+	if k, _, err := g.keys.Generate(ctx, keystore.NewKey{Hostname: "0.0.0.0/0", Scopes: []string{"admin"}}); err != nil || !k.HasScope(keystore.ScopeAdmin) {
+		t.Errorf("keyctl's store could not make an admin key for anywhere: %+v, %v", k, err)
+	}
+}
+
+// TestAdminKeyMaxTTL checks that AdminKeyMaxTTL sets the limit.
+func TestAdminKeyMaxTTL(t *testing.T) {
+	g := startAdmin(t, func(cfg *server.Config) { cfg.AdminKeyMaxTTL = time.Hour })
+	if r := g.do(t, "POST", "/admin/api/keys", `{"hostname": "127.0.0.1", "scopes": ["admin"], "expires_in": "61m"}`); r.status != 400 ||
+		!strings.Contains(r.body, "must expire within 1h0m0s") {
+		t.Errorf("61 minutes with a limit of 1h: got %d %s, want 400", r.status, r.body)
+	}
+	if r := g.do(t, "POST", "/admin/api/keys", `{"hostname": "127.0.0.1", "scopes": ["admin"], "expires_in": "1h"}`); r.status != 201 {
+		t.Errorf("1h with a limit of 1h: got %d %s, want 201", r.status, r.body)
 	}
 }

@@ -20,52 +20,86 @@ import (
 type authenticator struct {
 	keys     Keys
 	failures *limit.Failures
-	trusted  []netip.Prefix
-	log      *slog.Logger
-	metrics  *metrics.Metrics
+	// lookupLogs samples the lines about DNS look-ups that failed, which
+	// throttle no one.
+	lookupLogs *limit.Failures
+	trusted    []netip.Prefix
+	log        *slog.Logger
+	metrics    *metrics.Metrics
 }
 
 // authenticate returns the key and caller address of r, whose key is key,
-// or an error for writeError. A throttled address is refused before its key
-// is looked at.
+// or an error for writeError. The key is looked at first: a valid key
+// passes even from a throttled address, so that others behind the same
+// NAT or proxy cannot lock its host out; only failures are throttled. A
+// key longer than any key is refused before it is hashed, and a key whose
+// DNS name could not be looked up is answered 503 and not counted.
 func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request, key string) (keystore.Key, netip.Addr, error) {
 	addr, ok := clientAddr(r, a.trusted)
 	if !ok {
 		return keystore.Key{}, addr, fmt.Errorf("%w: cannot parse the caller's address", errNoKey)
 	}
-	if wait, blocked := a.failures.Blocked(addr); blocked {
-		a.metrics.AuthFailures.WithLabelValues(metrics.AuthThrottled).Inc()
-		setRetryAfter(w, wait)
-		return keystore.Key{}, addr, fmt.Errorf("%w: %s has failed to authenticate too often", errThrottled, addr)
-	}
 	var k keystore.Key
 	err := errNoKey
-	if key != "" {
+	switch {
+	case key == "":
+	case len(key) > keystore.MaxKeyLen:
+		err = fmt.Errorf("%w: the key is %d bytes, longer than %d", keystore.ErrUnknownKey, len(key), keystore.MaxKeyLen)
+	default:
 		k, err = a.keys.Authenticate(r.Context(), key, addr)
 	}
 	if info := infoFrom(r.Context()); info != nil {
 		info.keyID = k.ID
 	}
-	if err != nil {
-		reason := authFailureReason(err)
-		if reason == "" {
-			// The key store could not answer (a 503): the caller did
-			// nothing wrong, so this neither counts nor throttles it.
-			a.log.Warn("key store could not check a key", "addr", addr.String(), "key_id", k.ID, "error", err.Error(),
-				"request_id", requestIDFrom(r.Context()))
-			return k, addr, fmt.Errorf("caller %s: %w", addr, err)
-		}
-		a.metrics.AuthFailures.WithLabelValues(reason).Inc()
-		// One audit line per refusal, with the reason and the key id (the
-		// key itself is never logged); the request's own line follows.
-		audit := []any{"audit", true, "addr", addr.String(), "key_id", k.ID, "reason", err.Error(), "request_id", requestIDFrom(r.Context())}
-		a.log.Warn("audit: authentication failed", audit...)
-		if a.failures.Fail(addr) {
-			a.log.Warn("audit: address throttled after repeated authentication failures", audit...)
+	switch reason := authFailureReason(err); {
+	case err == nil:
+		return k, addr, nil
+	case errors.Is(err, keystore.ErrLookup):
+		a.metrics.AuthLookupFailures.Inc()
+		if a.lookupLogs.Fail(addr).Log {
+			a.logFailure(r, addr, k, err, "key's host name could not be looked up")
 		}
 		return k, addr, fmt.Errorf("caller %s: %w", addr, err)
+	case reason == "":
+		return k, addr, err // the key store failed: no refusal
+	default:
+		return k, addr, a.refuse(w, r, addr, k, err, reason)
 	}
-	return k, addr, nil
+}
+
+// refuse counts a failed authentication from addr, logs it if it is the
+// first from its source in a minute, and returns the error to answer: err,
+// or errThrottled once the source has failed too often.
+func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, addr netip.Addr, k keystore.Key, err error, reason string) error {
+	wait, blocked := a.failures.Blocked(addr)
+	f := a.failures.Fail(addr)
+	if blocked {
+		reason = metrics.AuthThrottled
+	}
+	a.metrics.AuthFailures.WithLabelValues(reason).Inc()
+	// One audit line per source a minute, with the reason and the key id
+	// (the key itself is never logged) and how many went unlogged; the
+	// request's own line follows.
+	if f.Log {
+		a.logFailure(r, addr, k, err, "audit: authentication failed", "unlogged_failures", f.Unlogged)
+	} else {
+		a.metrics.AuthLogsSuppressed.Inc()
+	}
+	if f.NowThrottled {
+		a.logFailure(r, addr, k, err, "audit: address throttled after repeated authentication failures",
+			"source", limit.Source(addr).String())
+	}
+	if blocked {
+		setRetryAfter(w, wait)
+		return fmt.Errorf("%w: %s has failed to authenticate too often", errThrottled, addr)
+	}
+	return fmt.Errorf("caller %s: %w", addr, err)
+}
+
+// logFailure writes one audit line about r's failure from addr.
+func (a *authenticator) logFailure(r *http.Request, addr netip.Addr, k keystore.Key, err error, msg string, extra ...any) {
+	a.log.Warn(msg, append([]any{"audit", true, "addr", addr.String(), "key_id", k.ID, "reason", err.Error(),
+		"request_id", requestIDFrom(r.Context())}, extra...)...)
 }
 
 // authFailureReason names err for the auth failures metric, or returns ""

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/metricgate/metricgate/pkg/keystore"
@@ -16,6 +17,7 @@ var (
 	errUnsupportedMedia = errors.New("unsupported media type")
 	errForbidden        = errors.New("forbidden")
 	errRateLimited      = errors.New("rate limit exceeded")
+	errSeriesLimited    = errors.New("series limit exceeded")
 	errThrottled        = errors.New("too many failed authentications")
 	errInvalidParam     = errors.New("invalid query parameter")
 	errInvalidRequest   = errors.New("invalid request")
@@ -49,12 +51,14 @@ func statusOf(err error) (int, string) {
 		return http.StatusUnauthorized, "Unauthorized"
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden, "Forbidden"
-	case errors.Is(err, errRateLimited), errors.Is(err, errThrottled):
+	case errors.Is(err, errRateLimited), errors.Is(err, errSeriesLimited), errors.Is(err, errThrottled):
 		return http.StatusTooManyRequests, "Too Many Requests"
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit)
 	case errors.Is(err, points.ErrTooManyPoints):
 		return http.StatusRequestEntityTooLarge, err.Error()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout, "the request body was not received in time; send it faster, or smaller"
 	case errors.Is(err, points.ErrInvalid), errors.Is(err, points.ErrEmpty), errors.Is(err, errInvalidParam):
 		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, keystore.ErrNotFound):
@@ -68,6 +72,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusUnsupportedMediaType, err.Error()
 	case errors.As(err, &unavailable):
 		return http.StatusServiceUnavailable, unavailable.Unavailable() + ", retry later"
+	case errors.Is(err, keystore.ErrLookup):
+		return http.StatusServiceUnavailable, "the key's host name could not be looked up in DNS, retry later"
 	case errors.Is(err, errBodyMemory):
 		return http.StatusServiceUnavailable, "the gateway is reading as many request bodies as its memory allows, retry later"
 	}
@@ -115,6 +121,7 @@ func influxV1Error(status int, msg string, err error) any {
 func influxV2Error(status int, msg string, err error) any {
 	code, ok := map[int]string{
 		http.StatusBadRequest:            "invalid",
+		http.StatusRequestTimeout:        "invalid", // the body came too slowly: InfluxDB has no code of its own for it
 		http.StatusUnauthorized:          "unauthorized",
 		http.StatusForbidden:             "forbidden",
 		http.StatusRequestEntityTooLarge: "request too large",

@@ -128,7 +128,7 @@ func TestInfluxV1Write(t *testing.T) {
 		{"PrecisionS", "?db=x&precision=s&p=" + key, "v1 n=6i 1700000006", nil, 6, 1700000006000000000},
 		{"PrecisionMs", "?db=x&precision=ms&p=" + key, "v1 n=7i 1700000007123", nil, 7, 1700000007123000000},
 		{"PrecisionU", "?db=x&precision=u&p=" + key, "v1 n=8i 1700000008123456", nil, 8, 1700000008123456000},
-		{"PrecisionH", "?db=x&precision=h&p=" + key, "v1 n=9i 472223", nil, 9, 1700002800000000000},
+		{"PrecisionH", "?db=x&precision=h&p=" + key, "v1 n=9i 472222", nil, 9, 1699999200000000000},
 		{"NoTimestampSeconds", "?db=x&precision=s&p=" + key, "v1 n=10i", nil, 10, 1700000000000000000},
 		{"Gzip", "?db=x&p=" + key, gzipped(t, "v1 n=11i 1700000000000000011"), []string{"Content-Encoding", "gzip"}, 11, 1700000000000000011},
 	}
@@ -287,7 +287,7 @@ func TestInfluxWriteRateLimit(t *testing.T) {
 		t.Fatalf("3 of 5: got %d %s remaining=%q, want 204 and 2 remaining", r.status, r.body, r.header.Get("RateLimit-Remaining"))
 	}
 	r := g.post(t, "/api/v2/write?bucket=b", three, token...)
-	want := `{"code":"too many requests","message":"rate limit exceeded: this key may send 2 more points now; retry after 1 s"}`
+	want := `{"code":"too many requests","message":"rate limit exceeded: this key may send 2 more field values now; retry after 1 s"}`
 	if r.status != 429 || strings.TrimSpace(r.body) != want || r.header.Get("Retry-After") != "1" || r.header.Get("RateLimit-Limit") != "5" {
 		t.Errorf("3 more: got %d %s Retry-After=%q RateLimit-Limit=%q, want 429 %s, Retry-After 1, limit 5",
 			r.status, strings.TrimSpace(r.body), r.header.Get("Retry-After"), r.header.Get("RateLimit-Limit"), want)

@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/metrics"
 )
 
@@ -52,6 +55,10 @@ func (s *statusRecorder) WriteHeader(code int) {
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap returns the writer s wraps, so http.ResponseController reaches
+// the connection (to set a body's read deadline).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
@@ -94,7 +101,8 @@ func observe(access *AccessLog, m *metrics.Metrics, mux http.Handler) http.Handl
 
 // clientAddr returns the caller's address: the TCP peer, or, when the peer
 // is a trusted proxy, the right-most address in X-Forwarded-For that is not
-// itself a trusted proxy.
+// itself a trusted proxy. It is unmapped and without a zone, which a
+// client could fill with any text for the logs and the key store.
 func clientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -104,7 +112,7 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
 	if err != nil {
 		return netip.Addr{}, false
 	}
-	peer = peer.Unmap()
+	peer = peer.Unmap().WithZone("")
 	if len(trusted) == 0 || !isTrusted(peer, trusted) {
 		return peer, true
 	}
@@ -119,12 +127,55 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
 		if err != nil {
 			return netip.Addr{}, false
 		}
-		addr = a.Unmap()
+		addr = a.Unmap().WithZone("")
 		if !isTrusted(addr, trusted) {
 			break
 		}
 	}
 	return addr, true
+}
+
+// ParseTrustedProxy reads one --trusted-proxy: an address or a CIDR range,
+// in the canonical form client addresses are matched in, so an
+// IPv4-mapped range such as ::ffff:10.0.0.0/104 is the IPv4 range
+// 10.0.0.0/8 and matches the callers it names. Anything else (a DNS name
+// among them) is an error naming it.
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	h, err := keystore.CanonicalHostname(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("not a CIDR range or address: %q", s)
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(h)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("not a CIDR range or address: %q", s)
+	}
+	return p, nil
+}
+
+// The widest trusted proxy ranges taken without a warning: anyone in a
+// trusted range may name any caller in X-Forwarded-For.
+const (
+	wideProxy4 = 8
+	wideProxy6 = 32
+)
+
+// warnWideProxies logs a warning for each trusted proxy range wider than
+// a /8 (IPv4) or /32 (IPv6), such as 0.0.0.0/0, which makes every client
+// able to claim any address.
+func warnWideProxies(log *slog.Logger, trusted []netip.Prefix) {
+	for _, p := range trusted {
+		least := wideProxy6
+		if p.Addr().Is4() {
+			least = wideProxy4
+		}
+		if p.Bits() < least {
+			log.Warn("a trusted proxy range is wider than a /"+strconv.Itoa(least)+
+				": every address in it may claim to be any caller in X-Forwarded-For", "trusted_proxy", p.String())
+		}
+	}
 }
 
 func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {

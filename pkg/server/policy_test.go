@@ -104,6 +104,9 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestBruteForceThrottled checks that an address that keeps failing gets
+// 429 with Retry-After, is logged once as throttled, and earns a try back
+// with time; and that, being throttled, it still cannot pass with a bad key.
 func TestBruteForceThrottled(t *testing.T) {
 	c := testenv.NewClock(time.Now())
 	g := startGateway(t, func(cfg *server.Config) {
@@ -111,22 +114,25 @@ func TestBruteForceThrottled(t *testing.T) {
 		cfg.AuthFailRate = 0.1
 		cfg.AuthFailBurst = 3
 	})
-	_, good := g.key(t, "127.0.0.1")
+	const bad = "3b241101-e2bb-4255-8caf-4136c566a962"
 	for i := 0; i < 3; i++ {
-		if r := g.submit(t, "3b241101-e2bb-4255-8caf-4136c566a962", onePoint); r.status != 401 {
+		if r := g.submit(t, bad, onePoint); r.status != 401 {
 			t.Fatalf("failure %d: got %d, want 401", i+1, r.status)
 		}
 	}
-	if !strings.Contains(g.logs.String(), "throttled after repeated authentication failures") {
-		t.Errorf("the log does not say the address was throttled")
+	if n := strings.Count(g.logs.String(), "throttled after repeated authentication failures"); n != 1 {
+		t.Errorf("the log says %d times that the address was throttled, want once", n)
 	}
-	r := g.submit(t, good, onePoint)
+	r := g.submit(t, bad, onePoint)
 	if r.status != 429 || r.header.Get("Retry-After") != "10" {
-		t.Errorf("throttled address, even with a good key: got %d Retry-After=%q, want 429 and 10", r.status, r.header.Get("Retry-After"))
+		t.Errorf("throttled address with a bad key: got %d Retry-After=%q, want 429 and 10", r.status, r.header.Get("Retry-After"))
 	}
 	c.Advance(10 * time.Second)
-	if r := g.submit(t, good, onePoint); r.status != 200 {
-		t.Errorf("after the wait: got %d %s, want 200", r.status, r.body)
+	if r := g.submit(t, bad, onePoint); r.status != 401 {
+		t.Errorf("after the wait, one more try: got %d %s, want 401", r.status, r.body)
+	}
+	if r := g.submit(t, bad, onePoint); r.status != 429 {
+		t.Errorf("after that try: got %d %s, want 429", r.status, r.body)
 	}
 }
 

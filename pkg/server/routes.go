@@ -2,7 +2,10 @@ package server
 
 import (
 	"net/http"
+	"sync"
+	"time"
 
+	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/limit"
 )
 
@@ -12,17 +15,20 @@ import (
 // authenticator, so failures on either listener count together.
 func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 	auth := &authenticator{
-		keys:     d.Keys,
-		failures: limit.NewFailures(cfg.AuthFailRate, cfg.AuthFailBurst, cfg.Now),
-		trusted:  cfg.TrustedProxies,
-		log:      d.Log,
-		metrics:  d.Metrics,
+		keys:       d.Keys,
+		failures:   limit.NewFailures(cfg.AuthFailRate, cfg.AuthFailBurst, cfg.Now),
+		lookupLogs: limit.NewFailures(0, 0, cfg.Now),
+		trusted:    cfg.TrustedProxies,
+		log:        d.Log,
+		metrics:    d.Metrics,
 	}
 	write := &writePipeline{
 		cfg:     cfg,
 		auth:    auth,
 		limits:  limit.NewKeys(cfg.DefaultRate, cfg.DefaultBurst, cfg.Now),
-		bodies:  newBodyBudget(cfg.BodyMemory, cfg.MaxBody, cfg.BodyMemoryWait),
+		series:  limit.NewSeries(cfg.MaxSeriesPerKey, time.Hour),
+		schema:  d.Schema,
+		bodies:  newBodyBudget(cfg.BodyMemory, cfg.BodyMemoryPerKey, cfg.MaxBody, cfg.BodyMemoryWait),
 		pacer:   d.Pacer,
 		out:     d.Writer,
 		usage:   d.Usage,
@@ -41,13 +47,15 @@ func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 	adminMux.Handle("GET /readyz", handleReadyz(d.Keys, d.Writer, d.Status))
 	adminMux.Handle("GET /metrics", d.Metrics.Handler())
 	admin := adminGuard(auth, d.Usage, cfg.Now)
+	limits := keystore.AdminLimits{MaxTTL: cfg.AdminKeyMaxTTL}
+	var grants sync.Mutex // held by the handlers that may widen a key, across their check and change
 	adminMux.Handle("GET /admin/api/keys", admin(listKeys(d.Admin, cfg.Now)))
-	adminMux.Handle("POST /admin/api/keys", admin(createKey(d.Admin, cfg.Now)))
+	adminMux.Handle("POST /admin/api/keys", admin(createKey(d.Admin, limits, cfg.Now)))
 	adminMux.Handle("GET /admin/api/keys/{id}", admin(showKey(d.Admin, cfg.Now)))
-	adminMux.Handle("PATCH /admin/api/keys/{id}", admin(updateKey(d.Admin, cfg.Now)))
+	adminMux.Handle("PATCH /admin/api/keys/{id}", admin(updateKey(d.Admin, limits, &grants, cfg.Now)))
 	adminMux.Handle("DELETE /admin/api/keys/{id}", admin(revokeKey(d.Admin, cfg.Now)))
 	adminMux.Handle("POST /admin/api/keys/{id}/revoke", admin(revokeKey(d.Admin, cfg.Now)))
-	adminMux.Handle("POST /admin/api/keys/{id}/rotate", admin(rotateKey(d.Admin, cfg.Now)))
+	adminMux.Handle("POST /admin/api/keys/{id}/rotate", admin(rotateKey(d.Admin, limits, &grants, cfg.Now)))
 	adminMux.Handle("GET /admin/api/keys/{id}/audit", admin(keyAudit(d.Admin)))
 	adminMux.Handle("GET /admin/", handleConsole())
 }

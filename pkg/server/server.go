@@ -15,6 +15,7 @@ import (
 
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/metrics"
+	"github.com/metricgate/metricgate/pkg/points"
 )
 
 // Keys authenticates API keys. *keystore.Cache implements it, answering
@@ -24,11 +25,20 @@ type Keys interface {
 	Ping(ctx context.Context) error
 }
 
-// Writer stores line protocol. It returns nil only when the points are
-// safe. *spool.Spool implements it.
+// Writer stores line protocol written by a key, which it keeps with the
+// lines so that what InfluxDB later refuses is traced to the key. It
+// returns nil only when the points are safe. *spool.Spool implements it.
 type Writer interface {
-	Write(ctx context.Context, lines []byte) error
+	WriteFrom(ctx context.Context, keyID int64, lines []byte) error
 	Ping(ctx context.Context) error
+}
+
+// Schema refuses points whose field types conflict with what their bucket
+// holds, with an error wrapping points.ErrInvalid, and remembers the
+// types of those it accepts. *schema.Guard implements it; a nil one checks
+// nothing.
+type Schema interface {
+	Check(bucket string, pts []points.Point) error
 }
 
 // KeyAdmin manages keys for the admin API. *keystore.Store implements it;
@@ -61,14 +71,35 @@ type Config struct {
 	// 503. 0 means no bound.
 	BodyMemory     int64
 	BodyMemoryWait time.Duration
+	// BodyMemoryPerKey bounds the bytes of bodies one key holds at once,
+	// counted as BodyMemory counts them, so one key cannot take all of it;
+	// past it the key's request waits as long for room, then gets 429. 0
+	// means no bound per key.
+	BodyMemoryPerKey int64
+	// BodyReadTimeout is how long a body that holds room in BodyMemory has
+	// to arrive once its room is given; a slower sender gets 408 and gives
+	// the room back. 0 leaves the server's read timeout alone.
+	BodyReadTimeout time.Duration
+	// Limits bound each point: its fields and tags, the length of its names
+	// and values, and how far its time may be from Now. A zero MaxFields,
+	// MaxTags, MaxFuture or MaxPast bounds nothing.
+	Limits points.Limits
+	// MaxSeriesPerKey caps the distinct series (measurement and tags) a
+	// key may write in each clock hour; its requests with a new series
+	// past it get 429. 0 means no cap.
+	MaxSeriesPerKey int
+	// Bucket is the bucket every key's points go to, whose field types the
+	// schema guard checks.
+	Bucket string
 	// Measurement is used for points that name none.
 	Measurement string
 	// HostTag is the tag set to the key's hostname on every point.
 	HostTag string
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	// DefaultRate and DefaultBurst limit, in points per second and points,
-	// keys that have no limit of their own. A rate of 0 means no limit.
+	// DefaultRate and DefaultBurst limit, in field values per second and
+	// field values, keys that have no limit of their own. A rate of 0 means
+	// no limit.
 	DefaultRate  float64
 	DefaultBurst int
 	// AuthFailRate and AuthFailBurst throttle addresses that fail to
@@ -76,6 +107,10 @@ type Config struct {
 	// second. A burst of 0 turns throttling off.
 	AuthFailRate  float64
 	AuthFailBurst int
+	// AdminKeyMaxTTL is the longest an admin key made, rotated or given
+	// more time over the admin API may work; such a key must also be bound
+	// to no more than a /24 (IPv4) or /64 (IPv6). See keystore.AdminLimits.
+	AdminKeyMaxTTL time.Duration
 	// Now returns the current time; it stamps points sent without one,
 	// drives the rate limiters, and is the admin API's clock for key status
 	// and expiry.
@@ -89,11 +124,25 @@ func DefaultConfig() Config {
 		MaxPoints:      5000,
 		BodyMemory:     16 << 20,
 		BodyMemoryWait: 10 * time.Second,
-		Measurement:    "custom_metrics",
-		HostTag:        "host",
-		AuthFailRate:   0.2,
-		AuthFailBurst:  10,
-		Now:            time.Now,
+		// A quarter of the body memory: four keys sending at once fill it.
+		BodyMemoryPerKey: 4 << 20,
+		// 1 MiB in 10 s is 100 KiB/s, slower than any link a server
+		// sending metrics should have.
+		BodyReadTimeout: 10 * time.Second,
+		Limits: points.Limits{
+			MaxFields:   256,
+			MaxTags:     64,
+			MaxNameLen:  points.DefaultMaxNameLen,
+			MaxValueLen: points.DefaultMaxValueLen,
+			MaxFuture:   10 * time.Minute,
+		},
+		MaxSeriesPerKey: 10000,
+		Measurement:     "custom_metrics",
+		HostTag:         "host",
+		AuthFailRate:    0.2,
+		AuthFailBurst:   10,
+		AdminKeyMaxTTL:  keystore.DefaultAdminKeyMaxTTL,
+		Now:             time.Now,
 	}
 }
 
@@ -113,6 +162,8 @@ type Deps struct {
 	Admin KeyAdmin
 	// Writer stores accepted points: the spool.
 	Writer Writer
+	// Schema guards the field types of the buckets points go to.
+	Schema Schema
 	// Usage records what each key did.
 	Usage Usage
 	// Metrics receives the gateway's counters and is served on /metrics.
@@ -159,6 +210,10 @@ func New(cfg Config, d Deps) (Handlers, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.AdminKeyMaxTTL <= 0 {
+		cfg.AdminKeyMaxTTL = keystore.DefaultAdminKeyMaxTTL
+	}
+	warnWideProxies(d.Log, cfg.TrustedProxies)
 	ingest, admin := http.NewServeMux(), http.NewServeMux()
 	addRoutes(ingest, admin, cfg, d)
 	return Handlers{Ingest: observe(d.AccessLog, d.Metrics, ingest), Admin: observe(d.AccessLog, d.Metrics, admin)}, nil

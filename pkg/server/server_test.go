@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -273,40 +272,10 @@ func TestSubmitBodyMemory(t *testing.T) {
 		c.BodyMemoryWait = 100 * time.Millisecond
 	})
 	_, key := g.key(t, "127.0.0.1")
-	batch := func(field string) string {
-		var b strings.Builder
-		b.WriteString("[")
-		for i := 0; b.Len() < 150<<10; i++ {
-			if i > 0 {
-				b.WriteString(",")
-			}
-			fmt.Fprintf(&b, `{"field":%q,"value":%d,"timestamp":%d}`, field, i, 1700000000000000000+i)
-		}
-		return b.String() + "]"
-	}
+	batch := func(field string) string { return jsonBatch(field, 150<<10) }
 
 	slow := batch("slow")
-	pr, pw := io.Pipe()
-	// Runs before the gateway's cleanup, which waits for this request.
-	t.Cleanup(func() { pw.CloseWithError(errors.New("test over")) })
-	req, err := http.NewRequest("POST", g.url+"/api/submit", pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.ContentLength = int64(len(slow))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-API-Key", key)
-	slowDone := make(chan int, 1)
-	go func() {
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			slowDone <- 0
-			return
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		slowDone <- resp.StatusCode
-	}()
+	pw, slowDone := slowSubmit(t, g, key, len(slow))
 	if _, err := io.WriteString(pw, slow[:len(slow)/2]); err != nil {
 		t.Fatal(err)
 	}
@@ -333,8 +302,8 @@ func TestSubmitBodyMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw.Close()
-	if status := <-slowDone; status != 200 {
-		t.Fatalf("the slow body: got %d, want 200", status)
+	if a := <-slowDone; a.status != 200 {
+		t.Fatalf("the slow body: got %d %s (%v), want 200", a.status, a.body, a.err)
 	}
 	if r := g.submit(t, key, batch("after")); r.status != 200 {
 		t.Fatalf("once the slow body was answered: got %d %s, want 200", r.status, r.body)
@@ -392,8 +361,13 @@ func TestSubmitAuthFailures(t *testing.T) {
 			}
 		})
 	}
-	if n := strings.Count(g.logs.String(), `"msg":"audit: authentication failed"`); n != len(tests) {
-		t.Errorf("got %d audit lines for failed authentications, want %d", n, len(tests))
+	// Each refusal has its reason in its request's line above; the audit
+	// line is written once a minute per address, counting the others.
+	if n := strings.Count(g.logs.String(), `"msg":"audit: authentication failed"`); n != 1 {
+		t.Errorf("got %d audit lines for %d failed authentications from one address in a minute, want 1", n, len(tests))
+	}
+	if got, want := metricValue(t, g, "metricgate_auth_failure_logs_suppressed_total"), float64(len(tests)-1); got != want {
+		t.Errorf("metricgate_auth_failure_logs_suppressed_total = %v, want %v", got, want)
 	}
 	g.submit(t, good, body)
 	for _, k := range []string{good, revokedPlain, otherPlain} {
@@ -457,24 +431,40 @@ func TestSubmitRejectsBadInput(t *testing.T) {
 	}
 }
 
-// TestSubmitTypeConflictDeadLettered sends a point InfluxDB refuses (a
-// field type conflict) after one it took: the gateway acknowledged it once
-// it was in the spool, and the forwarder, refused for good, puts it in the
-// dead-letter file with InfluxDB's reason and counts it, rather than
-// retrying it forever or holding back what follows.
+// TestSubmitTypeConflictDeadLettered sends a point of another type than
+// the field holds. A field the gateway has seen is refused at the door
+// with 400 naming both types. One it has not (written to InfluxDB by
+// someone else) is accepted, refused by InfluxDB, and kept in the
+// dead-letter file with InfluxDB's reason and the key that sent it,
+// rather than retried forever or holding back what follows; the gateway
+// learns the type from InfluxDB's answer and refuses the next such point
+// at the door.
 func TestSubmitTypeConflictDeadLettered(t *testing.T) {
 	spoolDir := ""
 	g := startGatewayWith(t, func(cfg *gatewaypkg.Config) { spoolDir = cfg.Spool.Dir })
-	_, key := g.key(t, "127.0.0.1")
-	for _, body := range []string{`{"field": "y", "value": 1}`, `{"field": "y", "value": "one"}`, `{"field": "after", "value": 1}`} {
+	k, key := g.key(t, "127.0.0.1")
+	if r := g.submit(t, key, `{"field": "y", "value": 1}`); r.status != 200 {
+		t.Fatalf("got %d %s, want 200", r.status, r.body)
+	}
+	r := g.submit(t, key, `{"field": "y", "value": "one"}`)
+	if r.status != 400 || !strings.Contains(r.body, `point 0: field \"y\" of measurement \"custom_metrics\" is string, but this bucket holds it as integer`) {
+		t.Fatalf("a string for an integer field the gateway saw: got %d %s, want 400 naming the point and both types", r.status, r.body)
+	}
+
+	direct := influx.New(influx.Config{URL: g.db.URL, Bucket: g.db.Name})
+	defer direct.Close()
+	if err := direct.Write(context.Background(), []byte("custom_metrics,host=other z=1i 1\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{`{"field": "z", "value": "one", "timestamp": 2}`, `{"field": "after", "value": 1}`} {
 		if r := g.submit(t, key, body); r.status != 200 {
 			t.Fatalf("%s: got %d %s, want 200", body, r.status, r.body)
 		}
 		// One at a time: InfluxDB need not take a batch's lines in order.
 		g.delivered(t)
 	}
-	if n := g.count(t, "custom_metrics", "y"); n != 1 {
-		t.Errorf("got %d points of y in InfluxDB, want the first one", n)
+	if n := g.count(t, "custom_metrics", "z"); n != 1 {
+		t.Errorf("got %d points of z in InfluxDB, want the one written directly", n)
 	}
 	if n := g.count(t, "custom_metrics", "after"); n != 1 {
 		t.Errorf("got %d points sent after the conflict, want 1", n)
@@ -483,11 +473,19 @@ func TestSubmitTypeConflictDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(dead), `y=\"one\"`) || !strings.Contains(string(dead), "conflict") {
-		t.Errorf("dead-letter file %q lacks the refused line and InfluxDB's reason", dead)
+	var letter forward.DeadLetter
+	if err := json.Unmarshal(dead, &letter); err != nil {
+		t.Fatalf("dead-letter file %q: %v", dead, err)
+	}
+	if !strings.Contains(letter.Line, `z="one"`) || !strings.Contains(letter.Reason, "conflict") || letter.KeyID != k.ID || letter.Time.IsZero() {
+		t.Errorf("dead letter %+v lacks the refused line, InfluxDB's reason, key %d or the time", letter, k.ID)
 	}
 	if m := g.do(t, "GET", "/metrics", ""); !strings.Contains(m.body, "\nmetricgate_spool_points_dead_lettered_total 1\n") {
 		t.Errorf("/metrics does not count the dead-lettered point")
+	}
+	r = g.submit(t, key, `{"field": "z", "value": "two"}`)
+	if r.status != 400 || !strings.Contains(r.body, "holds it as integer") {
+		t.Errorf("after InfluxDB named z's type: got %d %s, want 400 at the door", r.status, r.body)
 	}
 }
 

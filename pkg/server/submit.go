@@ -16,14 +16,14 @@ import (
 // authenticated by the X-API-Key header and the caller's address, answered
 // with 200 {"accepted": N}.
 func submitAPI(cfg Config) writeAPI {
-	opts := points.Options{DefaultMeasurement: cfg.Measurement, MaxPoints: cfg.MaxPoints}
+	opts := parseOptions(cfg)
 	// A body is read into a buffer of its declared size, not one doubled
 	// past it: with 5000-point batches on 32 connections, peak RSS 77.5-78.3
 	// MB instead of 79-106, and 550-557k points/s accepted instead of
 	// 343-471k.
-	parse := func(body io.Reader, size int64, _ time.Time) ([]points.Point, error) {
+	parse := func(body io.Reader, size int64, now time.Time, grow func(int64) error) ([]points.Point, error) {
 		o := opts
-		o.BodySize = size
+		o.BodySize, o.Now, o.Grow = size, now, grow
 		return points.ParseJSON(body, o)
 	}
 	return writeAPI{
@@ -42,7 +42,15 @@ func submitAPI(cfg Config) writeAPI {
 			w.Write([]byte("}\n"))
 		},
 		errorBody: nativeError,
+		// Measured: 0.97 MB of points for a 0.51 MB batch of 5000 with
+		// a tag each; more tags take more.
+		parseFactor: 3,
 	}
+}
+
+// parseOptions are the parse settings every write endpoint shares.
+func parseOptions(cfg Config) points.Options {
+	return points.Options{DefaultMeasurement: cfg.Measurement, MaxPoints: cfg.MaxPoints, Limits: cfg.Limits, HostTag: cfg.HostTag}
 }
 
 // checkContentType accepts JSON (application/json or any +json type) and a

@@ -27,21 +27,30 @@ type writeAPI struct {
 	ok func(w http.ResponseWriter, n int)
 	// errorBody shapes the body of an error answer.
 	errorBody errorShape
+	// parseFactor is the memory the points of a body of this format take
+	// per byte of the body, about: what the body budget sets aside for
+	// them before the body is read.
+	parseFactor int64
 }
 
 // parseFunc reads the points of a body; size is its declared length, or -1
-// when that is not known to be the length of what body yields, and now
-// stamps points without a time.
-type parseFunc func(body io.Reader, size int64, now time.Time) ([]points.Point, error)
+// when that is not known to be the length of what body yields, now stamps
+// points without a time, and grow asks the body budget for the room the
+// parse's memory takes (points.Options.Grow).
+type parseFunc func(body io.Reader, size int64, now time.Time, grow func(int64) error) ([]points.Point, error)
 
 // writePipeline is the one path every write endpoint takes: authenticate,
-// check the scope, wait for the pacer and for room to hold the body, read
-// and parse the body, check the measurements, take the points from the
-// key's rate, encode with the host tag, write, record usage.
+// check the scope and that the key has tokens left, wait for the pacer and
+// for room to hold the body, read and parse the body within the point
+// budgets, check the measurements, take a token per field value from the
+// key's rate, admit the key's new series, check the field types against
+// the bucket's, encode with the host tag, write, record usage.
 type writePipeline struct {
 	cfg     Config
 	auth    *authenticator
 	limits  *limit.Keys
+	series  *limit.Series
+	schema  Schema
 	bodies  *bodyBudget
 	pacer   Pacer
 	out     Writer
@@ -75,49 +84,116 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 	if err != nil {
 		return 0, err
 	}
+	// A key with nothing left to send is refused before its body is read.
+	if d := p.limits.Check(k.ID, k.Rate, k.Burst); !d.Allowed {
+		return 0, p.rateLimited(w, d, 0)
+	}
 	if held := p.pacer.Wait(r.Context()); held > 0 {
 		p.metrics.Paced.Inc()
 		p.metrics.PacedSeconds.Add(held.Seconds())
 	}
-	body, size, err := requestBody(w, r, p.cfg.MaxBody)
-	if err != nil {
-		return 0, err
-	}
-	defer body.Close()
-	release, waited, err := p.bodies.acquire(r.Context(), size)
-	if waited > 0 {
-		p.metrics.BodyWaits.Inc()
-		p.metrics.BodyWaitSeconds.Add(waited.Seconds())
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer release()
 	now := p.cfg.Now()
-	pts, err := parse(body, size, now)
+	pts, release, err := p.read(w, r, k.ID, parse, api.parseFactor, now)
+	defer release()
 	if err != nil {
 		return 0, err
 	}
-	if err := checkMeasurements(k, pts); err != nil {
+	if err := p.admit(w, k, pts, now); err != nil {
 		return 0, err
-	}
-	d := p.limits.Allow(k.ID, k.Rate, k.Burst, len(pts))
-	setRateHeaders(w, d)
-	if !d.Allowed {
-		p.metrics.RateLimited.Inc()
-		return 0, rateError(d, len(pts))
 	}
 	lines, err := points.Encode(make([]byte, 0, 64*len(pts)), pts, p.cfg.HostTag, k.Hostname, now)
 	if err != nil {
 		return 0, err
 	}
-	if err := p.out.Write(r.Context(), lines); err != nil {
+	if err := p.out.WriteFrom(r.Context(), k.ID, lines); err != nil {
 		return 0, err
 	}
 	p.metrics.PointsAccepted.Add(float64(len(pts)))
 	infoFrom(r.Context()).points = len(pts)
 	p.usage.Record(k.ID, addr.String(), now, len(pts))
 	return len(pts), nil
+}
+
+// read reads and parses r's body, sent with key id, holding room in the body
+// budget (and in the key's share, see holdBody) for the
+// body and for the points the parse builds until release is called: for
+// a body of known size, factor times it is set aside with it; past that,
+// and for a body of unknown size (counted as the body limit), the parse
+// asks for what its points take.
+func (p *writePipeline) read(w http.ResponseWriter, r *http.Request, id int64, parse parseFunc, factor int64, now time.Time) (pts []points.Point, release func(), err error) {
+	release = func() {}
+	body, size, err := requestBody(w, r, p.cfg.MaxBody)
+	if err != nil {
+		return nil, release, err
+	}
+	defer body.Close()
+	room, err := p.holdBody(w, r, id, size, max(size, 0)*factor)
+	if err != nil {
+		return nil, release, err
+	}
+	pts, err = parse(body, size, now, room.grow)
+	return pts, room.release, err
+}
+
+// admit checks pts against what k may write: its measurements, its rate
+// (a token per field value), its series this hour and the field types of
+// its bucket. Only a request that passes all of them takes tokens and
+// series.
+func (p *writePipeline) admit(w http.ResponseWriter, k keystore.Key, pts []points.Point, now time.Time) error {
+	if err := checkMeasurements(k, pts); err != nil {
+		return err
+	}
+	values := 0
+	for i := range pts {
+		values += len(pts[i].Fields)
+	}
+	d := p.limits.Allow(k.ID, k.Rate, k.Burst, values)
+	setRateHeaders(w, d)
+	if !d.Allowed {
+		return p.rateLimited(w, d, values)
+	}
+	if sd := p.series.Admit(now, k.ID, seriesLimit(k), seriesHashes(pts, p.cfg.HostTag)); !sd.Allowed {
+		p.metrics.RateLimited.Inc()
+		setRetryAfter(w, sd.Reset)
+		return fmt.Errorf("%w: this key has written %d distinct series this hour, its limit of %d, and this request has %d new ones;"+
+			" its series are accepted, new ones again in %d s", errSeriesLimited, sd.Written, sd.Limit, sd.New, max(1, ceilSeconds(sd.Reset)))
+	}
+	return p.schema.Check(destination(p.cfg, k), pts)
+}
+
+// rateLimited reports d, a refusal of a request of n field values (0 when
+// its body was not read), and returns its error.
+func (p *writePipeline) rateLimited(w http.ResponseWriter, d limit.Decision, n int) error {
+	setRateHeaders(w, d)
+	p.metrics.RateLimited.Inc()
+	if n == 0 {
+		return fmt.Errorf("%w: this key has no field values left to send now; retry after %d s", errRateLimited, max(1, ceilSeconds(d.RetryAfter)))
+	}
+	return rateError(d, n)
+}
+
+// seriesLimit is k's own cap on its series per hour, 0 for the gateway's
+// (--max-series-per-key). A key's own cap will be a column of the key
+// store; until then every key has the gateway's.
+func seriesLimit(keystore.Key) int { return 0 }
+
+// destination is the bucket k's points go to: the gateway's own. A key's
+// own bucket will be a column of the key store, and the spool and
+// forwarder will keep batches per bucket.
+func destination(cfg Config, _ keystore.Key) string { return cfg.Bucket }
+
+// seriesHashes returns the series hash of each point, hashing again only
+// where a point's series differs from the one before.
+func seriesHashes(pts []points.Point, hostTag string) []uint64 {
+	hashes := make([]uint64, len(pts))
+	for i := range pts {
+		if i > 0 && pts[i].SameSeries(&pts[i-1]) {
+			hashes[i] = hashes[i-1]
+		} else {
+			hashes[i] = pts[i].SeriesHash(hostTag)
+		}
+	}
+	return hashes
 }
 
 // checkMeasurements refuses points outside the key's measurement list,
@@ -141,9 +217,9 @@ func checkMeasurements(k keystore.Key, pts []points.Point) error {
 
 func rateError(d limit.Decision, n int) error {
 	if d.TooLarge {
-		return fmt.Errorf("%w: a request of %d points exceeds this key's burst of %d points; send smaller batches", errRateLimited, n, d.Limit)
+		return fmt.Errorf("%w: a request of %d field values exceeds this key's burst of %d; send smaller batches", errRateLimited, n, d.Limit)
 	}
-	return fmt.Errorf("%w: this key may send %d more points now; retry after %d s", errRateLimited, d.Remaining, max(1, ceilSeconds(d.RetryAfter)))
+	return fmt.Errorf("%w: this key may send %d more field values now; retry after %d s", errRateLimited, d.Remaining, max(1, ceilSeconds(d.RetryAfter)))
 }
 
 // requestBody returns the body, decompressed when Content-Encoding is gzip,

@@ -20,9 +20,17 @@ type group struct {
 // durable as the sync mode promises. It returns an error wrapping ErrFull
 // when the spool has no room, without storing anything; ErrClosed after
 // Close; and an error wrapping ErrWrite when the write or its sync failed,
-// when nothing of the append can be counted on.
+// when nothing of the append can be counted on. The record names no key;
+// AppendFrom names the one that wrote it.
 func (s *Spool) Append(data []byte, points int) error {
-	size := int64(headerSize + len(data))
+	return s.AppendFrom(0, data, points)
+}
+
+// AppendFrom is Append for data written by key, which the record keeps
+// (Batch.Keys), so that what InfluxDB refuses is traced to the key that
+// sent it. Key 0 is none. It returns Append's errors.
+func (s *Spool) AppendFrom(key int64, data []byte, points int) error {
+	size := recordSize(data, key)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -42,7 +50,7 @@ func (s *Spool) Append(data []byte, points int) error {
 	if s.opts.Sync == SyncInterval {
 		// Nothing to wait for but the write itself: do it here, under the
 		// write lock, rather than hand it to the committer and back.
-		rec := appendRecord(make([]byte, 0, headerSize+len(data)), data, points)
+		rec := appendRecord(make([]byte, 0, size), data, points, key)
 		s.wmu.Lock()
 		err := s.commit(rec, int64(points))
 		s.wmu.Unlock()
@@ -56,7 +64,7 @@ func (s *Spool) Append(data []byte, points int) error {
 	s.gmu.Lock()
 	g := s.cur
 	first := len(g.buf) == 0
-	g.buf = appendRecord(g.buf, data, points)
+	g.buf = appendRecord(g.buf, data, points, key)
 	g.points += int64(points)
 	s.gmu.Unlock()
 	if first {

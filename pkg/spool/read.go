@@ -16,8 +16,30 @@ const readPause = 2 * time.Millisecond
 type Batch struct {
 	Data   []byte // line protocol, newline-terminated lines
 	Points int
-	bytes  int64
-	end    position
+	// Keys says which key wrote which lines of Data: each span's lines end
+	// at its End, the first at the start of Data. Adjacent records of one
+	// key share a span.
+	Keys  []KeySpan
+	bytes int64
+	end   position
+}
+
+// KeySpan is a run of a Batch's Data written by one key: Data[previous
+// span's End:End]. Key is 0 for records of a spool written before keys
+// were recorded.
+type KeySpan struct {
+	End int
+	Key int64
+}
+
+// KeyAt returns the key that wrote the byte at offset off of b.Data, or 0.
+func (b *Batch) KeyAt(off int) int64 {
+	for _, s := range b.Keys {
+		if off < s.End {
+			return s.Key
+		}
+	}
+	return 0
 }
 
 // Next returns the records after the last batch, waiting until there are
@@ -114,13 +136,11 @@ func (s *Spool) readInto(b *Batch, maxPoints int) error {
 			return err
 		}
 		start := s.read.off
-		off, bad, err := walk(f, start, end, &s.readBuf, func(payload []byte, pts int) (bool, bool) {
-			if b.bytes > 0 && b.Points+pts > maxPoints {
+		off, bad, err := walk(f, start, end, &s.readBuf, func(r record) (bool, bool) {
+			if b.bytes > 0 && b.Points+r.points > maxPoints {
 				return false, false
 			}
-			b.Data = append(b.Data, payload...)
-			b.bytes += headerSize + int64(len(payload))
-			b.Points += pts
+			b.add(r)
 			return true, b.Points < maxPoints
 		})
 		s.read.off = off
@@ -135,6 +155,18 @@ func (s *Spool) readInto(b *Batch, maxPoints int) error {
 		case off < end || b.Points >= maxPoints:
 			return nil
 		}
+	}
+}
+
+// add appends r to b.
+func (b *Batch) add(r record) {
+	b.Data = append(b.Data, r.payload...)
+	b.bytes += r.size
+	b.Points += r.points
+	if n := len(b.Keys); n > 0 && b.Keys[n-1].Key == r.key {
+		b.Keys[n-1].End = len(b.Data)
+	} else {
+		b.Keys = append(b.Keys, KeySpan{End: len(b.Data), Key: r.key})
 	}
 }
 

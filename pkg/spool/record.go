@@ -8,23 +8,86 @@ import (
 	"os"
 )
 
+// A record is a header and its payload, newline-terminated line protocol.
+// The header is the payload's length, its point count and a CRC-32C, each
+// a little-endian uint32; the point count's top bit says that an extension
+// of extSize bytes follows, the id of the key that wrote the record.
+// Records written before keys were recorded have no extension and read as
+// key 0, so a spool left by an earlier version is read as it was. A later
+// field would take another bit of the point count. The CRC covers the
+// header's first 8 bytes, the extension and the payload.
 const (
-	// headerSize is a record's header: the payload's length, its point
-	// count, and the CRC-32C of both and the payload.
+	// headerSize is a record's header without the extension.
 	headerSize = 12
+	// extSize is the extension: the key id, an int64.
+	extSize = 8
+	// extFlag marks, in the point count, a header with the extension.
+	extFlag = 1 << 31
 	// readChunk is how much walk reads at a time.
 	readChunk = 1 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func appendRecord(buf, data []byte, points int) []byte {
-	var hdr [headerSize]byte
+// recordSize is the size of a record of data written by key (0 for none).
+func recordSize(data []byte, key int64) int64 {
+	if key == 0 {
+		return headerSize + int64(len(data))
+	}
+	return headerSize + extSize + int64(len(data))
+}
+
+// appendRecord appends to buf the record of data, holding points points,
+// written by key; key 0 writes a header without the extension.
+func appendRecord(buf, data []byte, points int, key int64) []byte {
+	var hdr [headerSize + extSize]byte
+	n := headerSize
 	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(data)))
 	binary.LittleEndian.PutUint32(hdr[4:], uint32(points))
-	binary.LittleEndian.PutUint32(hdr[8:], recordCRC(hdr[:8], data))
-	buf = append(buf, hdr[:]...)
+	if key != 0 {
+		binary.LittleEndian.PutUint32(hdr[4:], uint32(points)|extFlag)
+		binary.LittleEndian.PutUint64(hdr[headerSize:], uint64(key))
+		n += extSize
+	}
+	binary.LittleEndian.PutUint32(hdr[8:], recordCRC(hdr[:8], hdr[headerSize:n], data))
+	buf = append(buf, hdr[:n]...)
 	return append(buf, data...)
+}
+
+// record is one record as walk hands it out.
+type record struct {
+	payload []byte
+	points  int
+	key     int64
+	size    int64 // header, extension and payload
+}
+
+// parseRecord reads the record at the start of b. It returns ok false when
+// b does not hold a whole record, and bad when it holds one that is not
+// valid (torn, zeros, corrupt); need is then the bytes the record claims.
+func parseRecord(b []byte) (r record, need int64, ok, bad bool) {
+	if len(b) < headerSize {
+		return r, headerSize, false, false
+	}
+	n := int64(binary.LittleEndian.Uint32(b))
+	word := binary.LittleEndian.Uint32(b[4:])
+	hdr := int64(headerSize)
+	if word&extFlag != 0 {
+		hdr += extSize
+	}
+	need = hdr + n
+	if int64(len(b)) < need {
+		return r, need, false, false
+	}
+	payload := b[hdr:need]
+	if n == 0 || recordCRC(b[:8], b[headerSize:hdr], payload) != binary.LittleEndian.Uint32(b[8:]) {
+		return r, need, false, true
+	}
+	r = record{payload: payload, points: int(word &^ extFlag), size: need}
+	if hdr > headerSize {
+		r.key = int64(binary.LittleEndian.Uint64(b[headerSize:]))
+	}
+	return r, need, true, false
 }
 
 // walk reads the records of f from off to end, up to readChunk bytes at a
@@ -36,7 +99,7 @@ func appendRecord(buf, data []byte, points int) []byte {
 // record, a pread for each header and each payload, made the forwarder a
 // noticeable share of the gateway's CPU under one-point requests and
 // recovery slow in proportion to the spool's size.
-func walk(f *os.File, off, end int64, buf *[]byte, fn func(payload []byte, points int) (take, more bool)) (next int64, bad bool, err error) {
+func walk(f *os.File, off, end int64, buf *[]byte, fn func(r record) (take, more bool)) (next int64, bad bool, err error) {
 	want := int64(readChunk)
 	for off < end {
 		chunk := min(end-off, want)
@@ -47,21 +110,22 @@ func walk(f *os.File, off, end int64, buf *[]byte, fn func(payload []byte, point
 		if n, err := f.ReadAt(b, off); err != nil && !(errors.Is(err, io.EOF) && int64(n) == chunk) {
 			return off, false, err
 		}
-		for len(b) >= headerSize {
-			n := int64(binary.LittleEndian.Uint32(b))
-			if int64(len(b)) < headerSize+n {
-				break
-			}
-			payload := b[headerSize : headerSize+n]
-			if n == 0 || recordCRC(b[:8], payload) != binary.LittleEndian.Uint32(b[8:]) {
+		var need int64
+		for {
+			r, n, ok, bad := parseRecord(b)
+			if bad {
 				return off, true, nil
 			}
-			take, more := fn(payload, int(binary.LittleEndian.Uint32(b[4:])))
+			if !ok {
+				need = n
+				break
+			}
+			take, more := fn(r)
 			if !take {
 				return off, false, nil
 			}
-			off += headerSize + n
-			b = b[headerSize+n:]
+			off += r.size
+			b = b[r.size:]
 			if !more {
 				return off, false, nil
 			}
@@ -69,15 +133,19 @@ func walk(f *os.File, off, end int64, buf *[]byte, fn func(payload []byte, point
 		if len(b) == int(chunk) {
 			// No whole record in the chunk: the next is larger than a
 			// chunk, so read it whole, unless it does not fit before end.
-			if len(b) < headerSize || headerSize+int64(binary.LittleEndian.Uint32(b)) > end-off {
+			if need > end-off || int64(len(b)) >= need {
 				return off, true, nil
 			}
-			want = headerSize + int64(binary.LittleEndian.Uint32(b))
+			want = need
 		}
 	}
 	return off, false, nil
 }
 
-func recordCRC(hdr, payload []byte) uint32 {
-	return crc32.Update(crc32.Checksum(hdr, castagnoli), castagnoli, payload)
+func recordCRC(hdr, ext, payload []byte) uint32 {
+	crc := crc32.Checksum(hdr, castagnoli)
+	if len(ext) > 0 {
+		crc = crc32.Update(crc, castagnoli, ext)
+	}
+	return crc32.Update(crc, castagnoli, payload)
 }

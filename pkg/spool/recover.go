@@ -76,8 +76,8 @@ func scanSegment(path string, start int64) (end, bytes, points int64, err error)
 		return 0, 0, 0, err
 	}
 	var buf []byte
-	end, _, err = walk(f, start, fi.Size(), &buf, func(_ []byte, pts int) (bool, bool) {
-		points += int64(pts)
+	end, _, err = walk(f, start, fi.Size(), &buf, func(r record) (bool, bool) {
+		points += int64(r.points)
 		return true, true
 	})
 	return end, end - start, points, err

@@ -187,6 +187,12 @@ func (s *Spool) Write(_ context.Context, lines []byte) error {
 	return s.Append(lines, bytes.Count(lines, []byte("\n")))
 }
 
+// WriteFrom is Write for lines written by key: AppendFrom for callers that
+// speak line protocol. It returns Append's errors.
+func (s *Spool) WriteFrom(_ context.Context, key int64, lines []byte) error {
+	return s.AppendFrom(key, lines, bytes.Count(lines, []byte("\n")))
+}
+
 // Ping reports whether the spool can take appends: it is open, not full,
 // and its last background sync succeeded. The context is unused: the
 // answer needs no I/O.

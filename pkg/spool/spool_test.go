@@ -316,3 +316,81 @@ func TestReadCorruptRecord(t *testing.T) {
 		t.Errorf("Next returned %q (%d points) with the error, want the first record", b.Data, b.Points)
 	}
 }
+
+// TestKeysRecorded appends records without a key, as a spool written
+// before keys were recorded holds them, and records of two keys, then
+// reopens the spool: a batch says which key wrote each line, the records
+// without a key read as key 0, and a record torn in its extended header is
+// dropped on recovery while those before it are kept.
+func TestKeysRecorded(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, spool.Options{Dir: dir, SegmentSize: 1 << 16})
+	for _, a := range []struct {
+		key  int64
+		line int
+	}{{0, 1}, {0, 2}, {7, 3}, {7, 4}, {9, 5}, {0, 6}} {
+		if err := s.AppendFrom(a.key, line(a.line), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A crash in the middle of the next record: its header, extension and
+	// half its payload are on disk, as a torn write leaves them.
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if len(segs) == 0 {
+		segs, _ = filepath.Glob(filepath.Join(dir, "*"))
+	}
+	tornAfter(t, segs, 6)
+
+	s = open(t, spool.Options{Dir: dir, SegmentSize: 1 << 16})
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := s.Next(ctx, 100, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Points != 6 {
+		t.Fatalf("got %d points after recovery, want the 6 whole records", b.Points)
+	}
+	want := []int64{0, 0, 7, 7, 9, 0}
+	for i, l := range strings.SplitAfter(strings.TrimSuffix(string(b.Data), "\n"), "\n") {
+		off := strings.Index(string(b.Data), l)
+		if got := b.KeyAt(off); got != want[i] {
+			t.Errorf("line %d (%q) written by key %d, want %d", i+1, l, got, want[i])
+		}
+	}
+	if len(b.Keys) != 4 {
+		t.Errorf("got %d key spans %+v, want 4: adjacent records of one key share one", len(b.Keys), b.Keys)
+	}
+}
+
+// tornAfter finds the segment holding n whole records and writes after them
+// the start of a record of key 5: its header, its extension and half of a
+// payload that the header says is longer.
+func tornAfter(t *testing.T, segs []string, n int) {
+	t.Helper()
+	for _, path := range segs {
+		data, err := os.ReadFile(path)
+		if err != nil || !strings.Contains(string(data), "x=1i") {
+			continue
+		}
+		end := strings.LastIndex(string(data), "\n") + 1
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		// length 30, 1 point with the extension flag, a CRC, key 5, then 10
+		// of the 30 payload bytes.
+		torn := []byte{30, 0, 0, 0, 1, 0, 0, 0x80, 1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0, 0}
+		torn = append(torn, "m,host=h x="...)
+		if _, err := f.WriteAt(torn, int64(end)); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no segment among %v holds the records", segs)
+}

@@ -1,5 +1,5 @@
 -- The key store on PostgreSQL: the tables of the SQLite schema (see
--- ../0001_init.sql to ../0003_usage_per_node.sql), with times as unix
+-- ../0001_init.sql to ../0004_usage_per_node.sql), with times as unix
 -- nanoseconds in bigint as there, plus the change log the replicas' caches
 -- follow.
 

@@ -106,7 +106,10 @@ func (p *process) waitDrained(t *testing.T, timeout time.Duration) {
 // loader sends one point per request from several workers, each point with
 // a unique timestamp, and remembers which ones got a 2xx.
 type loader struct {
-	key     string
+	key string
+	// pause is how long each worker waits after an answer: 0 loads the
+	// servers as hard as the workers can.
+	pause   time.Duration
 	next    atomic.Int64
 	mu      sync.Mutex
 	answers *sync.Cond // broadcast on every answer, under mu
@@ -182,6 +185,7 @@ func (l *loader) run(ctx context.Context, workers int, base func() string) {
 				}
 				l.answers.Broadcast()
 				l.mu.Unlock()
+				time.Sleep(l.pause)
 			}
 		}()
 	}

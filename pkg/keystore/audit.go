@@ -16,6 +16,10 @@ const (
 	ActionRevoke   = "revoke"
 	ActionUpdate   = "update"
 	ActionRotate   = "rotate"
+	// ActionQuarantine is the gateway stopping a key whose points InfluxDB
+	// kept refusing; ActionRelease an admin letting it write again.
+	ActionQuarantine = "quarantine"
+	ActionRelease    = "release"
 )
 
 // unknownActor is recorded when a Store's Actor is not set.
@@ -169,5 +173,25 @@ func generateDetail(k Key) string {
 	if k.Description != "" {
 		d.add("description", k.Description)
 	}
+	if k.Bucket != "" {
+		d.add("bucket", k.Bucket)
+	}
+	if k.MaxSeries != 0 {
+		d.add("max_series", maxSeriesDetail(k.MaxSeries))
+	}
 	return d.String()
+}
+
+func bucketDetail(b string) string {
+	if b == "" {
+		return "default"
+	}
+	return b
+}
+
+func maxSeriesDetail(n int) string {
+	if n == 0 {
+		return "default"
+	}
+	return strconv.Itoa(n)
 }

@@ -127,13 +127,18 @@ type rawKey struct {
 	scopes, measurements              string
 	rate                              sql.NullFloat64
 	burst, revoked, expires, replaced sql.NullInt64
+	bucket, quarantineReason          string
+	maxSeries, quarantined            sql.NullInt64
 }
 
 const (
 	queryRawKeys = `SELECT id, key_hash, prefix, hostname, description, scopes, measurements, rate, burst,
-		created_at, revoked_at, expires_at, replaced_by FROM api_keys ORDER BY id`
+		created_at, revoked_at, expires_at, replaced_by,
+		bucket, max_series, quarantined_at, quarantine_reason FROM api_keys ORDER BY id`
 	queryCopyKey = `INSERT INTO api_keys (id, key_hash, prefix, hostname, description, scopes, measurements, rate, burst,
-		created_at, revoked_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+		created_at, revoked_at, expires_at,
+		bucket, max_series, quarantined_at, quarantine_reason)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 )
 
 // keys copies the keys dst lacks, and sets replaced_by once every key is
@@ -153,11 +158,13 @@ func (c *copier) keys(ctx context.Context) (copied, skipped int, err error) {
 	for rows.Next() {
 		var k rawKey
 		if err := rows.Scan(&k.id, &k.hash, &k.prefix, &k.hostname, &k.description, &k.scopes, &k.measurements,
-			&k.rate, &k.burst, &k.created, &k.revoked, &k.expires, &k.replaced); err != nil {
+			&k.rate, &k.burst, &k.created, &k.revoked, &k.expires, &k.replaced,
+			&k.bucket, &k.maxSeries, &k.quarantined, &k.quarantineReason); err != nil {
 			return 0, 0, fmt.Errorf("keystore: read keys of %s: %w", c.src.Addr(), err)
 		}
 		res, err := insert.ExecContext(ctx, k.id, k.hash, k.prefix, k.hostname, k.description, k.scopes,
-			k.measurements, k.rate, k.burst, k.created, k.revoked, k.expires)
+			k.measurements, k.rate, k.burst, k.created, k.revoked, k.expires,
+			k.bucket, k.maxSeries, k.quarantined, k.quarantineReason)
 		if err != nil {
 			return 0, 0, fmt.Errorf("keystore: copy key %d to %s: %w", k.id, c.dst.Addr(), err)
 		}

@@ -23,7 +23,11 @@ func copyFixture(t *testing.T, s *keystore.Store) []string {
 	s.Now = func() time.Time { return now }
 	s.Actor, s.Node = "keyctl:alice@admin-1", "gw-1"
 	full, p1 := generate(t, s, keystore.NewKey{Hostname: "10.0.0.0/24", Description: "web one", Scopes: []string{"submit", "admin"},
-		Measurements: []string{"cpu", "mem"}, Rate: 2.5, Burst: 50, ExpiresAt: now.Add(48 * time.Hour)})
+		Measurements: []string{"cpu", "mem"}, Rate: 2.5, Burst: 50, ExpiresAt: now.Add(48 * time.Hour),
+		Bucket: "tenant-a/week", MaxSeries: 50})
+	if _, err := s.Quarantine(ctx, full.ID, "InfluxDB refused its points"); err != nil {
+		t.Fatal(err)
+	}
 	revoked, p2 := generate(t, s, keystore.NewKey{Hostname: "127.0.0.1"})
 	if _, err := s.Revoke(ctx, revoked.ID); err != nil {
 		t.Fatal(err)
@@ -62,7 +66,7 @@ func TestCopy(t *testing.T) {
 			dst.Now = src.Now
 
 			r, err := keystore.Copy(ctx, src, dst)
-			if want := (keystore.CopyReport{Keys: 4, Usage: 3, Audit: 6}); err != nil || r != want {
+			if want := (keystore.CopyReport{Keys: 4, Usage: 3, Audit: 7}); err != nil || r != want {
 				t.Fatalf("Copy = %+v, %v; want %+v", r, err, want)
 			}
 			want, _ := src.List(ctx, keystore.Filter{All: true})
@@ -95,8 +99,8 @@ func TestCopy(t *testing.T) {
 			if again, _ := dst.List(ctx, keystore.Filter{All: true}); !reflect.DeepEqual(again, want) {
 				t.Errorf("after copying again the keys differ")
 			}
-			if n := len(auditLines(t, dst, 0, 0)); n != 6 {
-				t.Errorf("after copying again the audit has %d entries, want 6", n)
+			if n := len(auditLines(t, dst, 0, 0)); n != 7 {
+				t.Errorf("after copying again the audit has %d entries, want 7", n)
 			}
 			k, _ := generate(t, dst, keystore.NewKey{Hostname: "web-9"})
 			if k.ID != want[len(want)-1].ID+1 {

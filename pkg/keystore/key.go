@@ -45,6 +45,18 @@ type Key struct {
 	LastUsedAddr string
 	Requests     int64
 	Points       int64
+
+	// Bucket is the InfluxDB bucket (1.x: db or db/rp) the key's points go
+	// to, apart from other keys' shards; "" means the gateway's own.
+	Bucket string
+	// MaxSeries caps the distinct series the key may write per hour; 0
+	// means the gateway's --max-series-per-key.
+	MaxSeries int
+	// QuarantinedAt is when the gateway stopped taking the key's points
+	// because InfluxDB kept refusing them; zero while it is not
+	// quarantined. QuarantineReason says why.
+	QuarantinedAt    time.Time
+	QuarantineReason string
 }
 
 // Status reports whether the key is active, revoked or expired at now.
@@ -58,6 +70,10 @@ func (k Key) Status(now time.Time) Status {
 	}
 	return StatusActive
 }
+
+// Quarantined reports whether the key is quarantined: its writes are
+// refused until an admin releases it (Store.Release).
+func (k Key) Quarantined() bool { return !k.QuarantinedAt.IsZero() }
 
 // HasScope reports whether the key carries scope s.
 func (k Key) HasScope(s string) bool {
@@ -78,6 +94,8 @@ type NewKey struct {
 	Rate         float64
 	Burst        int
 	ExpiresAt    time.Time // zero for no expiry
+	Bucket       string    // "" for the gateway's bucket
+	MaxSeries    int       // 0 for the gateway's --max-series-per-key
 }
 
 // Update describes changes to a key's policy. Nil fields are left alone.
@@ -88,4 +106,6 @@ type Update struct {
 	Measurements *[]string // an empty list allows every measurement
 	Rate         *float64  // 0 means the server's default
 	Burst        *int      // 0 means the server's default
+	Bucket       *string   // "" means the gateway's bucket
+	MaxSeries    *int      // 0 means the gateway's --max-series-per-key
 }

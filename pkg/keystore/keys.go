@@ -33,7 +33,8 @@ func (s *Store) Generate(ctx context.Context, nk NewKey) (Key, string, error) {
 	defer tx.Rollback()
 	k, err := scanKey(tx.QueryRowContext(ctx, queryInsertKey,
 		hash[:], plain[:PrefixLen], nk.Hostname, nk.Description, joinList(nk.Scopes), joinList(nk.Measurements),
-		nullFloat(nk.Rate), nullInt(int64(nk.Burst)), now.UnixNano(), nullTime(nk.ExpiresAt)))
+		nullFloat(nk.Rate), nullInt(int64(nk.Burst)), now.UnixNano(), nullTime(nk.ExpiresAt),
+		nk.Bucket, nullInt(int64(nk.MaxSeries))))
 	if err != nil {
 		return Key{}, "", fmt.Errorf("keystore: insert key: %w", err)
 	}
@@ -55,10 +56,15 @@ type Filter struct {
 	// UnusedSince, if set, keeps only keys not used for at least that long
 	// (never-used keys count from their creation).
 	UnusedSince time.Duration
+	// Quarantined, if set, keeps only quarantined keys.
+	Quarantined bool
 }
 
 func (f Filter) match(k Key, now time.Time) bool {
 	if !f.All && k.Status(now) != StatusActive {
+		return false
+	}
+	if f.Quarantined && !k.Quarantined() {
 		return false
 	}
 	if f.ExpiringWithin > 0 && (k.ExpiresAt.IsZero() || k.ExpiresAt.After(now.Add(f.ExpiringWithin))) {
@@ -190,6 +196,12 @@ func updateColumns(u Update) (sets []string, args []any, detail details) {
 	}
 	if u.Description != nil {
 		set("description", *u.Description, *u.Description)
+	}
+	if u.Bucket != nil {
+		set("bucket", *u.Bucket, bucketDetail(*u.Bucket))
+	}
+	if u.MaxSeries != nil {
+		set("max_series", nullInt(int64(*u.MaxSeries)), maxSeriesDetail(*u.MaxSeries))
 	}
 	return sets, args, detail
 }

@@ -31,11 +31,13 @@ const (
 	FieldRate            Field = "rate"
 	FieldBurst           Field = "burst"
 	FieldDescription     Field = "description"
+	FieldBucket          Field = "bucket"
+	FieldMaxSeries       Field = "max_series"
 )
 
 // fields lists every Field in the order error messages list them.
 var fields = []Field{FieldExpiresIn, FieldExpiresAt, FieldNoExpiry, FieldScopes, FieldMeasurements,
-	FieldAllMeasurements, FieldRate, FieldBurst, FieldDescription}
+	FieldAllMeasurements, FieldRate, FieldBurst, FieldDescription, FieldBucket, FieldMaxSeries}
 
 // PolicyInput is a key's policy as a person asks for it, on keyctl's command
 // line or in an admin API request, before any of it is checked. A nil field,
@@ -65,6 +67,12 @@ type PolicyInput struct {
 	Burst *int
 	// Description says what the key is for.
 	Description *string
+	// Bucket is the InfluxDB bucket the key's points go to (1.x: db or
+	// db/rp); "" is the gateway's own.
+	Bucket *string
+	// MaxSeries is the distinct series the key may write per hour; 0
+	// means the gateway's default.
+	MaxSeries *int
 
 	// Name says how the caller's users know a field, such as "--expires-in"
 	// or `"expires_in"`, for error messages; it returns "" for a field the
@@ -105,6 +113,7 @@ func ParsePolicy(in PolicyInput, now time.Time) (Update, error) {
 		u.Measurements = in.Measurements
 	}
 	u.Rate, u.Burst, u.Description = in.Rate, in.Burst, in.Description
+	u.Bucket, u.MaxSeries = in.Bucket, in.MaxSeries
 	return checkUpdate(u, name)
 }
 
@@ -154,6 +163,12 @@ func (u Update) NewKey(hostname string) NewKey {
 	if u.Burst != nil {
 		nk.Burst = *u.Burst
 	}
+	if u.Bucket != nil {
+		nk.Bucket = *u.Bucket
+	}
+	if u.MaxSeries != nil {
+		nk.MaxSeries = *u.MaxSeries
+	}
 	return nk
 }
 
@@ -161,7 +176,7 @@ func (u Update) NewKey(hostname string) NewKey {
 // back.
 func (nk NewKey) policy() Update {
 	return Update{Description: &nk.Description, ExpiresAt: &nk.ExpiresAt, Scopes: &nk.Scopes,
-		Measurements: &nk.Measurements, Rate: &nk.Rate, Burst: &nk.Burst}
+		Measurements: &nk.Measurements, Rate: &nk.Rate, Burst: &nk.Burst, Bucket: &nk.Bucket, MaxSeries: &nk.MaxSeries}
 }
 
 // CheckDescription returns ErrInvalidPolicy unless d can describe a key: it
@@ -414,6 +429,18 @@ func checkUpdate(u Update, name namer) (Update, error) {
 		}
 		out.Description = ptr(*u.Description)
 	}
+	if u.Bucket != nil {
+		if err := CheckBucket(*u.Bucket, name(FieldBucket)); err != nil {
+			return Update{}, err
+		}
+		out.Bucket = ptr(*u.Bucket)
+	}
+	if u.MaxSeries != nil {
+		if err := checkMaxSeries(*u.MaxSeries, name(FieldMaxSeries)); err != nil {
+			return Update{}, err
+		}
+		out.MaxSeries = ptr(*u.MaxSeries)
+	}
 	return out, nil
 }
 
@@ -479,6 +506,50 @@ func checkDescription(d, field string) error {
 		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidPolicy, field)
 	case strings.ContainsFunc(d, unicode.IsControl):
 		return fmt.Errorf("%w: %s %q contains control characters", ErrInvalidPolicy, field, d)
+	}
+	return nil
+}
+
+// MaxBucketLen is the longest bucket name a key may carry, in bytes: what
+// the spool's record header has room for.
+const MaxBucketLen = 255
+
+// MaxSeriesLimit is the largest series budget a key may have of its own:
+// the gateway keeps a filter of about 1.2 bytes per series of a key's
+// budget, 1.2 MB at this limit.
+const MaxSeriesLimit = 1_000_000
+
+// CheckBucket returns ErrInvalidPolicy, naming field (such as "--bucket"),
+// unless b can be a key's bucket: "" (the gateway's own), or a name of at
+// most MaxBucketLen bytes of printable UTF-8 without spaces at either end,
+// not starting with "_" (InfluxDB's own databases and buckets, such as
+// _internal, start so), and with at most one "/" between a 1.x database
+// and its retention policy.
+func CheckBucket(b, field string) error {
+	if b == "" {
+		return nil
+	}
+	switch {
+	case len(b) > MaxBucketLen:
+		return fmt.Errorf("%w: %s is %d bytes, longer than %d", ErrInvalidPolicy, field, len(b), MaxBucketLen)
+	case !utf8.ValidString(b) || strings.ContainsFunc(b, unicode.IsControl):
+		return fmt.Errorf("%w: %s %q must be printable UTF-8", ErrInvalidPolicy, field, b)
+	case strings.TrimSpace(b) != b:
+		return fmt.Errorf("%w: %s %q starts or ends with a space", ErrInvalidPolicy, field, b)
+	case strings.HasPrefix(b, "_"):
+		return fmt.Errorf("%w: %s %q starts with \"_\", which InfluxDB keeps for its own databases", ErrInvalidPolicy, field, b)
+	}
+	db, rp, hasRP := strings.Cut(b, "/")
+	if db == "" || (hasRP && (rp == "" || strings.Contains(rp, "/"))) {
+		return fmt.Errorf("%w: %s %q must be a bucket, or a database and retention policy as db/rp", ErrInvalidPolicy, field, b)
+	}
+	return nil
+}
+
+func checkMaxSeries(n int, field string) error {
+	if n < 0 || n > MaxSeriesLimit {
+		return fmt.Errorf("%w: %s must be between 0 (the gateway's default) and %d series per hour, got %d",
+			ErrInvalidPolicy, field, MaxSeriesLimit, n)
 	}
 	return nil
 }

@@ -47,6 +47,13 @@ func TestParsePolicy(t *testing.T) {
 			want: `rate=default burst=default description=""`},
 		{name: "LongestDescription", in: keystore.PolicyInput{Description: ptr(strings.Repeat("é", 128))},
 			want: "description=" + strings.Repeat("é", 128)},
+		{name: "Bucket", in: keystore.PolicyInput{Bucket: ptr("tenant-a")}, want: "bucket=tenant-a"},
+		{name: "BucketWithRetentionPolicy", in: keystore.PolicyInput{Bucket: ptr("tenant-a/week")}, want: "bucket=tenant-a/week"},
+		{name: "LongestBucket", in: keystore.PolicyInput{Bucket: ptr(strings.Repeat("b", keystore.MaxBucketLen))},
+			want: "bucket=" + strings.Repeat("b", keystore.MaxBucketLen)},
+		{name: "DefaultBucketAndSeries", in: keystore.PolicyInput{Bucket: ptr(""), MaxSeries: ptr(0)}, want: "bucket=default max_series=default"},
+		{name: "MaxSeries", in: keystore.PolicyInput{MaxSeries: ptr(500)}, want: "max_series=500"},
+		{name: "MostSeries", in: keystore.PolicyInput{MaxSeries: ptr(keystore.MaxSeriesLimit)}, want: "max_series=1000000"},
 
 		{name: "ExpiresInNotADuration", in: keystore.PolicyInput{ExpiresIn: ptr("30d")}, wantIs: keystore.ErrInvalidPolicy,
 			wantErr: `invalid key policy: expires_in "30d" is not a duration such as 720h`},
@@ -91,6 +98,23 @@ func TestParsePolicy(t *testing.T) {
 			wantIs: keystore.ErrInvalidPolicy, wantErr: "invalid key policy: description is 257 bytes, longer than 256"},
 		{name: "DescriptionNotUTF8", in: keystore.PolicyInput{Description: ptr("web\xff")}, wantIs: keystore.ErrInvalidPolicy,
 			wantErr: "invalid key policy: description is not valid UTF-8"},
+		{name: "InternalBucket", in: keystore.PolicyInput{Bucket: ptr("_internal")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: `invalid key policy: bucket "_internal" starts with "_", which InfluxDB keeps for its own databases`},
+		{name: "BucketSpaces", in: keystore.PolicyInput{Bucket: ptr(" a")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: `invalid key policy: bucket " a" starts or ends with a space`},
+		{name: "BucketControl", in: keystore.PolicyInput{Bucket: ptr("a\nb")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: `invalid key policy: bucket "a\nb" must be printable UTF-8`},
+		{name: "BucketTwoSlashes", in: keystore.PolicyInput{Bucket: ptr("db/rp/x")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: `invalid key policy: bucket "db/rp/x" must be a bucket, or a database and retention policy as db/rp`},
+		{name: "BucketNoDatabase", in: keystore.PolicyInput{Bucket: ptr("/rp")}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: `invalid key policy: bucket "/rp" must be a bucket, or a database and retention policy as db/rp`},
+		{name: "LongBucket", in: keystore.PolicyInput{Bucket: ptr(strings.Repeat("b", keystore.MaxBucketLen+1))},
+			wantIs: keystore.ErrInvalidPolicy, wantErr: "invalid key policy: bucket is 256 bytes, longer than 255"},
+		{name: "NegativeMaxSeries", in: keystore.PolicyInput{MaxSeries: ptr(-1)}, wantIs: keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: max_series must be between 0 (the gateway's default) and 1000000 series per hour, got -1"},
+		{name: "TooManySeries", in: keystore.PolicyInput{MaxSeries: ptr(keystore.MaxSeriesLimit + 1), Name: flagName},
+			wantIs:  keystore.ErrInvalidPolicy,
+			wantErr: "invalid key policy: --max-series must be between 0 (the gateway's default) and 1000000 series per hour, got 1000001"},
 
 		{name: "ExpiresIn100Years", in: keystore.PolicyInput{ExpiresIn: ptr("876000h")}, want: "expires_at=2126-02-05T12:00:00Z"},
 		{name: "ExpiresInOver100Years", in: keystore.PolicyInput{ExpiresIn: ptr("876001h")}, wantIs: keystore.ErrInvalidPolicy,
@@ -151,10 +175,10 @@ func TestParseUpdate(t *testing.T) {
 	}{
 		{"StoreNames", keystore.PolicyInput{},
 			"invalid key policy: nothing to change: give expires_in, expires_at, no_expiry, scopes, measurements, " +
-				"all_measurements, rate, burst or description"},
+				"all_measurements, rate, burst, description, bucket or max_series"},
 		{"OnlyOfferedNames", keystore.PolicyInput{Name: flagName},
 			"invalid key policy: nothing to change: give --expires-in, --expires-at, --scopes, --measurements, " +
-				"--all-measurements, --rate, --burst or --description"},
+				"--all-measurements, --rate, --burst, --description, --bucket or --max-series"},
 		{"NothingOffered", keystore.PolicyInput{Name: func(keystore.Field) string { return "" }},
 			"invalid key policy: nothing to change"},
 	}
@@ -176,10 +200,10 @@ func TestParseUpdate(t *testing.T) {
 func TestUpdateNewKey(t *testing.T) {
 	expires := policyNow.Add(time.Hour)
 	u := keystore.Update{Description: ptr("d"), ExpiresAt: &expires, Scopes: &[]string{"admin"},
-		Measurements: &[]string{"cpu"}, Rate: ptr(2.5), Burst: ptr(3)}
+		Measurements: &[]string{"cpu"}, Rate: ptr(2.5), Burst: ptr(3), Bucket: ptr("tenant-a"), MaxSeries: ptr(50)}
 	got := fmt.Sprintf("%+v", u.NewKey("web-1"))
 	want := fmt.Sprintf("%+v", keystore.NewKey{Hostname: "web-1", Description: "d", ExpiresAt: expires, Scopes: []string{"admin"},
-		Measurements: []string{"cpu"}, Rate: 2.5, Burst: 3})
+		Measurements: []string{"cpu"}, Rate: 2.5, Burst: 3, Bucket: "tenant-a", MaxSeries: 50})
 	if got != want {
 		t.Errorf("NewKey = %s, want %s", got, want)
 	}
@@ -332,9 +356,14 @@ func testStoreAppliesPolicy(t *testing.T, b backend) {
 		{Rate: ptr(math.Inf(-1))},
 		{Burst: ptr(-1)},
 		{Description: ptr("\x1b[2J")},
+		{Bucket: ptr("_internal")},
+		{Bucket: ptr("a/b/c")},
+		{MaxSeries: ptr(-1)},
+		{MaxSeries: ptr(keystore.MaxSeriesLimit + 1)},
 	} {
 		_, want := keystore.ParsePolicy(in, policyNow)
-		u := keystore.Update{Scopes: in.Scopes, Measurements: in.Measurements, Rate: in.Rate, Burst: in.Burst, Description: in.Description}
+		u := keystore.Update{Scopes: in.Scopes, Measurements: in.Measurements, Rate: in.Rate, Burst: in.Burst, Description: in.Description,
+			Bucket: in.Bucket, MaxSeries: in.MaxSeries}
 		if _, err := s.Update(ctx, k.ID, u); err == nil || want == nil || err.Error() != want.Error() {
 			t.Errorf("Update(%s) error = %v, want %v as ParsePolicy says", u.String(), err, want)
 		}

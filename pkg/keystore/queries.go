@@ -6,7 +6,8 @@ package keystore
 
 // policyColumns are the columns of a key that say what it may do.
 const policyColumns = `id, prefix, hostname, description, scopes, measurements, rate, burst,
-	created_at, revoked_at, expires_at, replaced_by`
+	created_at, revoked_at, expires_at, replaced_by,
+	bucket, max_series, quarantined_at, quarantine_reason`
 
 // keyColumns are the columns scanKey reads, in its order. A key's usage is
 // the sum over the nodes that recorded it (key_usage), its last use the
@@ -27,8 +28,9 @@ const (
 	queryPing = `SELECT 1 FROM api_keys LIMIT 1`
 
 	queryInsertKey = `INSERT INTO api_keys
-		(key_hash, prefix, hostname, description, scopes, measurements, rate, burst, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ` + keyColumns
+		(key_hash, prefix, hostname, description, scopes, measurements, rate, burst, created_at, expires_at,
+		bucket, max_series)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ` + keyColumns
 	queryKeyByID    = `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`
 	queryKeyByHash  = `SELECT key_hash, ` + keyColumns + ` FROM api_keys WHERE key_hash = ?`
 	queryAuthByHash = `SELECT key_hash, ` + authColumns + ` FROM api_keys WHERE key_hash = ?`
@@ -40,11 +42,19 @@ const (
 		RETURNING ` + keyColumns
 	// queryRotateInsert copies the policy of key ?4 to a new key.
 	queryRotateInsert = `INSERT INTO api_keys
-		(key_hash, prefix, hostname, description, scopes, measurements, rate, burst, created_at, expires_at)
-		SELECT ?, ?, hostname, description, scopes, measurements, rate, burst, ?, expires_at FROM api_keys WHERE id = ?
+		(key_hash, prefix, hostname, description, scopes, measurements, rate, burst, created_at, expires_at,
+		bucket, max_series)
+		SELECT ?, ?, hostname, description, scopes, measurements, rate, burst, ?, expires_at,
+		bucket, max_series FROM api_keys WHERE id = ?
 		RETURNING id`
 	queryRotateRetire = `UPDATE api_keys SET expires_at = ?, replaced_by = ? WHERE id = ?`
-	queryInsertAudit  = `INSERT INTO audit_log (at, actor, node, key_id, action, detail) VALUES (?, ?, ?, ?, ?, ?)`
+	// queryQuarantine quarantines key ?3 at ?1 for the reason ?2, unless it
+	// is quarantined already; queryRelease lifts a quarantine.
+	queryQuarantine = `UPDATE api_keys SET quarantined_at = ?, quarantine_reason = ?
+		WHERE id = ? AND quarantined_at IS NULL RETURNING ` + keyColumns
+	queryRelease = `UPDATE api_keys SET quarantined_at = NULL, quarantine_reason = ''
+		WHERE id = ? AND quarantined_at IS NOT NULL RETURNING ` + keyColumns
+	queryInsertAudit = `INSERT INTO audit_log (at, actor, node, key_id, action, detail) VALUES (?, ?, ?, ?, ?, ?)`
 )
 
 // queryUpdateKey sets the given "column = ?" assignments on the key whose

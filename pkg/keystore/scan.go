@@ -42,9 +42,12 @@ func scanKey(r scanner, extra ...any) (Key, error) {
 		burst, revoked, expires, replaced, lastUsed sql.NullInt64
 		created                                     int64
 		lastAddr                                    sql.NullString
+		maxSeries, quarantined                      sql.NullInt64
 	)
 	dest := append(extra, &k.ID, &k.Prefix, &k.Hostname, &k.Description, &scopes, &measurements, &rate, &burst,
-		&created, &revoked, &expires, &replaced, &lastUsed, &lastAddr, &k.Requests, &k.Points)
+		&created, &revoked, &expires, &replaced,
+		&k.Bucket, &maxSeries, &quarantined, &k.QuarantineReason,
+		&lastUsed, &lastAddr, &k.Requests, &k.Points)
 	if err := r.Scan(dest...); err != nil {
 		return Key{}, err
 	}
@@ -58,6 +61,8 @@ func scanKey(r scanner, extra ...any) (Key, error) {
 	k.ReplacedBy = replaced.Int64
 	k.LastUsedAt = fromNull(lastUsed)
 	k.LastUsedAddr = lastAddr.String
+	k.MaxSeries = int(maxSeries.Int64)
+	k.QuarantinedAt = fromNull(quarantined)
 	return k, nil
 }
 

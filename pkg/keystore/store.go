@@ -8,9 +8,11 @@
 // database reveals no key. Look-up is by hash through a unique index, so the
 // cost of checking a key does not grow with the number of keys.
 //
-// A key's policy (expiry, scopes, measurements, rate, burst, description) is
-// checked by one set of rules, in policy.go: ParsePolicy applies them to what
-// a person typed or sent, and the Store to every key it writes.
+// A key's policy (expiry, scopes, measurements, rate, burst, description,
+// its own bucket and series budget) is checked by one set of rules, in
+// policy.go: ParsePolicy applies them to what a person typed or sent, and
+// the Store to every key it writes. A key whose points InfluxDB keeps
+// refusing is quarantined (quarantine.go) until an admin releases it.
 //
 // Both backends run the same statements (queries.go) through database/sql;
 // what differs (placeholders, the usage upsert, migrations, the change log

@@ -30,7 +30,19 @@ func (s *Spool) Append(data []byte, points int) error {
 // (Batch.Keys), so that what InfluxDB refuses is traced to the key that
 // sent it. Key 0 is none. It returns Append's errors.
 func (s *Spool) AppendFrom(key int64, data []byte, points int) error {
-	size := recordSize(data, key)
+	return s.AppendTo(key, "", data, points)
+}
+
+// AppendTo is AppendFrom for data bound for dest, the bucket the key's
+// points go to, which the record keeps too (KeySpan.Bucket) so that the
+// forwarder writes it there; "" is the gateway's own bucket. It returns
+// Append's errors, and ErrDestination for a dest longer than
+// MaxDestination bytes.
+func (s *Spool) AppendTo(key int64, dest string, data []byte, points int) error {
+	if len(dest) > MaxDestination {
+		return fmt.Errorf("%w: %d bytes, more than %d", ErrDestination, len(dest), MaxDestination)
+	}
+	size := recordSize(data, key, dest)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -50,7 +62,7 @@ func (s *Spool) AppendFrom(key int64, data []byte, points int) error {
 	if s.opts.Sync == SyncInterval {
 		// Nothing to wait for but the write itself: do it here, under the
 		// write lock, rather than hand it to the committer and back.
-		rec := appendRecord(make([]byte, 0, size), data, points, key)
+		rec := appendRecord(make([]byte, 0, size), data, points, key, dest)
 		s.wmu.Lock()
 		err := s.commit(rec, int64(points))
 		s.wmu.Unlock()
@@ -64,7 +76,7 @@ func (s *Spool) AppendFrom(key int64, data []byte, points int) error {
 	s.gmu.Lock()
 	g := s.cur
 	first := len(g.buf) == 0
-	g.buf = appendRecord(g.buf, data, points, key)
+	g.buf = appendRecord(g.buf, data, points, key, dest)
 	g.points += int64(points)
 	s.gmu.Unlock()
 	if first {

@@ -16,20 +16,21 @@ const readPause = 2 * time.Millisecond
 type Batch struct {
 	Data   []byte // line protocol, newline-terminated lines
 	Points int
-	// Keys says which key wrote which lines of Data: each span's lines end
-	// at its End, the first at the start of Data. Adjacent records of one
-	// key share a span.
+	// Keys says which key wrote which lines of Data, and for which bucket:
+	// each span's lines end at its End, the first at the start of Data.
+	// Adjacent records of one key for one bucket share a span.
 	Keys  []KeySpan
 	bytes int64
 	end   position
 }
 
-// KeySpan is a run of a Batch's Data written by one key: Data[previous
-// span's End:End]. Key is 0 for records of a spool written before keys
-// were recorded.
+// KeySpan is a run of a Batch's Data written by one key for one bucket:
+// Data[previous span's End:End]. Key is 0 for records of a spool written
+// before keys were recorded; Bucket is "" for the gateway's own bucket.
 type KeySpan struct {
-	End int
-	Key int64
+	End    int
+	Key    int64
+	Bucket string
 }
 
 // KeyAt returns the key that wrote the byte at offset off of b.Data, or 0.
@@ -163,10 +164,12 @@ func (b *Batch) add(r record) {
 	b.Data = append(b.Data, r.payload...)
 	b.bytes += r.size
 	b.Points += r.points
-	if n := len(b.Keys); n > 0 && b.Keys[n-1].Key == r.key {
+	// The comparison of dest as a string allocates nothing; a new span
+	// copies it out of the read buffer.
+	if n := len(b.Keys); n > 0 && b.Keys[n-1].Key == r.key && b.Keys[n-1].Bucket == string(r.dest) {
 		b.Keys[n-1].End = len(b.Data)
 	} else {
-		b.Keys = append(b.Keys, KeySpan{End: len(b.Data), Key: r.key})
+		b.Keys = append(b.Keys, KeySpan{End: len(b.Data), Key: r.key, Bucket: string(r.dest)})
 	}
 }
 

@@ -11,44 +11,66 @@ import (
 // A record is a header and its payload, newline-terminated line protocol.
 // The header is the payload's length, its point count and a CRC-32C, each
 // a little-endian uint32; the point count's top bit says that an extension
-// of extSize bytes follows, the id of the key that wrote the record.
-// Records written before keys were recorded have no extension and read as
-// key 0, so a spool left by an earlier version is read as it was. A later
-// field would take another bit of the point count. The CRC covers the
-// header's first 8 bytes, the extension and the payload.
+// of extSize bytes follows, the id of the key that wrote the record, and
+// its next bit that a destination follows that: one byte of length and the
+// name of the bucket the record goes to. Records written before keys were
+// recorded have no extension and read as key 0, and records without a
+// destination go to the gateway's own bucket, so a spool left by an
+// earlier version is read as it was (an earlier version cannot read a
+// record with a destination: it finds it corrupt). A later field would take
+// another bit of the point count. The CRC covers the header's first 8
+// bytes, the extensions and the payload.
 const (
-	// headerSize is a record's header without the extension.
+	// headerSize is a record's header without the extensions.
 	headerSize = 12
-	// extSize is the extension: the key id, an int64.
+	// extSize is the key extension: the key id, an int64.
 	extSize = 8
-	// extFlag marks, in the point count, a header with the extension.
+	// extFlag marks, in the point count, a header with the key extension.
 	extFlag = 1 << 31
+	// destFlag marks, in the point count, a header with a destination.
+	destFlag = 1 << 30
+	// MaxDestination is the longest destination a record can name, in
+	// bytes.
+	MaxDestination = 255
 	// readChunk is how much walk reads at a time.
 	readChunk = 1 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// recordSize is the size of a record of data written by key (0 for none).
-func recordSize(data []byte, key int64) int64 {
-	if key == 0 {
-		return headerSize + int64(len(data))
+// recordSize is the size of a record of data written by key (0 for none)
+// for dest ("" for the gateway's own bucket).
+func recordSize(data []byte, key int64, dest string) int64 {
+	n := headerSize + int64(len(data))
+	if key != 0 {
+		n += extSize
 	}
-	return headerSize + extSize + int64(len(data))
+	if dest != "" {
+		n += 1 + int64(len(dest))
+	}
+	return n
 }
 
 // appendRecord appends to buf the record of data, holding points points,
-// written by key; key 0 writes a header without the extension.
-func appendRecord(buf, data []byte, points int, key int64) []byte {
-	var hdr [headerSize + extSize]byte
+// written by key for dest; key 0 writes a header without the key
+// extension, dest "" one without a destination. dest is at most
+// MaxDestination bytes.
+func appendRecord(buf, data []byte, points int, key int64, dest string) []byte {
+	var hdr [headerSize + extSize + 1 + MaxDestination]byte
 	n := headerSize
-	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(data)))
-	binary.LittleEndian.PutUint32(hdr[4:], uint32(points))
+	word := uint32(points)
 	if key != 0 {
-		binary.LittleEndian.PutUint32(hdr[4:], uint32(points)|extFlag)
-		binary.LittleEndian.PutUint64(hdr[headerSize:], uint64(key))
+		word |= extFlag
+		binary.LittleEndian.PutUint64(hdr[n:], uint64(key))
 		n += extSize
 	}
+	if dest != "" {
+		word |= destFlag
+		hdr[n] = byte(len(dest))
+		n += 1 + copy(hdr[n+1:], dest)
+	}
+	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(data)))
+	binary.LittleEndian.PutUint32(hdr[4:], word)
 	binary.LittleEndian.PutUint32(hdr[8:], recordCRC(hdr[:8], hdr[headerSize:n], data))
 	buf = append(buf, hdr[:n]...)
 	return append(buf, data...)
@@ -59,7 +81,8 @@ type record struct {
 	payload []byte
 	points  int
 	key     int64
-	size    int64 // header, extension and payload
+	dest    []byte // the destination, within the read buffer; empty for the gateway's bucket
+	size    int64  // header, extensions and payload
 }
 
 // parseRecord reads the record at the start of b. It returns ok false when
@@ -75,6 +98,13 @@ func parseRecord(b []byte) (r record, need int64, ok, bad bool) {
 	if word&extFlag != 0 {
 		hdr += extSize
 	}
+	destAt := hdr
+	if word&destFlag != 0 {
+		if int64(len(b)) <= destAt {
+			return r, destAt + 1, false, false
+		}
+		hdr += 1 + int64(b[destAt])
+	}
 	need = hdr + n
 	if int64(len(b)) < need {
 		return r, need, false, false
@@ -83,9 +113,12 @@ func parseRecord(b []byte) (r record, need int64, ok, bad bool) {
 	if n == 0 || recordCRC(b[:8], b[headerSize:hdr], payload) != binary.LittleEndian.Uint32(b[8:]) {
 		return r, need, false, true
 	}
-	r = record{payload: payload, points: int(word &^ extFlag), size: need}
-	if hdr > headerSize {
+	r = record{payload: payload, points: int(word &^ (extFlag | destFlag)), size: need}
+	if word&extFlag != 0 {
 		r.key = int64(binary.LittleEndian.Uint64(b[headerSize:]))
+	}
+	if word&destFlag != 0 {
+		r.dest = b[destAt+1 : hdr]
 	}
 	return r, need, true, false
 }

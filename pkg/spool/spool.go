@@ -16,6 +16,7 @@ package spool
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -35,6 +36,11 @@ var (
 	// append can be counted on.
 	ErrWrite = &unavailableError{"spool write failed", "the gateway cannot store points now"}
 )
+
+// ErrDestination means an append named a destination longer than a record
+// can hold (MaxDestination bytes); nothing was stored. Unlike the errors
+// above it will not pass with time.
+var ErrDestination = errors.New("spool: destination too long")
 
 // unavailableError is an error of the spool's with what a client is told.
 type unavailableError struct{ msg, reason string }
@@ -191,6 +197,13 @@ func (s *Spool) Write(_ context.Context, lines []byte) error {
 // speak line protocol. It returns Append's errors.
 func (s *Spool) WriteFrom(_ context.Context, key int64, lines []byte) error {
 	return s.AppendFrom(key, lines, bytes.Count(lines, []byte("\n")))
+}
+
+// WriteTo is WriteFrom for lines bound for dest, the bucket key's points go
+// to ("" for the gateway's own): AppendTo for callers that speak line
+// protocol. It returns AppendTo's errors.
+func (s *Spool) WriteTo(_ context.Context, key int64, dest string, lines []byte) error {
+	return s.AppendTo(key, dest, lines, bytes.Count(lines, []byte("\n")))
 }
 
 // Ping reports whether the spool can take appends: it is open, not full,

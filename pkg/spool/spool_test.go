@@ -394,3 +394,95 @@ func tornAfter(t *testing.T, segs []string, n int) {
 	}
 	t.Fatalf("no segment among %v holds the records", segs)
 }
+
+// TestDestinationsRecorded appends records for the gateway's bucket and
+// for keys' own buckets, in both sync modes, then reopens the spool: a
+// batch's spans say which key wrote each line and for which bucket, a
+// key's records for two buckets are two spans, the spool's byte count
+// matches what it read (it is 0 once all is acknowledged), a destination
+// longer than a record holds is refused, and a record torn in its
+// destination is dropped on recovery.
+func TestDestinationsRecorded(t *testing.T) {
+	for _, mode := range []spool.SyncMode{spool.SyncAlways, spool.SyncInterval} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) { testDestinationsRecorded(t, mode) })
+	}
+}
+
+func testDestinationsRecorded(t *testing.T, mode spool.SyncMode) {
+	dir := t.TempDir()
+	longest := strings.Repeat("b", spool.MaxDestination)
+	opts := spool.Options{Dir: dir, SegmentSize: 1 << 16, Sync: mode}
+	s := open(t, opts)
+	appends := []struct {
+		key  int64
+		dest string
+	}{{0, ""}, {7, "tenant-a"}, {7, "tenant-a"}, {7, "tenant-b/week"}, {9, ""}, {9, longest}, {0, "tenant-a"}}
+	for i, a := range appends {
+		if err := s.AppendTo(a.key, a.dest, line(i), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AppendTo(1, longest+"b", line(99), 1); !errors.Is(err, spool.ErrDestination) {
+		t.Errorf("a destination of %d bytes: %v, want ErrDestination", len(longest)+1, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "*"))
+	tornDestination(t, segs)
+
+	s = open(t, opts)
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := s.Next(ctx, 100, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Points != len(appends) {
+		t.Fatalf("got %d points after recovery, want the %d whole records", b.Points, len(appends))
+	}
+	var got []string
+	start := 0
+	for _, sp := range b.Keys {
+		got = append(got, fmt.Sprintf("%d %q %d", sp.Key, sp.Bucket, strings.Count(string(b.Data[start:sp.End]), "\n")))
+		start = sp.End
+	}
+	want := []string{`0 "" 1`, `7 "tenant-a" 2`, `7 "tenant-b/week" 1`, `9 "" 1`, fmt.Sprintf("9 %q 1", longest), `0 "tenant-a" 1`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("spans (key, bucket, lines):\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if err := s.Ack(b); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Bytes != 0 || st.Points != 0 {
+		t.Errorf("after acknowledging everything: %+v, want 0 bytes and points", st)
+	}
+}
+
+// tornDestination finds the segment holding the records and writes after
+// them the start of a record for a destination of 20 bytes, torn within
+// the name.
+func tornDestination(t *testing.T, segs []string) {
+	t.Helper()
+	for _, path := range segs {
+		data, err := os.ReadFile(path)
+		if err != nil || !strings.Contains(string(data), "x=1i") {
+			continue
+		}
+		end := strings.LastIndex(string(data), "\n") + 1
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		// length 30, 1 point with the destination flag, a CRC, then 20
+		// bytes of name of which 5 are there.
+		torn := []byte{30, 0, 0, 0, 1, 0, 0, 0x40, 1, 2, 3, 4, 20, 't', 'e', 'n', 'a', 'n'}
+		if _, err := f.WriteAt(torn, int64(end)); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("no segment among %v holds the records", segs)
+}

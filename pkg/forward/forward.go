@@ -1,9 +1,10 @@
 // Package forward drains the spool into InfluxDB: batches of up to a
-// configured number of points or age, retried with backoff until InfluxDB
-// confirms them, and only then removed from the spool. Points InfluxDB
-// refuses as permanently bad go to a dead-letter file with the reason and
-// the key that sent them, found from what InfluxDB says it dropped rather
-// than by resending line by line.
+// configured number of points or age, each bucket's lines written to that
+// bucket alone, retried with backoff until InfluxDB confirms them, and
+// only then removed from the spool. Points InfluxDB refuses as
+// permanently bad go to a dead-letter file with the reason and the key
+// that sent them, found from what InfluxDB says it dropped rather than by
+// resending line by line; Replay sends them again once the cause is fixed.
 package forward
 
 import (
@@ -16,13 +17,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/metricgate/metricgate/pkg/deadletter"
 	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/spool"
 )
 
-// Writer delivers line protocol. *influx.Writer implements it.
+// Writer delivers line protocol to a bucket, "" being its own. It returns
+// errors as *influx.Writer, which implements it, does: wrapping
+// influx.ErrRejected for lines refused for good, influx.ErrNoBucket for a
+// bucket InfluxDB lacks.
 type Writer interface {
-	Write(ctx context.Context, lines []byte) error
+	WriteTo(ctx context.Context, bucket string, lines []byte) error
 }
 
 // Options configure a Forwarder.
@@ -33,6 +38,12 @@ type Options struct {
 	MinBackoff  time.Duration // default 100ms
 	MaxBackoff  time.Duration // default 30s
 	DeadLetter  string        // path of the dead-letter file (JSON lines)
+	// Bucket is the Writer's own bucket, which the spool also names "".
+	// Lines bound for another bucket, a key's own, that InfluxDB does not
+	// have are dead-lettered rather than retried, so that one key's
+	// missing bucket does not hold back everyone's delivery; those for
+	// the Writer's bucket are retried until it exists.
+	Bucket string
 	// DeadLetterMaxBytes is the size past which the dead-letter file is
 	// rotated to DeadLetter.1, replacing the one before; default 64 MiB.
 	DeadLetterMaxBytes int64
@@ -45,9 +56,13 @@ type Options struct {
 	// Rejected, if set, is told of each write to the dead-letter file and
 	// the points it kept: one call per refused batch.
 	Rejected func(points int)
+	// DeadLettered, if set, is told of the letters of each write to the
+	// dead-letter file, once they are written.
+	DeadLettered func(letters []DeadLetter)
 	// Conflict, if set, is told of each field type conflict InfluxDB
-	// names: the type it holds for field of measurement.
-	Conflict func(measurement, field, typ string)
+	// names: the type bucket ("" for the Writer's own) holds for field of
+	// measurement.
+	Conflict func(bucket, measurement, field, typ string)
 	// Now stamps dead letters; default time.Now.
 	Now func() time.Time
 	// Failed, if set, is told of each failed write that will be retried.
@@ -63,7 +78,7 @@ type Forwarder struct {
 	out     Writer
 	opts    Options
 	log     *slog.Logger
-	letters *deadLetterFile
+	letters *deadletter.File
 
 	mu        sync.Mutex
 	state     string
@@ -103,7 +118,7 @@ func New(sp *spool.Spool, out Writer, opts Options, log *slog.Logger) *Forwarder
 		opts.Now = time.Now
 	}
 	return &Forwarder{sp: sp, out: out, opts: opts, log: log, state: "idle",
-		letters: newDeadLetterFile(opts.DeadLetter, opts.DeadLetterMaxBytes)}
+		letters: deadletter.NewFile(opts.DeadLetter, opts.DeadLetterMaxBytes)}
 }
 
 // Run forwards until ctx ends. Up to Options.Workers batches are in flight
@@ -199,29 +214,35 @@ func (f *Forwarder) Drain(ctx context.Context) int64 {
 	return f.sp.Stats().Points
 }
 
-// deliver writes b until InfluxDB confirms it, and settles what InfluxDB
-// refuses for good; only ctx ending stops it early.
+// deliver writes each bucket's lines of b to it until InfluxDB confirms
+// them, and settles what InfluxDB refuses for good; only ctx ending stops
+// it early.
 func (f *Forwarder) deliver(ctx context.Context, b *spool.Batch) error {
-	start := time.Now()
-	err := f.send(ctx, b.Data, b.Points)
-	if errors.Is(err, influx.ErrRejected) {
-		return f.settle(ctx, b, err, start)
+	for _, p := range partsOf(b) {
+		start := time.Now()
+		err := f.send(ctx, p.bucket, p.data, p.points)
+		if refused(err) {
+			err = f.settle(ctx, &p, err, start)
+		} else if err == nil {
+			f.delivered(p.points, time.Since(start))
+		}
+		if err != nil {
+			return err
+		}
 	}
-	if err == nil {
-		f.delivered(b.Points, time.Since(start))
-	}
-	return err
+	return nil
 }
 
-// send writes lines until InfluxDB confirms them (nil) or refuses them for
-// good (an error wrapping influx.ErrRejected), retrying everything else
-// with backoff; only ctx ending stops it early.
-func (f *Forwarder) send(ctx context.Context, lines []byte, points int) error {
+// send writes lines to bucket until InfluxDB confirms them (nil) or
+// refuses them for good (an error wrapping influx.ErrRejected, or
+// influx.ErrNoBucket for a bucket other than the Writer's), retrying
+// everything else with backoff; only ctx ending stops it early.
+func (f *Forwarder) send(ctx context.Context, bucket string, lines []byte, points int) error {
 	backoff := f.opts.MinBackoff
 	for attempt := 1; ; attempt++ {
 		f.setState("forwarding", "")
-		err := f.out.Write(ctx, lines)
-		if err == nil || errors.Is(err, influx.ErrRejected) {
+		err := f.out.WriteTo(ctx, bucket, lines)
+		if err == nil || errors.Is(err, influx.ErrRejected) || (errors.Is(err, influx.ErrNoBucket) && !f.own(bucket)) {
 			f.setHealthy()
 			return err
 		}
@@ -244,17 +265,22 @@ func (f *Forwarder) send(ctx context.Context, lines []byte, points int) error {
 	}
 }
 
-// settle finds which lines of b, which InfluxDB refused with cause, it
+// own reports whether bucket, as the spool names it, is the Writer's own.
+func (f *Forwarder) own(bucket string) bool { return bucket == "" || bucket == f.opts.Bucket }
+
+// settle finds which lines of p, which InfluxDB refused with cause, it
 // dropped, and keeps them in the dead-letter file with one write and one
-// sync; the rest InfluxDB has written. It returns an error, leaving b in
-// the spool to be sent again, only when ctx ended or the dead-letter file
-// could not be written.
-func (f *Forwarder) settle(ctx context.Context, b *spool.Batch, cause error, start time.Time) error {
-	s := &settlement{f: f, ctx: ctx, budget: f.opts.MaxExtraWrites, now: f.opts.Now().UTC()}
-	if err := s.resolve(splitLines(b), cause); err != nil {
+// sync; the rest InfluxDB has written. It returns an error, leaving the
+// batch in the spool to be sent again, only when ctx ended or the
+// dead-letter file could not be written.
+func (f *Forwarder) settle(ctx context.Context, p *part, cause error, start time.Time) error {
+	s := &settlement{ctx: ctx, bucket: p.bucket, conflict: f.opts.Conflict, budget: f.opts.MaxExtraWrites,
+		max: f.opts.MaxExtraWrites, now: f.opts.Now().UTC(),
+		send: func(ctx context.Context, lines []byte, n int) error { return f.send(ctx, p.bucket, lines, n) }}
+	if err := s.resolve(p.lines(), cause); err != nil {
 		return err
 	}
-	if err := f.letters.write(s.dead); err != nil {
+	if err := f.letters.Append(s.dead); err != nil {
 		// Keeping the points in the spool is better than losing them:
 		// stop, and the next run will try again.
 		f.log.Error("cannot write the dead-letter file", "path", f.opts.DeadLetter, "error", err)
@@ -266,10 +292,13 @@ func (f *Forwarder) settle(ctx context.Context, b *spool.Batch, cause error, sta
 	if f.opts.Rejected != nil {
 		f.opts.Rejected(len(s.dead))
 	}
+	if f.opts.DeadLettered != nil {
+		f.opts.DeadLettered(s.dead)
+	}
 	f.log.Error("InfluxDB refused points; kept in the dead-letter file", "path", f.opts.DeadLetter,
-		"points", len(s.dead), "of", b.Points, "extra_writes", f.opts.MaxExtraWrites-s.budget,
+		"points", len(s.dead), "of", p.points, "bucket", p.bucket, "extra_writes", f.opts.MaxExtraWrites-s.budget,
 		"keys", s.keys(), "reason", cause.Error())
-	f.delivered(b.Points-len(s.dead), time.Since(start))
+	f.delivered(p.points-len(s.dead), time.Since(start))
 	return nil
 }
 

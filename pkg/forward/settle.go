@@ -12,84 +12,154 @@ import (
 	"github.com/metricgate/metricgate/pkg/spool"
 )
 
-// line is one line of a refused batch and the key that wrote it.
+// part is the lines of a batch bound for one bucket ("" for the gateway's
+// own), with the keys that wrote them: the forwarder writes each bucket's
+// lines in a write of their own, so a key with its own bucket cannot touch
+// the shards of another's.
+type part struct {
+	bucket string
+	data   []byte
+	points int
+	keys   []spool.KeySpan // within data
+}
+
+// partsOf divides b by bucket, in the order the buckets first appear. A
+// batch for one bucket, the usual case, is one part sharing b's data.
+func partsOf(b *spool.Batch) []part {
+	one := true
+	for _, s := range b.Keys {
+		one = one && s.Bucket == b.Keys[0].Bucket
+	}
+	if one {
+		p := part{data: b.Data, points: b.Points, keys: b.Keys}
+		if len(b.Keys) > 0 {
+			p.bucket = b.Keys[0].Bucket
+		}
+		return []part{p}
+	}
+	var parts []part
+	index := map[string]int{}
+	start := 0
+	for _, s := range b.Keys {
+		i, ok := index[s.Bucket]
+		if !ok {
+			i = len(parts)
+			index[s.Bucket] = i
+			parts = append(parts, part{bucket: s.Bucket})
+		}
+		p := &parts[i]
+		lines := b.Data[start:s.End]
+		p.data = append(p.data, lines...)
+		p.points += bytes.Count(lines, []byte("\n"))
+		p.keys = append(p.keys, spool.KeySpan{End: len(p.data), Key: s.Key, Bucket: s.Bucket})
+		start = s.End
+	}
+	return parts
+}
+
+// line is one line of a refused part and the key that wrote it.
 type line struct {
 	data []byte // with its newline
 	key  int64
+	from int // the letter it was read from, when sent again (Resend)
 }
 
-// splitLines cuts b's data into its lines, each with its key.
-func splitLines(b *spool.Batch) []line {
-	lines := make([]line, 0, b.Points)
-	for off := 0; off < len(b.Data); {
-		end := len(b.Data)
-		if i := bytes.IndexByte(b.Data[off:], '\n'); i >= 0 {
+// lines cuts p's data into its lines, each with its key.
+func (p *part) lines() []line {
+	out := make([]line, 0, p.points)
+	span := 0
+	for off := 0; off < len(p.data); {
+		end := len(p.data)
+		if i := bytes.IndexByte(p.data[off:], '\n'); i >= 0 {
 			end = off + i + 1
 		}
-		lines = append(lines, line{data: b.Data[off:end], key: b.KeyAt(off)})
+		for span < len(p.keys) && off >= p.keys[span].End {
+			span++
+		}
+		var key int64
+		if span < len(p.keys) {
+			key = p.keys[span].Key
+		}
+		out = append(out, line{data: p.data[off:end], key: key})
 		off = end
 	}
-	return lines
+	return out
 }
 
-// settlement is the search, within one refused batch, for the lines
+// settlement is the search, within one refused part, for the lines
 // InfluxDB dropped. Resending a line InfluxDB wrote writes the same point
-// again, which it stores once, so a part may be sent again to learn what
+// again, which it stores once, so a piece may be sent again to learn what
 // InfluxDB makes of it alone.
 //
 // InfluxDB writes what it can and says how many lines it dropped and, for
 // a field type conflict, which field of which measurement, with which
 // type. When it dropped every line, they all go to the dead letters at
 // once: an all-conflicting batch costs no write beyond its first. When it
-// names a conflict, the batch splits in two: the lines writing that field
-// with that type, which are sent again alone and come back all dropped,
-// and the rest, sent again to find any other conflict. Only where InfluxDB
-// gives no detail is a part halved, and every write beyond the batch's
-// first takes one from a budget; when it is spent, what is unresolved
-// goes to the dead letters whole, saying so.
+// names a conflict, the lines split in two: those writing that field with
+// that type, which are sent again alone and come back all dropped, and
+// the rest, sent again to find any other conflict. Only where InfluxDB
+// gives no detail is a piece halved, and every write beyond the first
+// takes one from a budget; when it is spent, what is unresolved goes to
+// the dead letters whole, saying so. A bucket InfluxDB does not have
+// refuses every line alike: they all go at once.
 type settlement struct {
-	f      *Forwarder
 	ctx    context.Context
-	budget int
-	now    time.Time
-	dead   []DeadLetter
+	bucket string
+	// send writes lines, returning nil, an error wrapping
+	// influx.ErrRejected or influx.ErrNoBucket for a refusal, or any
+	// other error to give up on.
+	send func(ctx context.Context, lines []byte, n int) error
+	// conflict, if set, is told of each field type conflict InfluxDB
+	// names.
+	conflict func(bucket, measurement, field, typ string)
+	budget   int
+	max      int // the budget at the start
+	now      time.Time
+	dead     []DeadLetter
+	buried   []line // the lines of dead, in order
 }
 
 // resolve settles lines, which InfluxDB refused with cause.
 func (s *settlement) resolve(lines []line, cause error) error {
 	r := parseRefusal(cause.Error())
-	if r.conflict != nil && s.f.opts.Conflict != nil {
-		s.f.opts.Conflict(r.conflict.measurement, r.conflict.field, r.conflict.existing)
+	if r.conflict != nil && s.conflict != nil {
+		s.conflict(s.bucket, r.conflict.measurement, r.conflict.field, r.conflict.existing)
 	}
-	if len(lines) == 1 || r.dropped >= len(lines) {
-		s.bury(lines, cause.Error())
+	if len(lines) == 1 || r.dropped >= len(lines) || errors.Is(cause, influx.ErrNoBucket) {
+		s.bury(lines, cause.Error(), false)
 		return nil
 	}
-	for _, part := range parts(lines, r) {
+	for _, piece := range pieces(lines, r) {
 		if s.budget <= 0 {
-			s.bury(part, fmt.Sprintf("%s (not resolved further: %d extra writes spent on this batch; InfluxDB may have written some of these lines)",
-				cause, s.f.opts.MaxExtraWrites))
+			s.bury(piece, fmt.Sprintf("%s (not resolved further: %d extra writes spent on this batch; InfluxDB may have written some of these lines)",
+				cause, s.max), true)
 			continue
 		}
 		s.budget--
-		err := s.f.send(s.ctx, join(part), len(part))
+		err := s.send(s.ctx, join(piece), len(piece))
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, influx.ErrRejected) {
+		if !refused(err) {
 			return err
 		}
-		if err := s.resolve(part, err); err != nil {
+		if err := s.resolve(piece, err); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// parts splits lines, refused as r says, into the parts to send again:
+// refused reports whether err is InfluxDB refusing lines for good, rather
+// than failing to take them now.
+func refused(err error) bool {
+	return errors.Is(err, influx.ErrRejected) || errors.Is(err, influx.ErrNoBucket)
+}
+
+// pieces splits lines, refused as r says, into the pieces to send again:
 // the lines of the conflict r names and the rest, or two halves when that
 // does not divide them.
-func parts(lines []line, r refusal) [][]line {
+func pieces(lines []line, r refusal) [][]line {
 	if c := r.conflict; c != nil {
 		var hit, rest []line
 		for _, l := range lines {
@@ -108,10 +178,12 @@ func parts(lines []line, r refusal) [][]line {
 }
 
 // bury adds lines to the dead letters with reason.
-func (s *settlement) bury(lines []line, reason string) {
+func (s *settlement) bury(lines []line, reason string, unresolved bool) {
 	for _, l := range lines {
-		s.dead = append(s.dead, DeadLetter{Time: s.now, KeyID: l.key, Reason: reason, Line: string(bytes.TrimSuffix(l.data, []byte("\n")))})
+		s.dead = append(s.dead, DeadLetter{Time: s.now, KeyID: l.key, Bucket: s.bucket, Reason: reason,
+			Line: string(bytes.TrimSuffix(l.data, []byte("\n"))), Unresolved: unresolved})
 	}
+	s.buried = append(s.buried, lines...)
 }
 
 // keys returns the keys of the dead letters, each once, for the log.

@@ -77,7 +77,7 @@ func drainTo(t *testing.T, sp *spool.Spool, out forward.Writer, dead string, opt
 	opts.BatchWait = 10 * time.Millisecond
 	opts.DeadLetter = dead
 	opts.Rejected = func(n int) { dc.mu.Lock(); dc.writes++; dc.points += n; dc.mu.Unlock() }
-	opts.Conflict = func(m, f, typ string) { dc.mu.Lock(); dc.types = append(dc.types, m+"."+f+"="+typ); dc.mu.Unlock() }
+	opts.Conflict = func(_, m, f, typ string) { dc.mu.Lock(); dc.types = append(dc.types, m+"."+f+"="+typ); dc.mu.Unlock() }
 	fwd := forward.New(sp, out, opts, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -157,6 +157,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 	return g, nil
 }
 
+// destination is the bucket a key's points go to when it names bucket:
+// its own, or the gateway's for "".
+func (c *Config) destination(bucket string) string {
+	if bucket == "" {
+		return c.Influx.Bucket
+	}
+	return bucket
+}
+
 // setDefaults fills in the settings left zero.
 func (c *Config) setDefaults() {
 	if c.UsageFlush <= 0 {
@@ -185,8 +194,9 @@ func (g *Gateway) schemaGuard(cfg Config) *schema.Guard {
 func (g *Gateway) forwardOptions(cfg Config, m *metrics.Metrics, guard *schema.Guard) forward.Options {
 	o := cfg.Forward
 	o.DeadLetter = filepath.Join(cfg.Spool.Dir, "dead-letter.jsonl")
-	o.Conflict = func(measurement, field, typ string) {
-		guard.Learn(cfg.Influx.Bucket, measurement, field, schema.ParseType(typ))
+	o.Bucket = cfg.Influx.Bucket
+	o.Conflict = func(bucket, measurement, field, typ string) {
+		guard.Learn(cfg.destination(bucket), measurement, field, schema.ParseType(typ))
 	}
 	o.Observe = func(points int, latency time.Duration) {
 		m.PointsForwarded.Add(float64(points))

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
@@ -25,6 +26,11 @@ var (
 	// 422, such as a field type conflict, or a 413 for too large a batch);
 	// retrying the same request will not help.
 	ErrRejected = errors.New("InfluxDB rejected the points")
+	// ErrNoBucket means InfluxDB has no bucket (database) of the name
+	// written to: a 404. It comes wrapped with ErrUnavailable, since
+	// creating the bucket fixes it; a caller that cannot wait for that
+	// (a key's own bucket, which only its key writes) tells it apart.
+	ErrNoBucket = errors.New("no such bucket")
 )
 
 // Config says where to write. With InfluxDB 1.8 the bucket is "db/rp" (or
@@ -37,10 +43,16 @@ type Config struct {
 	Timeout time.Duration // per HTTP request; defaults to 10s
 }
 
-// Writer writes line protocol to one bucket. It is safe for concurrent use.
+// Writer writes line protocol to its bucket, or to any other it is given.
+// It is safe for concurrent use.
 type Writer struct {
 	client influxdb2.Client
+	org    string
+	bucket string
 	write  api.WriteAPIBlocking
+
+	mu      sync.Mutex
+	buckets map[string]api.WriteAPIBlocking // the other buckets written to
 }
 
 // New returns a Writer for cfg. It does not contact InfluxDB.
@@ -57,27 +69,55 @@ func New(cfg Config) *Writer {
 		SetMaxRetries(0).
 		SetLogLevel(0)
 	client := influxdb2.NewClientWithOptions(cfg.URL, cfg.Token, opts)
-	return &Writer{client: client, write: client.WriteAPIBlocking(cfg.Org, cfg.Bucket)}
+	return &Writer{client: client, org: cfg.Org, bucket: cfg.Bucket, write: client.WriteAPIBlocking(cfg.Org, cfg.Bucket),
+		buckets: map[string]api.WriteAPIBlocking{}}
 }
 
 // Write sends lines, newline-separated line protocol with nanosecond
 // timestamps, in one request. It returns nil only when InfluxDB confirmed
 // the write, and otherwise an error wrapping ErrUnavailable or ErrRejected.
 func (w *Writer) Write(ctx context.Context, lines []byte) error {
+	return w.WriteTo(ctx, "", lines)
+}
+
+// WriteTo is Write to bucket, in the organization of the Writer's Config;
+// "" is the Config's bucket. It returns Write's errors, and for a bucket
+// InfluxDB does not have one that also wraps ErrNoBucket.
+func (w *Writer) WriteTo(ctx context.Context, bucket string, lines []byte) error {
 	if len(lines) == 0 {
 		return nil
 	}
-	err := w.write.WriteRecord(ctx, string(lines))
+	err := w.api(bucket).WriteRecord(ctx, string(lines))
 	if err == nil {
 		return nil
 	}
 	var herr *influxhttp.Error
-	// 413 too: a batch over InfluxDB's body limit never fits, but its
-	// halves may, and the forwarder splits what is rejected.
-	if errors.As(err, &herr) && (herr.StatusCode == 400 || herr.StatusCode == 413 || herr.StatusCode == 422) {
-		return fmt.Errorf("%w: %s", ErrRejected, herr.Message)
+	if errors.As(err, &herr) {
+		switch herr.StatusCode {
+		// 413 too: a batch over InfluxDB's body limit never fits, but
+		// its halves may, and the forwarder splits what is rejected.
+		case 400, 413, 422:
+			return fmt.Errorf("%w: %s", ErrRejected, herr.Message)
+		case 404:
+			return fmt.Errorf("%w: %w: %s", ErrUnavailable, ErrNoBucket, herr.Message)
+		}
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// api returns the client's writer of bucket, made on first use.
+func (w *Writer) api(bucket string) api.WriteAPIBlocking {
+	if bucket == "" || bucket == w.bucket {
+		return w.write
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	a, ok := w.buckets[bucket]
+	if !ok {
+		a = w.client.WriteAPIBlocking(w.org, bucket)
+		w.buckets[bucket] = a
+	}
+	return a
 }
 
 // RetryAfter returns how long InfluxDB asked a client to wait before trying

@@ -111,6 +111,29 @@ func TestWriteRefused(t *testing.T) {
 	}
 }
 
+// TestWriteTo writes through one Writer to its own bucket and to two
+// others: each point lands in the bucket it was written to alone, and a
+// bucket InfluxDB lacks is ErrNoBucket, which is also ErrUnavailable.
+func TestWriteTo(t *testing.T) {
+	own, other := testenv.InfluxDB(t), testenv.InfluxDB(t)
+	w := newWriter(t, influx.Config{URL: own.URL, Bucket: own.Name})
+	ctx := context.Background()
+	for _, c := range []struct{ bucket, lines string }{
+		{"", "m v=1i 1\n"}, {own.Name, "m v=2i 2\n"}, {other.Name, "m v=3i 3\nm v=4i 4\nm v=5i 5\n"},
+	} {
+		if err := w.WriteTo(ctx, c.bucket, []byte(c.lines)); err != nil {
+			t.Fatalf("WriteTo(%q): %v", c.bucket, err)
+		}
+	}
+	if a, b := own.Count(t, "m", "v"), other.Count(t, "m", "v"); a != 2 || b != 3 {
+		t.Errorf("the Writer's bucket holds %d points and the other %d, want 2 and 3", a, b)
+	}
+	err := w.WriteTo(ctx, "metricgate_no_such_database", []byte("m v=1i 1\n"))
+	if !errors.Is(err, influx.ErrNoBucket) || !errors.Is(err, influx.ErrUnavailable) || !strings.Contains(err.Error(), "database not found") {
+		t.Errorf("WriteTo a missing database: %v, want ErrNoBucket and ErrUnavailable", err)
+	}
+}
+
 // TestUnreachable points a Writer at a closed port.
 func TestUnreachable(t *testing.T) {
 	url := "http://" + testenv.FreeAddr(t)

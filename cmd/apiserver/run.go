@@ -96,6 +96,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.IntVar(&g.Forward.Workers, "forward-workers", 4, "batches written to InfluxDB at once")
 	fs.Int64Var(&g.Forward.DeadLetterMaxBytes, "dead-letter-max-bytes", 64<<20, "size at which <spool-dir>/dead-letter.jsonl is rotated to dead-letter.jsonl.1, replacing the one before")
 	fs.IntVar(&g.Forward.MaxExtraWrites, "max-extra-writes", 16, "writes to InfluxDB spent on one refused batch to find the lines it dropped, beyond the first")
+	fs.IntVar(&g.QuarantineAfter, "quarantine-after", 100, "quarantine a key once InfluxDB has refused this many of its points within --quarantine-window: its writes get 429 until an admin releases it (keyctl release); 0 never does")
+	fs.DurationVar(&g.QuarantineWindow, "quarantine-window", time.Minute, "the time --quarantine-after counts a key's refused points over")
 	fs.IntVar(&g.PaceBatches, "pace-batches", 8, "while InfluxDB takes writes, hold new writes back (up to 1 s each) once the spool's backlog has grown by this many batches; 0 never holds them back")
 	fs.DurationVar(&g.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to keep forwarding the spool before leaving the rest on disk")
 	fs.StringVar(&o.tlsCert, "tls-cert", env("APISERVER_TLS_CERT", ""), "serve HTTPS with this certificate (PEM) instead of HTTP (env APISERVER_TLS_CERT)")
@@ -186,6 +188,9 @@ func checkBudgets(g *gateway.Config) error {
 	}
 	if lim.MaxNameLen <= 0 || lim.MaxValueLen <= 0 || g.Forward.DeadLetterMaxBytes <= 0 || g.Forward.MaxExtraWrites < 0 {
 		return errors.New("--max-name-len, --max-value-len and --dead-letter-max-bytes must be positive, --max-extra-writes not negative")
+	}
+	if g.QuarantineAfter < 0 || g.QuarantineWindow <= 0 {
+		return errors.New("--quarantine-after must be 0 (never) or positive, --quarantine-window positive")
 	}
 	return nil
 }

@@ -72,6 +72,12 @@ func TestParseFlags(t *testing.T) {
 			return l.MaxFields == 10 && l.MaxTags == 3 && l.MaxFuture == time.Minute && l.MaxPast == 720*time.Hour &&
 				o.gateway.Server.MaxSeriesPerKey == 0 && o.gateway.NoSchemaGuard && o.gateway.Forward.DeadLetterMaxBytes == 1000
 		}},
+		{"QuarantineDefaults", nil, func(o *options) bool {
+			return o.gateway.QuarantineAfter == 100 && o.gateway.QuarantineWindow == time.Minute
+		}},
+		{"Quarantine", []string{"--quarantine-after", "0", "--quarantine-window", "10m"}, func(o *options) bool {
+			return o.gateway.QuarantineAfter == 0 && o.gateway.QuarantineWindow == 10*time.Minute
+		}},
 		{"Pacing", nil, func(o *options) bool { return o.gateway.PaceBatches == 8 }},
 		{"PacingOff", []string{"--pace-batches", "0"}, func(o *options) bool { return o.gateway.PaceBatches == 0 }},
 		{"AdminDefault", nil, func(o *options) bool { return o.adminDefault && o.adminListen == "127.0.0.1:5003" }},
@@ -100,7 +106,8 @@ func TestParseFlags(t *testing.T) {
 		{"--pace-batches", "5"}, {"--pace-batches", "-1"}, {"--db-timeout", "0"}, {"--cache-max-stale", "-1s"},
 		{"--trusted-proxy", "proxy.example.com"}, {"--trusted-proxy", "10.0.0.0/33"}, {"--trusted-proxy", "fe80::1%eth0"},
 		{"--admin-key-max-ttl", "0"}, {"--admin-key-max-ttl", "876001h"}, {"--body-memory-per-key", "-1"}, {"--body-read-timeout", "-1s"},
-		{"--max-fields", "-1"}, {"--max-past", "-1h"}, {"--max-name-len", "0"}, {"--dead-letter-max-bytes", "0"}} {
+		{"--max-fields", "-1"}, {"--max-past", "-1h"}, {"--max-name-len", "0"}, {"--dead-letter-max-bytes", "0"},
+		{"--quarantine-after", "-1"}, {"--quarantine-window", "0"}} {
 		if _, err := parseFlags(bad, getenv, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%v) succeeded, want an error", bad)
 		}

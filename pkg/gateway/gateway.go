@@ -14,10 +14,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/metricgate/metricgate/pkg/deadletter"
 	"github.com/metricgate/metricgate/pkg/forward"
 	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/metrics"
+	"github.com/metricgate/metricgate/pkg/quarantine"
 	"github.com/metricgate/metricgate/pkg/schema"
 	"github.com/metricgate/metricgate/pkg/server"
 	"github.com/metricgate/metricgate/pkg/spool"
@@ -73,6 +75,11 @@ type Config struct {
 	// SchemaFields is the most fields the schema guard remembers; default
 	// 100,000 (about 10 MB at most).
 	SchemaFields int
+	// QuarantineAfter quarantines a key once InfluxDB has refused this
+	// many of its points within QuarantineWindow (default a minute); 0
+	// never does. See package quarantine.
+	QuarantineAfter  int
+	QuarantineWindow time.Duration
 }
 
 // Gateway is a running gateway: its background work (the forwarder, usage
@@ -110,6 +117,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 	}
 	g.closers = append(g.closers, g.keys.Close)
 	g.keys.Node = cfg.Node
+	m := metrics.New()
+	watch := quarantine.New(g.keys, quarantine.Options{Limit: cfg.QuarantineAfter, Window: cfg.QuarantineWindow,
+		Now: cfg.Server.Now, Log: log, Quarantined: func(keystore.Key) { m.KeysQuarantined.Inc() }})
+	// Quarantines the forwarder began are written before the store closes.
+	g.closers = append(g.closers, func() error { watch.Wait(); return nil })
 	if cfg.Resolver != nil {
 		g.keys.UseResolver(cfg.Resolver)
 	}
@@ -129,20 +141,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 	}
 	guard := g.schemaGuard(cfg)
 	cfg.Server.Bucket = cfg.Influx.Bucket
-	m := metrics.New()
 	m.WatchSpool(func() (int64, int64) { st := g.spool.Stats(); return st.Bytes, st.Points })
 	m.WatchKeystore(cache.Behind)
 	// Usage is flushed after the forwarder has drained, before the key
 	// store closes.
 	recorder := usage.NewRecorder(g.keys, log)
 	g.closers = append(g.closers, background(func(ctx context.Context) { recorder.Run(ctx, cfg.UsageFlush) }))
-	g.fwd = forward.New(g.spool, out, g.forwardOptions(cfg, m, guard), log)
+	fo := g.forwardOptions(cfg, m, guard)
+	fo.DeadLettered = watch.Refused
+	g.fwd = forward.New(g.spool, out, fo, log)
 	stopForwarder := background(g.fwd.Run)
 	g.closers = append(g.closers, func() error { stopForwarder(); return g.drainSpool() })
 	g.handlers, err = server.New(cfg.Server, server.Deps{
-		Log:       log,
-		Keys:      cache,
-		Admin:     g.keys,
+		Log:   log,
+		Keys:  cache,
+		Admin: g.keys,
+		DeadLetters: &deadLetters{file: deadletter.NewFile(fo.DeadLetter, fo.DeadLetterMaxBytes), out: out,
+			extra: fo.MaxExtraWrites},
 		Writer:    g.spool,
 		Schema:    guard,
 		Usage:     recorder,
@@ -281,6 +296,24 @@ func (g *Gateway) stop() error {
 	}
 	g.closers = nil
 	return errors.Join(errs...)
+}
+
+// deadLetters are the gateway's dead letters, for the admin API: its
+// spool's dead-letter file, replayed through its InfluxDB writer.
+type deadLetters struct {
+	file  *deadletter.File
+	out   *influx.Writer
+	extra int
+}
+
+// Read returns the letters, oldest first. The context is unused: reading
+// a local file is not cancelled.
+func (d *deadLetters) Read(context.Context) ([]deadletter.Letter, error) { return d.file.Read() }
+
+// Replay sends again the letters sel keeps (all when nil); see
+// forward.Replay.
+func (d *deadLetters) Replay(ctx context.Context, sel func(deadletter.Letter) bool) (forward.ReplayReport, error) {
+	return forward.Replay(ctx, d.file, d.out, forward.ReplayOptions{Select: sel, MaxExtraWrites: d.extra})
 }
 
 // Backlog returns the points accepted that InfluxDB has not confirmed yet.

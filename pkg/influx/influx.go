@@ -27,11 +27,21 @@ var (
 	// retrying the same request will not help.
 	ErrRejected = errors.New("InfluxDB rejected the points")
 	// ErrNoBucket means InfluxDB has no bucket (database) of the name
-	// written to: a 404. It comes wrapped with ErrUnavailable, since
-	// creating the bucket fixes it; a caller that cannot wait for that
-	// (a key's own bucket, which only its key writes) tells it apart.
-	ErrNoBucket = errors.New("no such bucket")
+	// written to: a 404. An error that wraps it is also ErrUnavailable,
+	// since creating the bucket fixes it; a caller that cannot wait for
+	// that (a key's own bucket, which only its key writes) tells it apart.
+	ErrNoBucket = errors.New("InfluxDB has no such bucket")
 )
+
+// noBucketError is ErrNoBucket with InfluxDB's message; it is
+// ErrUnavailable too.
+type noBucketError struct{ msg string }
+
+func (e noBucketError) Error() string { return ErrNoBucket.Error() + ": " + e.msg }
+
+func (e noBucketError) Is(target error) bool {
+	return target == ErrNoBucket || target == ErrUnavailable
+}
 
 // Config says where to write. With InfluxDB 1.8 the bucket is "db/rp" (or
 // "db" for the default retention policy) and the token empty or "user:pass".
@@ -99,7 +109,7 @@ func (w *Writer) WriteTo(ctx context.Context, bucket string, lines []byte) error
 		case 400, 413, 422:
 			return fmt.Errorf("%w: %s", ErrRejected, herr.Message)
 		case 404:
-			return fmt.Errorf("%w: %w: %s", ErrUnavailable, ErrNoBucket, herr.Message)
+			return noBucketError{herr.Message}
 		}
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)

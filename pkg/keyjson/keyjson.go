@@ -33,6 +33,14 @@ type Key struct {
 	LastUsedAddr string   `json:"last_used_addr"`
 	Requests     int64    `json:"requests"`
 	Points       int64    `json:"points"`
+	Bucket       string   `json:"bucket"`     // "" means the gateway's own
+	MaxSeries    int      `json:"max_series"` // series per hour; 0 means the gateway's default
+	// Quarantined is true while the gateway refuses the key's writes
+	// because InfluxDB kept refusing its points, since QuarantinedAt, for
+	// QuarantineReason; an admin releases it.
+	Quarantined      bool    `json:"quarantined"`
+	QuarantinedAt    *string `json:"quarantined_at"`
+	QuarantineReason string  `json:"quarantine_reason"`
 }
 
 // Generated is a new key together with its value, which is shown only once.
@@ -63,22 +71,27 @@ type AuditEntry struct {
 // New converts k, with its status at now.
 func New(k keystore.Key, now time.Time) Key {
 	j := Key{
-		ID:           k.ID,
-		Prefix:       k.Prefix,
-		Hostname:     k.Hostname,
-		Description:  k.Description,
-		Scopes:       nonNil(k.Scopes),
-		Measurements: nonNil(k.Measurements),
-		Rate:         k.Rate,
-		Burst:        k.Burst,
-		Status:       string(k.Status(now)),
-		CreatedAt:    Time(k.CreatedAt),
-		RevokedAt:    optionalTime(k.RevokedAt),
-		ExpiresAt:    optionalTime(k.ExpiresAt),
-		LastUsedAt:   optionalTime(k.LastUsedAt),
-		LastUsedAddr: k.LastUsedAddr,
-		Requests:     k.Requests,
-		Points:       k.Points,
+		ID:               k.ID,
+		Prefix:           k.Prefix,
+		Hostname:         k.Hostname,
+		Description:      k.Description,
+		Scopes:           nonNil(k.Scopes),
+		Measurements:     nonNil(k.Measurements),
+		Rate:             k.Rate,
+		Burst:            k.Burst,
+		Status:           string(k.Status(now)),
+		CreatedAt:        Time(k.CreatedAt),
+		RevokedAt:        optionalTime(k.RevokedAt),
+		ExpiresAt:        optionalTime(k.ExpiresAt),
+		LastUsedAt:       optionalTime(k.LastUsedAt),
+		LastUsedAddr:     k.LastUsedAddr,
+		Requests:         k.Requests,
+		Points:           k.Points,
+		Bucket:           k.Bucket,
+		MaxSeries:        k.MaxSeries,
+		Quarantined:      k.Quarantined(),
+		QuarantinedAt:    optionalTime(k.QuarantinedAt),
+		QuarantineReason: k.QuarantineReason,
 	}
 	if k.ReplacedBy != 0 {
 		j.ReplacedBy = &k.ReplacedBy

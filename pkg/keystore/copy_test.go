@@ -25,7 +25,7 @@ func copyFixture(t *testing.T, s *keystore.Store) []string {
 	full, p1 := generate(t, s, keystore.NewKey{Hostname: "10.0.0.0/24", Description: "web one", Scopes: []string{"submit", "admin"},
 		Measurements: []string{"cpu", "mem"}, Rate: 2.5, Burst: 50, ExpiresAt: now.Add(48 * time.Hour),
 		Bucket: "tenant-a/week", MaxSeries: 50})
-	if _, err := s.Quarantine(ctx, full.ID, "InfluxDB refused its points"); err != nil {
+	if _, _, err := s.Quarantine(ctx, full.ID, "InfluxDB refused its points"); err != nil {
 		t.Fatal(err)
 	}
 	revoked, p2 := generate(t, s, keystore.NewKey{Hostname: "127.0.0.1"})

@@ -20,11 +20,11 @@ import (
 const MaxQuarantineReason = 512
 
 // Quarantine quarantines the key with the given id now, for reason, and
-// returns its record; the audit log gets a quarantine entry with the
-// reason. A key quarantined already is returned as it is, keeping its
-// first reason, and nothing is recorded. It returns ErrNotFound for an
-// unknown id.
-func (s *Store) Quarantine(ctx context.Context, id int64, reason string) (Key, error) {
+// returns its record and whether it changed; the audit log gets a
+// quarantine entry with the reason. A key quarantined already is returned
+// as it is, keeping its first reason, and nothing is recorded. It returns
+// ErrNotFound for an unknown id.
+func (s *Store) Quarantine(ctx context.Context, id int64, reason string) (Key, bool, error) {
 	reason = quarantineReason(reason)
 	now := s.Now().UTC()
 	var d details
@@ -33,36 +33,37 @@ func (s *Store) Quarantine(ctx context.Context, id int64, reason string) (Key, e
 }
 
 // Release lifts the quarantine of the key with the given id, so its writes
-// are taken again, and returns its record; the audit log gets a release
-// entry. Releasing a key that is not quarantined changes and records
-// nothing. It returns ErrNotFound for an unknown id.
-func (s *Store) Release(ctx context.Context, id int64) (Key, error) {
+// are taken again, and returns its record and whether it changed; the
+// audit log gets a release entry. Releasing a key that is not quarantined
+// changes and records nothing. It returns ErrNotFound for an unknown id.
+func (s *Store) Release(ctx context.Context, id int64) (Key, bool, error) {
 	return s.changeQuarantine(ctx, s.Now().UTC(), id, ActionRelease, queryRelease, []any{id}, "")
 }
 
 // changeQuarantine runs query, queryQuarantine or queryRelease with args on
 // key id at now, and records action with detail if it changed the key.
-func (s *Store) changeQuarantine(ctx context.Context, now time.Time, id int64, action, query string, args []any, detail string) (Key, error) {
+func (s *Store) changeQuarantine(ctx context.Context, now time.Time, id int64, action, query string, args []any, detail string) (Key, bool, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return Key{}, fmt.Errorf("keystore: %s key %d: %w", action, id, err)
+		return Key{}, false, fmt.Errorf("keystore: %s key %d: %w", action, id, err)
 	}
 	defer tx.Rollback()
 	k, err := scanKey(tx.QueryRowContext(ctx, query, args...))
 	if isNoRows(err) {
 		// Unknown, or in that state already.
-		return getKey(ctx, tx, id)
+		k, err := getKey(ctx, tx, id)
+		return k, false, err
 	}
 	if err != nil {
-		return Key{}, fmt.Errorf("keystore: %s key %d: %w", action, id, err)
+		return Key{}, false, fmt.Errorf("keystore: %s key %d: %w", action, id, err)
 	}
 	if err := s.audit(ctx, tx, now, id, action, detail); err != nil {
-		return Key{}, err
+		return Key{}, false, err
 	}
 	if err := s.commit(ctx, tx, now, id); err != nil {
-		return Key{}, fmt.Errorf("keystore: %s key %d: %w", action, id, err)
+		return Key{}, false, fmt.Errorf("keystore: %s key %d: %w", action, id, err)
 	}
-	return k, nil
+	return k, true, nil
 }
 
 // quarantineReason makes reason fit to store and show: control characters

@@ -65,14 +65,14 @@ func testQuarantine(t *testing.T, b backend) {
 	k, plain := generate(t, s, keystore.NewKey{Hostname: "127.0.0.1"})
 	other, _ := generate(t, s, keystore.NewKey{Hostname: "127.0.0.1"})
 
-	q, err := s.Quarantine(ctx, k.ID, "InfluxDB refused 100 points\nwithin 1m")
-	if err != nil || !q.Quarantined() || !q.QuarantinedAt.Equal(now) || q.QuarantineReason != "InfluxDB refused 100 points within 1m" {
-		t.Fatalf("Quarantine = %+v, %v; want quarantined now with the reason on one line", q, err)
+	q, changed, err := s.Quarantine(ctx, k.ID, "InfluxDB refused 100 points\nwithin 1m")
+	if err != nil || !changed || !q.Quarantined() || !q.QuarantinedAt.Equal(now) || q.QuarantineReason != "InfluxDB refused 100 points within 1m" {
+		t.Fatalf("Quarantine = %+v, %v, %v; want quarantined now with the reason on one line", q, changed, err)
 	}
 	now = now.Add(time.Minute)
-	again, err := s.Quarantine(ctx, k.ID, "another reason")
-	if err != nil || !again.QuarantinedAt.Equal(q.QuarantinedAt) || again.QuarantineReason != q.QuarantineReason {
-		t.Errorf("Quarantine again = %+v, %v; want the first quarantine kept", again, err)
+	again, changed, err := s.Quarantine(ctx, k.ID, "another reason")
+	if err != nil || changed || !again.QuarantinedAt.Equal(q.QuarantinedAt) || again.QuarantineReason != q.QuarantineReason {
+		t.Errorf("Quarantine again = %+v, %v, %v; want the first quarantine kept, unchanged", again, changed, err)
 	}
 	got, err := s.Authenticate(ctx, plain, netip.MustParseAddr("127.0.0.1"))
 	if err != nil || !got.Quarantined() || got.QuarantineReason != q.QuarantineReason {
@@ -86,12 +86,12 @@ func testQuarantine(t *testing.T, b backend) {
 		t.Errorf("List = %d keys, want 2: a quarantined key is still active", len(all))
 	}
 
-	r, err := s.Release(ctx, k.ID)
-	if err != nil || r.Quarantined() || r.QuarantineReason != "" {
-		t.Fatalf("Release = %+v, %v; want no quarantine", r, err)
+	r, changed, err := s.Release(ctx, k.ID)
+	if err != nil || !changed || r.Quarantined() || r.QuarantineReason != "" {
+		t.Fatalf("Release = %+v, %v, %v; want no quarantine", r, changed, err)
 	}
-	if r, err := s.Release(ctx, other.ID); err != nil || r.Quarantined() {
-		t.Errorf("Release of a key not quarantined = %+v, %v; want it as it is", r, err)
+	if r, changed, err := s.Release(ctx, other.ID); err != nil || changed || r.Quarantined() {
+		t.Errorf("Release of a key not quarantined = %+v, %v, %v; want it as it is, unchanged", r, changed, err)
 	}
 	if got, want := changes(t, s, k.ID), []string{"release",
 		`quarantine reason="InfluxDB refused 100 points within 1m"`, "generate hostname=127.0.0.1 scopes=submit"}; strings.Join(got, "|") != strings.Join(want, "|") {
@@ -100,11 +100,11 @@ func testQuarantine(t *testing.T, b backend) {
 	if got := changes(t, s, other.ID); len(got) != 1 {
 		t.Errorf("audit of the key never quarantined: %q, want its generate alone", got)
 	}
-	for name, act := range map[string]func(context.Context, int64) (keystore.Key, error){
-		"Quarantine": func(ctx context.Context, id int64) (keystore.Key, error) { return s.Quarantine(ctx, id, "x") },
+	for name, act := range map[string]func(context.Context, int64) (keystore.Key, bool, error){
+		"Quarantine": func(ctx context.Context, id int64) (keystore.Key, bool, error) { return s.Quarantine(ctx, id, "x") },
 		"Release":    s.Release,
 	} {
-		if _, err := act(ctx, 9999); !errors.Is(err, keystore.ErrNotFound) {
+		if _, _, err := act(ctx, 9999); !errors.Is(err, keystore.ErrNotFound) {
 			t.Errorf("%s of an unknown id: %v, want ErrNotFound", name, err)
 		}
 	}
@@ -115,7 +115,7 @@ func testQuarantine(t *testing.T, b backend) {
 func TestQuarantineReasonCut(t *testing.T) {
 	s, _ := openStore(t, sqliteBackend)
 	k, _ := generate(t, s, keystore.NewKey{Hostname: "127.0.0.1"})
-	q, err := s.Quarantine(context.Background(), k.ID, strings.Repeat("é", keystore.MaxQuarantineReason))
+	q, _, err := s.Quarantine(context.Background(), k.ID, strings.Repeat("é", keystore.MaxQuarantineReason))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,12 +136,12 @@ func testQuarantineReachesReplicas(t *testing.T, b backend) {
 	replica := newCache(t, openAt(t, addr), keystore.CacheOptions{Poll: 50 * time.Millisecond})
 	k, plain := generate(t, s, keystore.NewKey{Hostname: "127.0.0.1"})
 	waitAuth(t, replica, plain, nil, func(k keystore.Key) bool { return !k.Quarantined() }, time.Second)
-	if _, err := s.Quarantine(ctx, k.ID, "refused"); err != nil {
+	if _, _, err := s.Quarantine(ctx, k.ID, "refused"); err != nil {
 		t.Fatal(err)
 	}
 	took := waitAuth(t, replica, plain, nil, func(k keystore.Key) bool { return k.Quarantined() && k.QuarantineReason == "refused" }, time.Second)
 	t.Logf("the quarantine reached the other replica in %v", took.Round(time.Millisecond))
-	if _, err := s.Release(ctx, k.ID); err != nil {
+	if _, _, err := s.Release(ctx, k.ID); err != nil {
 		t.Fatal(err)
 	}
 	waitAuth(t, replica, plain, nil, func(k keystore.Key) bool { return !k.Quarantined() }, time.Second)

@@ -81,6 +81,12 @@ type Metrics struct {
 	// ForwardErrors counts forwards to InfluxDB that failed.
 	ForwardErrors prometheus.Counter
 
+	// KeysQuarantined counts the keys this gateway quarantined because
+	// InfluxDB kept refusing their points; QuarantinedRequests the writes
+	// refused because their key was quarantined, by any gateway.
+	KeysQuarantined     prometheus.Counter
+	QuarantinedRequests prometheus.Counter
+
 	// routes caches the Requests and RequestDuration series of each route
 	// and status seen, so Observe does not hash label values per request.
 	routes sync.Map // routeStatus -> routeSeries
@@ -182,6 +188,14 @@ func New() *Metrics {
 			Name: "metricgate_spool_forward_errors_total",
 			Help: "Forwards of spooled points to InfluxDB that failed.",
 		}),
+		KeysQuarantined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_keys_quarantined_total",
+			Help: "Keys this gateway quarantined because InfluxDB kept refusing their points (--quarantine-after).",
+		}),
+		QuarantinedRequests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_quarantined_requests_total",
+			Help: "Writes refused with 429 because their key is quarantined.",
+		}),
 	}
 	for _, reason := range AuthReasons {
 		m.AuthFailures.WithLabelValues(reason)
@@ -192,6 +206,7 @@ func New() *Metrics {
 		m.Requests, m.RequestDuration, m.AuthFailures, m.AuthLogsSuppressed, m.AuthLookupFailures, m.PointsAccepted, m.RateLimited, m.Paced, m.PacedSeconds,
 		m.BodyWaits, m.BodyWaitSeconds,
 		m.PointsForwarded, m.PointsDeadLettered, m.ForwardDuration, m.ForwardErrors,
+		m.KeysQuarantined, m.QuarantinedRequests,
 	)
 	return m
 }

@@ -67,13 +67,16 @@ type keyRequest struct {
 	Measurements *[]string `json:"measurements"` // [] allows every measurement
 	Rate         *float64  `json:"rate"`         // 0 means the server's default
 	Burst        *int      `json:"burst"`        // 0 means the server's default
+	Bucket       *string   `json:"bucket"`       // "" means the gateway's own
+	MaxSeries    *int      `json:"max_series"`   // 0 means the server's default
 }
 
 // policy returns the request's policy as keystore.ParsePolicy takes it,
 // which names each input as the JSON body does.
 func (req keyRequest) policy() keystore.PolicyInput {
 	in := keystore.PolicyInput{ExpiresIn: req.ExpiresIn, ExpiresAt: req.ExpiresAt, NoExpiry: req.NoExpiry, Scopes: req.Scopes,
-		Measurements: req.Measurements, Rate: req.Rate, Burst: req.Burst, Description: req.Description, Name: jsonField}
+		Measurements: req.Measurements, Rate: req.Rate, Burst: req.Burst, Description: req.Description,
+		Bucket: req.Bucket, MaxSeries: req.MaxSeries, Name: jsonField}
 	if req.Measurements != nil && len(*req.Measurements) == 0 {
 		in.Measurements, in.AllMeasurements = nil, true
 	}
@@ -166,6 +169,16 @@ func updateKey(keys KeyAdmin, limits keystore.AdminLimits, grants *sync.Mutex, n
 // the next request, and answers with it. The row is kept for audit.
 func revokeKey(keys KeyAdmin, now func() time.Time) adminFunc {
 	return keyAction(keys.Revoke, now)
+}
+
+// releaseKey is POST /admin/api/keys/{id}/release: it lifts the key's
+// quarantine, so its writes are taken again, and answers with the key. A
+// key that is not quarantined is answered as it is.
+func releaseKey(keys KeyAdmin, now func() time.Time) adminFunc {
+	return keyAction(func(ctx context.Context, id int64) (keystore.Key, error) {
+		k, _, err := keys.Release(ctx, id)
+		return k, err
+	}, now)
 }
 
 // keyAction is a handler that applies act to the key of the path's {id}

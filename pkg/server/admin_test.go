@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/metricgate/metricgate/internal/testenv"
+	gatewaypkg "github.com/metricgate/metricgate/pkg/gateway"
 	"github.com/metricgate/metricgate/pkg/keyjson"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/server"
@@ -28,12 +29,21 @@ type adminGateway struct {
 
 func startAdmin(t *testing.T, mutate func(*server.Config)) *adminGateway {
 	t.Helper()
-	c := testenv.NewClock(time.Now().UTC().Truncate(time.Second))
-	g := startGateway(t, func(cfg *server.Config) {
-		cfg.Now = c.Now
+	return startAdminWith(t, func(cfg *gatewaypkg.Config) {
 		if mutate != nil {
-			mutate(cfg)
+			mutate(&cfg.Server)
 		}
+	})
+}
+
+// startAdminWith is startAdmin for a gateway whose configuration mutate
+// changes, after the clock is set.
+func startAdminWith(t *testing.T, mutate func(*gatewaypkg.Config)) *adminGateway {
+	t.Helper()
+	c := testenv.NewClock(time.Now().UTC().Truncate(time.Second))
+	g := startGatewayWith(t, func(cfg *gatewaypkg.Config) {
+		cfg.Server.Now = c.Now
+		mutate(cfg)
 	})
 	g.keys.Now = c.Now
 	k, key, err := g.keys.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1", Scopes: []string{"admin"}})
@@ -145,8 +155,9 @@ func TestAdminThrottled(t *testing.T) {
 
 // keyFields are the fields of keyctl's JSON view of a key, which the admin
 // API answers with.
-var keyFields = []string{"burst", "created_at", "description", "expires_at", "hostname", "id", "last_used_addr",
-	"last_used_at", "measurements", "points", "prefix", "rate", "replaced_by", "requests", "revoked_at", "scopes", "status"}
+var keyFields = []string{"bucket", "burst", "created_at", "description", "expires_at", "hostname", "id", "last_used_addr",
+	"last_used_at", "max_series", "measurements", "points", "prefix", "quarantine_reason", "quarantined", "quarantined_at",
+	"rate", "replaced_by", "requests", "revoked_at", "scopes", "status"}
 
 func fieldNames(m map[string]any) []string {
 	var names []string
@@ -166,7 +177,8 @@ func TestAdminKeyLifecycle(t *testing.T) {
 	now := g.clock.Now()
 
 	r := g.do(t, "POST", "/admin/api/keys", `{"hostname": "Web-1.Example.com.", "description": "web one",
-		"scopes": ["submit"], "measurements": ["cpu", " mem "], "rate": 2.5, "burst": 50, "expires_in": "720h"}`)
+		"scopes": ["submit"], "measurements": ["cpu", " mem "], "rate": 2.5, "burst": 50, "expires_in": "720h",
+		"bucket": "tenant-a/week", "max_series": 500}`)
 	if r.status != 201 {
 		t.Fatalf("create: got %d %s, want 201", r.status, r.body)
 	}
@@ -183,7 +195,8 @@ func TestAdminKeyLifecycle(t *testing.T) {
 		t.Errorf("create answered %+v, want the stored %+v", gen.Key, want)
 	}
 	if k.Hostname != "web-1.example.com" || !slices.Equal(k.Measurements, []string{"cpu", "mem"}) || k.Rate != 2.5 ||
-		k.Burst != 50 || !k.ExpiresAt.Equal(now.Add(720*time.Hour)) || k.Description != "web one" {
+		k.Burst != 50 || !k.ExpiresAt.Equal(now.Add(720*time.Hour)) || k.Description != "web one" ||
+		k.Bucket != "tenant-a/week" || k.MaxSeries != 500 {
 		t.Errorf("stored key %+v does not match the request", k)
 	}
 	if loc := r.header.Get("Location"); loc != fmt.Sprintf("/admin/api/keys/%d", k.ID) {
@@ -218,7 +231,8 @@ func TestAdminKeyLifecycle(t *testing.T) {
 	})
 	t.Run("Update", func(t *testing.T) {
 		r := g.do(t, "PATCH", fmt.Sprintf("/admin/api/keys/%d", k.ID),
-			`{"description": "web one, for 90 days", "expires_in": "2160h", "scopes": ["submit", "admin"], "measurements": [], "rate": 0, "burst": 7}`)
+			`{"description": "web one, for 90 days", "expires_in": "2160h", "scopes": ["submit", "admin"], "measurements": [], "rate": 0, "burst": 7,
+			"bucket": "", "max_series": 20}`)
 		if r.status != 200 {
 			t.Fatalf("update: got %d %s", r.status, r.body)
 		}
@@ -228,7 +242,7 @@ func TestAdminKeyLifecycle(t *testing.T) {
 			t.Errorf("update answered %+v, want the stored %+v", got, keyjson.New(stored, now))
 		}
 		if stored.Description != "web one, for 90 days" || !stored.ExpiresAt.Equal(now.Add(2160*time.Hour)) || !slices.Equal(stored.Scopes, []string{"submit", "admin"}) ||
-			len(stored.Measurements) != 0 || stored.Rate != 0 || stored.Burst != 7 {
+			len(stored.Measurements) != 0 || stored.Rate != 0 || stored.Burst != 7 || stored.Bucket != "" || stored.MaxSeries != 20 {
 			t.Errorf("stored after update: %+v", stored)
 		}
 		at := now.Add(48 * time.Hour).Format(time.RFC3339)
@@ -349,7 +363,7 @@ func TestAdminValidation(t *testing.T) {
 		{"NoContentType", "POST", "/admin/api/keys", `{"hostname": "h1"}`, []string{"Content-Type", ""}, 415, "application/json"},
 		{"FormPatch", "PATCH", key, `description=x`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "application/json"},
 		{"NothingToChange", "PATCH", key, `{}`, nil, 400, `nothing to change: give \"expires_in\", \"expires_at\", \"no_expiry\", ` +
-			`\"scopes\", \"measurements\", \"rate\", \"burst\" or \"description\"`},
+			`\"scopes\", \"measurements\", \"rate\", \"burst\", \"description\", \"bucket\" or \"max_series\"`},
 		{"NoScopes", "PATCH", key, `{"scopes": []}`, nil, 400, `\"scopes\" must name at least one scope`},
 		{"Hostname", "PATCH", key, `{"hostname": "h2"}`, nil, 400, `\"hostname\" cannot be changed`},
 		{"ExpiryAndNoExpiry", "PATCH", key, `{"no_expiry": true, "expires_in": "1h"}`, nil, 400, `\"expires_in\" and \"no_expiry\" cannot be used together`},
@@ -358,6 +372,13 @@ func TestAdminValidation(t *testing.T) {
 		{"BadGrace", "POST", key + "/rotate", `{"grace": "-1h"}`, nil, 400, `\"grace\" \"-1h\"`},
 		{"BadStatus", "GET", "/admin/api/keys?status=gone", ``, nil, 400, `status \"gone\"`},
 		{"BadLimit", "GET", key + "/audit?limit=x", ``, nil, 400, `limit \"x\"`},
+		{"InternalBucket", "POST", "/admin/api/keys", `{"hostname": "h1", "bucket": "_internal"}`, nil, 400,
+			`\"bucket\" \"_internal\" starts with \"_\"`},
+		{"BucketPath", "PATCH", key, `{"bucket": "a/b/c"}`, nil, 400, `\"bucket\" \"a/b/c\" must be a bucket, or a database and retention policy`},
+		{"NegativeMaxSeries", "PATCH", key, `{"max_series": -1}`, nil, 400, `\"max_series\" must be between 0`},
+		{"BadDeadLetterKey", "GET", "/admin/api/dead-letters?key_id=x", ``, nil, 400, `key_id \"x\"`},
+		{"BadDeadLetterLimit", "GET", "/admin/api/dead-letters?limit=-1", ``, nil, 400, `limit \"-1\"`},
+		{"BadReplayKey", "POST", "/admin/api/dead-letters/replay", `{"key_id": "seven"}`, nil, 400, `\"key_id\" must be`},
 		{"TooLarge", "POST", "/admin/api/keys", `{"hostname": "h1", "description": "` + strings.Repeat("x", 70000) + `"}`, nil, 413, "larger than"},
 	}
 	for _, tt := range tests {
@@ -383,6 +404,7 @@ func TestAdminNotFound(t *testing.T) {
 		{"POST", "/admin/api/keys/999/revoke", ""},
 		{"POST", "/admin/api/keys/999/rotate", `{"grace": "1h"}`},
 		{"GET", "/admin/api/keys/999/audit", ""},
+		{"POST", "/admin/api/keys/999/release", ""},
 		{"GET", "/admin/api/keys/abc", ""},
 		{"GET", "/admin/api/keys/-1", ""},
 		{"DELETE", "/admin/api/keys/0", ""},

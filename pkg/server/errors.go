@@ -18,6 +18,7 @@ var (
 	errForbidden        = errors.New("forbidden")
 	errRateLimited      = errors.New("rate limit exceeded")
 	errSeriesLimited    = errors.New("series limit exceeded")
+	errQuarantined      = errors.New("key quarantined")
 	errThrottled        = errors.New("too many failed authentications")
 	errInvalidParam     = errors.New("invalid query parameter")
 	errInvalidRequest   = errors.New("invalid request")
@@ -51,7 +52,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusUnauthorized, "Unauthorized"
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden, "Forbidden"
-	case errors.Is(err, errRateLimited), errors.Is(err, errSeriesLimited), errors.Is(err, errThrottled):
+	case errors.Is(err, errRateLimited), errors.Is(err, errSeriesLimited), errors.Is(err, errThrottled),
+		errors.Is(err, errQuarantined):
 		return http.StatusTooManyRequests, "Too Many Requests"
 	case errors.As(err, &tooLarge):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooLarge.Limit)

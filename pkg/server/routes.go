@@ -57,5 +57,8 @@ func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 	adminMux.Handle("POST /admin/api/keys/{id}/revoke", admin(revokeKey(d.Admin, cfg.Now)))
 	adminMux.Handle("POST /admin/api/keys/{id}/rotate", admin(rotateKey(d.Admin, limits, &grants, cfg.Now)))
 	adminMux.Handle("GET /admin/api/keys/{id}/audit", admin(keyAudit(d.Admin)))
+	adminMux.Handle("POST /admin/api/keys/{id}/release", admin(releaseKey(d.Admin, cfg.Now)))
+	adminMux.Handle("GET /admin/api/dead-letters", admin(listDeadLetters(d.DeadLetters)))
+	adminMux.Handle("POST /admin/api/dead-letters/replay", admin(replayDeadLetters(d.DeadLetters)))
 	adminMux.Handle("GET /admin/", handleConsole())
 }

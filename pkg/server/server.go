@@ -13,6 +13,8 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/metricgate/metricgate/pkg/deadletter"
+	"github.com/metricgate/metricgate/pkg/forward"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/metrics"
 	"github.com/metricgate/metricgate/pkg/points"
@@ -25,11 +27,13 @@ type Keys interface {
 	Ping(ctx context.Context) error
 }
 
-// Writer stores line protocol written by a key, which it keeps with the
-// lines so that what InfluxDB later refuses is traced to the key. It
-// returns nil only when the points are safe. *spool.Spool implements it.
+// Writer stores line protocol written by a key for a bucket (the key's
+// own, "" for the gateway's), which it keeps with the lines so that they
+// are written to that bucket alone and what InfluxDB later refuses is
+// traced to the key. It returns nil only when the points are safe.
+// *spool.Spool implements it.
 type Writer interface {
-	WriteFrom(ctx context.Context, keyID int64, lines []byte) error
+	WriteTo(ctx context.Context, keyID int64, bucket string, lines []byte) error
 	Ping(ctx context.Context) error
 }
 
@@ -51,6 +55,18 @@ type KeyAdmin interface {
 	Rotate(ctx context.Context, id int64, grace time.Duration) (keystore.Key, string, keystore.Key, error)
 	Revoke(ctx context.Context, id int64) (keystore.Key, error)
 	Audit(ctx context.Context, keyID int64, limit int) ([]keystore.AuditEntry, error)
+	Release(ctx context.Context, id int64) (keystore.Key, bool, error)
+}
+
+// DeadLetters are the points InfluxDB refused for good, for the admin API
+// to show and send again. The gateway implements it over its spool's
+// dead-letter file.
+type DeadLetters interface {
+	// Read returns the letters, oldest first.
+	Read(ctx context.Context) ([]deadletter.Letter, error)
+	// Replay sends again the letters that sel keeps (all when nil) and
+	// says what became of them (see forward.Replay).
+	Replay(ctx context.Context, sel func(deadletter.Letter) bool) (forward.ReplayReport, error)
 }
 
 // Usage records what each key did. *usage.Recorder implements it.
@@ -88,8 +104,9 @@ type Config struct {
 	// key may write in each clock hour; its requests with a new series
 	// past it get 429. 0 means no cap.
 	MaxSeriesPerKey int
-	// Bucket is the bucket every key's points go to, whose field types the
-	// schema guard checks.
+	// Bucket is the bucket the points of keys without a bucket of their
+	// own go to. The schema guard checks a point against the field types
+	// of the bucket it goes to.
 	Bucket string
 	// Measurement is used for points that name none.
 	Measurement string
@@ -160,6 +177,8 @@ type Deps struct {
 	Keys Keys
 	// Admin manages keys for the admin API and the web console.
 	Admin KeyAdmin
+	// DeadLetters shows and replays the dead letters for the admin API.
+	DeadLetters DeadLetters
 	// Writer stores accepted points: the spool.
 	Writer Writer
 	// Schema guards the field types of the buckets points go to.

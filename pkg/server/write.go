@@ -40,7 +40,8 @@ type writeAPI struct {
 type parseFunc func(body io.Reader, size int64, now time.Time, grow func(int64) error) ([]points.Point, error)
 
 // writePipeline is the one path every write endpoint takes: authenticate,
-// check the scope and that the key has tokens left, wait for the pacer and
+// check the scope, that the key is not quarantined and that it has tokens
+// left, wait for the pacer and
 // for room to hold the body, read and parse the body within the point
 // budgets, check the measurements, take a token per field value from the
 // key's rate, admit the key's new series, check the field types against
@@ -80,6 +81,9 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 	if err := requireScope(k, keystore.ScopeSubmit); err != nil {
 		return 0, err
 	}
+	if k.Quarantined() {
+		return 0, p.quarantined(w, k)
+	}
 	parse, err := api.parser(r)
 	if err != nil {
 		return 0, err
@@ -105,7 +109,7 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 	if err != nil {
 		return 0, err
 	}
-	if err := p.out.WriteFrom(r.Context(), k.ID, lines); err != nil {
+	if err := p.out.WriteTo(r.Context(), k.ID, k.Bucket, lines); err != nil {
 		return 0, err
 	}
 	p.metrics.PointsAccepted.Add(float64(len(pts)))
@@ -172,15 +176,33 @@ func (p *writePipeline) rateLimited(w http.ResponseWriter, d limit.Decision, n i
 	return rateError(d, n)
 }
 
-// seriesLimit is k's own cap on its series per hour, 0 for the gateway's
-// (--max-series-per-key). A key's own cap will be a column of the key
-// store; until then every key has the gateway's.
-func seriesLimit(keystore.Key) int { return 0 }
+// quarantinedRetry is the Retry-After of a quarantined key's writes: an
+// admin must release it, which takes a person some time.
+const quarantinedRetry = time.Minute
 
-// destination is the bucket k's points go to: the gateway's own. A key's
-// own bucket will be a column of the key store, and the spool and
-// forwarder will keep batches per bucket.
-func destination(cfg Config, _ keystore.Key) string { return cfg.Bucket }
+// quarantined refuses a write of k, which is quarantined, saying since
+// when, why and who can lift it.
+func (p *writePipeline) quarantined(w http.ResponseWriter, k keystore.Key) error {
+	p.metrics.QuarantinedRequests.Inc()
+	setRetryAfter(w, quarantinedRetry)
+	return fmt.Errorf("%w: key %d is quarantined since %s because InfluxDB kept refusing its points (%s); "+
+		"fix what it sends, then ask an admin to release it (keyctl release %d)",
+		errQuarantined, k.ID, k.QuarantinedAt.UTC().Format(time.RFC3339), k.QuarantineReason, k.ID)
+}
+
+// seriesLimit is k's own cap on its series per hour, 0 for the gateway's
+// (--max-series-per-key).
+func seriesLimit(k keystore.Key) int { return k.MaxSeries }
+
+// destination is the bucket k's points go to: its own, or the gateway's.
+// The spool and the forwarder keep each bucket's points apart, and the
+// schema guard checks a point against the types of the bucket it goes to.
+func destination(cfg Config, k keystore.Key) string {
+	if k.Bucket != "" {
+		return k.Bucket
+	}
+	return cfg.Bucket
+}
 
 // seriesHashes returns the series hash of each point, hashing again only
 // where a point's series differs from the one before.

@@ -19,6 +19,7 @@ type ListOptions struct {
 	Hostname       string
 	All            bool
 	Legacy         bool          // only keys imported with a value that is not a UUID
+	Quarantined    bool          // only quarantined keys
 	ExpiringWithin time.Duration // 0: any expiry
 	UnusedSince    time.Duration // 0: however recently used
 }
@@ -38,16 +39,22 @@ original setup's database whose value is not a UUID: such a value may be
 short or guessable, and has no display prefix (the table shows "legacy");
 rotate each of them and give its host the new key.
 
+A key the apiservers quarantined, because InfluxDB kept refusing its
+points, shows as "quarantined" in the table's status column;
+--quarantined keeps only those. keyctl release lets one write again.
+
 On a terminal the list is a table. Otherwise each key is one line of
 tab-separated fields without a header: id, prefix, hostname, description,
-status, created, last used, expires (times in RFC 3339, empty if never
-used or never expiring). Keys themselves are never shown: the store does
-not have them.`,
+status, created, last used, expires, quarantined since, bucket (times in
+RFC 3339, empty if never used, never expiring or not quarantined; the
+bucket empty for the gateway's own). Keys themselves are never shown:
+the store does not have them.`,
 		Example: `  $ keyctl list
   $ keyctl list --hostname web-1.example.com --all
   $ keyctl list --expiring 168h
   $ keyctl list --unused-since 720h
   $ keyctl list --legacy
+  $ keyctl list --quarantined
   $ keyctl list -o json | jq '.[] | select(.requests == 0) | .id'`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,6 +72,7 @@ not have them.`,
 	cmd.Flags().StringVar(&opts.Hostname, "hostname", "", "only keys bound to `host`")
 	cmd.Flags().BoolVarP(&opts.All, "all", "a", false, "include revoked and expired keys")
 	cmd.Flags().BoolVar(&opts.Legacy, "legacy", false, "only keys imported from the original database whose value is not a UUID: rotate them")
+	cmd.Flags().BoolVar(&opts.Quarantined, "quarantined", false, "only keys quarantined because InfluxDB kept refusing their points: release them")
 	cmd.Flags().DurationVar(&opts.ExpiringWithin, "expiring", 0, "only keys that expire within `duration`, such as 168h")
 	cmd.Flags().DurationVar(&opts.UnusedSince, "unused-since", 0, "only keys not used for at least `duration`, such as 720h")
 	return cmd
@@ -77,7 +85,7 @@ func listRun(opts *ListOptions) error {
 	}
 	defer s.Close()
 	keys, err := s.List(opts.Ctx, keystore.Filter{Hostname: opts.Hostname, All: opts.All,
-		ExpiringWithin: opts.ExpiringWithin, UnusedSince: opts.UnusedSince})
+		ExpiringWithin: opts.ExpiringWithin, UnusedSince: opts.UnusedSince, Quarantined: opts.Quarantined})
 	if err != nil {
 		return err
 	}
@@ -92,9 +100,9 @@ func listRun(opts *ListOptions) error {
 		for _, k := range keys {
 			// Fields are only ever added at the end, so scripts that cut
 			// them by position keep working.
-			fmt.Fprintf(opts.IO.Out, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, printable(k.Prefix), printable(k.Hostname),
+			fmt.Fprintf(opts.IO.Out, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, printable(k.Prefix), printable(k.Hostname),
 				printable(k.Description), k.Status(now), formatTime(k.CreatedAt), formatTime(k.LastUsedAt),
-				formatTime(k.ExpiresAt))
+				formatTime(k.ExpiresAt), formatTime(k.QuarantinedAt), printable(k.Bucket))
 		}
 		return nil
 	}
@@ -106,10 +114,19 @@ func listRun(opts *ListOptions) error {
 	fmt.Fprintln(tw, "ID\tPREFIX\tHOSTNAME\tDESCRIPTION\tSTATUS\tCREATED\tEXPIRES\tLAST USED")
 	for _, k := range keys {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strconv.FormatInt(k.ID, 10), shownPrefix(k),
-			printable(k.Hostname), truncate(printable(k.Description), 40), k.Status(now),
+			printable(k.Hostname), truncate(printable(k.Description), 40), shownStatus(k, now),
 			shortTime(k.CreatedAt, "-"), shortTime(k.ExpiresAt, "never"), shortTime(k.LastUsedAt, "never"))
 	}
 	return tw.Flush()
+}
+
+// shownStatus is k's status at now for a table: "quarantined" for an
+// active key the apiservers refuse until it is released.
+func shownStatus(k keystore.Key, now time.Time) string {
+	if st := k.Status(now); st != keystore.StatusActive || !k.Quarantined() {
+		return string(st)
+	}
+	return "quarantined"
 }
 
 // shownPrefix is k's prefix for a table, or "legacy" for a key that has
@@ -129,6 +146,9 @@ func noKeysMessage(opts *ListOptions) string {
 	}
 	if opts.Legacy {
 		what += " imported with a value that is not a UUID"
+	}
+	if opts.Quarantined {
+		what += " quarantined"
 	}
 	if opts.Hostname != "" {
 		what += " for host " + printable(opts.Hostname)

@@ -131,8 +131,8 @@ func testListTable(t *testing.T, c *cli) {
 	t.Run("Pipe", func(t *testing.T) {
 		r := c.run("list").mustSucceed(t)
 		want := "" +
-			"2\t" + p2 + "\tweb-1\tnew\tactive\t2026-03-01T12:00:00Z\t\t\n" +
-			"3\t" + p3 + "\tweb-2\t\tactive\t2026-03-01T12:00:00Z\t\t\n"
+			"2\t" + p2 + "\tweb-1\tnew\tactive\t2026-03-01T12:00:00Z\t\t\t\t\n" +
+			"3\t" + p3 + "\tweb-2\t\tactive\t2026-03-01T12:00:00Z\t\t\t\t\n"
 		if r.stdout != want {
 			t.Errorf("stdout = %q, want %q", r.stdout, want)
 		}

@@ -75,6 +75,16 @@ func writeKeyDetails(w io.Writer, k keystore.Key, now time.Time) error {
 	if k.ReplacedBy != 0 {
 		replacedBy = strconv.FormatInt(k.ReplacedBy, 10)
 	}
+	bucket, maxSeries, quarantined := "the gateway's", "server default", "no"
+	if k.Bucket != "" {
+		bucket = printable(k.Bucket)
+	}
+	if k.MaxSeries != 0 {
+		maxSeries = strconv.Itoa(k.MaxSeries) + " per hour"
+	}
+	if k.Quarantined() {
+		quarantined = "since " + formatTime(k.QuarantinedAt) + ": " + printable(k.QuarantineReason)
+	}
 	fields := []struct{ name, value string }{
 		{"ID", strconv.FormatInt(k.ID, 10)},
 		{"Prefix", shownPrefix(k)},
@@ -85,6 +95,8 @@ func writeKeyDetails(w io.Writer, k keystore.Key, now time.Time) error {
 		{"Measurements", orNone(printable(strings.Join(k.Measurements, ", ")), "any")},
 		{"Rate", rate},
 		{"Burst", burst},
+		{"Bucket", bucket},
+		{"Max series", maxSeries},
 		{"Created", formatTime(k.CreatedAt)},
 		{"Revoked", orNone(formatTime(k.RevokedAt), "-")},
 		{"Expires", orNone(formatTime(k.ExpiresAt), "never")},
@@ -92,6 +104,7 @@ func writeKeyDetails(w io.Writer, k keystore.Key, now time.Time) error {
 		{"Last used", lastUsed},
 		{"Requests", strconv.FormatInt(k.Requests, 10)},
 		{"Points", strconv.FormatInt(k.Points, 10)},
+		{"Quarantined", quarantined},
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	for _, f := range fields {

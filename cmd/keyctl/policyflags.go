@@ -21,6 +21,8 @@ type policyFlags struct {
 	rate            float64
 	burst           int
 	description     string
+	bucket          string
+	maxSeries       int
 }
 
 // policyFlagNames are the flags of the inputs of a key's policy.
@@ -34,6 +36,8 @@ var policyFlagNames = map[keystore.Field]string{
 	keystore.FieldRate:            "rate",
 	keystore.FieldBurst:           "burst",
 	keystore.FieldDescription:     "description",
+	keystore.FieldBucket:          "bucket",
+	keystore.FieldMaxSeries:       "max-series",
 }
 
 // addPolicyFlags adds the policy flags to cmd. update also gets the flags
@@ -56,6 +60,8 @@ func addPolicyFlags(cmd *cobra.Command, p *policyFlags, update bool) {
 	}
 	fl.Float64Var(&p.rate, "rate", 0, "`points` per second the key may write (0: the server's default)")
 	fl.IntVar(&p.burst, "burst", 0, "`points` the key may write at once (0: the server's default)")
+	fl.StringVar(&p.bucket, "bucket", "", "InfluxDB `bucket` (1.x: db or db/rp) the key's points go to, apart from other keys' (\"\": the gateway's --influx-bucket)")
+	fl.IntVar(&p.maxSeries, "max-series", 0, "distinct `series` the key may write per hour, up to 1000000 (0: the server's --max-series-per-key)")
 }
 
 // input returns the policy flags given on cmd as keystore.ParsePolicy
@@ -93,6 +99,12 @@ func (p *policyFlags) input(cmd *cobra.Command) keystore.PolicyInput {
 	}
 	if given(keystore.FieldDescription) {
 		in.Description = &p.description
+	}
+	if given(keystore.FieldBucket) {
+		in.Bucket = &p.bucket
+	}
+	if given(keystore.FieldMaxSeries) {
+		in.MaxSeries = &p.maxSeries
 	}
 	return in
 }

@@ -50,10 +50,14 @@ A key is a UUID bound to the host that may use it: an IP address, a CIDR
 range or a DNS name. The key store keeps only a hash of each key, so a key
 is shown once, when it is generated, and never again.
 
-A key may expire, be limited to some measurements and to a rate of points
-per second, and carry the submit or admin scope. update changes that policy;
+A key may expire, be limited to some measurements, to a rate of points
+per second and to a number of series per hour, write to a bucket of its
+own, and carry the submit or admin scope. update changes that policy;
 rotate replaces a key by a new one and lets the old one work a while longer.
-Every change is recorded, with who made it, in an audit log (keyctl audit).
+A key whose points InfluxDB keeps refusing is quarantined by the
+apiservers until release lets it write again; dead-letters shows and
+replays the points InfluxDB refused. Every change is recorded, with who
+made it, in an audit log (keyctl audit).
 
 The key store is a SQLite file, or a PostgreSQL database that several
 apiservers share (--db postgres://user:password@host:port/db), chosen by
@@ -75,6 +79,8 @@ in UTC.
   $ keyctl rotate 7 --grace 1h
   $ keyctl revoke 7
   $ keyctl revoke --hostname web-1.example.com --yes
+  $ keyctl release 7
+  $ keyctl dead-letters list --spool-dir /var/lib/metricgate/spool
   $ keyctl audit 7
   $ keyctl migrate --from api_keys.db --to postgres://metricgate:PASSWORD@db.example.com/metricgate`,
 		// Verbs are subcommands; anything else is a mistyped verb.
@@ -106,6 +112,8 @@ in UTC.
 		NewCmdUpdate(f, nil),
 		NewCmdRotate(f, nil),
 		NewCmdRevoke(f, nil),
+		NewCmdRelease(f, nil),
+		NewCmdDeadLetters(f),
 		NewCmdAudit(f, nil),
 		NewCmdMigrate(f, nil),
 		NewCmdVersion(f, nil),

@@ -59,13 +59,16 @@ func testShowTable(t *testing.T, c *cli) {
 		"Measurements: any\n" +
 		"Rate:         server default\n" +
 		"Burst:        server default\n" +
+		"Bucket:       the gateway's\n" +
+		"Max series:   server default\n" +
 		"Created:      2026-03-01T12:00:00Z\n" +
 		"Revoked:      -\n" +
 		"Expires:      never\n" +
 		"Replaced by:  -\n" +
 		"Last used:    never\n" +
 		"Requests:     0\n" +
-		"Points:       0\n"
+		"Points:       0\n" +
+		"Quarantined:  no\n"
 	if r.stdout != want {
 		t.Errorf("stdout =\n%s\nwant\n%s", r.stdout, want)
 	}

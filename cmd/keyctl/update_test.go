@@ -30,6 +30,14 @@ func TestNewCmdUpdate(t *testing.T) {
 			"--rate", "2.5", "--burst", "10", "--description", ""},
 			wantRef: keyRef{ID: 7}, want: `scopes=admin measurements=cpu,mem rate=2.5 burst=10 description=""`},
 		{name: "AllMeasurements", args: []string{"7", "--all-measurements"}, wantRef: keyRef{ID: 7}, want: "measurements=any"},
+		{name: "Bucket", args: []string{"7", "--bucket", "tenant-a", "--max-series", "500"}, wantRef: keyRef{ID: 7},
+			want: "bucket=tenant-a max_series=500"},
+		{name: "GatewaysBucket", args: []string{"7", "--bucket", "", "--max-series", "0"}, wantRef: keyRef{ID: 7},
+			want: "bucket=default max_series=default"},
+		{name: "InternalBucket", args: []string{"7", "--bucket", "_internal"}, wantCode: exitUsage,
+			wantErr: `invalid key policy: --bucket "_internal" starts with "_"`},
+		{name: "TooManySeries", args: []string{"7", "--max-series", "2000000"}, wantCode: exitUsage,
+			wantErr: "invalid key policy: --max-series must be between 0 (the gateway's default) and 1000000 series per hour, got 2000000"},
 		{name: "NothingToChange", args: []string{"7"}, wantCode: exitUsage, wantErr: "invalid key policy: nothing to change: give --expires-in"},
 		{name: "FalseFlagsOnly", args: []string{"7", "--no-expiry=false", "--all-measurements=false"}, wantCode: exitUsage, wantErr: "nothing to change"},
 		{name: "NoArgument", args: []string{"--rate", "1"}, wantCode: exitUsage, wantErr: "update takes one key id or key, got 0 arguments"},
@@ -71,7 +79,8 @@ func TestUpdateTable(t *testing.T) { onEachBackend(t, testUpdateTable) }
 
 func testUpdateTable(t *testing.T, c *cli) {
 	_, key := c.generate("web-1", "web one")
-	r := c.run("update", "1", "--expires-in", "720h", "--scope", "submit,admin", "--measurement", "cpu", "--rate", "2.5").mustSucceed(t)
+	r := c.run("update", "1", "--expires-in", "720h", "--scope", "submit,admin", "--measurement", "cpu", "--rate", "2.5",
+		"--bucket", "tenant-a/week", "--max-series", "500").mustSucceed(t)
 	want := "" +
 		"ID:           1\n" +
 		"Prefix:       " + key[:8] + "\n" +
@@ -82,13 +91,16 @@ func testUpdateTable(t *testing.T, c *cli) {
 		"Measurements: cpu\n" +
 		"Rate:         2.5 points/s\n" +
 		"Burst:        server default\n" +
+		"Bucket:       tenant-a/week\n" +
+		"Max series:   500 per hour\n" +
 		"Created:      2026-03-01T12:00:00Z\n" +
 		"Revoked:      -\n" +
 		"Expires:      2026-03-31T12:00:00Z\n" +
 		"Replaced by:  -\n" +
 		"Last used:    never\n" +
 		"Requests:     0\n" +
-		"Points:       0\n"
+		"Points:       0\n" +
+		"Quarantined:  no\n"
 	if r.stdout != want {
 		t.Errorf("stdout =\n%s\nwant\n%s", r.stdout, want)
 	}
@@ -155,7 +167,7 @@ func testUpdateErrors(t *testing.T, c *cli) {
 		runCase{"ControlCharacter", []string{"update", "1", "--description", "a\nb"}, exitUsage,
 			`keyctl: invalid key policy: --description "a\nb" contains control characters`},
 		runCase{"NothingToChange", []string{"update", "1"}, exitUsage, "keyctl: invalid key policy: nothing to change: " +
-			"give --expires-in, --expires-at, --no-expiry, --scope, --measurement, --all-measurements, --rate, --burst or --description"},
+			"give --expires-in, --expires-at, --no-expiry, --scope, --measurement, --all-measurements, --rate, --burst, --description, --bucket or --max-series"},
 	))
 	missing, want := c.db+".missing", "no key store at "+c.db+".missing"
 	if u, err := url.Parse(c.db); err == nil && keystore.IsPostgres(c.db) {

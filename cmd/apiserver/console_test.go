@@ -155,6 +155,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("create-hostname")),
 		chromedp.SendKeys(chromedp.ID("create-hostname"), "127.0.0.1"),
 		chromedp.SendKeys(chromedp.ID("create-description"), "made in the browser"),
+		chromedp.SendKeys(chromedp.ID("create-bucket"), db.Name),
+		chromedp.SetValue(chromedp.ID("create-max-series"), "500"),
 		chromedp.Click(chromedp.ID("create-submit")),
 		chromedp.WaitVisible(chromedp.ID("secret-value")),
 	)
@@ -166,7 +168,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the console showed %q, which is not a key: %v", newKey, err)
 	}
-	if k.Hostname != "127.0.0.1" || k.Description != "made in the browser" || !k.HasScope(keystore.ScopeSubmit) {
+	if k.Hostname != "127.0.0.1" || k.Description != "made in the browser" || !k.HasScope(keystore.ScopeSubmit) ||
+		k.Bucket != db.Name || k.MaxSeries != 500 {
 		t.Errorf("the key made in the console is %+v", k)
 	}
 	row := chromedp.CSS(fmt.Sprintf(`#keys-body tr[data-key-id="%d"]`, k.ID))
@@ -179,7 +182,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	if v, err := chromedp.Run(tctx, chromedp.Value(chromedp.ID("secret-value"))); err != nil || v != "" {
 		t.Errorf("after the dialog closed the page still holds the key (%q, %v)", v, err)
 	}
-	if text, err := chromedp.Run(tctx, chromedp.Text(row)); err != nil || !strings.Contains(text, "made in the browser") || !strings.Contains(text, k.Prefix) {
+	if text, err := chromedp.Run(tctx, chromedp.Text(row)); err != nil || !strings.Contains(text, "made in the browser") || !strings.Contains(text, k.Prefix) ||
+		!strings.Contains(text, "bucket "+db.Name) || !strings.Contains(text, "500 series/h") {
 		t.Errorf("the new key's row reads %q (%v)", text, err)
 	}
 
@@ -226,6 +230,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("after rotating in the console: old key %+v, new key %+v (%v)", old, rotated, err)
 	}
 	step("see the new key listed", chromedp.WaitVisible(chromedp.CSS(fmt.Sprintf(`#keys-body tr[data-key-id="%d"]`, rotated.ID))))
+	releaseInConsole(t, tctx, keys, rotated.ID, fmt.Sprintf("admin-api:key %d from 127.0.0.1", admin.ID))
 
 	step("revoke it, confirming",
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#keys-body tr[data-key-id="%d"] button.revoke`, k.ID))),
@@ -285,6 +290,38 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 }
 
+// releaseInConsole quarantines key id as a gateway would, lists the keys
+// again in the console, finds the key marked, releases it there, and
+// checks the store and the audit log.
+func releaseInConsole(t *testing.T, ctx context.Context, keys *keystore.Store, id int64, actor string) {
+	t.Helper()
+	if _, _, err := keys.Quarantine(context.Background(), id, "InfluxDB refused 100 of its points within 1m0s"); err != nil {
+		t.Fatal(err)
+	}
+	badge := chromedp.CSS(fmt.Sprintf(`#keys-body tr[data-key-id="%d"] .status-quarantined`, id))
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#filter-form button[type="submit"]`)),
+		chromedp.WaitVisible(badge),
+	); err != nil {
+		t.Fatalf("seeing the key quarantined: %v", err)
+	}
+	if title, err := chromedp.Run(ctx, chromedp.AttributeValue(badge, "title")); err != nil || !strings.Contains(title.Value, "refused 100") {
+		t.Errorf("the quarantine badge's title is %q (%v), want the reason", title.Value, err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#keys-body tr[data-key-id="%d"] button.release`, id))),
+		chromedp.WaitNotPresent(badge),
+		chromedp.WaitVisible(chromedp.CSS(`#keys-table[aria-busy="false"]`)),
+	); err != nil {
+		t.Fatalf("releasing the key: %v", err)
+	}
+	k, err := keys.Get(context.Background(), id)
+	entries, _ := keys.Audit(context.Background(), id, 1)
+	if err != nil || k.Quarantined() || len(entries) != 1 || entries[0].Action != keystore.ActionRelease || entries[0].Actor != actor {
+		t.Errorf("after releasing in the console: key %+v (%v), last audit entry %+v; want it released by %s", k, err, entries, actor)
+	}
+}
+
 // screenshot adds a few keys with some use, lists every key in the console,
 // and saves a picture of it.
 func screenshot(t *testing.T, ctx context.Context, base string, keys *keystore.Store, path string) {
@@ -300,7 +337,7 @@ func screenshot(t *testing.T, ctx context.Context, base string, keys *keystore.S
 		{keystore.NewKey{Hostname: "127.0.0.0/8", Description: "telegraf on db-1", Measurements: []string{"cpu", "mem", "disk"}}, []int{2000, 2000, 1200}},
 		{keystore.NewKey{Hostname: "127.0.0.1", Description: "nightly backup job", Rate: 50, Burst: 500}, []int{120, 300}},
 		{keystore.NewKey{Hostname: "127.0.0.1", Description: "os_updates cron", ExpiresAt: time.Now().Add(90 * 24 * time.Hour)}, []int{40}},
-		{keystore.NewKey{Hostname: "10.0.0.0/24", Description: "batch workers"}, nil},
+		{keystore.NewKey{Hostname: "10.0.0.0/24", Description: "batch workers", Bucket: "batch", MaxSeries: 2000}, nil},
 		{keystore.NewKey{Hostname: "web-1.example.com", Description: "web frontend", ExpiresAt: time.Now().Add(500 * time.Millisecond)}, nil},
 	}
 	var last keystore.Key
@@ -309,6 +346,7 @@ func screenshot(t *testing.T, ctx context.Context, base string, keys *keystore.S
 		if err != nil {
 			t.Fatal(err)
 		}
+
 		if len(s.points) > 0 {
 			last = k
 		}
@@ -328,6 +366,11 @@ func screenshot(t *testing.T, ctx context.Context, base string, keys *keystore.S
 			b.WriteString("]")
 			if status, body := submit(t, base, plain, b.String()); status != 200 {
 				t.Fatalf("seeding usage: got %d %s", status, body)
+			}
+		}
+		if s.nk.Description == "os_updates cron" {
+			if _, _, err := keys.Quarantine(bg, k.ID, "InfluxDB refused 100 of its points within 1m0s; the last: partial write: field type conflict"); err != nil {
+				t.Fatal(err)
 			}
 		}
 	}

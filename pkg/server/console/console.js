@@ -169,7 +169,7 @@
       el("td", { class: "num mono" }, k.id),
       el("td", {}, el("span", { class: "mono" }, k.hostname), el("span", { class: "sub mono" }, k.prefix + "…")),
       el("td", { class: "desc" }, k.description || "—"),
-      el("td", {}, el("span", { class: "status status-" + k.status }, k.status)),
+      el("td", {}, el("span", { class: "status status-" + k.status }, k.status), quarantineBadge(k)),
       el("td", {}, ...k.scopes.map((s) => el("span", { class: "scope scope-" + s }, s)), policyNote(k)),
       el("td", { title: k.created_at }, formatDate(k.created_at)),
       el("td", {}, expiryText(k)),
@@ -185,7 +185,20 @@
     if (k.rate) parts.push("≤ " + numberFormat.format(k.rate) + " pts/s" + (k.burst ? ", burst " + numberFormat.format(k.burst) : ""));
     else if (k.burst) parts.push("burst " + numberFormat.format(k.burst));
     if (k.measurements.length) parts.push("only " + k.measurements.join(", "));
-    return parts.length ? el("span", { class: "sub" }, parts.join(" · ")) : null;
+    if (k.bucket) parts.push("bucket " + k.bucket);
+    if (k.max_series) parts.push("≤ " + numberFormat.format(k.max_series) + " series/h");
+    return parts.length ? el("span", { class: "sub policy" }, parts.join(" · ")) : null;
+  }
+
+  // quarantineBadge marks a key whose writes the gateway refuses because
+  // InfluxDB kept refusing its points, its title saying since when and
+  // why, with the button that releases it.
+  function quarantineBadge(k) {
+    if (!k.quarantined) return null;
+    return el("div", { class: "quarantine" },
+      el("span", { class: "status status-quarantined", title: "since " + formatTime(k.quarantined_at) + " UTC: " + k.quarantine_reason },
+        "quarantined"),
+      el("button", { type: "button", class: "small quiet release", onclick: () => release(k) }, "Release"));
   }
 
   function expiryText(k) {
@@ -309,6 +322,8 @@
       measurements: listField($("create-measurements").value),
       rate: Number($("create-rate").value || 0),
       burst: Number($("create-burst").value || 0),
+      bucket: $("create-bucket").value.trim(),
+      max_series: Number($("create-max-series").value || 0),
     };
     const days = $("create-expires").value.trim();
     if (days) req.expires_in = Math.round(Number(days) * 24) + "h";
@@ -361,6 +376,8 @@
     $("edit-measurements").value = k.measurements.join(", ");
     $("edit-rate").value = k.rate;
     $("edit-burst").value = k.burst;
+    $("edit-bucket").value = k.bucket;
+    $("edit-max-series").value = k.max_series;
     $("edit-error").textContent = "";
     $("edit-dialog").showModal();
   }
@@ -398,6 +415,10 @@
     if (rate !== k.rate) patch.rate = rate;
     const burst = Number($("edit-burst").value || 0);
     if (burst !== k.burst) patch.burst = burst;
+    const bucket = $("edit-bucket").value.trim();
+    if (bucket !== k.bucket) patch.bucket = bucket;
+    const series = Number($("edit-max-series").value || 0);
+    if (series !== k.max_series) patch.max_series = series;
     if (Object.keys(patch).length === 0) {
       $("edit-dialog").close();
       notice("Nothing changed.");
@@ -443,6 +464,19 @@
       handleError(err, $("rotate-error"));
     } finally {
       $("rotate-submit").disabled = false;
+    }
+  }
+
+  // ---- releasing ----
+
+  async function release(k) {
+    try {
+      await api("POST", "api/keys/" + k.id + "/release");
+      notice("Released " + describe(k) + ": its writes are taken again.");
+      await load();
+    } catch (err) {
+      handleError(err, $("notice"));
+      $("notice").classList.add("bad");
     }
   }
 

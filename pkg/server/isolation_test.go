@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -223,18 +222,7 @@ func TestPoisoning(t *testing.T) {
 	honestKey, honest := g.key(t, "127.0.0.1")
 	_, attacker := g.key(t, "127.0.0.1")
 	week := fixedNow.Add(7 * 24 * time.Hour).Truncate(7 * 24 * time.Hour).UnixNano()
-	var wg sync.WaitGroup
-	acked := make(chan int, 1)
-	wg.Go(func() {
-		n := 0
-		for i := range 200 {
-			body := fmt.Sprintf(`{"measurement":"cpu","field":"usage","value":0.5,"timestamp":%d}`, fixedNow.UnixNano()+int64(i))
-			if r := g.submit(t, honest, body); r.status == 200 {
-				n++
-			}
-		}
-		acked <- n
-	})
+	acked := writeUsage(t, g, honest)
 	attacks := []struct{ name, body, mention string }{
 		{"NextWeek", fmt.Sprintf(`{"measurement":"cpu","field":"usage","value":"x","timestamp":%d}`, week), "ahead of the gateway's clock"},
 		{"Now", `{"measurement":"cpu","field":"usage","value":"x"}`, "holds it as float"},
@@ -248,7 +236,6 @@ func TestPoisoning(t *testing.T) {
 			t.Errorf("%s: got %d %s, want 400 mentioning %q", a.name, r.status, r.body, a.mention)
 		}
 	}
-	wg.Wait()
 	n := <-acked
 	if got := g.count(t, "cpu", "usage"); got != int64(n)+1 {
 		t.Errorf("InfluxDB holds %d points of cpu.usage, want the %d acknowledged", got, n+1)
@@ -285,6 +272,29 @@ func TestPoisoningWithoutGuard(t *testing.T) {
 	if len(letters) != 1 || letters[0].KeyID != honestKey.ID {
 		t.Errorf("dead letters %+v, want the honest key's acknowledged point", letters)
 	}
+}
+
+// writeUsage submits, in the background, 200 points of cpu.usage as
+// floats with key, one a request from fixedNow on, and then one at each
+// of extra, and sends on the channel it returns how many were
+// acknowledged.
+func writeUsage(t *testing.T, g *gateway, key string, extra ...int64) <-chan int {
+	acked := make(chan int, 1)
+	go func() {
+		n := 0
+		stamps := make([]int64, 0, 200+len(extra))
+		for i := range 200 {
+			stamps = append(stamps, fixedNow.UnixNano()+int64(i))
+		}
+		for _, ts := range append(stamps, extra...) {
+			body := fmt.Sprintf(`{"measurement":"cpu","field":"usage","value":0.5,"timestamp":%d}`, ts)
+			if r := g.submit(t, key, body); r.status == 200 {
+				n++
+			}
+		}
+		acked <- n
+	}()
+	return acked
 }
 
 // deadLetters reads the gateway's dead-letter file, none if it has none.

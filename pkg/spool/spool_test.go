@@ -372,6 +372,16 @@ func TestKeysRecorded(t *testing.T) {
 // payload that the header says is longer.
 func tornAfter(t *testing.T, segs []string, n int) {
 	t.Helper()
+	// length 30, 1 point with the extension flag, a CRC, key 5, then 10
+	// of the 30 payload bytes.
+	torn := []byte{30, 0, 0, 0, 1, 0, 0, 0x80, 1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0, 0}
+	tearAfterRecords(t, segs, append(torn, "m,host=h x="...))
+}
+
+// tearAfterRecords finds the segment holding the test's records and
+// writes torn after them, as a write cut short by a crash leaves a record.
+func tearAfterRecords(t *testing.T, segs []string, torn []byte) {
+	t.Helper()
 	for _, path := range segs {
 		data, err := os.ReadFile(path)
 		if err != nil || !strings.Contains(string(data), "x=1i") {
@@ -383,10 +393,6 @@ func tornAfter(t *testing.T, segs []string, n int) {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		// length 30, 1 point with the extension flag, a CRC, key 5, then 10
-		// of the 30 payload bytes.
-		torn := []byte{30, 0, 0, 0, 1, 0, 0, 0x80, 1, 2, 3, 4, 5, 0, 0, 0, 0, 0, 0, 0}
-		torn = append(torn, "m,host=h x="...)
 		if _, err := f.WriteAt(torn, int64(end)); err != nil {
 			t.Fatal(err)
 		}
@@ -460,29 +466,10 @@ func testDestinationsRecorded(t *testing.T, mode spool.SyncMode) {
 	}
 }
 
-// tornDestination finds the segment holding the records and writes after
-// them the start of a record for a destination of 20 bytes, torn within
-// the name.
+// tornDestination writes after the test's records the start of a record
+// for a destination of 20 bytes, torn within the name: length 30, 1 point
+// with the destination flag, a CRC, then 5 of the 20 bytes of the name.
 func tornDestination(t *testing.T, segs []string) {
 	t.Helper()
-	for _, path := range segs {
-		data, err := os.ReadFile(path)
-		if err != nil || !strings.Contains(string(data), "x=1i") {
-			continue
-		}
-		end := strings.LastIndex(string(data), "\n") + 1
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		// length 30, 1 point with the destination flag, a CRC, then 20
-		// bytes of name of which 5 are there.
-		torn := []byte{30, 0, 0, 0, 1, 0, 0, 0x40, 1, 2, 3, 4, 20, 't', 'e', 'n', 'a', 'n'}
-		if _, err := f.WriteAt(torn, int64(end)); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Fatalf("no segment among %v holds the records", segs)
+	tearAfterRecords(t, segs, []byte{30, 0, 0, 0, 1, 0, 0, 0x40, 1, 2, 3, 4, 20, 't', 'e', 'n', 'a', 'n'})
 }

@@ -27,8 +27,11 @@
 # 4. Peak RSS of the apiserver: through all of the above, and with batches
 #    on CONNS connections at once.
 # 5. What the isolation checks cost: one gateway with them on (the
-#    defaults: point budgets, time window, series per key, schema guard)
-#    and one with them off, one point per request and batches.
+#    defaults: point budgets, time window, series per key, schema guard,
+#    quarantine, and a key with a bucket of its own, which its spool
+#    records name and the forwarder writes apart) and one with them off
+#    and the key in the gateway's bucket, one point per request and
+#    batches.
 # 6. An apiserver on a PostgreSQL key store holding 1,000,000 keys: the
 #    time from its start to its first accepted point.
 # Everything listens on loopback and stops by itself. SECTIONS runs only
@@ -112,10 +115,11 @@ spool_points() { curl -fs "http://127.0.0.1:${admin_of[$1]}/readyz" | sed -n 's/
 wait_drained() { for _ in $(seq 1 1200); do [ "$(spool_points "$1")" = "0" ] && return; sleep 0.05; done; }
 
 # run_wrk URL BODY_FILE CONNS [CONTENT_TYPE] -> "rps p50_ms p99_ms non2xx
-# requests", run as $PIN wrk -t$WRK_THREADS.
+# requests", run as $PIN wrk -t$WRK_THREADS, with the key $WRK_KEY if
+# set, else $key.
 run_wrk() {
   local out n
-  out=$(BODY_FILE=$2 API_KEY=$key CONTENT_TYPE=${4:-application/json} \
+  out=$(BODY_FILE=$2 API_KEY=${WRK_KEY:-$key} CONTENT_TYPE=${4:-application/json} \
     $PIN wrk -t"$WRK_THREADS" -c"$3" -d"$DURATION" --latency -s scripts/bench/post.lua "$1")
   local rps p50 p99 bad
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
@@ -163,21 +167,28 @@ with open(w + "/batch.lp", "w") as f:
 PY
 
 # checks_section: the same gateway with the isolation checks on (the
-# defaults) and off, in interleaved rounds: one point per request and
+# defaults, and a key with a bucket of its own) and off (the key in the
+# gateway's bucket), in interleaved rounds: one point per request and
 # 5000-point batches, each without pacing (--pace-batches 0), so what is
 # accepted is the gateway's own rate, and --fsync interval, so it is bound
 # by CPU, where the checks' cost shows.
 checks_section() {
   local r mode res off_flags
-  local -A cport cpid cres
-  off_flags=(--max-future 0 --max-fields 0 --max-tags 0 --max-series-per-key 0 --schema-guard=false)
-  start_gateway checks-on --fsync interval --pace-batches 0
+  local -A cport cpid cres ckey
+  off_flags=(--max-future 0 --max-fields 0 --max-tags 0 --max-series-per-key 0 --schema-guard=false --quarantine-after 0)
+  # The gateway with the checks on reads a key store of its own, whose key
+  # writes to a bucket of its own.
+  curl -fs -XPOST "$INFLUX_URL/query" --data-urlencode "q=CREATE DATABASE bench_own" >/dev/null
+  ckey[on]=$("$work/keyctl" --db "$work/keys-own.db" generate --hostname 127.0.0.1 --bucket bench_own --description bench --quiet)
+  ckey[off]=$key
+  start_gateway checks-on --fsync interval --pace-batches 0 --db "$work/keys-own.db"
   cport[on]=$gw_port cpid[on]=$gw_pid
   start_gateway checks-off --fsync interval --pace-batches 0 "${off_flags[@]}"
   cport[off]=$gw_port cpid[off]=$gw_pid
-  echo "== 5. the isolation checks on (defaults) and off (${off_flags[*]}), --fsync interval, --pace-batches 0, $ROUNDS rounds of $DURATION, interleaved"
+  echo "== 5. the isolation checks on (defaults, a key with its own bucket) and off (${off_flags[*]}, the gateway's bucket), --fsync interval, --pace-batches 0, $ROUNDS rounds of $DURATION, interleaved"
   for r in $(seq 1 "$ROUNDS"); do
     for mode in on off; do
+      export WRK_KEY=${ckey[$mode]}
       res=$(run_wrk "http://127.0.0.1:${cport[$mode]}/api/submit" "$work/one.json" "$CONNS")
       cres[one-$mode]+="$res"$'\n'
       wait_drained "${cport[$mode]}"
@@ -187,6 +198,7 @@ checks_section() {
     done
     echo "checks round $r done" >&2
   done
+  unset WRK_KEY
   printf '%-44s %14s %14s %9s %8s\n' target "checks on" "checks off" "on/off" "non-2xx"
   for t in one batch; do
     local on off bad

@@ -35,6 +35,11 @@ func BenchmarkSubmit(b *testing.B) {
 // changed by mutate if set, and returns its handler and a key for
 // 127.0.0.1.
 func benchGateway(b *testing.B, mutate func(*gatewaypkg.Config)) (http.Handler, string) {
+	return benchGatewayKey(b, mutate, keystore.NewKey{Hostname: "127.0.0.1"})
+}
+
+// benchGatewayKey is benchGateway with the key nk describes.
+func benchGatewayKey(b *testing.B, mutate func(*gatewaypkg.Config), nk keystore.NewKey) (http.Handler, string) {
 	ctx := context.Background()
 	dir := b.TempDir()
 	cfg := gatewaypkg.Config{
@@ -52,7 +57,7 @@ func benchGateway(b *testing.B, mutate func(*gatewaypkg.Config)) (http.Handler, 
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { g.Close() })
-	_, plain, err := g.Keys().Generate(ctx, keystore.NewKey{Hostname: "127.0.0.1"})
+	_, plain, err := g.Keys().Generate(ctx, nk)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,9 +105,11 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkChecks is one-point requests and 5000-point batches through the
-// whole handler, with the isolation checks on (the defaults) and off
-// (--max-future 0 --max-fields 0 --max-tags 0 --max-series-per-key 0
-// --schema-guard=false): what the checks cost per request.
+// whole handler, with the isolation checks on (the defaults, and a key
+// with a bucket of its own, whose records name it) and off (--max-future 0
+// --max-fields 0 --max-tags 0 --max-series-per-key 0 --schema-guard=false
+// --quarantine-after 0, a key of the gateway's bucket): what the checks
+// cost per request.
 func BenchmarkChecks(b *testing.B) {
 	var batch bytes.Buffer
 	batch.WriteString("[")
@@ -119,13 +126,19 @@ func BenchmarkChecks(b *testing.B) {
 	}{{"one", []byte(`{"field": "os_updates", "value": 5}`)}, {"batch", batch.Bytes()}} {
 		for _, on := range []bool{true, false} {
 			b.Run(fmt.Sprintf("%s/checks=%v", body.name, on), func(b *testing.B) {
-				h, key := benchGateway(b, func(cfg *gatewaypkg.Config) {
+				nk := keystore.NewKey{Hostname: "127.0.0.1", Bucket: "bench_own"}
+				if !on {
+					nk.Bucket = ""
+				}
+				h, key := benchGatewayKey(b, func(cfg *gatewaypkg.Config) {
+					cfg.QuarantineAfter = 100
 					if !on {
 						cfg.Server.Limits = points.Limits{}
 						cfg.Server.MaxSeriesPerKey = 0
 						cfg.NoSchemaGuard = true
+						cfg.QuarantineAfter = 0
 					}
-				})
+				}, nk)
 				serveLoop(b, h, key, body.data)
 			})
 		}

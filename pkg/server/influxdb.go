@@ -58,10 +58,10 @@ func influxV1API(cfg Config) writeAPI {
 	}
 }
 
-// lineProtocolFactor is the memory a line-protocol body's points take per
-// byte of the body, about: 2.2 MB allocated for a 0.21 MB batch of 5000,
-// where a line is shorter than its point.
-const lineProtocolFactor = 10
+// lineProtocolFactor is the memory a line-protocol body's scan takes per
+// byte of the body, about: the line protocol it writes, a little longer
+// than the body (the host tag, timestamps), and a series hash per line.
+const lineProtocolFactor = 2
 
 // lineProtocolParser returns a writeAPI parser that reads line protocol with
 // timestamps in the precision named by the precision query parameter.
@@ -73,10 +73,10 @@ func lineProtocolParser(cfg Config, precisions map[string]time.Duration, names s
 		if !ok {
 			return nil, fmt.Errorf("%w: invalid precision %q (use %s)", errInvalidParam, name, names)
 		}
-		return func(body io.Reader, _ int64, now time.Time, grow func(int64) error) ([]points.Point, error) {
+		return func(w *parseWork, body io.Reader, size int64, now time.Time, host string, grow func(int64) error) (*points.Lines, error) {
 			o := opts
 			o.Grow = grow
-			return points.ParseLineProtocol(body, precision, o, now)
+			return w.scan.Scan(body, size, precision, o, host, now)
 		}, nil
 	}
 }

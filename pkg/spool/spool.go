@@ -106,6 +106,7 @@ type Spool struct {
 	readFile *os.File
 	readSeg  uint64
 	readBuf  []byte
+	ackFile  *os.File // open from the first Ack, written by the reader
 }
 
 // position is a place in the log.
@@ -250,6 +251,9 @@ func (s *Spool) Close() error {
 	(<-s.next).close()
 	if s.readFile != nil {
 		s.readFile.Close()
+	}
+	if s.ackFile != nil {
+		s.ackFile.Close()
 	}
 	if s.aio != nil {
 		s.aio.close()

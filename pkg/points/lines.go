@@ -102,24 +102,25 @@ func shapeKind(k lineprotocol.ValueKind) byte {
 	return byte(k)
 }
 
-// addPoint records a point written to Data: its series hash, and its shape,
-// the measurement (the first m bytes of shape, then a 0) followed by each
-// field's key, a 0 and its kind byte. A request repeats a few shapes, so a
-// point whose shape was seen costs one map look-up; a new one adds its
-// measurement and fields.
-func (l *Lines) addPoint(shape []byte, m, fields int, series uint64, line int) {
-	l.Series = append(l.Series, series)
-	l.Values += fields
-	index := l.Points
-	l.Points++
+// newShape reports whether no point before had shape, the measurement
+// (then a 0) followed by each field's key, a 0 and its kind byte. A request
+// repeats a few shapes, so a point whose shape was seen costs this one map
+// look-up; a new one is recorded with addShape.
+func (l *Lines) newShape(shape []byte) bool {
 	if l.shapes == nil {
 		l.shapes = make(map[string]struct{})
 		l.fieldSeen = make(map[string]struct{})
 	}
-	if _, ok := l.shapes[string(shape)]; ok {
-		return
-	}
+	_, seen := l.shapes[string(shape)]
+	return !seen
+}
+
+// addShape records a new shape, whose measurement is its first m bytes,
+// for the point about to be added, which starts on line (0 for JSON): its
+// measurement and fields, where they are new.
+func (l *Lines) addShape(shape []byte, m, line int) {
 	l.shapes[string(shape)] = struct{}{}
+	index := l.Points
 	measurement := shape[:m]
 	l.addMeasurement(measurement, index, line)
 	rest := shape[m+1:]
@@ -135,6 +136,14 @@ func (l *Lines) addPoint(shape []byte, m, fields int, series uint64, line int) {
 		l.Fields = append(l.Fields, FieldType{Measurement: string(measurement), Field: string(key),
 			Kind: lineprotocol.ValueKind(kind), Point: index, Line: line})
 	}
+}
+
+// addPoint records a point written to Data, of fields fields and series
+// hash series, after its shape.
+func (l *Lines) addPoint(fields int, series uint64) {
+	l.Series = append(l.Series, series)
+	l.Values += fields
+	l.Points++
 }
 
 // addMeasurement records m unless it was seen: by comparison while there
@@ -192,7 +201,10 @@ func EncodeLines(l *Lines, pts []Point, hostTag, host string, now time.Time) err
 			l.Data = enc.Bytes()
 			return pointError(i, err)
 		}
-		l.addPoint(shape, len(p.Measurement), len(p.Fields), series, p.Line)
+		if l.newShape(shape) {
+			l.addShape(shape, len(p.Measurement), p.Line)
+		}
+		l.addPoint(len(p.Fields), series)
 	}
 	l.Data = enc.Bytes()
 	return nil

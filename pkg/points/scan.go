@@ -1,6 +1,7 @@
 package points
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 )
@@ -42,21 +44,19 @@ type Scanner struct {
 	used, granted int64
 
 	// The current line: its measurement, then each field's key, a 0 and
-	// its kind (the shape Lines records); its tags, copied, with spans into
-	// tagBuf; and where its field keys are in shape.
-	shape   []byte
-	tagBuf  []byte
-	tags    []tagSpan
-	tagKeys []span
-	keys    []span
-	keySet  map[string]struct{}
+	// its kind (the shape Lines records); its tags and its field keys,
+	// where the decoder returned them in the body, or copied into ownBuf.
+	shape     []byte
+	ownBuf    []byte
+	tags      []tagTok
+	tagKeys   [][]byte
+	fieldKeys [][]byte
+	keySet    map[string]struct{}
 
-	counter lineCounter
+	cursor lineCursor
 }
 
-type span struct{ start, end int }
-
-type tagSpan struct{ key, value span }
+type tagTok struct{ key, value []byte }
 
 // errRefused is what a scan fails with inside; Scan replaces it with
 // ParseLineProtocol's error for the body.
@@ -133,18 +133,8 @@ func (s *Scanner) explain(body []byte, err error) error {
 
 // scan writes body's points into s.lines.
 func (s *Scanner) scan(body []byte) error {
-	// The decoder reads a body of many lines one line at a time, so the
-	// line of each entry is known, as ParseLineProtocol knows it; a body of
-	// one line is decoded in place, without the reader's buffer.
-	var dec *lineprotocol.Decoder
-	var lc *lineCounter
-	if i := bytes.IndexByte(body, '\n'); i < 0 || i == len(body)-1 {
-		dec = lineprotocol.NewDecoderWithBytes(body)
-	} else {
-		s.counter = lineCounter{b: body, line: 1}
-		lc = &s.counter
-		dec = lineprotocol.NewDecoder(lc)
-	}
+	dec := lineprotocol.NewDecoderWithBytes(body)
+	s.body, s.cursor = body, lineCursor{line: 1}
 	// Timestamps, the host tag and canonical values make the output a
 	// little longer than the input, as a rule.
 	s.lines.Data = slices.Grow(s.lines.Data, len(body)+len(body)/4)
@@ -152,12 +142,8 @@ func (s *Scanner) scan(body []byte) error {
 		if s.opts.MaxPoints > 0 && s.lines.Points >= s.opts.MaxPoints {
 			return fmt.Errorf("%w: a batch may hold at most %d points", ErrTooManyPoints, s.opts.MaxPoints)
 		}
-		line := 1
-		if lc != nil {
-			line = lc.line
-		}
 		before := len(s.lines.Data)
-		if err := s.line(dec, line); err != nil {
+		if err := s.line(dec); err != nil {
 			return err
 		}
 		if err := s.charge(int64(len(s.lines.Data)-before) + 8); err != nil {
@@ -171,34 +157,56 @@ func (s *Scanner) scan(body []byte) error {
 	return nil
 }
 
-// lineCounter hands out a body's bytes at most one line per Read, and
-// counts the lines, as lineReader does for a reader.
-type lineCounter struct {
-	b     []byte
-	line  int  // the line of the last byte handed out
-	atEOL bool // the last byte handed out ended a line
+// lineCursor counts a body's lines up to an offset, going forward only.
+type lineCursor struct {
+	off, line int
 }
 
-// Read hands out the next bytes of the body, never past the next newline.
-func (lc *lineCounter) Read(p []byte) (int, error) {
-	if len(lc.b) == 0 {
-		return 0, io.EOF
+// lineOf returns the line of the entry whose measurement is m, the
+// Scanner's point s.lines.Points: only the first point of a new
+// measurement or field needs it, for messages. A measurement the decoder
+// returned in place is found in the body by its address, and the lines
+// before it counted from the last one asked for; one it unescaped into
+// a buffer of its own is found by decoding the body again up to its entry,
+// as ParseLineProtocol finds lines.
+func (s *Scanner) lineOf(m []byte) int {
+	off, ok := offsetIn(s.body, m)
+	if !ok || off < s.cursor.off {
+		return entryLine(s.body, s.lines.Points)
 	}
-	if len(p) == 0 {
-		return 0, nil
+	s.cursor.line += bytes.Count(s.body[s.cursor.off:off], []byte{'\n'})
+	s.cursor.off = off
+	return s.cursor.line
+}
+
+// offsetIn returns the offset in body of tok, a token the decoder returned,
+// when tok is in body rather than in the decoder's buffer of unescaped
+// tokens. The decoder of a whole body in memory returns a token in place
+// when it had nothing to unescape, so such a token holds no byte its part
+// of a line escapes.
+func offsetIn(body, tok []byte) (int, bool) {
+	if len(tok) == 0 || len(body) == 0 {
+		return 0, false
 	}
-	if lc.atEOL {
-		lc.line++
-		lc.atEOL = false
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(body)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(tok)))
+	if p < start || p-start >= uintptr(len(body)) {
+		return 0, false
 	}
-	chunk := lc.b[:min(len(p), len(lc.b))]
-	if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
-		chunk = chunk[:i+1]
-		lc.atEOL = true
+	return int(p - start), true
+}
+
+// entryLine returns the line entry n (from 0) of body starts on, reading
+// it as ParseLineProtocol does.
+func entryLine(body []byte, n int) int {
+	lr := &lineReader{br: bufio.NewReader(bytes.NewReader(body)), line: 1}
+	dec := lineprotocol.NewDecoder(lr)
+	for i := 0; dec.Next(); i++ {
+		if i == n {
+			break
+		}
 	}
-	n := copy(p, chunk)
-	lc.b = lc.b[n:]
-	return n, nil
+	return lr.line
 }
 
 // charge counts n more bytes of the parse's memory and asks opts.Grow for
@@ -217,14 +225,14 @@ func (s *Scanner) charge(n int64) error {
 }
 
 // line writes the entry at the decoder's position, or refuses it.
-func (s *Scanner) line(dec *lineprotocol.Decoder, line int) error {
+func (s *Scanner) line(dec *lineprotocol.Decoder) error {
 	m, err := dec.Measurement()
 	if err != nil || !nameOK(m, s.lim.MaxNameLen, false) {
 		return errRefused
 	}
 	out := s.lines.Data
 	start := len(out)
-	out = appendEscaped(out, m, &measurementEscapes)
+	out = s.appendToken(out, m, &measurementEscapes)
 	s.shape = append(append(s.shape[:0], m...), 0)
 	if err := s.readTags(dec, len(m)); err != nil {
 		return err
@@ -239,21 +247,86 @@ func (s *Scanner) line(dec *lineprotocol.Decoder, line int) error {
 	if err != nil {
 		return errRefused
 	}
-	t, err := timestamp(ts, s.precision, s.now)
-	if err != nil || s.lim.checkTime(t, s.now) != nil {
-		return errRefused
+	if out, err = s.appendTime(append(out, ' '), ts); err != nil {
+		return err
 	}
-	out = append(out, ' ')
-	out = strconv.AppendInt(out, t.UnixNano(), 10)
 	s.lines.Data = append(out, '\n')
-	s.lines.addPoint(s.shape, len(m), n, series, line)
+	if s.lines.newShape(s.shape) {
+		s.lines.addShape(s.shape, len(m), s.lineOf(m))
+	}
+	s.lines.addPoint(n, series)
 	return nil
 }
 
-// readTags copies the entry's tags into s.tags, checking each as
+// appendTime writes the entry's time, ts in units of the precision, in
+// nanoseconds, and refuses one timestamp and Limits.checkTime refuse. A
+// timestamp of up to 19 digits is read and checked here, in integers;
+// anything else by timestamp and checkTime.
+func (s *Scanner) appendTime(out, ts []byte) ([]byte, error) {
+	n, ok := smallInt(ts)
+	p := int64(s.precision)
+	if !ok || n > maxNanoTime/p || n < minNanoTime/p {
+		t, err := timestamp(ts, s.precision, s.now)
+		if err != nil || s.lim.checkTime(t, s.now) != nil {
+			return out, errRefused
+		}
+		return strconv.AppendInt(out, t.UnixNano(), 10), nil
+	}
+	ns := n * p
+	now := s.now.UnixNano()
+	if s.lim.MaxFuture > 0 && ns > addSat(now, int64(s.lim.MaxFuture)) ||
+		s.lim.MaxPast > 0 && ns < addSat(now, -int64(s.lim.MaxPast)) {
+		return out, errRefused
+	}
+	if p == 1 && (ts[0] != '0' || len(ts) == 1) && (ts[0] != '-' || ts[1] != '0') {
+		return append(out, ts...), nil // as AppendInt would write it
+	}
+	return strconv.AppendInt(out, ns, 10), nil
+}
+
+// smallInt reads b as a decimal integer of 1 to 19 digits with an optional
+// minus sign, as strconv.ParseInt does; ok is false for anything else,
+// such as a value out of int64's range.
+func smallInt(b []byte) (n int64, ok bool) {
+	d := b
+	if len(d) > 0 && d[0] == '-' {
+		d = d[1:]
+	}
+	if len(d) == 0 || len(d) > 19 {
+		return 0, false
+	}
+	var u uint64 // 19 digits fit
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		u = u*10 + uint64(c-'0')
+	}
+	if u > math.MaxInt64 {
+		return 0, false // ParseInt takes -2^63; the range check refuses it anyway
+	}
+	if len(d) < len(b) {
+		return -int64(u), true
+	}
+	return int64(u), true
+}
+
+// addSat returns a+b, held at the ends of int64 rather than wrapping.
+func addSat(a, b int64) int64 {
+	c := a + b
+	switch {
+	case b > 0 && c < a:
+		return math.MaxInt64
+	case b < 0 && c > a:
+		return math.MinInt64
+	}
+	return c
+}
+
+// readTags reads the entry's tags into s.tags, checking each as
 // batch.addTag does; mLen is the measurement's length.
 func (s *Scanner) readTags(dec *lineprotocol.Decoder, mLen int) error {
-	s.tags, s.tagKeys, s.tagBuf = s.tags[:0], s.tagKeys[:0], s.tagBuf[:0]
+	s.tags, s.tagKeys, s.ownBuf = s.tags[:0], s.tagKeys[:0], s.ownBuf[:0]
 	keyLen := mLen
 	for {
 		k, v, err := dec.NextTag()
@@ -269,40 +342,45 @@ func (s *Scanner) readTags(dec *lineprotocol.Decoder, mLen int) error {
 		if s.lim.MaxTags > 0 && len(s.tags) >= s.lim.MaxTags {
 			return errRefused
 		}
-		if !nameOK(k, s.lim.MaxNameLen, true) || !tagValueOK(v, s.lim.MaxValueLen) {
+		if !nameOK(k, s.lim.MaxNameLen, true) || !tagValueOK(v, s.lim.MaxValueLen) || seenBytes(&s.keySet, s.tagKeys, k) {
 			return errRefused
 		}
-		if seenSpan(&s.keySet, s.tagKeys, s.tagBuf, k) {
-			return errRefused
-		}
-		var t tagSpan
-		t.key.start = len(s.tagBuf)
-		s.tagBuf = append(s.tagBuf, k...)
-		t.key.end = len(s.tagBuf)
-		s.tagBuf = append(s.tagBuf, v...)
-		t.value = span{t.key.end, len(s.tagBuf)}
+		t := tagTok{s.own(k), s.own(v)}
 		s.tags = append(s.tags, t)
 		s.tagKeys = append(s.tagKeys, t.key)
 	}
 }
 
+// own returns tok, a token the decoder returned, where it stays until the
+// next entry: in place in the body, or copied.
+func (s *Scanner) own(tok []byte) []byte {
+	if _, ok := offsetIn(s.body, tok); ok {
+		return tok
+	}
+	start := len(s.ownBuf)
+	s.ownBuf = append(s.ownBuf, tok...)
+	return s.ownBuf[start:len(s.ownBuf):len(s.ownBuf)]
+}
+
 // appendTags writes the tags, sorted by key, without the client's host tag
 // and with the gateway's among them, as Encode does.
 func (s *Scanner) appendTags(out []byte) []byte {
-	key := func(t tagSpan) []byte { return s.tagBuf[t.key.start:t.key.end] }
-	if !slices.IsSortedFunc(s.tags, func(a, b tagSpan) int { return bytes.Compare(key(a), key(b)) }) {
-		slices.SortFunc(s.tags, func(a, b tagSpan) int { return bytes.Compare(key(a), key(b)) })
+	tags := s.tags
+	for i := 1; i < len(tags); i++ { // few, and mostly sorted already
+		for j := i; j > 0 && string(tags[j-1].key) > string(tags[j].key); j-- {
+			tags[j-1], tags[j] = tags[j], tags[j-1]
+		}
 	}
 	hostTag := s.opts.HostTag
 	hostDone := false
-	for _, t := range s.tags {
-		k := key(t)
-		if !hostDone && string(k) >= hostTag {
+	for _, t := range tags {
+		if !hostDone && string(t.key) >= hostTag {
 			out = appendTag(out, hostTag, s.host)
 			hostDone = true
 		}
-		if string(k) != hostTag {
-			out = appendTag(out, k, s.tagBuf[t.value.start:t.value.end])
+		if string(t.key) != hostTag {
+			out = append(s.appendToken(append(out, ','), t.key, &tagKeyEscapes), '=')
+			out = s.appendToken(out, t.value, &tagValueEscapes)
 		}
 	}
 	if !hostDone {
@@ -311,7 +389,7 @@ func (s *Scanner) appendTags(out []byte) []byte {
 	return out
 }
 
-func appendTag[T string | []byte](out []byte, k, v T) []byte {
+func appendTag(out []byte, k, v string) []byte {
 	out = append(out, ',')
 	out = appendEscaped(out, k, &tagKeyEscapes)
 	out = append(out, '=')
@@ -321,7 +399,7 @@ func appendTag[T string | []byte](out []byte, k, v T) []byte {
 // appendFields writes the entry's fields, checking each as batch.fieldKey
 // and ownValue do, and returns how many it wrote.
 func (s *Scanner) appendFields(dec *lineprotocol.Decoder, out []byte) ([]byte, int, error) {
-	s.keys = s.keys[:0]
+	s.fieldKeys = s.fieldKeys[:0]
 	for {
 		k, kind, raw, err := dec.NextFieldBytes()
 		if err != nil {
@@ -330,9 +408,9 @@ func (s *Scanner) appendFields(dec *lineprotocol.Decoder, out []byte) ([]byte, i
 		if k == nil {
 			break
 		}
-		n := len(s.keys)
-		if s.lim.MaxFields > 0 && n >= s.lim.MaxFields || s.opts.HostTag != "" && string(k) == s.opts.HostTag ||
-			!nameOK(k, s.lim.MaxNameLen, true) || seenSpan(&s.keySet, s.keys, s.shape, k) {
+		n := len(s.fieldKeys)
+		if s.lim.MaxFields > 0 && n >= s.lim.MaxFields || string(k) == s.opts.HostTag ||
+			!nameOK(k, s.lim.MaxNameLen, true) || seenBytes(&s.keySet, s.fieldKeys, k) {
 			return out, 0, errRefused
 		}
 		if n == 0 {
@@ -340,28 +418,27 @@ func (s *Scanner) appendFields(dec *lineprotocol.Decoder, out []byte) ([]byte, i
 		} else {
 			out = append(out, ',')
 		}
-		out = appendEscaped(out, k, &fieldKeyEscapes)
-		out = append(out, '=')
+		out = append(s.appendToken(out, k, &fieldKeyEscapes), '=')
 		if out, err = appendValue(out, kind, raw, s.lim.MaxValueLen); err != nil {
 			return out, 0, err
 		}
-		s.keys = append(s.keys, span{len(s.shape), len(s.shape) + len(k)})
+		s.fieldKeys = append(s.fieldKeys, s.own(k))
 		s.shape = append(append(append(s.shape, k...), 0), shapeKind(kind))
 	}
-	if len(s.keys) == 0 {
+	if len(s.fieldKeys) == 0 {
 		return out, 0, errRefused
 	}
-	return out, len(s.keys), nil
+	return out, len(s.fieldKeys), nil
 }
 
-// seenSpan reports whether k is one of the keys before it, at spans of
-// buf: by comparison while there are few, through set once there are many,
-// as seenKey does, so a line of many keys does not take their square. It
-// adds k to set once set is in use.
-func seenSpan(set *map[string]struct{}, before []span, buf, k []byte) bool {
+// seenBytes reports whether k is one of the keys before it: by comparison
+// while there are few, through set once there are many, as seenKey does,
+// so a line of many keys does not take their square. It adds k to set once
+// set is in use.
+func seenBytes(set *map[string]struct{}, before [][]byte, k []byte) bool {
 	if len(before) < manyKeys {
-		for _, sp := range before {
-			if string(buf[sp.start:sp.end]) == string(k) {
+		for _, b := range before {
+			if string(b) == string(k) {
 				return true
 			}
 		}
@@ -372,8 +449,8 @@ func seenSpan(set *map[string]struct{}, before []span, buf, k []byte) bool {
 			*set = make(map[string]struct{})
 		}
 		clear(*set)
-		for _, sp := range before {
-			(*set)[string(buf[sp.start:sp.end])] = struct{}{}
+		for _, b := range before {
+			(*set)[string(b)] = struct{}{}
 		}
 	}
 	if _, ok := (*set)[string(k)]; ok {
@@ -520,6 +597,16 @@ var (
 	fieldKeyEscapes    = tagKeyEscapes
 	stringEscapes      = newEscapes("\\\\\"\"\nn\rr\tt")
 )
+
+// appendToken appends tok, a name or tag value the decoder returned, as
+// Encode escapes it: as it is when the decoder returned it in place, when
+// it has nothing to escape (see offsetIn).
+func (s *Scanner) appendToken(out, tok []byte, e *escapes) []byte {
+	if _, ok := offsetIn(s.body, tok); ok {
+		return append(out, tok...)
+	}
+	return appendEscaped(out, tok, e)
+}
 
 // appendEscaped appends b with the bytes e escapes escaped.
 func appendEscaped[T string | []byte](out []byte, b T, e *escapes) []byte {

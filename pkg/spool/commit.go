@@ -49,10 +49,12 @@ func (s *Spool) AppendFrom(key int64, data []byte, points int) error {
 
 	if s.opts.Sync == SyncInterval {
 		// Nothing to wait for but the write itself: do it here, under the
-		// write lock, rather than hand it to the committer and back.
-		rec := appendRecord(make([]byte, 0, size), data, points, key)
+		// write lock, rather than hand it to the committer and back, with
+		// the header and the data copied straight into the segment.
+		var hdr [headerSize + extSize]byte
+		h := recordHeader(&hdr, data, points, key)
 		s.wmu.Lock()
-		err := s.commit(rec, int64(points))
+		err := s.commit(int64(points), h, data)
 		s.wmu.Unlock()
 		if err != nil {
 			s.unreserve(size)
@@ -103,7 +105,7 @@ func (s *Spool) commitLoop() {
 			s.cur = &group{buf: spare[:0], done: make(chan struct{})}
 			s.gmu.Unlock()
 			s.wmu.Lock()
-			g.err = s.commit(g.buf, g.points)
+			g.err = s.commit(g.points, g.buf)
 			s.wmu.Unlock()
 			// The appenders read only err, so the buffer takes the next
 			// group but one.
@@ -113,14 +115,19 @@ func (s *Spool) commitLoop() {
 	}
 }
 
-// commit writes buf, the records of group, to the current segment.
-func (s *Spool) commit(buf []byte, points int64) error {
-	if s.fileOff+int64(len(buf)) > s.fileCap {
-		if err := s.roll(int64(len(buf))); err != nil {
+// commit writes parts, one or more whole records holding points points,
+// to the current segment.
+func (s *Spool) commit(points int64, parts ...[]byte) error {
+	var n int64
+	for _, p := range parts {
+		n += int64(len(p))
+	}
+	if s.fileOff+n > s.fileCap {
+		if err := s.roll(n); err != nil {
 			return err
 		}
 	}
-	if err := s.writeAt(buf, s.fileOff); err != nil {
+	if err := s.writeAt(s.fileOff, parts); err != nil {
 		// The tail of this segment is now unknown: seal it where it was
 		// valid and continue in a new one.
 		s.mu.Lock()
@@ -129,7 +136,7 @@ func (s *Spool) commit(buf []byte, points int64) error {
 		s.fileCap = 0
 		return fmt.Errorf("%w: %w", ErrWrite, err)
 	}
-	s.fileOff += int64(len(buf))
+	s.fileOff += n
 	s.mu.Lock()
 	s.segs[len(s.segs)-1].end = s.fileOff
 	s.points.Add(points)
@@ -156,13 +163,19 @@ func (s *Spool) syncGroup() error {
 	return fdatasync(s.file)
 }
 
-// writeAt copies buf into the mapped segment, or writes it where there is
-// no mapping. A mapped page that cannot be read in (a failing disk) raises a
-// fault; it is turned into an error rather than a crash.
-func (s *Spool) writeAt(buf []byte, off int64) (err error) {
+// writeAt copies parts, one after the other, into the mapped segment at
+// off, or writes them where there is no mapping. A mapped page that cannot
+// be read in (a failing disk) raises a fault; it is turned into an error
+// rather than a crash.
+func (s *Spool) writeAt(off int64, parts [][]byte) (err error) {
 	if s.mem == nil {
-		_, err = s.file.WriteAt(buf, off)
-		return err
+		for _, p := range parts {
+			if _, err := s.file.WriteAt(p, off); err != nil {
+				return err
+			}
+			off += int64(len(p))
+		}
+		return nil
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -170,7 +183,9 @@ func (s *Spool) writeAt(buf []byte, off int64) (err error) {
 			err = fmt.Errorf("fault writing the mapped segment: %v", r)
 		}
 	}()
-	copy(s.mem[off:], buf)
+	for _, p := range parts {
+		off += int64(copy(s.mem[off:], p))
+	}
 	return nil
 }
 

@@ -38,6 +38,30 @@ type Lines struct {
 	fieldSeen map[string]struct{} // Fields, by measurement, field and type
 	mSeen     map[string]struct{} // Measurements, once there are many
 	key       []byte              // scratch for map keys
+	// names holds the strings made for earlier requests' shapes,
+	// measurements and fields, so that a request like the ones before
+	// (a one-point request above all) makes none. Reset keeps it, up to
+	// maxNameBytes.
+	names      map[string]string
+	namesBytes int
+}
+
+// maxNameBytes bounds the strings Lines.names holds: past it, the table
+// starts again.
+const maxNameBytes = 256 << 10
+
+// intern returns b as a string, made once for all requests.
+func (l *Lines) intern(b []byte) string {
+	if s, ok := l.names[string(b)]; ok {
+		return s
+	}
+	if l.names == nil || l.namesBytes+len(b) > maxNameBytes {
+		l.names, l.namesBytes = make(map[string]string), 0
+	}
+	l.namesBytes += len(b)
+	s := string(b)
+	l.names[s] = s
+	return s
 }
 
 // Place names a measurement and the first point that has it.
@@ -119,7 +143,7 @@ func (l *Lines) newShape(shape []byte) bool {
 // for the point about to be added, which starts on line (0 for JSON): its
 // measurement and fields, where they are new.
 func (l *Lines) addShape(shape []byte, m, line int) {
-	l.shapes[string(shape)] = struct{}{}
+	l.shapes[l.intern(shape)] = struct{}{}
 	index := l.Points
 	measurement := shape[:m]
 	l.addMeasurement(measurement, index, line)
@@ -132,8 +156,8 @@ func (l *Lines) addShape(shape []byte, m, line int) {
 		if _, ok := l.fieldSeen[string(l.key)]; ok {
 			continue
 		}
-		l.fieldSeen[string(l.key)] = struct{}{}
-		l.Fields = append(l.Fields, FieldType{Measurement: string(measurement), Field: string(key),
+		l.fieldSeen[l.intern(l.key)] = struct{}{}
+		l.Fields = append(l.Fields, FieldType{Measurement: l.intern(measurement), Field: l.intern(key),
 			Kind: lineprotocol.ValueKind(kind), Point: index, Line: line})
 	}
 }
@@ -167,9 +191,9 @@ func (l *Lines) addMeasurement(m []byte, index, line int) {
 		if _, ok := l.mSeen[string(m)]; ok {
 			return
 		}
-		l.mSeen[string(m)] = struct{}{}
+		l.mSeen[l.intern(m)] = struct{}{}
 	}
-	l.Measurements = append(l.Measurements, Place{Measurement: string(m), Point: index, Line: line})
+	l.Measurements = append(l.Measurements, Place{Measurement: l.intern(m), Point: index, Line: line})
 }
 
 // EncodeLines is Encode into l, with what the checks read of the points:

@@ -53,7 +53,8 @@ type Scanner struct {
 	fieldKeys [][]byte
 	keySet    map[string]struct{}
 
-	cursor lineCursor
+	cursor   lineCursor
+	unplaced bool // lineOf could not place a point; see fillLines
 }
 
 type tagTok struct{ key, value []byte }
@@ -134,7 +135,7 @@ func (s *Scanner) explain(body []byte, err error) error {
 // scan writes body's points into s.lines.
 func (s *Scanner) scan(body []byte) error {
 	dec := lineprotocol.NewDecoderWithBytes(body)
-	s.body, s.cursor = body, lineCursor{line: 1}
+	s.body, s.cursor, s.unplaced = body, lineCursor{line: 1}, false
 	// Timestamps, the host tag and canonical values make the output a
 	// little longer than the input, as a rule.
 	s.lines.Data = slices.Grow(s.lines.Data, len(body)+len(body)/4)
@@ -154,6 +155,9 @@ func (s *Scanner) scan(body []byte) error {
 	if s.lines.Points == 0 {
 		return fmt.Errorf("%w: the body holds no lines of line protocol", ErrEmpty)
 	}
+	if s.unplaced {
+		s.fillLines()
+	}
 	return nil
 }
 
@@ -166,17 +170,52 @@ type lineCursor struct {
 // Scanner's point s.lines.Points: only the first point of a new
 // measurement or field needs it, for messages. A measurement the decoder
 // returned in place is found in the body by its address, and the lines
-// before it counted from the last one asked for; one it unescaped into
-// a buffer of its own is found by decoding the body again up to its entry,
-// as ParseLineProtocol finds lines.
+// before it counted from the last one asked for. For one it unescaped into
+// a buffer of its own, lineOf returns -1 and notes the point, whose line
+// fillLines finds once the scan is done.
 func (s *Scanner) lineOf(m []byte) int {
 	off, ok := offsetIn(s.body, m)
 	if !ok || off < s.cursor.off {
-		return entryLine(s.body, s.lines.Points)
+		s.unplaced = true
+		return -1
 	}
 	s.cursor.line += bytes.Count(s.body[s.cursor.off:off], []byte{'\n'})
 	s.cursor.off = off
 	return s.cursor.line
+}
+
+// fillLines gives the measurements and fields that lineOf could not place
+// their lines, by decoding the body once more as ParseLineProtocol does:
+// once per request, however many there are.
+func (s *Scanner) fillLines() {
+	lr := &lineReader{br: bufio.NewReader(bytes.NewReader(s.body)), line: 1}
+	dec := lineprotocol.NewDecoder(lr)
+	lines := make(map[int]int) // point index -> line
+	for _, m := range s.lines.Measurements {
+		if m.Line < 0 {
+			lines[m.Point] = 0
+		}
+	}
+	for _, f := range s.lines.Fields {
+		if f.Line < 0 {
+			lines[f.Point] = 0
+		}
+	}
+	for i := 0; dec.Next(); i++ {
+		if _, ok := lines[i]; ok {
+			lines[i] = lr.line
+		}
+	}
+	for i, m := range s.lines.Measurements {
+		if m.Line < 0 {
+			s.lines.Measurements[i].Line = lines[m.Point]
+		}
+	}
+	for i, f := range s.lines.Fields {
+		if f.Line < 0 {
+			s.lines.Fields[i].Line = lines[f.Point]
+		}
+	}
 }
 
 // offsetIn returns the offset in body of tok, a token the decoder returned,
@@ -194,19 +233,6 @@ func offsetIn(body, tok []byte) (int, bool) {
 		return 0, false
 	}
 	return int(p - start), true
-}
-
-// entryLine returns the line entry n (from 0) of body starts on, reading
-// it as ParseLineProtocol does.
-func entryLine(body []byte, n int) int {
-	lr := &lineReader{br: bufio.NewReader(bytes.NewReader(body)), line: 1}
-	dec := lineprotocol.NewDecoder(lr)
-	for i := 0; dec.Next(); i++ {
-		if i == n {
-			break
-		}
-	}
-	return lr.line
 }
 
 // charge counts n more bytes of the parse's memory and asks opts.Grow for

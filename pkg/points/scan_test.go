@@ -76,6 +76,9 @@ func TestScanner(t *testing.T) {
 		`m\,n,t\ k=v\=w f\,g="x" 1`,
 		"m,a=1 v=1 -5\nm v=2",
 		"m v=1 1700000000\nm v=2",
+		// Escaped measurements are not in the body as they are: their
+		// lines are found once the scan is done.
+		"a\\ b v=1 1\n\n# c\nc\\,d v=2 2\nx s=\"p\nq\" 3\na\\ b w=3 4\nc\\,d v=\"s\" 5",
 	} {
 		for _, prec := range []time.Duration{time.Nanosecond, time.Second} {
 			if prec == time.Second && !strings.Contains(body, "1700000000\n") {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -15,6 +16,13 @@ import (
 const (
 	influxVersion = "1.8.10"
 	influxBuild   = "OSS"
+)
+
+// The values of influxHeaders, shared by every answer; net/http only reads
+// them, and one of length and capacity 1 is copied before it grows.
+var (
+	influxVersionHeader = []string{influxVersion}
+	influxBuildHeader   = []string{influxBuild}
 )
 
 // Precisions the write endpoints accept, by the name each API gives them.
@@ -68,7 +76,7 @@ const lineProtocolFactor = 2
 func lineProtocolParser(cfg Config, precisions map[string]time.Duration, names string) func(*http.Request) (parseFunc, error) {
 	opts := parseOptions(cfg)
 	return func(r *http.Request) (parseFunc, error) {
-		name := r.URL.Query().Get("precision")
+		name := queryValue(r.URL.RawQuery, "precision")
 		precision, ok := precisions[name]
 		if !ok {
 			return nil, fmt.Errorf("%w: invalid precision %q (use %s)", errInvalidParam, name, names)
@@ -100,7 +108,7 @@ func tokenKey(r *http.Request) string {
 // parameter, else the token of "Authorization: Token", else the password of
 // HTTP Basic auth.
 func passwordKey(r *http.Request) string {
-	if p := strings.TrimSpace(r.URL.Query().Get("p")); p != "" {
+	if p := strings.TrimSpace(queryValue(r.URL.RawQuery, "p")); p != "" {
 		return p
 	}
 	if k := tokenKey(r); k != "" {
@@ -112,14 +120,39 @@ func passwordKey(r *http.Request) string {
 	return ""
 }
 
+// queryValue returns the first value of key in raw, a URL's query, as
+// url.Values.Get would, without building the map of every parameter for
+// the one or two the write endpoints read on every request.
+func queryValue(raw, key string) string {
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		if strings.Contains(kv, ";") {
+			continue // url.ParseQuery drops such a pair
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		k, err := url.QueryUnescape(k) // no copy unless escaped
+		if err != nil || k != key {
+			continue
+		}
+		if v, err = url.QueryUnescape(v); err == nil {
+			return v
+		}
+	}
+	return ""
+}
+
 func noContent(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusNoContent) }
 
 // influxHeaders adds the headers InfluxDB puts on every answer, by which
 // clients recognise it.
 func influxHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Influxdb-Version", influxVersion)
-		w.Header().Set("X-Influxdb-Build", influxBuild)
+		// Shared values, set without canonicalising the names again: on
+		// every write's path.
+		h := w.Header()
+		h["X-Influxdb-Version"] = influxVersionHeader
+		h["X-Influxdb-Build"] = influxBuildHeader
 		next.ServeHTTP(w, r)
 	})
 }

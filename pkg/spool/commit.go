@@ -10,10 +10,11 @@ import (
 
 // group is the appends written and synced together.
 type group struct {
-	buf    []byte // their records
-	points int64
-	done   chan struct{} // closed once buf is written and synced; err is then set
-	err    error
+	buf     []byte // their records
+	points  int64
+	appends int64
+	done    chan struct{} // closed once buf is written and synced; err is then set
+	err     error
 }
 
 // Append stores data, holding points points, and returns once it is as
@@ -68,6 +69,7 @@ func (s *Spool) AppendFrom(key int64, data []byte, points int) error {
 	first := len(g.buf) == 0
 	g.buf = appendRecord(g.buf, data, points, key)
 	g.points += int64(points)
+	g.appends++
 	s.gmu.Unlock()
 	if first {
 		select {
@@ -105,8 +107,10 @@ func (s *Spool) commitLoop() {
 			s.cur = &group{buf: spare[:0], done: make(chan struct{})}
 			s.gmu.Unlock()
 			s.wmu.Lock()
-			g.err = s.commit(g.points, g.buf)
+			g.err = s.commit(g.points, nil, g.buf)
 			s.wmu.Unlock()
+			s.groups.Add(1)
+			s.grouped.Add(g.appends)
 			// The appenders read only err, so the buffer takes the next
 			// group but one.
 			spare = g.buf
@@ -115,19 +119,16 @@ func (s *Spool) commitLoop() {
 	}
 }
 
-// commit writes parts, one or more whole records holding points points,
-// to the current segment.
-func (s *Spool) commit(points int64, parts ...[]byte) error {
-	var n int64
-	for _, p := range parts {
-		n += int64(len(p))
-	}
+// commit writes hdr and data, one or more whole records holding points
+// points, to the current segment.
+func (s *Spool) commit(points int64, hdr, data []byte) error {
+	n := int64(len(hdr) + len(data))
 	if s.fileOff+n > s.fileCap {
 		if err := s.roll(n); err != nil {
 			return err
 		}
 	}
-	if err := s.writeAt(s.fileOff, parts); err != nil {
+	if err := s.writeAt(s.fileOff, hdr, data); err != nil {
 		// The tail of this segment is now unknown: seal it where it was
 		// valid and continue in a new one.
 		s.mu.Lock()
@@ -163,19 +164,19 @@ func (s *Spool) syncGroup() error {
 	return fdatasync(s.file)
 }
 
-// writeAt copies parts, one after the other, into the mapped segment at
-// off, or writes them where there is no mapping. A mapped page that cannot
-// be read in (a failing disk) raises a fault; it is turned into an error
-// rather than a crash.
-func (s *Spool) writeAt(off int64, parts [][]byte) (err error) {
+// writeAt copies hdr and then data into the mapped segment at off, or
+// writes them where there is no mapping. A mapped page that cannot be read
+// in (a failing disk) raises a fault; it is turned into an error rather
+// than a crash.
+func (s *Spool) writeAt(off int64, hdr, data []byte) (err error) {
 	if s.mem == nil {
-		for _, p := range parts {
-			if _, err := s.file.WriteAt(p, off); err != nil {
+		if len(hdr) > 0 {
+			if _, err := s.file.WriteAt(hdr, off); err != nil {
 				return err
 			}
-			off += int64(len(p))
 		}
-		return nil
+		_, err := s.file.WriteAt(data, off+int64(len(hdr)))
+		return err
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
@@ -183,9 +184,7 @@ func (s *Spool) writeAt(off int64, parts [][]byte) (err error) {
 			err = fmt.Errorf("fault writing the mapped segment: %v", r)
 		}
 	}()
-	for _, p := range parts {
-		off += int64(copy(s.mem[off:], p))
-	}
+	copy(s.mem[off+int64(copy(s.mem[off:], hdr)):], data)
 	return nil
 }
 

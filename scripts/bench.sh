@@ -6,6 +6,8 @@
 #   scripts/bench.sh              # ROUNDS=3 DURATION=8s CONNS=32
 #   ROUNDS=5 DURATION=10s scripts/bench.sh
 #   BENCH_ONLY=checks scripts/bench.sh   # section 5 alone
+#   BENCH_ONLY=peers scripts/bench.sh    # section 6 alone
+#   BENCH_ONLY=vm scripts/bench.sh       # section 7 alone
 #
 # 1. /api/submit, one point per request, keep-alive, CONNS connections,
 #    beside a bare net/http handler that reads the body and answers 204:
@@ -24,6 +26,16 @@
 # 5. What the isolation checks cost: one gateway with them on (the
 #    defaults: point budgets, time window, series per key, schema guard)
 #    and one with them off, one point per request and batches.
+# 6. The peers, InfluxDB as the backend: the gateway (--fsync interval and
+#    always) beside Telegraf 1.37's influxdb_v2_listener, InfluxDB itself
+#    and a bare net/http handler, on 5000-line Telegraf-shaped batches to
+#    /api/v2/write and on one point per request: points/s accepted, points/s
+#    that reached InfluxDB during the load (SHOW STATS pointsWrittenOK),
+#    CPU-us per point of the receiving process (/proc/PID/stat), and the
+#    requests that shared each fdatasync in --fsync always.
+# 7. VictoriaMetrics v1.151.0 as the backend: the gateway beside vmagent
+#    (its disk queue) and VictoriaMetrics directly, on the same batches.
+# The peers are built by scripts/peers.sh into the project's cache.
 # Everything listens on loopback and stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -245,6 +257,17 @@ measure() {
     -v w="$((w1 - w0))" -v s="$t0" -v e="$t1" -v bad="${res##* }" \
     'BEGIN {printf "%.0f %.2f %.0f %d\n", rps*per, (n > 0 ? d/hz*1e6/(n*per) : 0), w/(e-s), bad}'
 }
+# commit_stats PORT: "groups appends" the gateway's spool has committed
+# (its admin /readyz); group_rate BEFORE AFTER T0: "groups/s
+# appends/group" between two readings.
+commit_stats() {
+  curl -fs "http://127.0.0.1:${admin_of[$1]}/readyz" | python3 -c '
+import json,sys; s=json.load(sys.stdin)["spool"]; print(s["commit_groups"], s["commit_appends"])'
+}
+group_rate() {
+  awk -v a="$1" -v b="$2" -v s="$3" -v e="$(date +%s.%N)" 'BEGIN {split(a, x, " "); split(b, y, " "); g=y[1]-x[1];
+    printf "%.0f %.1f\n", g/(e-s), (g > 0 ? (y[2]-x[2])/g : 0)}'
+}
 # ratio A B: A/B with two decimals, "-" when B is 0.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "-"}'; }
 bad_total() { awk 'NF {s+=$4} END {print s+0}' <<<"$1"; }
@@ -255,7 +278,7 @@ bad_total() { awk 'NF {s+=$4} END {print s+0}' <<<"$1"; }
 # InfluxDB during the load, CPU-us per point of the receiving process), and
 # one point per request (requests/s, CPU-us per request).
 peers_section() {
-  local r t res name
+  local r t res name g0 t0
   local -A pr pport ppid
   telegraf=$(scripts/peers.sh telegraf)
   start_gateway peer-interval --fsync interval
@@ -275,9 +298,13 @@ peers_section() {
     pr[batch-influx]+="$(measure "$influx_pid" influx_written "$INFLUX_URL" lpbatch.lua x "$v2" "$BATCH_CONNS" 5000)"$'\n'
     pr[one-bare]+="$(measure "$bare_pid" true "http://127.0.0.1:$bare_port" submit.lua x / "$CONNS" 1)"$'\n'
     for t in interval always; do
+      g0=$(commit_stats "${pport[$t]}") t0=$(date +%s.%N)
       pr[one-json-$t]+="$(measure "${ppid[$t]}" true "http://127.0.0.1:${pport[$t]}" submit.lua "$key" /api/submit "$CONNS" 1)"$'\n'
+      [ "$t" = always ] && pr[groups]+="$(group_rate "$g0" "$(commit_stats "${pport[$t]}")" "$t0")"$'\n'
       wait_drained "${pport[$t]}"
+      g0=$(commit_stats "${pport[$t]}") t0=$(date +%s.%N)
       pr[one-lp-$t]+="$(measure "${ppid[$t]}" true "http://127.0.0.1:${pport[$t]}" lp.lua "$key" "$v2" "$CONNS" 1)"$'\n'
+      [ "$t" = always ] && pr[groups]+="$(group_rate "$g0" "$(commit_stats "${pport[$t]}")" "$t0")"$'\n'
       wait_drained "${pport[$t]}"
     done
     start_telegraf
@@ -312,6 +339,8 @@ peers_section() {
     printf '%-40s %12.0f %12.1f %10s %9s %8s\n' "$name" "$(col_median "$res" 1)" "$(col_median "$res" 2)" \
       "$(ratio "$(col_median "$res" 1)" "$direct")" "$(ratio "$(col_median "$res" 1)" "$tg")" "$(bad_total "$res")"
   done
+  echo "group commit, --fsync always, one point per request: $(col_median "${pr[groups]}" 1) groups/s," \
+    "$(col_median "${pr[groups]}" 2) requests per fdatasync (medians over the runs)"
   echo "peak RSS: gateway --fsync interval $(hwm "${ppid[interval]}"), --fsync always $(hwm "${ppid[always]}")"
   kill "${ppid[interval]}" "${ppid[always]}"
 }
@@ -499,6 +528,10 @@ go test -run '^$' -bench 'Authenticate' -benchtime 20000x ./pkg/keystore | awk '
 echo
 echo "== 3b. the submit handler alone, one point, no network (go test -bench)"
 go test -run '^$' -bench 'Submit' -benchmem ./pkg/server | awk '/^Benchmark/ {print}'
+
+echo
+echo "== 3c. group commit in the spool alone, 16 appenders (go test -bench)"
+go test -run '^$' -bench 'BenchmarkAppend' ./pkg/spool | awk '/^Benchmark/ {print}'
 
 echo
 echo "== 4. peak RSS"

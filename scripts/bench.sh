@@ -349,7 +349,8 @@ peers_section() {
 # into the gateway (forwarding through the v2 write API), into vmagent
 # (its on-disk queue, remote-writing to the same VictoriaMetrics) and into
 # VictoriaMetrics directly: points/s accepted, rows VictoriaMetrics stored
-# during the load, CPU-us per point of the receiving process.
+# during the load (one per field value: about 4 per line of these
+# batches), CPU-us per point of the receiving process.
 vm_section() {
   local r t res name vm_port ag_port vm_pid ag_pid
   local -A vr
@@ -377,7 +378,7 @@ vm_section() {
   done
   local agent
   agent=$(col_median "${vr[vmagent]}" 1)
-  printf '%-40s %12s %12s %10s %9s %8s\n' "5000-line batches" "accepted/s" "stored/s" "CPU us/pt" "vs vmagent" "non-2xx"
+  printf '%-40s %12s %12s %10s %9s %8s\n' "5000-line batches" "accepted/s" "VM rows/s" "CPU us/pt" "vs vmagent" "non-2xx"
   for t in gateway vmagent vm; do
     res=${vr[$t]}
     case $t in

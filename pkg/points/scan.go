@@ -457,33 +457,9 @@ func (s *Scanner) appendFields(dec *lineprotocol.Decoder, out []byte) ([]byte, i
 	return out, len(s.fieldKeys), nil
 }
 
-// seenBytes reports whether k is one of the keys before it: by comparison
-// while there are few, through set once there are many, as seenKey does,
-// so a line of many keys does not take their square. It adds k to set once
-// set is in use.
+// seenBytes is seenKey for keys held as they are.
 func seenBytes(set *map[string]struct{}, before [][]byte, k []byte) bool {
-	if len(before) < manyKeys {
-		for _, b := range before {
-			if string(b) == string(k) {
-				return true
-			}
-		}
-		return false
-	}
-	if len(before) == manyKeys {
-		if *set == nil {
-			*set = make(map[string]struct{})
-		}
-		clear(*set)
-		for _, b := range before {
-			(*set)[string(b)] = struct{}{}
-		}
-	}
-	if _, ok := (*set)[string(k)]; ok {
-		return true
-	}
-	(*set)[string(k)] = struct{}{}
-	return false
+	return seenKey(set, before, func(b []byte) []byte { return b }, k)
 }
 
 // nameOK reports whether checkName accepts b, a name the decoder returned:

@@ -26,19 +26,20 @@ type Keys interface {
 }
 
 // Writer stores line protocol written by a key, which it keeps with the
-// lines so that what InfluxDB later refuses is traced to the key. It
-// returns nil only when the points are safe. *spool.Spool implements it.
+// lines so that what InfluxDB later refuses is traced to the key: data
+// holds points lines. It returns nil only when the points are safe.
+// *spool.Spool implements it.
 type Writer interface {
-	WriteFrom(ctx context.Context, keyID int64, lines []byte) error
+	AppendFrom(keyID int64, data []byte, points int) error
 	Ping(ctx context.Context) error
 }
 
-// Schema refuses points whose field types conflict with what their bucket
-// holds, with an error wrapping points.ErrInvalid, and remembers the
+// Schema refuses a request whose fields' types conflict with what their
+// bucket holds, with an error wrapping points.ErrInvalid, and remembers the
 // types of those it accepts. *schema.Guard implements it; a nil one checks
 // nothing.
 type Schema interface {
-	Check(bucket string, pts []points.Point) error
+	Check(bucket string, fields []points.FieldType) error
 }
 
 // KeyAdmin manages keys for the admin API. *keystore.Store implements it;

@@ -41,6 +41,13 @@ func recordSize(data []byte, key int64) int64 {
 // written by key; key 0 writes a header without the extension.
 func appendRecord(buf, data []byte, points int, key int64) []byte {
 	var hdr [headerSize + extSize]byte
+	buf = append(buf, recordHeader(&hdr, data, points, key)...)
+	return append(buf, data...)
+}
+
+// recordHeader writes into hdr the header of the record of data, holding
+// points points, written by key (0 for none), and returns it.
+func recordHeader(hdr *[headerSize + extSize]byte, data []byte, points int, key int64) []byte {
 	n := headerSize
 	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(data)))
 	binary.LittleEndian.PutUint32(hdr[4:], uint32(points))
@@ -50,8 +57,7 @@ func appendRecord(buf, data []byte, points int, key int64) []byte {
 		n += extSize
 	}
 	binary.LittleEndian.PutUint32(hdr[8:], recordCRC(hdr[:8], hdr[headerSize:n], data))
-	buf = append(buf, hdr[:n]...)
-	return append(buf, data...)
+	return hdr[:n]
 }
 
 // record is one record as walk hands it out.

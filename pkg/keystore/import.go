@@ -124,3 +124,31 @@ func heldHash(ctx context.Context, tx boundTx, hk HashedKey, i int) (Key, error)
 	}
 	return k, nil
 }
+
+// Hashes returns the SHA-256 the store keeps of each key not revoked, by
+// id, so that keyctl export --with-hashes can move keys to another store
+// (Import) while their clients keep their values. A hash does not reveal
+// its key, but a file of them lets whoever holds it make another store
+// accept the keys: it must be kept as safe as the store.
+func (s *Store) Hashes(ctx context.Context) (map[int64][]byte, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, key_hash FROM api_keys WHERE revoked_at IS NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: read hashes: %w", err)
+	}
+	defer rows.Close()
+	hashes := map[int64][]byte{}
+	for rows.Next() {
+		var (
+			id   int64
+			hash []byte
+		)
+		if err := rows.Scan(&id, &hash); err != nil {
+			return nil, fmt.Errorf("keystore: read hashes: %w", err)
+		}
+		hashes[id] = hash
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("keystore: read hashes: %w", err)
+	}
+	return hashes, nil
+}

@@ -51,6 +51,16 @@ type Rotated struct {
 	OldKeyExpiresAt string `json:"old_key_expires_at"`
 }
 
+// Put is the answer to a create-or-update of a key by name: what was done
+// (create, update, replace or unchanged), the key as it now is, and its
+// value when the key is new, shown this once.
+type Put struct {
+	Action string `json:"action"`
+	Key
+	Value    string `json:"key,omitempty"`
+	Replaces *int64 `json:"replaces,omitempty"` // the key a replace revoked
+}
+
 // AuditEntry is one entry of the audit log.
 type AuditEntry struct {
 	ID     int64  `json:"id"`

@@ -256,6 +256,19 @@ func (l AdminLimits) CheckUpdate(k Key, u Update, now time.Time) error {
 	return l.check(k.Hostname, after.ExpiresAt, now)
 }
 
+// CheckChange returns ErrAdminLimit if applying c, one change of a Plan, at
+// now would make or widen an admin key beyond the limits, as CheckNew and
+// CheckUpdate say; unchanged keys and revocations are never refused.
+func (l AdminLimits) CheckChange(c Change, now time.Time) error {
+	switch c.Kind {
+	case PlanCreate, PlanReplace:
+		return l.CheckNew(c.Want, now)
+	case PlanUpdate:
+		return l.CheckUpdate(c.Key, c.update, now)
+	}
+	return nil
+}
+
 // CheckRotate returns ErrAdminLimit if k carries the admin scope beyond the
 // limits at now: rotation gives its new key k's host and expiry, so
 // rotating such a key over HTTP would make a fresh key beyond them.

@@ -46,7 +46,7 @@ exits 4: run it again. Applying the same file again changes nothing.
 
 A new key's value is shown once: in the table on a terminal, in -o json,
 or written to --secrets-out FILE (mode 0600, a JSON object of name to key,
-written before the keys start to work). When standard output is not a
+written before the keys start to work; {} when no key is made). When standard output is not a
 terminal, a plan that makes keys needs -o json or --secrets-out.
 
 A file that cannot be used (it does not parse; an unknown field, a name
@@ -104,6 +104,12 @@ func applyRun(opts *ApplyOptions) error {
 		return err
 	}
 	if opts.DryRun || !plan.Changed() {
+		if !opts.DryRun && opts.SecretsOut != "" {
+			// The file is always written, so a pipeline can rely on it.
+			if _, err := applyKeeping(opts, nil, plan); err != nil {
+				return err
+			}
+		}
 		return out.done(plan, opts.DryRun, false)
 	}
 	if err := out.plan(plan); err != nil {
@@ -128,9 +134,10 @@ func (o *ApplyOptions) checkSecrets(p keystore.Plan) error {
 		"give -o json or --secrets-out FILE (nothing was written)", made)
 }
 
-// applyKeeping applies p; with --secrets-out it first writes the new keys'
-// values to a temporary file beside the one asked for, and moves it there
-// once they work, so that no key works whose value was not kept.
+// applyKeeping applies p, on s unless s is nil; with --secrets-out it
+// first writes the new keys' values to a temporary file beside the one
+// asked for, and moves it there once they work, so that no key works whose
+// value was not kept.
 func applyKeeping(opts *ApplyOptions, s *keystore.Store, p keystore.Plan) (keystore.Plan, error) {
 	if opts.SecretsOut == "" {
 		return s.Apply(opts.Ctx, p)
@@ -139,10 +146,12 @@ func applyKeeping(opts *ApplyOptions, s *keystore.Store, p keystore.Plan) (keyst
 	if err != nil {
 		return keystore.Plan{}, err
 	}
-	applied, err := s.Apply(opts.Ctx, p)
-	if err != nil {
-		os.Remove(tmp)
-		return keystore.Plan{}, err
+	applied := p
+	if s != nil {
+		if applied, err = s.Apply(opts.Ctx, p); err != nil {
+			os.Remove(tmp)
+			return keystore.Plan{}, err
+		}
 	}
 	if err := os.Rename(tmp, opts.SecretsOut); err != nil {
 		return keystore.Plan{}, fmt.Errorf("the keys were made, but their values are in %s, not %s: %w", tmp, opts.SecretsOut, err)

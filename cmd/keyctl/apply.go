@@ -78,11 +78,7 @@ line, column and entry; nothing is written and apply exits 2.`,
 }
 
 func applyRun(opts *ApplyOptions) error {
-	data, src, err := readInput(opts.IO, opts.File)
-	if err != nil {
-		return err
-	}
-	entries, err := keyfile.Parse(data, src)
+	entries, src, err := readKeyFile(opts.IO, opts.File)
 	if err != nil {
 		return err
 	}
@@ -120,6 +116,17 @@ func applyRun(opts *ApplyOptions) error {
 		return err
 	}
 	return out.done(applied, false, true)
+}
+
+// readKeyFile reads and parses the key file at path ("-" for standard
+// input) and returns its entries and its name for messages.
+func readKeyFile(ios *IOStreams, path string) ([]keyfile.Entry, string, error) {
+	data, src, err := readInput(ios, path)
+	if err != nil {
+		return nil, "", err
+	}
+	entries, err := keyfile.Parse(data, src)
+	return entries, src, err
 }
 
 // checkSecrets refuses a plan that makes keys whose values would be shown

@@ -58,11 +58,7 @@ file again changes nothing; with another name or hostname it is an error.`,
 }
 
 func importRun(opts *ImportOptions) error {
-	data, src, err := readInput(opts.IO, opts.Hashed)
-	if err != nil {
-		return err
-	}
-	entries, err := keyfile.Parse(data, src)
+	entries, src, err := readKeyFile(opts.IO, opts.Hashed)
 	if err != nil {
 		return err
 	}

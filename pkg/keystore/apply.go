@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -277,6 +278,7 @@ func managedKeys(ctx context.Context, q interface {
 	if err != nil {
 		return nil, fmt.Errorf("keystore: read keys: %w", err)
 	}
+	slices.SortFunc(keys, func(a, b Key) int { return cmp.Compare(a.ID, b.ID) })
 	return keys, nil
 }
 

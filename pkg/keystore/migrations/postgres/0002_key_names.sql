@@ -5,3 +5,4 @@ ALTER TABLE api_keys ADD COLUMN managed_by text NOT NULL DEFAULT '';
 
 CREATE UNIQUE INDEX api_keys_name_unique ON api_keys(name) WHERE revoked_at IS NULL;
 CREATE INDEX api_keys_name ON api_keys(name);
+CREATE INDEX api_keys_managed_by ON api_keys(managed_by);

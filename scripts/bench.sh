@@ -44,6 +44,12 @@
 # 8. VictoriaMetrics v1.151.0 as the backend: the gateway beside vmagent
 #    (its disk queue) and VictoriaMetrics directly, on the same batches.
 # The peers are built by scripts/peers.sh into the project's cache.
+# 9. Bulk provisioning: keyctl generate --hostname-file with BULK_HOSTS
+#    (10,000) hosts in one transaction, then keyctl apply of the same keys
+#    exported (BULK_HOSTS creates into an empty store, then a second apply
+#    that finds them unchanged), on a new SQLite file and a new PostgreSQL
+#    database; the seconds each took. SECTIONS=9 runs it alone, without
+#    InfluxDB or gateways.
 # Everything listens on loopback and stops by itself. SECTIONS runs only
 # the sections named; 4 needs 1.
 set -euo pipefail
@@ -54,7 +60,8 @@ DURATION=${DURATION:-8s}
 CONNS=${CONNS:-32}
 BATCH_CONNS=${BATCH_CONNS:-4}
 DRAIN_WINDOW=${DRAIN_WINDOW:-2}
-SECTIONS=${SECTIONS:-1 2 3 4 5 6 7 8}
+SECTIONS=${SECTIONS:-1 2 3 4 5 6 7 8 9}
+BULK_HOSTS=${BULK_HOSTS:-10000}
 # section N: whether SECTIONS names section N.
 section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
@@ -67,6 +74,7 @@ cleanup() {
   wait 2>/dev/null || true
   scripts/influxdb.sh stop "$work/influx" || true
   scripts/testenv.sh postgresql stop "$work/pg" || true
+  scripts/testenv.sh postgresql stop "$work/pg-bulk" || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -74,6 +82,38 @@ trap cleanup EXIT
 go build -o "$work/apiserver" ./cmd/apiserver
 go build -o "$work/keyctl" ./cmd/keyctl
 go build -o "$work/bare" ./scripts/bench/bare
+
+# bulk_section: section 9, on a PostgreSQL server of its own.
+bulk_section() {
+  local hosts=$work/hosts.txt db empty name g a u t0 t1 pg_url psql
+  echo "== 9. bulk provisioning: $BULK_HOSTS hosts, each run one transaction (seconds)"
+  awk -v n="$BULK_HOSTS" 'BEGIN {for (i = 1; i <= n; i++) printf "10.%d.%d.%d host-%d\n", int(i/65536), int(i/256)%256, i%256, i}' >"$hosts"
+  pg_url=$(eval "$(scripts/testenv.sh postgresql start "$work/pg-bulk" bulk)"; echo "$POSTGRES_URL")
+  psql=$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -1)
+  "$psql" -X -q -v ON_ERROR_STOP=1 -d "$pg_url" -c 'CREATE DATABASE bulkapply'
+  # elapsed T0 T1: seconds between two readings of date +%s.%N.
+  elapsed() { awk -v s="$1" -v e="$2" 'BEGIN {printf "%.2f", e-s}'; }
+  printf '%-12s %24s %20s %22s\n' store "generate --hostname-file" "apply (all create)" "apply (all unchanged)"
+  for db in "$work/bulk.db" "$pg_url"; do
+    name=SQLite empty=$work/bulk-apply.db
+    if [[ $db == postgres* ]]; then name=PostgreSQL empty=${db/\/bulk\?/\/bulkapply?}; fi
+    t0=$(date +%s.%N); "$work/keyctl" --db "$db" generate --hostname-file "$hosts" -o json >"$work/bulk-keys.json"; t1=$(date +%s.%N)
+    g=$(elapsed "$t0" "$t1")
+    [ "$(grep -c '"key":' "$work/bulk-keys.json")" = "$BULK_HOSTS" ] || echo "warning: generate printed fewer than $BULK_HOSTS keys" >&2
+    "$work/keyctl" --db "$db" export >"$work/bulk.yaml"
+    t0=$(date +%s.%N); "$work/keyctl" --db "$empty" apply -f "$work/bulk.yaml" --secrets-out "$work/bulk-secrets.json" >/dev/null 2>&1; t1=$(date +%s.%N)
+    a=$(elapsed "$t0" "$t1")
+    t0=$(date +%s.%N); "$work/keyctl" --db "$empty" apply -f "$work/bulk.yaml" >/dev/null 2>&1; t1=$(date +%s.%N)
+    u=$(elapsed "$t0" "$t1")
+    printf '%-12s %24s %20s %22s\n' "$name" "$g" "$a" "$u"
+  done
+  scripts/testenv.sh postgresql stop "$work/pg-bulk" >/dev/null
+}
+if section 9; then
+  bulk_section
+  echo
+fi
+if [ "$SECTIONS" = 9 ]; then exit 0; fi
 
 eval "$(scripts/influxdb.sh start "$work/influx" bench)"
 export KEYSTORE_DB=$work/keys.db

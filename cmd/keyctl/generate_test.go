@@ -37,7 +37,7 @@ func TestNewCmdGenerate(t *testing.T) {
 			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatTable}, Key: keystore.NewKey{Hostname: "web-1", ExpiresAt: time.Date(2026, 3, 1, 22, 0, 0, 0, time.UTC)}}},
 		{name: "ZeroRate", args: []string{"--hostname", "web-1", "--rate", "0", "--burst", "0"},
 			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatTable}, Key: keystore.NewKey{Hostname: "web-1"}}},
-		{name: "MissingHostname", args: []string{"--description", "x"}, wantCode: exitUsage, wantErr: "--hostname is required"},
+		{name: "MissingHostname", args: []string{"--description", "x"}, wantCode: exitUsage, wantErr: "--hostname or --hostname-file is required"},
 		{name: "EmptyHostname", args: []string{"--hostname", " "}, wantCode: exitUsage, wantErr: "--hostname must not be empty"},
 		{name: "Argument", args: []string{"--hostname", "web-1", "web-2"}, wantCode: exitUsage, wantErr: `takes no arguments, got "web-2"`},
 		{name: "QuietJSON", args: []string{"--hostname", "web-1", "-q", "-o", "json"}, wantCode: exitUsage, wantErr: "--quiet and --output json"},
@@ -169,7 +169,7 @@ func testGenerateInvalidHostname(t *testing.T, c *cli) {
 
 func TestGenerateMissingHostname(t *testing.T) {
 	r := newCLI(t).run("generate")
-	if r.code != exitUsage || !strings.HasPrefix(r.stderr, "keyctl: --hostname is required\n\nUsage:\n  keyctl generate --hostname HOST [flags]\n") {
+	if r.code != exitUsage || !strings.HasPrefix(r.stderr, "keyctl: --hostname or --hostname-file is required\n\nUsage:\n  keyctl generate {--hostname HOST | --hostname-file FILE} [flags]\n") {
 		t.Errorf("exit %d, stderr %q; want %d, the error and the usage", r.code, r.stderr, exitUsage)
 	}
 }
@@ -202,8 +202,8 @@ func testGeneratePolicy(t *testing.T, c *cli) {
 	}
 	r = c.runTTY("", "list", "--all").mustSucceed(t)
 	want := "" +
-		"ID  PREFIX    HOSTNAME  DESCRIPTION  STATUS   CREATED           EXPIRES           LAST USED\n" +
-		"1   " + got.Prefix + "  10.0.0.7               expired  2026-03-01 12:00  2026-03-01 13:00  never\n"
+		"ID  PREFIX    NAME  HOSTNAME  DESCRIPTION  STATUS   CREATED           EXPIRES           LAST USED\n" +
+		"1   " + got.Prefix + "  -     10.0.0.7               expired  2026-03-01 12:00  2026-03-01 13:00  never\n"
 	if r.stdout != want {
 		t.Errorf("list --all =\n%s\nwant\n%s", r.stdout, want)
 	}

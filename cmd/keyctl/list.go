@@ -41,7 +41,7 @@ rotate each of them and give its host the new key.
 On a terminal the list is a table. Otherwise each key is one line of
 tab-separated fields without a header: id, prefix, hostname, description,
 status, created, last used, expires (times in RFC 3339, empty if never
-used or never expiring). Keys themselves are never shown: the store does
+used or never expiring), name (empty if none). Keys themselves are never shown: the store does
 not have them.`,
 		Example: `  $ keyctl list
   $ keyctl list --hostname web-1.example.com --all
@@ -92,9 +92,9 @@ func listRun(opts *ListOptions) error {
 		for _, k := range keys {
 			// Fields are only ever added at the end, so scripts that cut
 			// them by position keep working.
-			fmt.Fprintf(opts.IO.Out, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, printable(k.Prefix), printable(k.Hostname),
+			fmt.Fprintf(opts.IO.Out, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, printable(k.Prefix), printable(k.Hostname),
 				printable(k.Description), k.Status(now), formatTime(k.CreatedAt), formatTime(k.LastUsedAt),
-				formatTime(k.ExpiresAt))
+				formatTime(k.ExpiresAt), printable(k.Name))
 		}
 		return nil
 	}
@@ -103,13 +103,21 @@ func listRun(opts *ListOptions) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPREFIX\tHOSTNAME\tDESCRIPTION\tSTATUS\tCREATED\tEXPIRES\tLAST USED")
+	fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tHOSTNAME\tDESCRIPTION\tSTATUS\tCREATED\tEXPIRES\tLAST USED")
 	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strconv.FormatInt(k.ID, 10), shownPrefix(k),
-			printable(k.Hostname), truncate(printable(k.Description), 40), k.Status(now),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strconv.FormatInt(k.ID, 10), shownPrefix(k),
+			orDash(printable(k.Name)), printable(k.Hostname), truncate(printable(k.Description), 40), k.Status(now),
 			shortTime(k.CreatedAt, "-"), shortTime(k.ExpiresAt, "never"), shortTime(k.LastUsedAt, "never"))
 	}
 	return tw.Flush()
+}
+
+// orDash is s, or "-" for a table cell that is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // shownPrefix is k's prefix for a table, or "legacy" for a key that has

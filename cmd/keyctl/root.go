@@ -32,7 +32,7 @@ func execute(ctx context.Context, f *Factory, args []string) int {
 	code := exitCode(err)
 	if err != nil {
 		fmt.Fprintf(f.IO.ErrOut, "keyctl: %s\n", err)
-		if code == exitUsage {
+		if printsUsage(err) {
 			fmt.Fprintf(f.IO.ErrOut, "\n%s", cmd.UsageString())
 		}
 	}
@@ -76,6 +76,8 @@ in UTC.
   $ keyctl revoke 7
   $ keyctl revoke --hostname web-1.example.com --yes
   $ keyctl audit 7
+  $ keyctl apply -f keys.yaml --dry-run
+  $ keyctl export > keys.yaml
   $ keyctl migrate --from api_keys.db --to postgres://metricgate:PASSWORD@db.example.com/metricgate`,
 		// Verbs are subcommands; anything else is a mistyped verb.
 		Args: cobra.ArbitraryArgs,
@@ -108,6 +110,9 @@ in UTC.
 		NewCmdRevoke(f, nil),
 		NewCmdAudit(f, nil),
 		NewCmdMigrate(f, nil),
+		NewCmdApply(f, nil),
+		NewCmdExport(f, nil),
+		NewCmdImport(f, nil),
 		NewCmdVersion(f, nil),
 	)
 	return cmd
@@ -130,11 +135,11 @@ func addGlobalFlags(cmd *cobra.Command, f *Factory) {
 		[]string{string(formatTable), string(formatJSON)}, cobra.ShellCompDirectiveNoFileComp))
 }
 
-// oneKey is the Args of the verbs that act on one key, named by its id or
-// by the key itself.
+// oneKey is the Args of the verbs that act on one key, named by its id,
+// by the key itself or by its name.
 func oneKey(cmd *cobra.Command, args []string) error {
 	if len(args) != 1 {
-		return usageErrorf("%s takes one key id or key, got %d arguments", cmd.Name(), len(args))
+		return usageErrorf("%s takes one key id, key or name, got %d arguments", cmd.Name(), len(args))
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 // Times are RFC 3339 in UTC; a time that is not set is null.
 type Key struct {
 	ID           int64    `json:"id"`
+	Name         string   `json:"name"` // "" when the key has none
 	Prefix       string   `json:"prefix"`
 	Hostname     string   `json:"hostname"`
 	Description  string   `json:"description"`
@@ -33,6 +34,7 @@ type Key struct {
 	LastUsedAddr string   `json:"last_used_addr"`
 	Requests     int64    `json:"requests"`
 	Points       int64    `json:"points"`
+	ManagedBy    string   `json:"managed_by"` // "apply", "admin-api", "import", or "" for a key made one at a time
 }
 
 // Generated is a new key together with its value, which is shown only once.
@@ -47,6 +49,16 @@ type Rotated struct {
 	Generated
 	OldKeyID        int64  `json:"old_key_id"`
 	OldKeyExpiresAt string `json:"old_key_expires_at"`
+}
+
+// Put is the answer to a create-or-update of a key by name: what was done
+// (create, update, replace or unchanged), the key as it now is, and its
+// value when the key is new, shown this once.
+type Put struct {
+	Action string `json:"action"`
+	Key
+	Value    string `json:"key,omitempty"`
+	Replaces *int64 `json:"replaces,omitempty"` // the key a replace revoked
 }
 
 // AuditEntry is one entry of the audit log.
@@ -64,6 +76,7 @@ type AuditEntry struct {
 func New(k keystore.Key, now time.Time) Key {
 	j := Key{
 		ID:           k.ID,
+		Name:         k.Name,
 		Prefix:       k.Prefix,
 		Hostname:     k.Hostname,
 		Description:  k.Description,
@@ -79,6 +92,7 @@ func New(k keystore.Key, now time.Time) Key {
 		LastUsedAddr: k.LastUsedAddr,
 		Requests:     k.Requests,
 		Points:       k.Points,
+		ManagedBy:    k.ManagedBy,
 	}
 	if k.ReplacedBy != 0 {
 		j.ReplacedBy = &k.ReplacedBy

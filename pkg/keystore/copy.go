@@ -127,13 +127,17 @@ type rawKey struct {
 	scopes, measurements              string
 	rate                              sql.NullFloat64
 	burst, revoked, expires, replaced sql.NullInt64
+	name                              sql.NullString
+	managedBy                         string
 }
 
 const (
 	queryRawKeys = `SELECT id, key_hash, prefix, hostname, description, scopes, measurements, rate, burst,
-		created_at, revoked_at, expires_at, replaced_by FROM api_keys ORDER BY id`
+		created_at, revoked_at, expires_at, replaced_by,
+		name, managed_by FROM api_keys ORDER BY id`
 	queryCopyKey = `INSERT INTO api_keys (id, key_hash, prefix, hostname, description, scopes, measurements, rate, burst,
-		created_at, revoked_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+		created_at, revoked_at, expires_at,
+		name, managed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 )
 
 // keys copies the keys dst lacks, and sets replaced_by once every key is
@@ -153,11 +157,13 @@ func (c *copier) keys(ctx context.Context) (copied, skipped int, err error) {
 	for rows.Next() {
 		var k rawKey
 		if err := rows.Scan(&k.id, &k.hash, &k.prefix, &k.hostname, &k.description, &k.scopes, &k.measurements,
-			&k.rate, &k.burst, &k.created, &k.revoked, &k.expires, &k.replaced); err != nil {
+			&k.rate, &k.burst, &k.created, &k.revoked, &k.expires, &k.replaced,
+			&k.name, &k.managedBy); err != nil {
 			return 0, 0, fmt.Errorf("keystore: read keys of %s: %w", c.src.Addr(), err)
 		}
 		res, err := insert.ExecContext(ctx, k.id, k.hash, k.prefix, k.hostname, k.description, k.scopes,
-			k.measurements, k.rate, k.burst, k.created, k.revoked, k.expires)
+			k.measurements, k.rate, k.burst, k.created, k.revoked, k.expires,
+			k.name, k.managedBy)
 		if err != nil {
 			return 0, 0, fmt.Errorf("keystore: copy key %d to %s: %w", k.id, c.dst.Addr(), err)
 		}
@@ -200,7 +206,16 @@ func (c *copier) sameKey(ctx context.Context, k rawKey) error {
 		return fmt.Errorf("keystore: read key %d of %s: %w", k.id, c.dst.Addr(), err)
 	}
 	var other int64
-	if err := c.to.QueryRowContext(ctx, `SELECT id FROM api_keys WHERE key_hash = ?`, k.hash).Scan(&other); err != nil {
+	err = c.to.QueryRowContext(ctx, `SELECT id FROM api_keys WHERE key_hash = ?`, k.hash).Scan(&other)
+	if isNoRows(err) && k.name.Valid {
+		// Nor its hash: a key not revoked there has its name.
+		err = c.to.QueryRowContext(ctx, `SELECT id FROM api_keys WHERE name = ? AND revoked_at IS NULL`, k.name).Scan(&other)
+		if err == nil {
+			return fmt.Errorf("%w: key %d (%s…) of %s is named %q, as key %d in %s is; nothing was copied",
+				ErrConflict, k.id, k.prefix, c.src.Addr(), k.name.String, other, c.dst.Addr())
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("keystore: copy key %d to %s: %w", k.id, c.dst.Addr(), err)
 	}
 	return fmt.Errorf("%w: key %d (%s…) of %s is key %d in %s; nothing was copied",

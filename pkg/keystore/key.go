@@ -30,6 +30,7 @@ const (
 // store never holds.
 type Key struct {
 	ID           int64
+	Name         string // unique among the keys not revoked; "" for none
 	Prefix       string
 	Hostname     string
 	Description  string
@@ -45,7 +46,23 @@ type Key struct {
 	LastUsedAddr string
 	Requests     int64
 	Points       int64
+	// ManagedBy says what made the key and manages it declaratively,
+	// ManagedByApply or ManagedByHTTP, or is "" for a key made one at a
+	// time. keyctl apply --prune revokes only the keys it made.
+	ManagedBy string
 }
+
+// The makers of keys that manage them declaratively, as Key.ManagedBy
+// records them.
+const (
+	// ManagedByApply marks the keys keyctl apply made from a file.
+	ManagedByApply = "apply"
+	// ManagedByHTTP marks the keys the admin API's PUT by name made.
+	ManagedByHTTP = "admin-api"
+	// ManagedByImport marks the keys keyctl import brought from a file of
+	// hashes.
+	ManagedByImport = "import"
+)
 
 // Status reports whether the key is active, revoked or expired at now.
 // Revocation wins over expiry.
@@ -71,6 +88,7 @@ func (k Key) HasScope(s string) bool {
 
 // NewKey describes a key to generate.
 type NewKey struct {
+	Name         string // "" for none; see CheckName
 	Hostname     string
 	Description  string
 	Scopes       []string // defaults to [submit]
@@ -88,4 +106,5 @@ type Update struct {
 	Measurements *[]string // an empty list allows every measurement
 	Rate         *float64  // 0 means the server's default
 	Burst        *int      // 0 means the server's default
+	Name         *string   // "" removes the name; see CheckName
 }

@@ -151,10 +151,10 @@ func TestParseUpdate(t *testing.T) {
 	}{
 		{"StoreNames", keystore.PolicyInput{},
 			"invalid key policy: nothing to change: give expires_in, expires_at, no_expiry, scopes, measurements, " +
-				"all_measurements, rate, burst or description"},
+				"all_measurements, rate, burst, description or name"},
 		{"OnlyOfferedNames", keystore.PolicyInput{Name: flagName},
 			"invalid key policy: nothing to change: give --expires-in, --expires-at, --scopes, --measurements, " +
-				"--all-measurements, --rate, --burst or --description"},
+				"--all-measurements, --rate, --burst, --description or --name"},
 		{"NothingOffered", keystore.PolicyInput{Name: func(keystore.Field) string { return "" }},
 			"invalid key policy: nothing to change"},
 	}

@@ -41,10 +41,10 @@ func scanKey(r scanner, extra ...any) (Key, error) {
 		rate                                        sql.NullFloat64
 		burst, revoked, expires, replaced, lastUsed sql.NullInt64
 		created                                     int64
-		lastAddr                                    sql.NullString
+		lastAddr, name                              sql.NullString
 	)
 	dest := append(extra, &k.ID, &k.Prefix, &k.Hostname, &k.Description, &scopes, &measurements, &rate, &burst,
-		&created, &revoked, &expires, &replaced, &lastUsed, &lastAddr, &k.Requests, &k.Points)
+		&created, &revoked, &expires, &replaced, &name, &k.ManagedBy, &lastUsed, &lastAddr, &k.Requests, &k.Points)
 	if err := r.Scan(dest...); err != nil {
 		return Key{}, err
 	}
@@ -58,6 +58,7 @@ func scanKey(r scanner, extra ...any) (Key, error) {
 	k.ReplacedBy = replaced.Int64
 	k.LastUsedAt = fromNull(lastUsed)
 	k.LastUsedAddr = lastAddr.String
+	k.Name = name.String
 	return k, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/metricgate/metricgate/internal/testenv"
+	gatewaypkg "github.com/metricgate/metricgate/pkg/gateway"
 	"github.com/metricgate/metricgate/pkg/keyjson"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/server"
@@ -28,12 +29,21 @@ type adminGateway struct {
 
 func startAdmin(t *testing.T, mutate func(*server.Config)) *adminGateway {
 	t.Helper()
-	c := testenv.NewClock(time.Now().UTC().Truncate(time.Second))
-	g := startGateway(t, func(cfg *server.Config) {
-		cfg.Now = c.Now
+	return startAdminWith(t, func(cfg *gatewaypkg.Config) {
 		if mutate != nil {
-			mutate(cfg)
+			mutate(&cfg.Server)
 		}
+	})
+}
+
+// startAdminWith is startAdmin with the whole gateway's configuration
+// changed by mutate, such as its key store.
+func startAdminWith(t *testing.T, mutate func(*gatewaypkg.Config)) *adminGateway {
+	t.Helper()
+	c := testenv.NewClock(time.Now().UTC().Truncate(time.Second))
+	g := startGatewayWith(t, func(cfg *gatewaypkg.Config) {
+		cfg.Server.Now = c.Now
+		mutate(cfg)
 	})
 	g.keys.Now = c.Now
 	k, key, err := g.keys.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1", Scopes: []string{"admin"}})
@@ -146,7 +156,8 @@ func TestAdminThrottled(t *testing.T) {
 // keyFields are the fields of keyctl's JSON view of a key, which the admin
 // API answers with.
 var keyFields = []string{"burst", "created_at", "description", "expires_at", "hostname", "id", "last_used_addr",
-	"last_used_at", "measurements", "points", "prefix", "rate", "replaced_by", "requests", "revoked_at", "scopes", "status"}
+	"last_used_at", "managed_by", "measurements", "name", "points", "prefix", "rate", "replaced_by", "requests", "revoked_at",
+	"scopes", "status"}
 
 func fieldNames(m map[string]any) []string {
 	var names []string
@@ -349,7 +360,7 @@ func TestAdminValidation(t *testing.T) {
 		{"NoContentType", "POST", "/admin/api/keys", `{"hostname": "h1"}`, []string{"Content-Type", ""}, 415, "application/json"},
 		{"FormPatch", "PATCH", key, `description=x`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "application/json"},
 		{"NothingToChange", "PATCH", key, `{}`, nil, 400, `nothing to change: give \"expires_in\", \"expires_at\", \"no_expiry\", ` +
-			`\"scopes\", \"measurements\", \"rate\", \"burst\" or \"description\"`},
+			`\"scopes\", \"measurements\", \"rate\", \"burst\", \"description\" or \"name\"`},
 		{"NoScopes", "PATCH", key, `{"scopes": []}`, nil, 400, `\"scopes\" must name at least one scope`},
 		{"Hostname", "PATCH", key, `{"hostname": "h2"}`, nil, 400, `\"hostname\" cannot be changed`},
 		{"ExpiryAndNoExpiry", "PATCH", key, `{"no_expiry": true, "expires_in": "1h"}`, nil, 400, `\"expires_in\" and \"no_expiry\" cannot be used together`},

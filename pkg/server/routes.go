@@ -57,5 +57,6 @@ func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 	adminMux.Handle("POST /admin/api/keys/{id}/revoke", admin(revokeKey(d.Admin, cfg.Now)))
 	adminMux.Handle("POST /admin/api/keys/{id}/rotate", admin(rotateKey(d.Admin, limits, &grants, cfg.Now)))
 	adminMux.Handle("GET /admin/api/keys/{id}/audit", admin(keyAudit(d.Admin)))
+	adminMux.Handle("PUT /admin/api/keys/by-name/{name}", admin(putKey(d.Admin, limits, &grants, cfg.Now)))
 	adminMux.Handle("GET /admin/", handleConsole())
 }

@@ -52,6 +52,8 @@ type KeyAdmin interface {
 	Rotate(ctx context.Context, id int64, grace time.Duration) (keystore.Key, string, keystore.Key, error)
 	Revoke(ctx context.Context, id int64) (keystore.Key, error)
 	Audit(ctx context.Context, keyID int64, limit int) ([]keystore.AuditEntry, error)
+	Plan(ctx context.Context, defs []keystore.NewKey, o keystore.PlanOptions) (keystore.Plan, error)
+	Apply(ctx context.Context, p keystore.Plan) (keystore.Plan, error)
 }
 
 // Usage records what each key did. *usage.Recorder implements it.

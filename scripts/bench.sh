@@ -5,7 +5,10 @@
 #
 #   scripts/bench.sh              # ROUNDS=3 DURATION=8s CONNS=32
 #   ROUNDS=5 DURATION=10s scripts/bench.sh
-#   BENCH_ONLY=checks scripts/bench.sh   # section 5 alone
+#   SECTIONS="1 6" scripts/bench.sh     # only the sections named
+#   BENCH_ONLY=checks scripts/bench.sh   # section 5 alone (SECTIONS=5)
+#   BENCH_ONLY=peers scripts/bench.sh    # section 7 alone (SECTIONS=7)
+#   BENCH_ONLY=vm scripts/bench.sh       # section 8 alone (SECTIONS=8)
 #
 # 1. /api/submit, one point per request, keep-alive, CONNS connections,
 #    beside a bare net/http handler that reads the body and answers 204:
@@ -34,9 +37,24 @@
 #    batches.
 # 6. An apiserver on a PostgreSQL key store holding 1,000,000 keys: the
 #    time from its start to its first accepted point.
+# 7. The peers, InfluxDB as the backend: the gateway (--fsync interval and
+#    always) beside Telegraf 1.37's influxdb_v2_listener, InfluxDB itself
+#    and a bare net/http handler, on 5000-line Telegraf-shaped batches to
+#    /api/v2/write and on one point per request: points/s accepted, points/s
+#    that reached InfluxDB during the load (SHOW STATS pointsWrittenOK),
+#    CPU-us per point of the receiving process (/proc/PID/stat), and the
+#    requests that shared each fdatasync in --fsync always.
+# 8. VictoriaMetrics v1.151.0 as the backend: the gateway beside vmagent
+#    (its disk queue) and VictoriaMetrics directly, on the same batches.
+# The peers are built by scripts/peers.sh into the project's cache.
+# 9. Bulk provisioning: keyctl generate --hostname-file with BULK_HOSTS
+#    (10,000) hosts in one transaction, then keyctl apply of the same keys
+#    exported (BULK_HOSTS creates into an empty store, then a second apply
+#    that finds them unchanged), on a new SQLite file and a new PostgreSQL
+#    database; the seconds each took. SECTIONS=9 runs it alone, without
+#    InfluxDB or gateways.
 # Everything listens on loopback and stops by itself. SECTIONS runs only
-# the sections named (SECTIONS="1 6" scripts/bench.sh); 4 needs 1.
-# BENCH_ONLY=checks is SECTIONS=5.
+# the sections named; 4 needs 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,7 +63,8 @@ DURATION=${DURATION:-8s}
 CONNS=${CONNS:-32}
 BATCH_CONNS=${BATCH_CONNS:-4}
 DRAIN_WINDOW=${DRAIN_WINDOW:-2}
-SECTIONS=${SECTIONS:-1 2 3 4 5 6}
+SECTIONS=${SECTIONS:-1 2 3 4 5 6 7 8 9}
+BULK_HOSTS=${BULK_HOSTS:-10000}
 # section N: whether SECTIONS names section N.
 section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
@@ -58,6 +77,7 @@ cleanup() {
   wait 2>/dev/null || true
   scripts/influxdb.sh stop "$work/influx" || true
   scripts/testenv.sh postgresql stop "$work/pg" || true
+  scripts/testenv.sh postgresql stop "$work/pg-bulk" || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -65,6 +85,38 @@ trap cleanup EXIT
 go build -o "$work/apiserver" ./cmd/apiserver
 go build -o "$work/keyctl" ./cmd/keyctl
 go build -o "$work/bare" ./scripts/bench/bare
+
+# bulk_section: section 9, on a PostgreSQL server of its own.
+bulk_section() {
+  local hosts=$work/hosts.txt db empty name g a u t0 t1 pg_url psql
+  echo "== 9. bulk provisioning: $BULK_HOSTS hosts, each run one transaction (seconds)"
+  awk -v n="$BULK_HOSTS" 'BEGIN {for (i = 1; i <= n; i++) printf "10.%d.%d.%d host-%d\n", int(i/65536), int(i/256)%256, i%256, i}' >"$hosts"
+  pg_url=$(eval "$(scripts/testenv.sh postgresql start "$work/pg-bulk" bulk)"; echo "$POSTGRES_URL")
+  psql=$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -1)
+  "$psql" -X -q -v ON_ERROR_STOP=1 -d "$pg_url" -c 'CREATE DATABASE bulkapply'
+  # elapsed T0 T1: seconds between two readings of date +%s.%N.
+  elapsed() { awk -v s="$1" -v e="$2" 'BEGIN {printf "%.2f", e-s}'; }
+  printf '%-12s %24s %20s %22s\n' store "generate --hostname-file" "apply (all create)" "apply (all unchanged)"
+  for db in "$work/bulk.db" "$pg_url"; do
+    name=SQLite empty=$work/bulk-apply.db
+    if [[ $db == postgres* ]]; then name=PostgreSQL empty=${db/\/bulk\?/\/bulkapply?}; fi
+    t0=$(date +%s.%N); "$work/keyctl" --db "$db" generate --hostname-file "$hosts" -o json >"$work/bulk-keys.json"; t1=$(date +%s.%N)
+    g=$(elapsed "$t0" "$t1")
+    [ "$(grep -c '"key":' "$work/bulk-keys.json")" = "$BULK_HOSTS" ] || echo "warning: generate printed fewer than $BULK_HOSTS keys" >&2
+    "$work/keyctl" --db "$db" export >"$work/bulk.yaml"
+    t0=$(date +%s.%N); "$work/keyctl" --db "$empty" apply -f "$work/bulk.yaml" --secrets-out "$work/bulk-secrets.json" >/dev/null 2>&1; t1=$(date +%s.%N)
+    a=$(elapsed "$t0" "$t1")
+    t0=$(date +%s.%N); "$work/keyctl" --db "$empty" apply -f "$work/bulk.yaml" >/dev/null 2>&1; t1=$(date +%s.%N)
+    u=$(elapsed "$t0" "$t1")
+    printf '%-12s %24s %20s %22s\n' "$name" "$g" "$a" "$u"
+  done
+  scripts/testenv.sh postgresql stop "$work/pg-bulk" >/dev/null
+}
+if section 9; then
+  bulk_section
+  echo
+fi
+if [ "$SECTIONS" = 9 ]; then exit 0; fi
 
 eval "$(scripts/influxdb.sh start "$work/influx" bench)"
 export KEYSTORE_DB=$work/keys.db
@@ -219,10 +271,208 @@ checks_section() {
 }
 # col_median ROWS K: the median of field K over the rounds' rows.
 col_median() { awk -v k="$2" 'NF {print $k}' <<<"$1" | median; }
-if [ "${BENCH_ONLY:-}" = checks ]; then
-  checks_section
-  exit 0
-fi
+
+# The peers: Telegraf 1.37's influxdb_v2_listener, VictoriaMetrics and
+# vmagent, built into the project's cache by scripts/peers.sh.
+influx_written() { # points InfluxDB has taken over HTTP so far (SHOW STATS)
+  curl -s "$INFLUX_URL/query" --data-urlencode "q=SHOW STATS FOR 'httpd'" | python3 -c '
+import json,sys; d=json.load(sys.stdin); s=d["results"][0]["series"][0]; print(dict(zip(s["columns"], s["values"][0])).get("pointsWrittenOK", 0))'
+}
+# start_telegraf: a fresh Telegraf, its listener taking tokens "bench-token"
+# and its output writing to InfluxDB (database bench), as the peer
+# benchmarks run it; sets tg_port and tg_pid. Each measurement gets a fresh
+# one, so no backlog left in its memory reaches InfluxDB during the next.
+start_telegraf() {
+  tg_port=$(free_port)
+  cat >"$work/telegraf.conf" <<CONF
+[agent]
+  interval = "10s"
+  flush_interval = "1s"
+  metric_batch_size = 5000
+  metric_buffer_limit = 2000000
+  omit_hostname = true
+[[inputs.influxdb_v2_listener]]
+  service_address = "127.0.0.1:$tg_port"
+  token = "bench-token"
+[[outputs.influxdb_v2]]
+  urls = ["$INFLUX_URL"]
+  organization = "x"
+  bucket = "bench"
+CONF
+  $PIN "$telegraf" --config "$work/telegraf.conf" >"$work/telegraf.log" 2>&1 &
+  tg_pid=$!
+  pids+=($!)
+  for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$tg_port/ready" && return; sleep 0.05; done
+  echo "telegraf did not come up" >&2; tail -5 "$work/telegraf.log" >&2; exit 1
+}
+stop_pid() { kill -9 "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# wrk_lua URL SCRIPT TOKEN PATH [CONNS] -> "requests/s requests non2xx", a
+# run of scripts/bench/SCRIPT (lpbatch.lua: 5000-line batches shaped like a
+# Telegraf agent's flush; lp.lua, submit.lua: one point per request).
+wrk_lua() {
+  local out
+  out=$(KEY=$3 WRK_PATH=$4 LINES=5000 $PIN wrk -t"$WRK_THREADS" -c"${5:-$CONNS}" -d"$DURATION" -s "scripts/bench/$2" "$1" 2>&1)
+  echo "$(awk '/^Requests\/sec/ {print $2}' <<<"$out") $(awk '/requests in/ {print $1}' <<<"$out") $(awk '/Non-2xx/ {print $5}' <<<"$out" | grep . || echo 0)"
+}
+# measure PID WRITTEN_FN URL SCRIPT TOKEN PATH CONNS POINTS_PER_REQUEST ->
+# "accepted/s cpu_us_per_point written/s non2xx": one wrk run; the receiving
+# process's CPU from /proc/PID/stat, and what WRITTEN_FN counts (points
+# the backend stored) over the run.
+measure() {
+  local pid=$1 written=$2 c0 c1 w0 w1 t0 t1 res
+  shift 2
+  c0=$(cpu_ticks "$pid"); w0=$($written); t0=$(date +%s.%N)
+  res=$(wrk_lua "$1" "$2" "$3" "$4" "$5")
+  c1=$(cpu_ticks "$pid"); w1=$($written); t1=$(date +%s.%N)
+  awk -v rps="${res%% *}" -v n="$(awk '{print $2}' <<<"$res")" -v per="$6" -v d="$((c1 - c0))" -v hz="$hz" \
+    -v w="$((w1 - w0))" -v s="$t0" -v e="$t1" -v bad="${res##* }" \
+    'BEGIN {printf "%.0f %.2f %.0f %d\n", rps*per, (n > 0 ? d/hz*1e6/(n*per) : 0), w/(e-s), bad}'
+}
+# commit_stats PORT: "groups appends" the gateway's spool has committed
+# (its admin /readyz); group_rate BEFORE AFTER T0: "groups/s
+# appends/group" between two readings.
+commit_stats() {
+  curl -fs "http://127.0.0.1:${admin_of[$1]}/readyz" | python3 -c '
+import json,sys; s=json.load(sys.stdin)["spool"]; print(s["commit_groups"], s["commit_appends"])'
+}
+group_rate() {
+  awk -v a="$1" -v b="$2" -v s="$3" -v e="$(date +%s.%N)" 'BEGIN {split(a, x, " "); split(b, y, " "); g=y[1]-x[1];
+    printf "%.0f %.1f\n", g/(e-s), (g > 0 ? (y[2]-x[2])/g : 0)}'
+}
+# ratio A B: A/B with two decimals, "-" when B is 0.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a/b; else print "-"}'; }
+bad_total() { awk 'NF {s+=$4} END {print s+0}' <<<"$1"; }
+
+# peers_section: the gateway beside Telegraf's influxdb_v2_listener, a bare
+# net/http handler and InfluxDB itself, in interleaved rounds: 5000-line
+# batches to /api/v2/write (points/s accepted, points/s that reached
+# InfluxDB during the load, CPU-us per point of the receiving process), and
+# one point per request (requests/s, CPU-us per request).
+peers_section() {
+  local r t res name g0 t0
+  local -A pr pport ppid
+  telegraf=$(scripts/peers.sh telegraf)
+  start_gateway peer-interval --fsync interval
+  pport[interval]=$gw_port ppid[interval]=$gw_pid
+  start_gateway peer-always --fsync always
+  pport[always]=$gw_port ppid[always]=$gw_pid
+  local v2="/api/v2/write?bucket=bench&org=x&precision=ns"
+  echo "== 7. peers, InfluxDB as the backend: 5000-line batches on $BATCH_CONNS connections, one point per request on $CONNS; $ROUNDS rounds of $DURATION, interleaved"
+  for r in $(seq 1 "$ROUNDS"); do
+    for t in interval always; do
+      pr[batch-$t]+="$(measure "${ppid[$t]}" influx_written "http://127.0.0.1:${pport[$t]}" lpbatch.lua "$key" "$v2" "$BATCH_CONNS" 5000)"$'\n'
+      wait_drained "${pport[$t]}"
+    done
+    start_telegraf
+    pr[batch-telegraf]+="$(measure "$tg_pid" influx_written "http://127.0.0.1:$tg_port" lpbatch.lua bench-token "$v2" "$BATCH_CONNS" 5000)"$'\n'
+    stop_pid "$tg_pid"
+    pr[batch-influx]+="$(measure "$influx_pid" influx_written "$INFLUX_URL" lpbatch.lua x "$v2" "$BATCH_CONNS" 5000)"$'\n'
+    pr[one-bare]+="$(measure "$bare_pid" true "http://127.0.0.1:$bare_port" submit.lua x / "$CONNS" 1)"$'\n'
+    for t in interval always; do
+      g0=$(commit_stats "${pport[$t]}") t0=$(date +%s.%N)
+      pr[one-json-$t]+="$(measure "${ppid[$t]}" true "http://127.0.0.1:${pport[$t]}" submit.lua "$key" /api/submit "$CONNS" 1)"$'\n'
+      [ "$t" = always ] && pr[groups]+="$(group_rate "$g0" "$(commit_stats "${pport[$t]}")" "$t0")"$'\n'
+      wait_drained "${pport[$t]}"
+      g0=$(commit_stats "${pport[$t]}") t0=$(date +%s.%N)
+      pr[one-lp-$t]+="$(measure "${ppid[$t]}" true "http://127.0.0.1:${pport[$t]}" lp.lua "$key" "$v2" "$CONNS" 1)"$'\n'
+      [ "$t" = always ] && pr[groups]+="$(group_rate "$g0" "$(commit_stats "${pport[$t]}")" "$t0")"$'\n'
+      wait_drained "${pport[$t]}"
+    done
+    start_telegraf
+    pr[one-telegraf]+="$(measure "$tg_pid" true "http://127.0.0.1:$tg_port" lp.lua bench-token "$v2" "$CONNS" 1)"$'\n'
+    stop_pid "$tg_pid"
+    echo "peers round $r done" >&2
+  done
+  local direct tg
+  direct=$(col_median "${pr[batch-influx]}" 1)
+  printf '%-40s %12s %12s %10s %9s %9s %8s\n' "5000-line batches" "accepted/s" "reached/s" "CPU us/pt" "acc/infl" "rch/infl" "non-2xx"
+  for t in interval always telegraf influx; do
+    res=${pr[batch-$t]}
+    case $t in
+      interval | always) name="gateway /api/v2/write --fsync $t" ;;
+      telegraf) name="Telegraf 1.37 influxdb_v2_listener" ;;
+      influx) name="InfluxDB 1.8 /api/v2/write directly" ;;
+    esac
+    printf '%-40s %12.0f %12.0f %10.2f %9s %9s %8s\n' "$name" "$(col_median "$res" 1)" "$(col_median "$res" 3)" "$(col_median "$res" 2)" \
+      "$(ratio "$(col_median "$res" 1)" "$direct")" "$(ratio "$(col_median "$res" 3)" "$direct")" "$(bad_total "$res")"
+  done
+  direct=$(col_median "${pr[one-bare]}" 1)
+  tg=$(col_median "${pr[one-telegraf]}" 1)
+  printf '%-40s %12s %12s %10s %9s %8s\n' "one point per request" "requests/s" "CPU us/req" "vs bare" "vs Tgraf" "non-2xx"
+  for t in bare json-interval lp-interval json-always lp-always telegraf; do
+    res=${pr[one-$t]}
+    case $t in
+      bare) name="bare net/http (204)" ;;
+      json-*) name="gateway /api/submit --fsync ${t#json-}" ;;
+      lp-*) name="gateway /api/v2/write --fsync ${t#lp-}" ;;
+      telegraf) name="Telegraf 1.37 influxdb_v2_listener" ;;
+    esac
+    printf '%-40s %12.0f %12.1f %10s %9s %8s\n' "$name" "$(col_median "$res" 1)" "$(col_median "$res" 2)" \
+      "$(ratio "$(col_median "$res" 1)" "$direct")" "$(ratio "$(col_median "$res" 1)" "$tg")" "$(bad_total "$res")"
+  done
+  echo "group commit, --fsync always, one point per request: $(col_median "${pr[groups]}" 1) groups/s," \
+    "$(col_median "${pr[groups]}" 2) requests per fdatasync (medians over the runs)"
+  echo "peak RSS: gateway --fsync interval $(hwm "${ppid[interval]}"), --fsync always $(hwm "${ppid[always]}")"
+  kill "${ppid[interval]}" "${ppid[always]}"
+}
+
+# vm_section: VictoriaMetrics single-node as the backend: 5000-line batches
+# into the gateway (forwarding through the v2 write API), into vmagent
+# (its on-disk queue, remote-writing to the same VictoriaMetrics) and into
+# VictoriaMetrics directly: points/s accepted, rows VictoriaMetrics stored
+# during the load (one per field value: about 4 per line of these
+# batches), CPU-us per point of the receiving process.
+vm_section() {
+  local r t res name vm_port ag_port vm_pid ag_pid
+  local -A vr
+  vm_port=$(free_port) ag_port=$(free_port)
+  $PIN "$(scripts/peers.sh victoria-metrics)" -httpListenAddr "127.0.0.1:$vm_port" -storageDataPath "$work/vm" -loggerLevel ERROR >"$work/vm.log" 2>&1 &
+  vm_pid=$!
+  pids+=($!)
+  wait_up "http://127.0.0.1:$vm_port/health"
+  $PIN "$(scripts/peers.sh vmagent)" -httpListenAddr "127.0.0.1:$ag_port" -remoteWrite.url "http://127.0.0.1:$vm_port/api/v1/write" \
+    -remoteWrite.tmpDataPath "$work/vmagent" -loggerLevel ERROR >"$work/vmagent.log" 2>&1 &
+  ag_pid=$!
+  pids+=($!)
+  wait_up "http://127.0.0.1:$ag_port/health"
+  INFLUX_URL=http://127.0.0.1:$vm_port start_gateway vm --fsync interval
+  vm_rows() { curl -s "http://127.0.0.1:$vm_port/metrics" | awk '/^vm_rows_inserted_total/ {s+=$2} END {printf "%d", s}'; }
+  local v2="/api/v2/write?bucket=bench&org=x&precision=ns"
+  echo "== 8. VictoriaMetrics v1.151.0 as the backend: 5000-line batches on $BATCH_CONNS connections, $ROUNDS rounds of $DURATION, interleaved"
+  for r in $(seq 1 "$ROUNDS"); do
+    vr[gateway]+="$(measure "$gw_pid" vm_rows "http://127.0.0.1:$gw_port" lpbatch.lua "$key" "$v2" "$BATCH_CONNS" 5000)"$'\n'
+    wait_drained "$gw_port"
+    vr[vmagent]+="$(measure "$ag_pid" vm_rows "http://127.0.0.1:$ag_port" lpbatch.lua x "$v2" "$BATCH_CONNS" 5000)"$'\n'
+    sleep 2 # vmagent's queue drains to VictoriaMetrics
+    vr[vm]+="$(measure "$vm_pid" vm_rows "http://127.0.0.1:$vm_port" lpbatch.lua x "$v2" "$BATCH_CONNS" 5000)"$'\n'
+    echo "vm round $r done" >&2
+  done
+  local agent
+  agent=$(col_median "${vr[vmagent]}" 1)
+  printf '%-40s %12s %12s %10s %9s %8s\n' "5000-line batches" "accepted/s" "VM rows/s" "CPU us/pt" "vs vmagent" "non-2xx"
+  for t in gateway vmagent vm; do
+    res=${vr[$t]}
+    case $t in
+      gateway) name="gateway --fsync interval -> VM" ;;
+      vmagent) name="vmagent (disk queue) -> VM" ;;
+      vm) name="VictoriaMetrics directly" ;;
+    esac
+    printf '%-40s %12.0f %12.0f %10.2f %9s %8s\n' "$name" "$(col_median "$res" 1)" "$(col_median "$res" 3)" "$(col_median "$res" 2)" \
+      "$(ratio "$(col_median "$res" 1)" "$agent")" "$(bad_total "$res")"
+  done
+  echo "peak RSS: gateway $(hwm "$gw_pid"), vmagent $(hwm "$ag_pid")"
+  kill "$gw_pid" "$ag_pid" "$vm_pid"
+}
+hwm() { awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$1/status"; }
+
+case "${BENCH_ONLY:-}" in
+  checks) checks_section; exit 0 ;;
+  peers) peers_section; exit 0 ;;
+  vm) vm_section; exit 0 ;;
+  "") ;;
+  *) echo "BENCH_ONLY=$BENCH_ONLY: want checks, peers or vm" >&2; exit 2 ;;
+esac
 
 if section 1; then
 echo "== 1. one point per request, $CONNS connections, $ROUNDS rounds of $DURATION, interleaved"
@@ -366,8 +616,11 @@ fi
 
 if section 4 && section 1; then
 echo
+echo "== 3c. group commit in the spool alone, 16 appenders (go test -bench)"
+go test -run '^$' -bench 'BenchmarkAppend' ./pkg/spool | awk '/^Benchmark/ {print}'
+
+echo
 echo "== 4. peak RSS"
-hwm() { awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$1/status"; }
 for mode in always interval; do
   echo "apiserver --fsync $mode, through all of the above: $(hwm "${pid[$mode]}")"
 done
@@ -402,6 +655,16 @@ for r in $(seq 1 "$ROUNDS"); do
   kill "$gw_pid"
   wait "$gw_pid" 2>/dev/null || true
 done
+fi
+
+if section 7; then
+echo
+peers_section
+fi
+
+if section 8; then
+echo
+vm_section
 fi
 
 if section 1; then

@@ -27,11 +27,12 @@ const defaultAuditLimit = 50
 func NewCmdAudit(f *Factory, runF func(*AuditOptions) error) *cobra.Command {
 	opts := &AuditOptions{cmdOptions: newCmdOptions(f, f.openStore)}
 	cmd := &cobra.Command{
-		Use:   "audit [ID | KEY] [--limit N]",
+		Use:   "audit [ID | KEY | NAME] [--limit N]",
 		Short: "Show who changed keys, and how",
 		Long: `Show the audit log, newest first: every generate, update, rotate and revoke,
 with when it happened, who did it (keyctl records "keyctl:USER@HOST") and
-what changed. With a key id or key, only that key's entries are shown.
+what changed. With a key id, key or name, only that key's entries are
+shown.
 Usage is not recorded here; keyctl show has a key's last use.
 
 On a terminal the log is a table. Otherwise each entry is one line of
@@ -42,7 +43,7 @@ detail.`,
   $ keyctl audit --limit 0 -o json | jq '.[] | select(.action == "revoke")'`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
-				return usageErrorf("audit takes at most one key id or key, got %d arguments", len(args))
+				return usageErrorf("audit takes at most one key id, key or name, got %d arguments", len(args))
 			}
 			return nil
 		},

@@ -24,8 +24,8 @@ func TestNewCmdAudit(t *testing.T) {
 		{name: "KeyLimit", args: []string{key, "--limit", "5", "-o", "json"}, want: AuditOptions{cmdOptions: cmdOptions{Ref: keyRef{Key: key}, Format: formatJSON}, Limit: 5}},
 		{name: "NoLimit", args: []string{"-L", "0"}, want: AuditOptions{cmdOptions: cmdOptions{Format: formatTable}}},
 		{name: "NegativeLimit", args: []string{"--limit", "-1"}, wantCode: exitUsage, wantErr: "--limit must be 0 (no limit) or more, got -1"},
-		{name: "TwoArguments", args: []string{"1", "2"}, wantCode: exitUsage, wantErr: "audit takes at most one key id or key, got 2 arguments"},
-		{name: "Neither", args: []string{"web-1"}, wantCode: exitUsage, wantErr: `"web-1" is neither a key id nor a key`},
+		{name: "TwoArguments", args: []string{"1", "2"}, wantCode: exitUsage, wantErr: "audit takes at most one key id, key or name, got 2 arguments"},
+		{name: "Neither", args: []string{"Web 1"}, wantCode: exitUsage, wantErr: `"Web 1" is neither a key id, a key nor a key's name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/metricgate/metricgate/pkg/keyfile"
 	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
@@ -14,21 +15,25 @@ const (
 	exitOK       = 0 // success
 	exitError    = 1 // any other failure, such as an invalid hostname or an unreadable database
 	exitUsage    = 2 // bad flags or arguments, such as a key policy the store refuses
-	exitNotFound = 3 // no key has the given id or value, or a host has no active key
+	exitNotFound = 3 // no key has the given id, value or name, or a host has no active key
+	exitChanged  = 4 // the key store changed between apply's plan and its transaction: nothing was written
 )
 
 // exitCodesHelp documents the exit codes in keyctl's help.
 var exitCodesHelp = fmt.Sprintf(`Exit codes:
   %d  success
   %d  error (invalid hostname, unreadable database, revocation declined, ...)
-  %d  usage error (bad flags or arguments, or --yes missing when not interactive)
-  %d  not found (no key has the given id or value, or the host has no active key)`,
-	exitOK, exitError, exitUsage, exitNotFound)
+  %d  usage error or invalid input (bad flags or arguments, --yes missing when
+     not interactive, a key file or hosts file that cannot be used)
+  %d  not found (no key has the given id, value or name, or the host has no active key)
+  %d  the key store changed while apply ran: nothing was written; run it again`,
+	exitOK, exitError, exitUsage, exitNotFound, exitChanged)
 
 // cliError is an error that chooses keyctl's exit code.
 type cliError struct {
-	code int
-	err  error
+	code  int
+	err   error
+	input bool // bad input from a file: the command's usage would not help
 }
 
 func (e *cliError) Error() string { return e.err.Error() }
@@ -38,6 +43,22 @@ func (e *cliError) Unwrap() error { return e.err }
 // usage after it.
 func usageErrorf(format string, a ...any) error {
 	return &cliError{code: exitUsage, err: fmt.Errorf(format, a...)}
+}
+
+// inputErrorf reports input, such as a file, that cannot be used: the
+// usage error's exit code, without the usage.
+func inputErrorf(format string, a ...any) error {
+	return &cliError{code: exitUsage, err: fmt.Errorf(format, a...), input: true}
+}
+
+// printsUsage reports whether keyctl prints the command's usage after err:
+// after a usage error that is about the command line.
+func printsUsage(err error) bool {
+	var ce *cliError
+	if errors.As(err, &ce) && ce.input || errors.Is(err, keyfile.ErrInvalid) {
+		return false
+	}
+	return exitCode(err) == exitUsage
 }
 
 // notFoundErrorf reports that the key asked for does not exist.
@@ -60,6 +81,10 @@ func exitCode(err error) int {
 		return ce.code
 	case errors.Is(err, keystore.ErrNotFound), errors.Is(err, keystore.ErrUnknownKey):
 		return exitNotFound
+	case errors.Is(err, keystore.ErrChanged):
+		return exitChanged
+	case errors.Is(err, keyfile.ErrInvalid):
+		return exitUsage
 	case errors.Is(err, keystore.ErrInvalidPolicy), errors.Is(err, keystore.ErrInvalidScope):
 		// keystore.ParsePolicy checked the flags: a usage error.
 		return exitUsage

@@ -116,14 +116,17 @@ func (f *Factory) openStore(ctx context.Context) (*keystore.Store, error) {
 	return f.openAddr(ctx, f.dbPath, false)
 }
 
-// keyRef names a key on the command line: by id, or by its value.
+// keyRef names a key on the command line: by id, by its value, or by its
+// name.
 type keyRef struct {
-	ID  int64
-	Key string
+	ID   int64
+	Key  string
+	Name string
 }
 
-// parseKeyRef reads an argument that is either a key id (an integer) or a
-// key (a UUID, kept in canonical form).
+// parseKeyRef reads an argument that is a key id (an integer), a key (a
+// UUID, kept in canonical form) or a key's name; keystore.CheckName keeps
+// the three apart.
 func parseKeyRef(arg string) (keyRef, error) {
 	if id, err := strconv.ParseInt(arg, 10, 64); err == nil {
 		if id <= 0 {
@@ -134,7 +137,10 @@ func parseKeyRef(arg string) (keyRef, error) {
 	if u, err := uuid.Parse(arg); err == nil {
 		return keyRef{Key: u.String()}, nil
 	}
-	return keyRef{}, usageErrorf("%q is neither a key id nor a key", arg)
+	if err := keystore.CheckName(arg, "a name"); err != nil {
+		return keyRef{}, usageErrorf("%q is neither a key id, a key nor a key's name (lower-case letters, digits, '-', '_' and '.')", arg)
+	}
+	return keyRef{Name: arg}, nil
 }
 
 // shortKey is the start of a key value, enough to recognise it.

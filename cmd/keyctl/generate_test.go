@@ -41,7 +41,7 @@ func TestNewCmdGenerate(t *testing.T) {
 			want: GenerateOptions{cmdOptions: cmdOptions{Format: formatTable}, Key: keystore.NewKey{Hostname: "web-1", Bucket: "tenant-a/week", MaxSeries: 500}}},
 		{name: "BadBucket", args: []string{"--hostname", "web-1", "--bucket", "a/b/c"}, wantCode: exitUsage,
 			wantErr: `invalid key policy: --bucket "a/b/c" must be a bucket, or a database and retention policy as db/rp`},
-		{name: "MissingHostname", args: []string{"--description", "x"}, wantCode: exitUsage, wantErr: "--hostname is required"},
+		{name: "MissingHostname", args: []string{"--description", "x"}, wantCode: exitUsage, wantErr: "--hostname or --hostname-file is required"},
 		{name: "EmptyHostname", args: []string{"--hostname", " "}, wantCode: exitUsage, wantErr: "--hostname must not be empty"},
 		{name: "Argument", args: []string{"--hostname", "web-1", "web-2"}, wantCode: exitUsage, wantErr: `takes no arguments, got "web-2"`},
 		{name: "QuietJSON", args: []string{"--hostname", "web-1", "-q", "-o", "json"}, wantCode: exitUsage, wantErr: "--quiet and --output json"},
@@ -173,7 +173,7 @@ func testGenerateInvalidHostname(t *testing.T, c *cli) {
 
 func TestGenerateMissingHostname(t *testing.T) {
 	r := newCLI(t).run("generate")
-	if r.code != exitUsage || !strings.HasPrefix(r.stderr, "keyctl: --hostname is required\n\nUsage:\n  keyctl generate --hostname HOST [flags]\n") {
+	if r.code != exitUsage || !strings.HasPrefix(r.stderr, "keyctl: --hostname or --hostname-file is required\n\nUsage:\n  keyctl generate {--hostname HOST | --hostname-file FILE} [flags]\n") {
 		t.Errorf("exit %d, stderr %q; want %d, the error and the usage", r.code, r.stderr, exitUsage)
 	}
 }
@@ -206,8 +206,8 @@ func testGeneratePolicy(t *testing.T, c *cli) {
 	}
 	r = c.runTTY("", "list", "--all").mustSucceed(t)
 	want := "" +
-		"ID  PREFIX    HOSTNAME  DESCRIPTION  STATUS   CREATED           EXPIRES           LAST USED\n" +
-		"1   " + got.Prefix + "  10.0.0.7               expired  2026-03-01 12:00  2026-03-01 13:00  never\n"
+		"ID  PREFIX    NAME  HOSTNAME  DESCRIPTION  STATUS   CREATED           EXPIRES           LAST USED\n" +
+		"1   " + got.Prefix + "  -     10.0.0.7               expired  2026-03-01 12:00  2026-03-01 13:00  never\n"
 	if r.stdout != want {
 		t.Errorf("list --all =\n%s\nwant\n%s", r.stdout, want)
 	}

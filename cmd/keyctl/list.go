@@ -45,10 +45,10 @@ points, shows as "quarantined" in the table's status column;
 
 On a terminal the list is a table. Otherwise each key is one line of
 tab-separated fields without a header: id, prefix, hostname, description,
-status, created, last used, expires, quarantined since, bucket (times in
-RFC 3339, empty if never used, never expiring or not quarantined; the
-bucket empty for the gateway's own). Keys themselves are never shown:
-the store does not have them.`,
+status, created, last used, expires, name, quarantined since, bucket
+(times in RFC 3339, empty if never used, never expiring or not
+quarantined; the name empty if none, the bucket for the gateway's own).
+Keys themselves are never shown: the store does not have them.`,
 		Example: `  $ keyctl list
   $ keyctl list --hostname web-1.example.com --all
   $ keyctl list --expiring 168h
@@ -100,9 +100,9 @@ func listRun(opts *ListOptions) error {
 		for _, k := range keys {
 			// Fields are only ever added at the end, so scripts that cut
 			// them by position keep working.
-			fmt.Fprintf(opts.IO.Out, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, printable(k.Prefix), printable(k.Hostname),
+			fmt.Fprintf(opts.IO.Out, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, printable(k.Prefix), printable(k.Hostname),
 				printable(k.Description), k.Status(now), formatTime(k.CreatedAt), formatTime(k.LastUsedAt),
-				formatTime(k.ExpiresAt), formatTime(k.QuarantinedAt), printable(k.Bucket))
+				formatTime(k.ExpiresAt), printable(k.Name), formatTime(k.QuarantinedAt), printable(k.Bucket))
 		}
 		return nil
 	}
@@ -111,10 +111,10 @@ func listRun(opts *ListOptions) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPREFIX\tHOSTNAME\tDESCRIPTION\tSTATUS\tCREATED\tEXPIRES\tLAST USED")
+	fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tHOSTNAME\tDESCRIPTION\tSTATUS\tCREATED\tEXPIRES\tLAST USED")
 	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strconv.FormatInt(k.ID, 10), shownPrefix(k),
-			printable(k.Hostname), truncate(printable(k.Description), 40), shownStatus(k, now),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strconv.FormatInt(k.ID, 10), shownPrefix(k),
+			orDash(printable(k.Name)), printable(k.Hostname), truncate(printable(k.Description), 40), shownStatus(k, now),
 			shortTime(k.CreatedAt, "-"), shortTime(k.ExpiresAt, "never"), shortTime(k.LastUsedAt, "never"))
 	}
 	return tw.Flush()
@@ -127,6 +127,14 @@ func shownStatus(k keystore.Key, now time.Time) string {
 		return string(st)
 	}
 	return "quarantined"
+}
+
+// orDash is s, or "-" for a table cell that is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // shownPrefix is k's prefix for a table, or "legacy" for a key that has

@@ -120,10 +120,10 @@ func testListTable(t *testing.T, c *cli) {
 	t.Run("Terminal", func(t *testing.T) {
 		r := c.runTTY("", "list", "--all").mustSucceed(t)
 		want := "" +
-			"ID  PREFIX    HOSTNAME  DESCRIPTION  STATUS   CREATED           EXPIRES  LAST USED\n" +
-			"1   " + p1 + "  web-1     old          revoked  2026-03-01 12:00  never    never\n" +
-			"2   " + p2 + "  web-1     new          active   2026-03-01 12:00  never    never\n" +
-			"3   " + p3 + "  web-2                  active   2026-03-01 12:00  never    never\n"
+			"ID  PREFIX    NAME  HOSTNAME  DESCRIPTION  STATUS   CREATED           EXPIRES  LAST USED\n" +
+			"1   " + p1 + "  -     web-1     old          revoked  2026-03-01 12:00  never    never\n" +
+			"2   " + p2 + "  -     web-1     new          active   2026-03-01 12:00  never    never\n" +
+			"3   " + p3 + "  -     web-2                  active   2026-03-01 12:00  never    never\n"
 		if r.stdout != want {
 			t.Errorf("stdout =\n%s\nwant\n%s", r.stdout, want)
 		}
@@ -131,8 +131,8 @@ func testListTable(t *testing.T, c *cli) {
 	t.Run("Pipe", func(t *testing.T) {
 		r := c.run("list").mustSucceed(t)
 		want := "" +
-			"2\t" + p2 + "\tweb-1\tnew\tactive\t2026-03-01T12:00:00Z\t\t\t\t\n" +
-			"3\t" + p3 + "\tweb-2\t\tactive\t2026-03-01T12:00:00Z\t\t\t\t\n"
+			"2\t" + p2 + "\tweb-1\tnew\tactive\t2026-03-01T12:00:00Z\t\t\t\t\t\n" +
+			"3\t" + p3 + "\tweb-2\t\tactive\t2026-03-01T12:00:00Z\t\t\t\t\t\n"
 		if r.stdout != want {
 			t.Errorf("stdout = %q, want %q", r.stdout, want)
 		}
@@ -227,8 +227,8 @@ func testListExpiring(t *testing.T, c *cli) {
 	r := c.runTTY("", "list", "--expiring", "2h").mustSucceed(t)
 	p1 := strings.Fields(strings.Split(r.stdout, "\n")[1])[1]
 	want := "" +
-		"ID  PREFIX    HOSTNAME  DESCRIPTION  STATUS  CREATED           EXPIRES           LAST USED\n" +
-		"1   " + p1 + "  web-1                  active  2026-03-01 12:00  2026-03-01 13:00  never\n"
+		"ID  PREFIX    NAME  HOSTNAME  DESCRIPTION  STATUS  CREATED           EXPIRES           LAST USED\n" +
+		"1   " + p1 + "  -     web-1                  active  2026-03-01 12:00  2026-03-01 13:00  never\n"
 	if r.stdout != want {
 		t.Errorf("list --expiring 2h =\n%s\nwant\n%s", r.stdout, want)
 	}
@@ -263,9 +263,9 @@ func testListUnusedSince(t *testing.T, c *cli) {
 	}
 	r := c.runTTY("", "list", "--unused-since", "12h").mustSucceed(t)
 	want := "" +
-		"ID  PREFIX    HOSTNAME  DESCRIPTION  STATUS  CREATED           EXPIRES  LAST USED\n" +
-		"1   " + k1[:8] + "  web-1                  active  2026-03-01 12:00  never    never\n" +
-		"2   " + k2[:8] + "  web-2                  active  2026-03-01 12:00  never    2026-03-10 12:00\n"
+		"ID  PREFIX    NAME  HOSTNAME  DESCRIPTION  STATUS  CREATED           EXPIRES  LAST USED\n" +
+		"1   " + k1[:8] + "  -     web-1                  active  2026-03-01 12:00  never    never\n" +
+		"2   " + k2[:8] + "  -     web-2                  active  2026-03-01 12:00  never    2026-03-10 12:00\n"
 	if r.stdout != want {
 		t.Errorf("list --unused-since 12h =\n%s\nwant\n%s", r.stdout, want)
 	}
@@ -290,7 +290,7 @@ func TestListLegacy(t *testing.T) {
 	// The import is stamped with the real time, so the row is checked up
 	// to its CREATED column.
 	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
-	if want := "1   legacy  web-1     imported from the original database  active  "; len(lines) != 2 || !strings.HasPrefix(lines[1], want) {
+	if want := "1   legacy  -     web-1     imported from the original database  active  "; len(lines) != 2 || !strings.HasPrefix(lines[1], want) {
 		t.Errorf("list --legacy on a terminal =\n%s\nwant a header and a row starting %q", r.stdout, want)
 	}
 	for _, out := range []string{r.stdout, c.run("list").mustSucceed(t).stdout, c.run("list", "-o", "json").mustSucceed(t).stdout,

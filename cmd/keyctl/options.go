@@ -79,10 +79,18 @@ func (o *cmdOptions) openKey() (*keystore.Store, keystore.Key, error) {
 	return s, k, nil
 }
 
-// lookUp returns the key o.Ref names, or a not-found error that names the
+// lookUp returns the key o.Ref names (of a name, the key not revoked that
+// has it, else the latest revoked one), or a not-found error that names the
 // database, so a wrong --db is easy to spot. An unknown key is shown by its
 // prefix only, so the message does not copy a secret into logs.
 func (o *cmdOptions) lookUp(s *keystore.Store) (keystore.Key, error) {
+	if o.Ref.Name != "" {
+		k, err := s.GetByName(o.Ctx, o.Ref.Name)
+		if errors.Is(err, keystore.ErrNotFound) {
+			return k, notFoundErrorf("no key is named %q in %s", o.Ref.Name, o.DBPath)
+		}
+		return k, err
+	}
 	if o.Ref.Key == "" {
 		k, err := s.Get(o.Ctx, o.Ref.ID)
 		if errors.Is(err, keystore.ErrNotFound) {

@@ -87,6 +87,7 @@ func writeKeyDetails(w io.Writer, k keystore.Key, now time.Time) error {
 	}
 	fields := []struct{ name, value string }{
 		{"ID", strconv.FormatInt(k.ID, 10)},
+		{"Name", orNone(printable(k.Name), "-")},
 		{"Prefix", shownPrefix(k)},
 		{"Hostname", printable(k.Hostname)},
 		{"Description", orNone(printable(k.Description), "-")},
@@ -104,6 +105,7 @@ func writeKeyDetails(w io.Writer, k keystore.Key, now time.Time) error {
 		{"Last used", lastUsed},
 		{"Requests", strconv.FormatInt(k.Requests, 10)},
 		{"Points", strconv.FormatInt(k.Points, 10)},
+		{"Managed by", managedBy(k.ManagedBy)},
 		{"Quarantined", quarantined},
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
@@ -111,6 +113,21 @@ func writeKeyDetails(w io.Writer, k keystore.Key, now time.Time) error {
 		fmt.Fprintf(tw, "%s:\t%s\n", f.name, f.value)
 	}
 	return tw.Flush()
+}
+
+// managedBy says what made a key and manages it, for a person.
+func managedBy(m string) string {
+	switch m {
+	case keystore.ManagedByApply:
+		return "keyctl apply (apply --prune revokes it when its file no longer names it)"
+	case keystore.ManagedByHTTP:
+		return "the admin API (PUT /admin/api/keys/by-name/NAME)"
+	case keystore.ManagedByImport:
+		return "keyctl import"
+	case "":
+		return "-"
+	}
+	return printable(m)
 }
 
 // writeJSON writes v as indented JSON and a newline.

@@ -21,6 +21,7 @@ type policyFlags struct {
 	rate            float64
 	burst           int
 	description     string
+	name            string
 	bucket          string
 	maxSeries       int
 }
@@ -36,6 +37,7 @@ var policyFlagNames = map[keystore.Field]string{
 	keystore.FieldRate:            "rate",
 	keystore.FieldBurst:           "burst",
 	keystore.FieldDescription:     "description",
+	keystore.FieldName:            "name",
 	keystore.FieldBucket:          "bucket",
 	keystore.FieldMaxSeries:       "max-series",
 }
@@ -57,6 +59,11 @@ func addPolicyFlags(cmd *cobra.Command, p *policyFlags, update bool) {
 		fl.StringSliceVar(&p.scopes, "scope", nil, "`scope` the key carries, submit or admin (repeatable; default submit)")
 		fl.StringSliceVar(&p.measurements, "measurement", nil, "limit the key to `measurement` (repeatable; default any)")
 		fl.StringVar(&p.description, "description", "", "what the key is for")
+	}
+	if update {
+		fl.StringVar(&p.name, "name", "", "the key's unique `name`, such as web-1-telegraf; \"\" removes it")
+	} else {
+		fl.StringVar(&p.name, "name", "", "a unique `name` for the key, such as web-1-telegraf, for show, update, rotate, revoke and apply")
 	}
 	fl.Float64Var(&p.rate, "rate", 0, "`points` per second the key may write (0: the server's default)")
 	fl.IntVar(&p.burst, "burst", 0, "`points` the key may write at once (0: the server's default)")
@@ -99,6 +106,9 @@ func (p *policyFlags) input(cmd *cobra.Command) keystore.PolicyInput {
 	}
 	if given(keystore.FieldDescription) {
 		in.Description = &p.description
+	}
+	if given(keystore.FieldName) {
+		in.KeyName = &p.name
 	}
 	if given(keystore.FieldBucket) {
 		in.Bucket = &p.bucket

@@ -26,14 +26,14 @@ func testListQuarantined(t *testing.T, c *cli) {
 	p2, p3 := keys[2][:8], keys[3][:8]
 	r := c.runTTY("", "list").mustSucceed(t)
 	want := "" +
-		"ID  PREFIX    HOSTNAME  DESCRIPTION  STATUS       CREATED           EXPIRES  LAST USED\n" +
-		"2   " + p2 + "  web-1     new          active       2026-03-01 12:00  never    never\n" +
-		"3   " + p3 + "  web-2                  quarantined  2026-03-01 12:00  never    never\n"
+		"ID  PREFIX    NAME  HOSTNAME  DESCRIPTION  STATUS       CREATED           EXPIRES  LAST USED\n" +
+		"2   " + p2 + "  -     web-1     new          active       2026-03-01 12:00  never    never\n" +
+		"3   " + p3 + "  -     web-2                  quarantined  2026-03-01 12:00  never    never\n"
 	if r.stdout != want {
 		t.Errorf("table =\n%s\nwant\n%s", r.stdout, want)
 	}
 	r = c.run("list", "--quarantined").mustSucceed(t)
-	if want := "3\t" + p3 + "\tweb-2\t\tactive\t2026-03-01T12:00:00Z\t\t\t2026-03-01T12:00:00Z\ttenant-a\n"; r.stdout != want {
+	if want := "3\t" + p3 + "\tweb-2\t\tactive\t2026-03-01T12:00:00Z\t\t\t\t2026-03-01T12:00:00Z\ttenant-a\n"; r.stdout != want {
 		t.Errorf("list --quarantined = %q, want %q", r.stdout, want)
 	}
 	var listed []struct {
@@ -86,5 +86,5 @@ func testRelease(t *testing.T, c *cli) {
 		t.Errorf("audit =\n%s\nwant two releases by %s", audit, testActor)
 	}
 	checkRuns(t, c, append(notFoundCases(c, "release"),
-		runCase{"NoArgument", []string{"release"}, exitUsage, "keyctl: release takes one key id or key, got 0 arguments"}))
+		runCase{"NoArgument", []string{"release"}, exitUsage, "keyctl: release takes one key id, key or name, got 0 arguments"}))
 }

@@ -27,9 +27,9 @@ type RevokeOptions struct {
 func NewCmdRevoke(f *Factory, runF func(*RevokeOptions) error) *cobra.Command {
 	opts := &RevokeOptions{cmdOptions: newCmdOptions(f, f.openStore)}
 	cmd := &cobra.Command{
-		Use:   "revoke {ID | KEY | --hostname HOST}",
+		Use:   "revoke {ID | KEY | NAME | --hostname HOST}",
 		Short: "Revoke a key, or every key of a host",
-		Long: `Revoke one key, named by its id or by the key itself, or with --hostname
+		Long: `Revoke one key, named by its id, by the key itself or by its name, or with --hostname
 every active key bound to a host. A revoked key is refused at once, also by
 a running apiserver; its record is kept.
 
@@ -42,11 +42,11 @@ no one to ask, and --yes is required.`,
 			hostname := cmd.Flags().Changed("hostname")
 			switch {
 			case len(args) > 1:
-				return usageErrorf("revoke takes one key id or key, got %d arguments", len(args))
+				return usageErrorf("revoke takes one key id, key or name, got %d arguments", len(args))
 			case len(args) == 1 && hostname:
-				return usageErrorf("give a key id, a key or --hostname, not both")
+				return usageErrorf("give a key id, a key, a name or --hostname, not both")
 			case len(args) == 0 && !hostname:
-				return usageErrorf("give a key id, a key or --hostname")
+				return usageErrorf("give a key id, a key, a name or --hostname")
 			}
 			return nil
 		},

@@ -25,10 +25,10 @@ func TestNewCmdRevoke(t *testing.T) {
 		{name: "TerminalNoYes", tty: true, args: []string{"7"}, want: RevokeOptions{cmdOptions: cmdOptions{Ref: keyRef{ID: 7}, Format: formatTable}}},
 		{name: "PipeNoYes", args: []string{"7"}, wantCode: exitUsage, wantErr: "--yes is required when not running interactively"},
 		{name: "PipeHostnameNoYes", args: []string{"--hostname", "web-1"}, wantCode: exitUsage, wantErr: "--yes is required"},
-		{name: "Nothing", tty: true, wantCode: exitUsage, wantErr: "give a key id, a key or --hostname"},
+		{name: "Nothing", tty: true, wantCode: exitUsage, wantErr: "give a key id, a key, a name or --hostname"},
 		{name: "Both", tty: true, args: []string{"7", "--hostname", "web-1"}, wantCode: exitUsage, wantErr: "not both"},
 		{name: "TwoIDs", tty: true, args: []string{"7", "8"}, wantCode: exitUsage, wantErr: "got 2 arguments"},
-		{name: "Neither", tty: true, args: []string{"web-1"}, wantCode: exitUsage, wantErr: `"web-1" is neither a key id nor a key`},
+		{name: "Neither", tty: true, args: []string{"Web 1"}, wantCode: exitUsage, wantErr: `"Web 1" is neither a key id, a key nor a key's name`},
 		{name: "EmptyHostname", tty: true, args: []string{"--hostname="}, wantCode: exitUsage, wantErr: "--hostname must not be empty"},
 		{name: "UnknownFlag", tty: true, args: []string{"7", "--force"}, wantCode: exitUsage, wantErr: "unknown flag: --force"},
 	}

@@ -32,7 +32,7 @@ func execute(ctx context.Context, f *Factory, args []string) int {
 	code := exitCode(err)
 	if err != nil {
 		fmt.Fprintf(f.IO.ErrOut, "keyctl: %s\n", err)
-		if code == exitUsage {
+		if printsUsage(err) {
 			fmt.Fprintf(f.IO.ErrOut, "\n%s", cmd.UsageString())
 		}
 	}
@@ -82,6 +82,8 @@ in UTC.
   $ keyctl release 7
   $ keyctl dead-letters list --spool-dir /var/lib/metricgate/spool
   $ keyctl audit 7
+  $ keyctl apply -f keys.yaml --dry-run
+  $ keyctl export > keys.yaml
   $ keyctl migrate --from api_keys.db --to postgres://metricgate:PASSWORD@db.example.com/metricgate`,
 		// Verbs are subcommands; anything else is a mistyped verb.
 		Args: cobra.ArbitraryArgs,
@@ -116,6 +118,9 @@ in UTC.
 		NewCmdDeadLetters(f),
 		NewCmdAudit(f, nil),
 		NewCmdMigrate(f, nil),
+		NewCmdApply(f, nil),
+		NewCmdExport(f, nil),
+		NewCmdImport(f, nil),
 		NewCmdVersion(f, nil),
 	)
 	return cmd
@@ -138,11 +143,11 @@ func addGlobalFlags(cmd *cobra.Command, f *Factory) {
 		[]string{string(formatTable), string(formatJSON)}, cobra.ShellCompDirectiveNoFileComp))
 }
 
-// oneKey is the Args of the verbs that act on one key, named by its id or
-// by the key itself.
+// oneKey is the Args of the verbs that act on one key, named by its id,
+// by the key itself or by its name.
 func oneKey(cmd *cobra.Command, args []string) error {
 	if len(args) != 1 {
-		return usageErrorf("%s takes one key id or key, got %d arguments", cmd.Name(), len(args))
+		return usageErrorf("%s takes one key id, key or name, got %d arguments", cmd.Name(), len(args))
 	}
 	return nil
 }

@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/metricgate/metricgate/pkg/keyfile"
+	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 func TestRootUsageErrors(t *testing.T) {
@@ -184,10 +188,22 @@ func TestExitCode(t *testing.T) {
 		{usageErrorf("bad"), exitUsage},
 		{notFoundErrorf("gone"), exitNotFound},
 		{errDeclined, exitError},
+		{fmt.Errorf("apply: %w", keystore.ErrChanged), exitChanged},
+		{fmt.Errorf("generate: %w", keystore.ErrNameTaken), exitError},
+		{inputErrorf("hosts.txt:2: bad"), exitUsage},
+		{fmt.Errorf("read: %w", keyfile.ErrInvalid), exitUsage},
 	}
 	for _, tt := range tests {
 		if got := exitCode(tt.err); got != tt.want {
 			t.Errorf("exitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+	// Bad input from a file is not a mistake on the command line: its
+	// usage would not help.
+	for err, want := range map[error]bool{usageErrorf("bad"): true, inputErrorf("bad"): false,
+		fmt.Errorf("read: %w", keyfile.ErrInvalid): false, fmt.Errorf("%w", keystore.ErrInvalidPolicy): true} {
+		if got := printsUsage(err); got != want {
+			t.Errorf("printsUsage(%v) = %v, want %v", err, got, want)
 		}
 	}
 }

@@ -28,7 +28,7 @@ const defaultGrace = 24 * time.Hour
 func NewCmdRotate(f *Factory, runF func(*RotateOptions) error) *cobra.Command {
 	opts := &RotateOptions{cmdOptions: newCmdOptions(f, f.openStore)}
 	cmd := &cobra.Command{
-		Use:   "rotate {ID | KEY} [--grace DURATION]",
+		Use:   "rotate {ID | KEY | NAME} [--grace DURATION]",
 		Short: "Replace a key by a new one",
 		Long: `Generate a new key for the same host, with the same policy, to replace an
 active key named by its id or by the key itself. The old key keeps working

@@ -28,8 +28,8 @@ func TestNewCmdRotate(t *testing.T) {
 		{name: "NegativeGrace", args: []string{"7", "--grace", "-1m"}, wantCode: exitUsage, wantErr: "--grace must be between 0 and 876000h0m0s (100 years), got -1m0s"},
 		{name: "GraceOver100Years", args: []string{"7", "--grace", "876001h"}, wantCode: exitUsage, wantErr: "--grace must be between 0 and 876000h0m0s (100 years), got 876001h0m0s"},
 		{name: "BadGrace", args: []string{"7", "--grace", "1 day"}, wantCode: exitUsage, wantErr: `invalid argument "1 day" for "--grace" flag`},
-		{name: "NoArgument", wantCode: exitUsage, wantErr: "rotate takes one key id or key, got 0 arguments"},
-		{name: "Neither", args: []string{"web-1"}, wantCode: exitUsage, wantErr: `"web-1" is neither a key id nor a key`},
+		{name: "NoArgument", wantCode: exitUsage, wantErr: "rotate takes one key id, key or name, got 0 arguments"},
+		{name: "Neither", args: []string{"Web 1"}, wantCode: exitUsage, wantErr: `"Web 1" is neither a key id, a key nor a key's name`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

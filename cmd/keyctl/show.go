@@ -13,11 +13,13 @@ type ShowOptions struct {
 func NewCmdShow(f *Factory, runF func(*ShowOptions) error) *cobra.Command {
 	opts := &ShowOptions{cmdOptions: newCmdOptions(f, f.openStore)}
 	cmd := &cobra.Command{
-		Use:   "show {ID | KEY}",
+		Use:   "show {ID | KEY | NAME}",
 		Short: "Show one key's details",
-		Long: `Show everything the store knows about one key, named by its id or by the
-key itself (to find out which record a key you hold belongs to).`,
+		Long: `Show everything the store knows about one key, named by its id, by the
+key itself (to find out which record a key you hold belongs to), or by its
+name (the key not revoked of that name, else the latest revoked one).`,
 		Example: `  $ keyctl show 7
+  $ keyctl show web-1-telegraf
   $ keyctl show "$KEY" -o json`,
 		Args: oneKey,
 		RunE: func(cmd *cobra.Command, args []string) error {

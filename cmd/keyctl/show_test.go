@@ -22,9 +22,9 @@ func TestNewCmdShow(t *testing.T) {
 		{name: "ID", args: []string{"7"}, want: keyRef{ID: 7}, wantFmt: formatTable},
 		{name: "Key", args: []string{key}, want: keyRef{Key: key}, wantFmt: formatTable},
 		{name: "UpperCaseKey", args: []string{strings.ToUpper(key), "-o", "json"}, want: keyRef{Key: key}, wantFmt: formatJSON},
-		{name: "NoArgument", wantCode: exitUsage, wantErr: "show takes one key id or key, got 0 arguments"},
+		{name: "NoArgument", wantCode: exitUsage, wantErr: "show takes one key id, key or name, got 0 arguments"},
 		{name: "TwoArguments", args: []string{"1", "2"}, wantCode: exitUsage, wantErr: "got 2 arguments"},
-		{name: "Neither", args: []string{"web-1"}, wantCode: exitUsage, wantErr: `"web-1" is neither a key id nor a key`},
+		{name: "Neither", args: []string{"Web 1"}, wantCode: exitUsage, wantErr: `"Web 1" is neither a key id, a key nor a key's name`},
 		{name: "ZeroID", args: []string{"0"}, wantCode: exitUsage, wantErr: "invalid key id 0"},
 		{name: "NegativeID", args: []string{"--", "-3"}, wantCode: exitUsage, wantErr: "invalid key id -3"},
 	}
@@ -51,6 +51,7 @@ func testShowTable(t *testing.T, c *cli) {
 	r := c.run("show", "1").mustSucceed(t)
 	want := "" +
 		"ID:           1\n" +
+		"Name:         -\n" +
 		"Prefix:       " + key[:8] + "\n" +
 		"Hostname:     web-1.example.com\n" +
 		"Description:  web one \n" +
@@ -68,6 +69,7 @@ func testShowTable(t *testing.T, c *cli) {
 		"Last used:    never\n" +
 		"Requests:     0\n" +
 		"Points:       0\n" +
+		"Managed by:   -\n" +
 		"Quarantined:  no\n"
 	if r.stdout != want {
 		t.Errorf("stdout =\n%s\nwant\n%s", r.stdout, want)

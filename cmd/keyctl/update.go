@@ -19,11 +19,12 @@ func NewCmdUpdate(f *Factory, runF func(*UpdateOptions) error) *cobra.Command {
 	opts := &UpdateOptions{cmdOptions: newCmdOptions(f, f.openStore)}
 	var policy policyFlags
 	cmd := &cobra.Command{
-		Use:   "update {ID | KEY} [flags]",
+		Use:   "update {ID | KEY | NAME} [flags]",
 		Short: "Change a key's expiry, scopes, limits or description",
-		Long: `Change the policy of one key, named by its id or by the key itself. Only
-what the flags name changes; --scope and --measurement replace the key's
-lists. A running apiserver applies the change to the next request.
+		Long: `Change the policy or the name of one key, named by its id, by the key
+itself or by its name. Only what the flags name changes; --scope and
+--measurement replace the key's lists; --name "" removes the name. A
+running apiserver applies the change to the next request.
 
 The key's value and host do not change: to replace a key, use rotate; to
 stop it, revoke.`,
@@ -31,7 +32,8 @@ stop it, revoke.`,
   $ keyctl update 7 --no-expiry --description "web one, permanent"
   $ keyctl update 7 --scope submit --scope admin
   $ keyctl update 7 --measurement cpu --measurement mem --rate 100 --burst 500
-  $ keyctl update 7 --all-measurements --rate 0`,
+  $ keyctl update 7 --all-measurements --rate 0
+  $ keyctl update 7 --name web-1-telegraf`,
 		Args: oneKey,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.bind(cmd, f, args); err != nil {

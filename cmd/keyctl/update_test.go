@@ -40,9 +40,9 @@ func TestNewCmdUpdate(t *testing.T) {
 			wantErr: "invalid key policy: --max-series must be between 0 (the gateway's default) and 1000000 series per hour, got 2000000"},
 		{name: "NothingToChange", args: []string{"7"}, wantCode: exitUsage, wantErr: "invalid key policy: nothing to change: give --expires-in"},
 		{name: "FalseFlagsOnly", args: []string{"7", "--no-expiry=false", "--all-measurements=false"}, wantCode: exitUsage, wantErr: "nothing to change"},
-		{name: "NoArgument", args: []string{"--rate", "1"}, wantCode: exitUsage, wantErr: "update takes one key id or key, got 0 arguments"},
+		{name: "NoArgument", args: []string{"--rate", "1"}, wantCode: exitUsage, wantErr: "update takes one key id, key or name, got 0 arguments"},
 		{name: "TwoArguments", args: []string{"1", "2", "--rate", "1"}, wantCode: exitUsage, wantErr: "got 2 arguments"},
-		{name: "Neither", args: []string{"web-1", "--rate", "1"}, wantCode: exitUsage, wantErr: `"web-1" is neither a key id nor a key`},
+		{name: "Neither", args: []string{"Web 1", "--rate", "1"}, wantCode: exitUsage, wantErr: `"Web 1" is neither a key id, a key nor a key's name`},
 		{name: "ExpiryAndNoExpiry", args: []string{"7", "--expires-in", "1h", "--no-expiry"},
 			wantCode: exitUsage, wantErr: "--expires-in and --no-expiry cannot be used together"},
 		{name: "AllThreeExpiries", args: []string{"7", "--expires-in", "1h", "--expires-at", "2027-01-01T00:00:00Z", "--no-expiry"},
@@ -83,6 +83,7 @@ func testUpdateTable(t *testing.T, c *cli) {
 		"--bucket", "tenant-a/week", "--max-series", "500").mustSucceed(t)
 	want := "" +
 		"ID:           1\n" +
+		"Name:         -\n" +
 		"Prefix:       " + key[:8] + "\n" +
 		"Hostname:     web-1\n" +
 		"Description:  web one\n" +
@@ -100,6 +101,7 @@ func testUpdateTable(t *testing.T, c *cli) {
 		"Last used:    never\n" +
 		"Requests:     0\n" +
 		"Points:       0\n" +
+		"Managed by:   -\n" +
 		"Quarantined:  no\n"
 	if r.stdout != want {
 		t.Errorf("stdout =\n%s\nwant\n%s", r.stdout, want)
@@ -167,7 +169,7 @@ func testUpdateErrors(t *testing.T, c *cli) {
 		runCase{"ControlCharacter", []string{"update", "1", "--description", "a\nb"}, exitUsage,
 			`keyctl: invalid key policy: --description "a\nb" contains control characters`},
 		runCase{"NothingToChange", []string{"update", "1"}, exitUsage, "keyctl: invalid key policy: nothing to change: " +
-			"give --expires-in, --expires-at, --no-expiry, --scope, --measurement, --all-measurements, --rate, --burst, --description, --bucket or --max-series"},
+			"give --expires-in, --expires-at, --no-expiry, --scope, --measurement, --all-measurements, --rate, --burst, --description, --name, --bucket or --max-series"},
 	))
 	missing, want := c.db+".missing", "no key store at "+c.db+".missing"
 	if u, err := url.Parse(c.db); err == nil && keystore.IsPostgres(c.db) {

@@ -1,19 +1,30 @@
-// Package influx writes line protocol to InfluxDB through the official
-// client, github.com/influxdata/influxdb-client-go/v2, and sorts its
+// Package influx writes line protocol to InfluxDB's /api/v2/write (which
+// InfluxDB 1.8 serves too, as do VictoriaMetrics and others) and sorts its
 // failures into those worth retrying and those that never will succeed.
+//
+// It sends the bytes it is given as the request's body, as they are or
+// gzipped, with net/http: the spool already holds line protocol, so
+// there is nothing to decode or encode again. (The official client's
+// blocking write took a string, a copy of each batch, and per-request
+// work the forwarder does not need.)
 package influx
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
-
-	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
-	"github.com/influxdata/influxdb-client-go/v2/api"
-	influxhttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 )
 
 // Errors returned by Writer.Write.
@@ -33,15 +44,31 @@ var (
 	ErrNoBucket = errors.New("InfluxDB has no such bucket")
 )
 
-// noBucketError is ErrNoBucket with InfluxDB's message; it is
+// noBucketError is ErrNoBucket with InfluxDB's answer; it is
 // ErrUnavailable too.
-type noBucketError struct{ msg string }
+type noBucketError struct{ err *HTTPError }
 
-func (e noBucketError) Error() string { return ErrNoBucket.Error() + ": " + e.msg }
+func (e noBucketError) Error() string { return ErrNoBucket.Error() + ": " + e.err.Message }
+
+func (e noBucketError) Unwrap() error { return e.err }
 
 func (e noBucketError) Is(target error) bool {
 	return target == ErrNoBucket || target == ErrUnavailable
 }
+
+// Gzip says when a write's body is compressed.
+type Gzip int
+
+const (
+	// GzipAuto compresses bodies sent to another host, where the network
+	// is what a write waits for, and not those sent over loopback, where
+	// compressing costs more CPU than the copy it saves.
+	GzipAuto Gzip = iota
+	// GzipAlways compresses every body.
+	GzipAlways
+	// GzipNever sends every body as it is.
+	GzipNever
+)
 
 // Config says where to write. With InfluxDB 1.8 the bucket is "db/rp" (or
 // "db" for the default retention policy) and the token empty or "user:pass".
@@ -51,18 +78,27 @@ type Config struct {
 	Org     string
 	Bucket  string
 	Timeout time.Duration // per HTTP request; defaults to 10s
+	Gzip    Gzip          // default GzipAuto
 }
 
 // Writer writes line protocol to its bucket, or to any other it is given.
 // It is safe for concurrent use.
 type Writer struct {
-	client influxdb2.Client
-	org    string
-	bucket string
-	write  api.WriteAPIBlocking
+	client *http.Client
+	write  string   // the write URL of the Config's bucket, with its query
+	base   string   // the URL before /api/v2/write
+	org    string   // the Config's organization
+	others sync.Map // the write URLs of the other buckets written to, by bucket
+	ping   string
+	auth   string
+	gzip   bool
+	gzips  sync.Pool // *gzipBody
+}
 
-	mu      sync.Mutex
-	buckets map[string]api.WriteAPIBlocking // the other buckets written to
+// gzipBody is a compressor and the buffer it writes into, reused.
+type gzipBody struct {
+	buf bytes.Buffer
+	zw  *gzip.Writer
 }
 
 // New returns a Writer for cfg. It does not contact InfluxDB.
@@ -71,86 +107,193 @@ func New(cfg Config) *Writer {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	// The client takes whole seconds and reads 0 as no timeout at all:
-	// round up.
-	opts := influxdb2.DefaultOptions().
-		SetHTTPRequestTimeout(uint(math.Ceil(timeout.Seconds()))).
-		SetPrecision(time.Nanosecond).
-		SetMaxRetries(0).
-		SetLogLevel(0)
-	client := influxdb2.NewClientWithOptions(cfg.URL, cfg.Token, opts)
-	return &Writer{client: client, org: cfg.Org, bucket: cfg.Bucket, write: client.WriteAPIBlocking(cfg.Org, cfg.Bucket),
-		buckets: map[string]api.WriteAPIBlocking{}}
+	base := strings.TrimSuffix(cfg.URL, "/")
+	q := url.Values{"org": {cfg.Org}, "bucket": {cfg.Bucket}, "precision": {"ns"}}
+	w := &Writer{
+		client: &http.Client{Timeout: timeout, Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     90 * time.Second,
+			// The body is gzipped by Write, when it is; an answer is small.
+			DisableCompression: true,
+		}},
+		write: base + "/api/v2/write?" + q.Encode(),
+		base:  base,
+		org:   cfg.Org,
+		ping:  base + "/ping",
+		gzip:  cfg.Gzip == GzipAlways || cfg.Gzip == GzipAuto && !loopback(cfg.URL),
+	}
+	if cfg.Token != "" {
+		w.auth = "Token " + cfg.Token
+	}
+	return w
+}
+
+// loopback reports whether rawURL names a loopback host.
+func loopback(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Write sends lines, newline-separated line protocol with nanosecond
-// timestamps, in one request. It returns nil only when InfluxDB confirmed
-// the write, and otherwise an error wrapping ErrUnavailable or ErrRejected.
+// timestamps, as the body of one request. It returns nil only when InfluxDB
+// confirmed the write, and otherwise an error wrapping ErrUnavailable or
+// ErrRejected; RetryAfter reads the wait InfluxDB asked for from it.
 func (w *Writer) Write(ctx context.Context, lines []byte) error {
 	return w.WriteTo(ctx, "", lines)
 }
 
 // WriteTo is Write to bucket, in the organization of the Writer's Config;
 // "" is the Config's bucket. It returns Write's errors, and for a bucket
-// InfluxDB does not have one that also wraps ErrNoBucket.
+// InfluxDB does not have (a 404) one that also wraps ErrNoBucket.
 func (w *Writer) WriteTo(ctx context.Context, bucket string, lines []byte) error {
 	if len(lines) == 0 {
 		return nil
 	}
-	err := w.api(bucket).WriteRecord(ctx, string(lines))
-	if err == nil {
+	body := lines
+	if w.gzip {
+		gz := w.compress(lines)
+		defer w.gzips.Put(gz)
+		body = gz.buf.Bytes()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.writeURL(bucket), bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	if w.gzip {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	if w.auth != "" {
+		req.Header.Set("Authorization", w.auth)
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		io.Copy(io.Discard, resp.Body) // so the connection is reused
 		return nil
 	}
-	var herr *influxhttp.Error
-	if errors.As(err, &herr) {
-		switch herr.StatusCode {
-		// 413 too: a batch over InfluxDB's body limit never fits, but
-		// its halves may, and the forwarder splits what is rejected.
-		case 400, 413, 422:
-			return fmt.Errorf("%w: %s", ErrRejected, herr.Message)
-		case 404:
-			return noBucketError{herr.Message}
-		}
-	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	return statusError(resp)
 }
 
-// api returns the client's writer of bucket, made on first use.
-func (w *Writer) api(bucket string) api.WriteAPIBlocking {
-	if bucket == "" || bucket == w.bucket {
+// writeURL returns the write URL of bucket, "" being the Config's.
+func (w *Writer) writeURL(bucket string) string {
+	if bucket == "" {
 		return w.write
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	a, ok := w.buckets[bucket]
-	if !ok {
-		a = w.client.WriteAPIBlocking(w.org, bucket)
-		w.buckets[bucket] = a
+	if u, ok := w.others.Load(bucket); ok {
+		return u.(string)
 	}
-	return a
+	q := url.Values{"org": {w.org}, "bucket": {bucket}, "precision": {"ns"}}
+	u, _ := w.others.LoadOrStore(bucket, w.base+"/api/v2/write?"+q.Encode())
+	return u.(string)
+}
+
+// compress returns lines gzipped, in a buffer to put back in w.gzips.
+func (w *Writer) compress(lines []byte) *gzipBody {
+	gz, _ := w.gzips.Get().(*gzipBody)
+	if gz == nil {
+		gz = &gzipBody{}
+		gz.zw, _ = gzip.NewWriterLevel(&gz.buf, gzip.BestSpeed)
+	}
+	gz.buf.Reset()
+	gz.zw.Reset(&gz.buf)
+	gz.zw.Write(lines) // a bytes.Buffer does not fail
+	gz.zw.Close()
+	return gz
+}
+
+// HTTPError is InfluxDB's answer to a write it did not take.
+type HTTPError struct {
+	Status     int
+	Message    string        // what InfluxDB said, or the status text
+	RetryAfter time.Duration // from the Retry-After header; 0 if none
+}
+
+// Error returns the status and InfluxDB's message.
+func (e *HTTPError) Error() string { return fmt.Sprintf("%d: %s", e.Status, e.Message) }
+
+// statusError reads InfluxDB's answer to a refused write: a 400, 413 or
+// 422 wraps ErrRejected (a batch over InfluxDB's body limit never fits,
+// but its halves may, and the forwarder splits what is rejected), a 404
+// ErrNoBucket and ErrUnavailable, anything else ErrUnavailable.
+func statusError(resp *http.Response) error {
+	e := &HTTPError{Status: resp.StatusCode, Message: errorMessage(resp)}
+	if s, err := strconv.ParseUint(resp.Header.Get("Retry-After"), 10, 32); err == nil {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	switch resp.StatusCode {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity:
+		return fmt.Errorf("%w: %s", ErrRejected, e.Message)
+	case http.StatusNotFound:
+		return noBucketError{e}
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, e)
+}
+
+// errorMessage returns what InfluxDB says went wrong: the "message" (2.x)
+// or "error" (1.x) of a JSON body, else the body's text, else its
+// X-Influxdb-Error header, else the status.
+func errorMessage(resp *http.Response) string {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	msg := strings.TrimSpace(string(body))
+	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct == "application/json" {
+		var e struct{ Code, Message, Error string }
+		if json.Unmarshal(body, &e) == nil {
+			msg = e.Message
+			if msg == "" {
+				msg = e.Error
+			}
+		}
+	}
+	if msg == "" {
+		msg = resp.Header.Get("X-Influxdb-Error")
+	}
+	if msg == "" {
+		msg = http.StatusText(resp.StatusCode)
+	}
+	return msg
 }
 
 // RetryAfter returns how long InfluxDB asked a client to wait before trying
 // again (its Retry-After header), or 0.
 func RetryAfter(err error) time.Duration {
-	var herr *influxhttp.Error
-	if errors.As(err, &herr) {
-		return time.Duration(herr.RetryAfter) * time.Second
+	var e *HTTPError
+	if errors.As(err, &e) {
+		return e.RetryAfter
 	}
 	return 0
 }
 
-// Ping reports whether InfluxDB answers its health check.
+// Ping reports whether InfluxDB answers its /ping.
 func (w *Writer) Ping(ctx context.Context) error {
-	ok, err := w.client.Ping(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.ping, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	if !ok {
-		return ErrUnavailable
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%w: /ping answered %s", ErrUnavailable, resp.Status)
 	}
 	return nil
 }
 
-// Close releases the client's connections.
-func (w *Writer) Close() { w.client.Close() }
+// Close releases the writer's idle connections.
+func (w *Writer) Close() { w.client.CloseIdleConnections() }

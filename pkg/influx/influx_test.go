@@ -1,9 +1,11 @@
 package influx_test
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -273,5 +275,43 @@ func TestWriteTimeout(t *testing.T) {
 				t.Errorf("Write with Timeout %v: got an answer after %v, want at most %v", tt.timeout, elapsed.Round(time.Millisecond), most)
 			}
 		})
+	}
+}
+
+// TestWriteGzip checks that a compressed write reaches InfluxDB whole, and
+// that GzipAuto compresses only what leaves the host.
+func TestWriteGzip(t *testing.T) {
+	db := testenv.InfluxDB(t)
+	var b strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&b, "gz,host=h%d v=%di %d\n", i%10, i, 1700000000000000000+i)
+	}
+	if err := newWriter(t, influx.Config{URL: db.URL, Bucket: db.Name, Gzip: influx.GzipAlways}).Write(context.Background(), []byte(b.String())); err != nil {
+		t.Fatalf("Write: got %v, want nil", err)
+	}
+	if got := db.Count(t, "gz", "v"); got != 1000 {
+		t.Fatalf("count of gz.v: got %d, want 1000", got)
+	}
+
+	var encodings []string
+	f := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		encodings = append(encodings, r.Header.Get("Content-Encoding"))
+		w.WriteHeader(204)
+	})
+	for _, g := range []influx.Gzip{influx.GzipAuto, influx.GzipNever, influx.GzipAlways} {
+		if err := newWriter(t, influx.Config{URL: f.URL, Bucket: "db", Gzip: g}).Write(context.Background(), []byte("m v=1 1\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := strings.Join(encodings, ","); got != ",,gzip" {
+		t.Errorf("Content-Encoding of auto (loopback), never, always: got %q, want \",,gzip\"", got)
+	}
+	body, _ := f.body.Load().(string)
+	zr, err := gzip.NewReader(strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, _ := io.ReadAll(zr); string(plain) != "m v=1 1\n" {
+		t.Errorf("the gzipped body reads %q, want %q", plain, "m v=1 1\n")
 	}
 }

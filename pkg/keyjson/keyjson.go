@@ -17,6 +17,7 @@ import (
 // Times are RFC 3339 in UTC; a time that is not set is null.
 type Key struct {
 	ID           int64    `json:"id"`
+	Name         string   `json:"name"` // "" when the key has none
 	Prefix       string   `json:"prefix"`
 	Hostname     string   `json:"hostname"`
 	Description  string   `json:"description"`
@@ -33,6 +34,7 @@ type Key struct {
 	LastUsedAddr string   `json:"last_used_addr"`
 	Requests     int64    `json:"requests"`
 	Points       int64    `json:"points"`
+	ManagedBy    string   `json:"managed_by"` // "apply", "admin-api", "import", or "" for a key made one at a time
 	Bucket       string   `json:"bucket"`     // "" means the gateway's own
 	MaxSeries    int      `json:"max_series"` // series per hour; 0 means the gateway's default
 	// Quarantined is true while the gateway refuses the key's writes
@@ -57,6 +59,16 @@ type Rotated struct {
 	OldKeyExpiresAt string `json:"old_key_expires_at"`
 }
 
+// Put is the answer to a create-or-update of a key by name: what was done
+// (create, update, replace or unchanged), the key as it now is, and its
+// value when the key is new, shown this once.
+type Put struct {
+	Action string `json:"action"`
+	Key
+	Value    string `json:"key,omitempty"`
+	Replaces *int64 `json:"replaces,omitempty"` // the key a replace revoked
+}
+
 // AuditEntry is one entry of the audit log.
 type AuditEntry struct {
 	ID     int64  `json:"id"`
@@ -72,6 +84,7 @@ type AuditEntry struct {
 func New(k keystore.Key, now time.Time) Key {
 	j := Key{
 		ID:               k.ID,
+		Name:             k.Name,
 		Prefix:           k.Prefix,
 		Hostname:         k.Hostname,
 		Description:      k.Description,
@@ -87,6 +100,7 @@ func New(k keystore.Key, now time.Time) Key {
 		LastUsedAddr:     k.LastUsedAddr,
 		Requests:         k.Requests,
 		Points:           k.Points,
+		ManagedBy:        k.ManagedBy,
 		Bucket:           k.Bucket,
 		MaxSeries:        k.MaxSeries,
 		Quarantined:      k.Quarantined(),

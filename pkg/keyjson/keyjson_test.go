@@ -18,18 +18,18 @@ func TestNew(t *testing.T) {
 		want string
 	}{
 		{"Bare", keystore.Key{ID: 1, Prefix: "3f1c2a4b", Hostname: "web-1", CreatedAt: created},
-			`{"id":1,"prefix":"3f1c2a4b","hostname":"web-1","description":"","scopes":[],"measurements":[],"rate":0,"burst":0,` +
+			`{"id":1,"name":"","prefix":"3f1c2a4b","hostname":"web-1","description":"","scopes":[],"measurements":[],"rate":0,"burst":0,` +
 				`"status":"active","created_at":"2026-06-01T10:00:00Z","revoked_at":null,"expires_at":null,"replaced_by":null,` +
-				`"last_used_at":null,"last_used_addr":"","requests":0,"points":0,"bucket":"","max_series":0,` +
+				`"last_used_at":null,"last_used_addr":"","requests":0,"points":0,"managed_by":"","bucket":"","max_series":0,` +
 				`"quarantined":false,"quarantined_at":null,"quarantine_reason":""}`},
-		{"Full", keystore.Key{ID: 2, Prefix: "b49a6bfd", Hostname: "10.0.0.0/24", Description: "batch", Scopes: []string{"submit", "admin"},
+		{"Full", keystore.Key{ID: 2, Name: "batch-1", ManagedBy: "apply", Prefix: "b49a6bfd", Hostname: "10.0.0.0/24", Description: "batch", Scopes: []string{"submit", "admin"},
 			Measurements: []string{"cpu"}, Rate: 2.5, Burst: 50, CreatedAt: created, RevokedAt: now, ExpiresAt: now.Add(time.Hour),
 			ReplacedBy: 3, LastUsedAt: created.Add(time.Minute).In(time.FixedZone("CET", 3600)), LastUsedAddr: "10.0.0.7", Requests: 4, Points: 40,
 			Bucket: "tenant-a/week", MaxSeries: 500, QuarantinedAt: created.Add(2 * time.Minute), QuarantineReason: "InfluxDB refused 100 of its points"},
-			`{"id":2,"prefix":"b49a6bfd","hostname":"10.0.0.0/24","description":"batch","scopes":["submit","admin"],"measurements":["cpu"],` +
+			`{"id":2,"name":"batch-1","prefix":"b49a6bfd","hostname":"10.0.0.0/24","description":"batch","scopes":["submit","admin"],"measurements":["cpu"],` +
 				`"rate":2.5,"burst":50,"status":"revoked","created_at":"2026-06-01T10:00:00Z","revoked_at":"2026-06-01T11:00:00Z",` +
 				`"expires_at":"2026-06-01T12:00:00Z","replaced_by":3,"last_used_at":"2026-06-01T10:01:00Z","last_used_addr":"10.0.0.7",` +
-				`"requests":4,"points":40,"bucket":"tenant-a/week","max_series":500,"quarantined":true,` +
+				`"requests":4,"points":40,"managed_by":"apply","bucket":"tenant-a/week","max_series":500,"quarantined":true,` +
 				`"quarantined_at":"2026-06-01T10:02:00Z","quarantine_reason":"InfluxDB refused 100 of its points"}`},
 	}
 	for _, tt := range tests {

@@ -16,6 +16,11 @@ const (
 	ActionRevoke   = "revoke"
 	ActionUpdate   = "update"
 	ActionRotate   = "rotate"
+	// ActionApply sums up one apply of definitions (Store.Apply); it
+	// concerns no single key.
+	ActionApply = "apply"
+	// ActionImport records a key brought in by its hash (Store.Import).
+	ActionImport = "import"
 	// ActionQuarantine is the gateway stopping a key whose points InfluxDB
 	// kept refusing; ActionRelease an admin letting it write again.
 	ActionQuarantine = "quarantine"
@@ -156,6 +161,9 @@ func burstDetail(b int) string {
 // parts that differ from the defaults.
 func generateDetail(k Key) string {
 	var d details
+	if k.Name != "" {
+		d.add("name", k.Name)
+	}
 	d.add("hostname", k.Hostname)
 	d.add("scopes", joinList(k.Scopes))
 	if len(k.Measurements) > 0 {

@@ -127,6 +127,8 @@ type rawKey struct {
 	scopes, measurements              string
 	rate                              sql.NullFloat64
 	burst, revoked, expires, replaced sql.NullInt64
+	name                              sql.NullString
+	managedBy                         string
 	bucket, quarantineReason          string
 	maxSeries, quarantined            sql.NullInt64
 }
@@ -134,11 +136,11 @@ type rawKey struct {
 const (
 	queryRawKeys = `SELECT id, key_hash, prefix, hostname, description, scopes, measurements, rate, burst,
 		created_at, revoked_at, expires_at, replaced_by,
-		bucket, max_series, quarantined_at, quarantine_reason FROM api_keys ORDER BY id`
+		name, managed_by, bucket, max_series, quarantined_at, quarantine_reason FROM api_keys ORDER BY id`
 	queryCopyKey = `INSERT INTO api_keys (id, key_hash, prefix, hostname, description, scopes, measurements, rate, burst,
 		created_at, revoked_at, expires_at,
-		bucket, max_series, quarantined_at, quarantine_reason)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+		name, managed_by, bucket, max_series, quarantined_at, quarantine_reason)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 )
 
 // keys copies the keys dst lacks, and sets replaced_by once every key is
@@ -159,12 +161,12 @@ func (c *copier) keys(ctx context.Context) (copied, skipped int, err error) {
 		var k rawKey
 		if err := rows.Scan(&k.id, &k.hash, &k.prefix, &k.hostname, &k.description, &k.scopes, &k.measurements,
 			&k.rate, &k.burst, &k.created, &k.revoked, &k.expires, &k.replaced,
-			&k.bucket, &k.maxSeries, &k.quarantined, &k.quarantineReason); err != nil {
+			&k.name, &k.managedBy, &k.bucket, &k.maxSeries, &k.quarantined, &k.quarantineReason); err != nil {
 			return 0, 0, fmt.Errorf("keystore: read keys of %s: %w", c.src.Addr(), err)
 		}
 		res, err := insert.ExecContext(ctx, k.id, k.hash, k.prefix, k.hostname, k.description, k.scopes,
 			k.measurements, k.rate, k.burst, k.created, k.revoked, k.expires,
-			k.bucket, k.maxSeries, k.quarantined, k.quarantineReason)
+			k.name, k.managedBy, k.bucket, k.maxSeries, k.quarantined, k.quarantineReason)
 		if err != nil {
 			return 0, 0, fmt.Errorf("keystore: copy key %d to %s: %w", k.id, c.dst.Addr(), err)
 		}
@@ -207,7 +209,16 @@ func (c *copier) sameKey(ctx context.Context, k rawKey) error {
 		return fmt.Errorf("keystore: read key %d of %s: %w", k.id, c.dst.Addr(), err)
 	}
 	var other int64
-	if err := c.to.QueryRowContext(ctx, `SELECT id FROM api_keys WHERE key_hash = ?`, k.hash).Scan(&other); err != nil {
+	err = c.to.QueryRowContext(ctx, `SELECT id FROM api_keys WHERE key_hash = ?`, k.hash).Scan(&other)
+	if isNoRows(err) && k.name.Valid {
+		// Nor its hash: a key not revoked there has its name.
+		err = c.to.QueryRowContext(ctx, `SELECT id FROM api_keys WHERE name = ? AND revoked_at IS NULL`, k.name).Scan(&other)
+		if err == nil {
+			return fmt.Errorf("%w: key %d (%s…) of %s is named %q, as key %d in %s is; nothing was copied",
+				ErrConflict, k.id, k.prefix, c.src.Addr(), k.name.String, other, c.dst.Addr())
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("keystore: copy key %d to %s: %w", k.id, c.dst.Addr(), err)
 	}
 	return fmt.Errorf("%w: key %d (%s…) of %s is key %d in %s; nothing was copied",

@@ -22,7 +22,7 @@ func copyFixture(t *testing.T, s *keystore.Store) []string {
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	s.Now = func() time.Time { return now }
 	s.Actor, s.Node = "keyctl:alice@admin-1", "gw-1"
-	full, p1 := generate(t, s, keystore.NewKey{Hostname: "10.0.0.0/24", Description: "web one", Scopes: []string{"submit", "admin"},
+	full, p1 := generate(t, s, keystore.NewKey{Name: "web-one", Hostname: "10.0.0.0/24", Description: "web one", Scopes: []string{"submit", "admin"},
 		Measurements: []string{"cpu", "mem"}, Rate: 2.5, Burst: 50, ExpiresAt: now.Add(48 * time.Hour),
 		Bucket: "tenant-a/week", MaxSeries: 50})
 	if _, _, err := s.Quarantine(ctx, full.ID, "InfluxDB refused its points"); err != nil {
@@ -32,7 +32,7 @@ func copyFixture(t *testing.T, s *keystore.Store) []string {
 	if _, err := s.Revoke(ctx, revoked.ID); err != nil {
 		t.Fatal(err)
 	}
-	old, p3 := generate(t, s, keystore.NewKey{Hostname: "web-1"})
+	old, p3 := generate(t, s, keystore.NewKey{Name: "web-1-rotated", Hostname: "web-1"})
 	_, p4, _, err := s.Rotate(ctx, old.ID, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +142,22 @@ func testCopyConflict(t *testing.T, b backend) {
 		_, err := keystore.Copy(ctx, src, dst)
 		if !errors.Is(err, keystore.ErrConflict) || !strings.Contains(err.Error(), "key 1 ("+p1[:8]+"…) of "+src.Addr()+" is key 7 in") {
 			t.Fatalf("Copy error = %v, want ErrConflict naming keys 1 and 7", err)
+		}
+		if keys, _ := dst.List(ctx, keystore.Filter{All: true}); len(keys) != 1 {
+			t.Errorf("after a refused copy the destination holds %d keys, want 1", len(keys))
+		}
+	})
+	t.Run("SameNameOtherKey", func(t *testing.T) {
+		src := openAt(t, backends[0].newAddr(t))
+		named, p := generate(t, src, keystore.NewKey{Name: "web-1-telegraf", Hostname: "web-1"})
+		dst, addr := openStore(t, b)
+		hash := keystore.HashKey("another key")
+		execRaw(t, addr, `INSERT INTO api_keys (id, key_hash, prefix, hostname, created_at, name) VALUES (7, ?, '', 'web-1', 0, 'web-1-telegraf')`, hash[:])
+		_, err := keystore.Copy(ctx, src, dst)
+		want := fmt.Sprintf("conflicting key: key %d (%s…) of %s is named \"web-1-telegraf\", as key 7 in %s is; nothing was copied",
+			named.ID, p[:8], src.Addr(), dst.Addr())
+		if !errors.Is(err, keystore.ErrConflict) || err.Error() != want {
+			t.Fatalf("Copy error = %v\nwant %s", err, want)
 		}
 		if keys, _ := dst.List(ctx, keystore.Filter{All: true}); len(keys) != 1 {
 			t.Errorf("after a refused copy the destination holds %d keys, want 1", len(keys))

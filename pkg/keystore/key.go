@@ -30,6 +30,7 @@ const (
 // store never holds.
 type Key struct {
 	ID           int64
+	Name         string // unique among the keys not revoked; "" for none
 	Prefix       string
 	Hostname     string
 	Description  string
@@ -45,6 +46,10 @@ type Key struct {
 	LastUsedAddr string
 	Requests     int64
 	Points       int64
+	// ManagedBy says what made the key and manages it declaratively,
+	// ManagedByApply or ManagedByHTTP, or is "" for a key made one at a
+	// time. keyctl apply --prune revokes only the keys it made.
+	ManagedBy string
 
 	// Bucket is the InfluxDB bucket (1.x: db or db/rp) the key's points go
 	// to, apart from other keys' shards; "" means the gateway's own.
@@ -58,6 +63,18 @@ type Key struct {
 	QuarantinedAt    time.Time
 	QuarantineReason string
 }
+
+// The makers of keys that manage them declaratively, as Key.ManagedBy
+// records them.
+const (
+	// ManagedByApply marks the keys keyctl apply made from a file.
+	ManagedByApply = "apply"
+	// ManagedByHTTP marks the keys the admin API's PUT by name made.
+	ManagedByHTTP = "admin-api"
+	// ManagedByImport marks the keys keyctl import brought from a file of
+	// hashes.
+	ManagedByImport = "import"
+)
 
 // Status reports whether the key is active, revoked or expired at now.
 // Revocation wins over expiry.
@@ -87,6 +104,7 @@ func (k Key) HasScope(s string) bool {
 
 // NewKey describes a key to generate.
 type NewKey struct {
+	Name         string // "" for none; see CheckName
 	Hostname     string
 	Description  string
 	Scopes       []string // defaults to [submit]
@@ -106,6 +124,7 @@ type Update struct {
 	Measurements *[]string // an empty list allows every measurement
 	Rate         *float64  // 0 means the server's default
 	Burst        *int      // 0 means the server's default
+	Name         *string   // "" removes the name; see CheckName
 	Bucket       *string   // "" means the gateway's bucket
 	MaxSeries    *int      // 0 means the gateway's --max-series-per-key
 }

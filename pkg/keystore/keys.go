@@ -12,39 +12,97 @@ import (
 // Generate makes a new random key bound to nk.Hostname and returns its record
 // and its value. The value is returned only here; it cannot be read again.
 // It returns ErrInvalidHostname, ErrInvalidScope or ErrInvalidPolicy for bad
-// input.
+// input, and ErrNameTaken when a key not revoked has nk.Name.
 func (s *Store) Generate(ctx context.Context, nk NewKey) (Key, string, error) {
-	host, err := CanonicalHostname(nk.Hostname)
+	keys, plains, err := s.GenerateMany(ctx, []NewKey{nk})
 	if err != nil {
 		return Key{}, "", err
 	}
-	policy, err := checkUpdate(nk.policy(), fieldName)
-	if err != nil {
-		return Key{}, "", err
+	return keys[0], plains[0], nil
+}
+
+// GenerateMany makes a key for each of nks, as Generate does, in one
+// transaction: all of them or, on any error, none. It returns the records
+// and values in the order of nks. An error about one of them names it by
+// its place in nks (from 1) and its hostname; two of nks with the same name
+// are ErrNameTaken.
+func (s *Store) GenerateMany(ctx context.Context, nks []NewKey) ([]Key, []string, error) {
+	checked := make([]NewKey, len(nks))
+	names := map[string]int{}
+	for i, nk := range nks {
+		var err error
+		if checked[i], err = checkNewKey(nk); err != nil {
+			return nil, nil, manyError(len(nks), i, nk, err)
+		}
+		if n := checked[i].Name; n != "" {
+			if j, dup := names[n]; dup {
+				return nil, nil, manyError(len(nks), i, nk, fmt.Errorf("%w: key %d of %d is named %q too", ErrNameTaken, j+1, len(nks), n))
+			}
+			names[n] = i
+		}
 	}
-	nk = policy.NewKey(host)
-	plain := uuid.NewString()
-	hash := HashKey(plain)
 	now := s.Now().UTC()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return Key{}, "", fmt.Errorf("keystore: insert key: %w", err)
+		return nil, nil, fmt.Errorf("keystore: insert key: %w", err)
 	}
 	defer tx.Rollback()
-	k, err := scanKey(tx.QueryRowContext(ctx, queryInsertKey,
-		hash[:], plain[:PrefixLen], nk.Hostname, nk.Description, joinList(nk.Scopes), joinList(nk.Measurements),
-		nullFloat(nk.Rate), nullInt(int64(nk.Burst)), now.UnixNano(), nullTime(nk.ExpiresAt),
-		nk.Bucket, nullInt(int64(nk.MaxSeries))))
+	keys, plains, ids := make([]Key, len(nks)), make([]string, len(nks)), make([]int64, len(nks))
+	for i, nk := range checked {
+		plains[i] = uuid.NewString()
+		hash := HashKey(plains[i])
+		if keys[i], err = s.insertKey(ctx, tx, nk, hash[:], plains[i][:PrefixLen], "", now); err != nil {
+			return nil, nil, manyError(len(nks), i, nk, err)
+		}
+		if err := s.audit(ctx, tx, now, keys[i].ID, ActionGenerate, generateDetail(keys[i])); err != nil {
+			return nil, nil, err
+		}
+		ids[i] = keys[i].ID
+	}
+	if err := s.commit(ctx, tx, now, ids...); err != nil {
+		return nil, nil, fmt.Errorf("keystore: insert key: %w", err)
+	}
+	return keys, plains, nil
+}
+
+// manyError names the key of nks at i in err, when there are several.
+func manyError(n, i int, nk NewKey, err error) error {
+	if n == 1 {
+		return err
+	}
+	return fmt.Errorf("key %d of %d (hostname %q): %w", i+1, n, nk.Hostname, err)
+}
+
+// checkNewKey checks nk's hostname, name and policy and returns the key
+// as the store keeps it: hostname canonical, scopes normalized (submit for
+// none), measurement names trimmed.
+func checkNewKey(nk NewKey) (NewKey, error) {
+	host, err := CanonicalHostname(nk.Hostname)
 	if err != nil {
-		return Key{}, "", fmt.Errorf("keystore: insert key: %w", err)
+		return NewKey{}, err
 	}
-	if err := s.audit(ctx, tx, now, k.ID, ActionGenerate, generateDetail(k)); err != nil {
-		return Key{}, "", err
+	policy, err := checkUpdate(nk.policy(), fieldName)
+	if err != nil {
+		return NewKey{}, err
 	}
-	if err := s.commit(ctx, tx, now, k.ID); err != nil {
-		return Key{}, "", fmt.Errorf("keystore: insert key: %w", err)
+	return policy.NewKey(host), nil
+}
+
+// insertKey inserts nk, checked, with the given hash and display prefix,
+// made by managedBy, in tx, and returns its record. A name a key not
+// revoked has already is ErrNameTaken, naming that key.
+func (s *Store) insertKey(ctx context.Context, tx boundTx, nk NewKey, hash []byte, prefix, managedBy string, now time.Time) (Key, error) {
+	k, err := scanKey(tx.QueryRowContext(ctx, queryInsertKey,
+		hash, prefix, nk.Hostname, nk.Description, joinList(nk.Scopes), joinList(nk.Measurements),
+		nullFloat(nk.Rate), nullInt(int64(nk.Burst)), now.UnixNano(), nullTime(nk.ExpiresAt),
+		nullString(nk.Name), managedBy, nk.Bucket, nullInt(int64(nk.MaxSeries))))
+	if uniqueViolation(err, "name") {
+		return Key{}, s.nameTaken(ctx, nk.Name)
 	}
-	return k, plain, nil
+	if err != nil {
+		return Key{}, fmt.Errorf("keystore: insert key: %w", err)
+	}
+	return k, nil
 }
 
 // Filter selects keys for List.
@@ -132,7 +190,8 @@ func getKey(ctx context.Context, q rowQuerier, id int64) (Key, error) {
 // Update changes the policy of the key with the given id and returns the
 // new record, recording what it changed in the audit log. It returns
 // ErrNotFound, ErrInvalidScope or ErrInvalidPolicy. An Update that changes
-// nothing returns the key as it is and records nothing.
+// nothing returns the key as it is and records nothing. A name that
+// another key not revoked has is ErrNameTaken.
 func (s *Store) Update(ctx context.Context, id int64, u Update) (Key, error) {
 	u, err := checkUpdate(u, fieldName)
 	if err != nil {
@@ -151,6 +210,9 @@ func (s *Store) Update(ctx context.Context, id int64, u Update) (Key, error) {
 	k, err := scanKey(tx.QueryRowContext(ctx, queryUpdateKey(strings.Join(sets, ", ")), append(args, id)...))
 	if isNoRows(err) {
 		return Key{}, fmt.Errorf("keystore: id %d: %w", id, ErrNotFound)
+	}
+	if uniqueViolation(err, "name") {
+		return Key{}, s.nameTaken(ctx, *u.Name)
 	}
 	if err != nil {
 		return Key{}, fmt.Errorf("keystore: update key %d: %w", id, err)
@@ -197,6 +259,9 @@ func updateColumns(u Update) (sets []string, args []any, detail details) {
 	if u.Description != nil {
 		set("description", *u.Description, *u.Description)
 	}
+	if u.Name != nil {
+		set("name", nullString(*u.Name), *u.Name)
+	}
 	if u.Bucket != nil {
 		set("bucket", *u.Bucket, bucketDetail(*u.Bucket))
 	}
@@ -212,7 +277,8 @@ func updateColumns(u Update) (sets []string, args []any, detail details) {
 // key's updated record. It returns ErrNotFound, ErrRevoked or ErrExpired
 // for a key that is no longer active, or ErrInvalidPolicy for a grace
 // CheckGrace refuses. The audit log gets a rotate entry for
-// the old key and a generate entry for the new one.
+// the old key and a generate entry for the new one. The new key takes the
+// old one's name and maker.
 func (s *Store) Rotate(ctx context.Context, id int64, grace time.Duration) (newKey Key, plain string, old Key, err error) {
 	if err := CheckGrace(grace, "grace"); err != nil {
 		return Key{}, "", Key{}, err
@@ -234,8 +300,15 @@ func (s *Store) Rotate(ctx context.Context, id int64, grace time.Duration) (newK
 	}
 	plain = uuid.NewString()
 	hash := HashKey(plain)
+	if old.Name != "" {
+		// The name moves to the new key: it names the credential, not
+		// one value of it.
+		if _, err := tx.ExecContext(ctx, queryDropName, id); err != nil {
+			return Key{}, "", Key{}, fmt.Errorf("keystore: rotate key %d: %w", id, err)
+		}
+	}
 	var newID int64
-	if err = tx.QueryRowContext(ctx, queryRotateInsert, hash[:], plain[:PrefixLen], now.UnixNano(), id).Scan(&newID); err != nil {
+	if err = tx.QueryRowContext(ctx, queryRotateInsert, hash[:], plain[:PrefixLen], now.UnixNano(), id, nullString(old.Name)).Scan(&newID); err != nil {
 		return Key{}, "", Key{}, fmt.Errorf("keystore: rotate key %d: %w", id, err)
 	}
 	end := now.Add(grace)

@@ -31,13 +31,14 @@ const (
 	FieldRate            Field = "rate"
 	FieldBurst           Field = "burst"
 	FieldDescription     Field = "description"
+	FieldName            Field = "name"
 	FieldBucket          Field = "bucket"
 	FieldMaxSeries       Field = "max_series"
 )
 
 // fields lists every Field in the order error messages list them.
 var fields = []Field{FieldExpiresIn, FieldExpiresAt, FieldNoExpiry, FieldScopes, FieldMeasurements,
-	FieldAllMeasurements, FieldRate, FieldBurst, FieldDescription, FieldBucket, FieldMaxSeries}
+	FieldAllMeasurements, FieldRate, FieldBurst, FieldDescription, FieldName, FieldBucket, FieldMaxSeries}
 
 // PolicyInput is a key's policy as a person asks for it, on keyctl's command
 // line or in an admin API request, before any of it is checked. A nil field,
@@ -67,6 +68,8 @@ type PolicyInput struct {
 	Burst *int
 	// Description says what the key is for.
 	Description *string
+	// KeyName is the key's unique name (see CheckName); "" removes it.
+	KeyName *string
 	// Bucket is the InfluxDB bucket the key's points go to (1.x: db or
 	// db/rp); "" is the gateway's own.
 	Bucket *string
@@ -112,7 +115,7 @@ func ParsePolicy(in PolicyInput, now time.Time) (Update, error) {
 	default:
 		u.Measurements = in.Measurements
 	}
-	u.Rate, u.Burst, u.Description = in.Rate, in.Burst, in.Description
+	u.Rate, u.Burst, u.Description, u.Name = in.Rate, in.Burst, in.Description, in.KeyName
 	u.Bucket, u.MaxSeries = in.Bucket, in.MaxSeries
 	return checkUpdate(u, name)
 }
@@ -145,6 +148,9 @@ func ParseUpdate(in PolicyInput, now time.Time) (Update, error) {
 // for, and the store's defaults where u leaves a field nil.
 func (u Update) NewKey(hostname string) NewKey {
 	nk := NewKey{Hostname: hostname}
+	if u.Name != nil {
+		nk.Name = *u.Name
+	}
 	if u.Description != nil {
 		nk.Description = *u.Description
 	}
@@ -176,7 +182,8 @@ func (u Update) NewKey(hostname string) NewKey {
 // back.
 func (nk NewKey) policy() Update {
 	return Update{Description: &nk.Description, ExpiresAt: &nk.ExpiresAt, Scopes: &nk.Scopes,
-		Measurements: &nk.Measurements, Rate: &nk.Rate, Burst: &nk.Burst, Bucket: &nk.Bucket, MaxSeries: &nk.MaxSeries}
+		Measurements: &nk.Measurements, Rate: &nk.Rate, Burst: &nk.Burst, Name: &nk.Name, Bucket: &nk.Bucket,
+		MaxSeries: &nk.MaxSeries}
 }
 
 // CheckDescription returns ErrInvalidPolicy unless d can describe a key: it
@@ -263,6 +270,19 @@ func (l AdminLimits) CheckUpdate(k Key, u Update, now time.Time) error {
 		return nil
 	}
 	return l.check(k.Hostname, after.ExpiresAt, now)
+}
+
+// CheckChange returns ErrAdminLimit if applying c, one change of a Plan, at
+// now would make or widen an admin key beyond the limits, as CheckNew and
+// CheckUpdate say; unchanged keys and revocations are never refused.
+func (l AdminLimits) CheckChange(c Change, now time.Time) error {
+	switch c.Kind {
+	case PlanCreate, PlanReplace:
+		return l.CheckNew(c.Want, now)
+	case PlanUpdate:
+		return l.CheckUpdate(c.Key, c.update, now)
+	}
+	return nil
 }
 
 // CheckRotate returns ErrAdminLimit if k carries the admin scope beyond the
@@ -428,6 +448,14 @@ func checkUpdate(u Update, name namer) (Update, error) {
 			return Update{}, err
 		}
 		out.Description = ptr(*u.Description)
+	}
+	if u.Name != nil {
+		if *u.Name != "" {
+			if err := CheckName(*u.Name, name(FieldName)); err != nil {
+				return Update{}, err
+			}
+		}
+		out.Name = ptr(*u.Name)
 	}
 	if u.Bucket != nil {
 		if err := CheckBucket(*u.Bucket, name(FieldBucket)); err != nil {

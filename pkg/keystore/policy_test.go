@@ -175,10 +175,10 @@ func TestParseUpdate(t *testing.T) {
 	}{
 		{"StoreNames", keystore.PolicyInput{},
 			"invalid key policy: nothing to change: give expires_in, expires_at, no_expiry, scopes, measurements, " +
-				"all_measurements, rate, burst, description, bucket or max_series"},
+				"all_measurements, rate, burst, description, name, bucket or max_series"},
 		{"OnlyOfferedNames", keystore.PolicyInput{Name: flagName},
 			"invalid key policy: nothing to change: give --expires-in, --expires-at, --scopes, --measurements, " +
-				"--all-measurements, --rate, --burst, --description, --bucket or --max-series"},
+				"--all-measurements, --rate, --burst, --description, --name, --bucket or --max-series"},
 		{"NothingOffered", keystore.PolicyInput{Name: func(keystore.Field) string { return "" }},
 			"invalid key policy: nothing to change"},
 	}

@@ -41,11 +41,11 @@ func scanKey(r scanner, extra ...any) (Key, error) {
 		rate                                        sql.NullFloat64
 		burst, revoked, expires, replaced, lastUsed sql.NullInt64
 		created                                     int64
-		lastAddr                                    sql.NullString
+		lastAddr, name                              sql.NullString
 		maxSeries, quarantined                      sql.NullInt64
 	)
 	dest := append(extra, &k.ID, &k.Prefix, &k.Hostname, &k.Description, &scopes, &measurements, &rate, &burst,
-		&created, &revoked, &expires, &replaced,
+		&created, &revoked, &expires, &replaced, &name, &k.ManagedBy,
 		&k.Bucket, &maxSeries, &quarantined, &k.QuarantineReason,
 		&lastUsed, &lastAddr, &k.Requests, &k.Points)
 	if err := r.Scan(dest...); err != nil {
@@ -61,6 +61,7 @@ func scanKey(r scanner, extra ...any) (Key, error) {
 	k.ReplacedBy = replaced.Int64
 	k.LastUsedAt = fromNull(lastUsed)
 	k.LastUsedAddr = lastAddr.String
+	k.Name = name.String
 	k.MaxSeries = int(maxSeries.Int64)
 	k.QuarantinedAt = fromNull(quarantined)
 	return k, nil

@@ -187,10 +187,10 @@ func appendChunked[E any](s *[]E, start *int, e E) (grown int) {
 // that a line of tens of thousands of keys costs no more per key than a
 // line of ten, where comparing each key with every one before it takes
 // time in the square of their number. It adds k to set once set is in use.
-func seenKey[E any](set *map[string]struct{}, before []E, key func(E) string, k []byte) bool {
+func seenKey[E any, K string | []byte](set *map[string]struct{}, before []E, key func(E) K, k []byte) bool {
 	if len(before) < manyKeys {
 		for _, e := range before {
-			if key(e) == string(k) {
+			if string(key(e)) == string(k) {
 				return true
 			}
 		}
@@ -202,7 +202,7 @@ func seenKey[E any](set *map[string]struct{}, before []E, key func(E) string, k 
 		}
 		clear(*set)
 		for _, e := range before {
-			(*set)[key(e)] = struct{}{}
+			(*set)[string(key(e))] = struct{}{}
 		}
 	}
 	if _, ok := (*set)[string(k)]; ok {

@@ -69,3 +69,64 @@ func BenchmarkParseEncode(b *testing.B) {
 		})
 	}
 }
+
+// telegrafLP returns n lines shaped like a Telegraf agent's flush, as the
+// peer benchmarks send them: three measurements in turn, several tags and
+// fields each.
+func telegrafLP(n int) []byte {
+	var b bytes.Buffer
+	for i := 1; i <= n; i++ {
+		ts := fmt.Sprintf("1699786600%09d", i)
+		switch i % 3 {
+		case 0:
+			fmt.Fprintf(&b, "cpu,host=web-%d,cpu=cpu%d,region=eu-west usage_user=%d.5,usage_system=3.25,usage_idle=84.125,usage_iowait=0.5 %s\n", i%50, i%8, i%97, ts)
+		case 1:
+			fmt.Fprintf(&b, "disk,host=web-%d,device=nvme0n1p%d,fstype=ext4,mode=rw,path=/var/lib/data%d free=%di,total=512000000000i,used_percent=%d.25 %s\n", i%50, i%4, i%4, 1000000+i, i%100, ts)
+		default:
+			fmt.Fprintf(&b, "net,host=web-%d,interface=eth%d bytes_recv=%di,bytes_sent=%di,packets_recv=%di,err_in=0i,drop_in=0i %s\n", i%50, i%2, 123456789+i, 987654321+i, 4242+i, ts)
+		}
+	}
+	return b.Bytes()
+}
+
+// BenchmarkLineProtocol compares the two ways a line-protocol body becomes
+// what the spool keeps: parsed into points and encoded again (with what
+// the checks read), and scanned straight through.
+func BenchmarkLineProtocol(b *testing.B) {
+	opts := points.Options{MaxPoints: 5000, HostTag: "host", Limits: points.Limits{MaxFields: 256, MaxTags: 64, MaxFuture: 10 * time.Minute}}
+	now := time.Unix(1700000100, 0)
+	for _, bc := range []struct {
+		name string
+		body []byte
+	}{
+		{"one", []byte("custom_metrics,host=127.0.0.1 os_updates=5i 1699786600000000001\n")},
+		{"simple5000", batchLP(5000)},
+		{"telegraf5000", telegrafLP(5000)},
+	} {
+		b.Run("parse-encode/"+bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.body)))
+			b.ReportAllocs()
+			var l points.Lines
+			for b.Loop() {
+				pts, err := points.ParseLineProtocol(bytes.NewReader(bc.body), time.Nanosecond, opts, now)
+				if err != nil {
+					b.Fatal(err)
+				}
+				l.Reset()
+				if err := points.EncodeLines(&l, pts, "host", "127.0.0.1", now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("scan/"+bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.body)))
+			b.ReportAllocs()
+			var s points.Scanner
+			for b.Loop() {
+				if _, err := s.Scan(bytes.NewReader(bc.body), int64(len(bc.body)), time.Nanosecond, opts, "127.0.0.1", now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 )
 
@@ -177,19 +176,9 @@ func Encode(buf []byte, pts []Point, hostTag, host string, now time.Time) ([]byt
 	enc.SetBuffer(buf)
 	enc.SetPrecision(lineprotocol.Nanosecond)
 	tags := make([]Tag, 0, 8)
-	for i, p := range pts {
-		tags = tags[:0]
-		for _, t := range p.Tags {
-			if t.Key != hostTag {
-				tags = append(tags, t)
-			}
-		}
-		tags = append(tags, Tag{hostTag, host})
-		slices.SortFunc(tags, func(a, b Tag) int { return strings.Compare(a.Key, b.Key) })
-		enc.StartLine(p.Measurement)
-		for _, t := range tags {
-			enc.AddTag(t.Key, t.Value)
-		}
+	for i := range pts {
+		p := &pts[i]
+		tags = encodeSeries(&enc, p, hostTag, host, tags)
 		for _, f := range p.Fields {
 			enc.AddField(f.Key, f.Value)
 		}
@@ -203,6 +192,25 @@ func Encode(buf []byte, pts []Point, hostTag, host string, now time.Time) ([]byt
 		}
 	}
 	return enc.Bytes(), nil
+}
+
+// encodeSeries starts p's line in enc: its measurement and its tags, sorted,
+// without the client's hostTag and with hostTag=host among them. tags is
+// scratch space, returned for the next call.
+func encodeSeries(enc *lineprotocol.Encoder, p *Point, hostTag, host string, tags []Tag) []Tag {
+	tags = tags[:0]
+	for _, t := range p.Tags {
+		if t.Key != hostTag {
+			tags = append(tags, t)
+		}
+	}
+	tags = append(tags, Tag{hostTag, host})
+	slices.SortFunc(tags, func(a, b Tag) int { return strings.Compare(a.Key, b.Key) })
+	enc.StartLine(p.Measurement)
+	for _, t := range tags {
+		enc.AddTag(t.Key, t.Value)
+	}
+	return tags
 }
 
 func pointError(i int, err error) error {
@@ -239,33 +247,4 @@ func (l *Limits) checkTime(t, now time.Time) error {
 			t.UTC().Format(time.RFC3339Nano), now.Sub(t).Round(time.Second), now.UTC().Format(time.RFC3339), l.MaxPast)
 	}
 	return nil
-}
-
-// SeriesHash returns a hash of the point's series, its measurement and
-// tags without hostTag (which the gateway sets), the same whatever the
-// order of the tags, for counting the series a key writes.
-func (p *Point) SeriesHash(hostTag string) uint64 {
-	h := xxhash.Sum64String(p.Measurement)
-	for _, t := range p.Tags {
-		if t.Key != hostTag {
-			// A sum of the tags' hashes does not depend on their order.
-			h += xxhash.Sum64String(t.Key)*0x9E3779B97F4A7C15 ^ xxhash.Sum64String(t.Value)
-		}
-	}
-	return h
-}
-
-// SameSeries reports whether p and q have the same measurement and tags in
-// the same order: a batch's points share their names' strings, so this
-// is cheaper than hashing p again.
-func (p *Point) SameSeries(q *Point) bool {
-	if p.Measurement != q.Measurement || len(p.Tags) != len(q.Tags) {
-		return false
-	}
-	for i, t := range p.Tags {
-		if t != q.Tags[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -95,20 +95,22 @@ func New(max int) *Guard {
 	return &Guard{max: max, types: map[string]map[string]map[string]Type{}}
 }
 
-// Check refuses pts, bound for bucket, when one of their fields has
-// another type than the bucket holds for it or than an earlier point of
-// pts gave it, with an error wrapping ErrConflict that names the point (by
-// its line for line protocol, its index for JSON) and both types. When it
-// accepts, it records the types of the fields it did not know: the first
-// type accepted is the one the guard holds. It records nothing of a
+// Check refuses a request's fields, bound for bucket, when one has another
+// type than the bucket holds for it or than an earlier point of the
+// request gave it, with an error wrapping ErrConflict that names the first
+// point that has it (by its line for line protocol, its index for JSON)
+// and both types. fields are the request's distinct (measurement, field,
+// type) in the order they first appear, as points.Lines gathers them.
+// When it accepts, it records the types of the fields it did not know: the
+// first type accepted is the one the guard holds. It records nothing of a
 // refused request.
-func (g *Guard) Check(bucket string, pts []points.Point) error {
+func (g *Guard) Check(bucket string, fields []points.FieldType) error {
 	if g == nil {
 		return nil
 	}
 	var c checker
 	g.mu.RLock()
-	err := c.check(g.types[bucket], pts)
+	err := c.check(g.types[bucket], fields)
 	g.mu.RUnlock()
 	if err != nil || len(c.unknown) == 0 {
 		return err
@@ -118,12 +120,12 @@ func (g *Guard) Check(bucket string, pts []points.Point) error {
 	// Another request may have recorded some of them meanwhile.
 	ms := g.types[bucket]
 	for _, u := range c.unknown {
-		if have := ms[u.measurement][u.field]; have != Unknown && have != u.typ {
-			return conflict(u.index, pts[u.index], u.field, u.typ, have)
+		if have := ms[u.Measurement][u.Field]; have != Unknown && have != TypeOf(u.Kind) {
+			return conflict(u, have)
 		}
 	}
 	for _, u := range c.unknown {
-		g.set(bucket, u.measurement, u.field, u.typ, false)
+		g.set(bucket, u.Measurement, u.Field, TypeOf(u.Kind), false)
 	}
 	return nil
 }
@@ -188,71 +190,33 @@ func (g *Guard) set(bucket, measurement, field string, typ Type, replace bool) {
 	g.n++
 }
 
-// unknownField is a field of a checked request the guard did not know.
-type unknownField struct {
-	index              int
-	measurement, field string
-	typ                Type
-}
-
-// checker checks one request's points. A batch repeats its measurement and
-// field names on nearly every point, so a field the same as the one in
-// the same place on the point before, with the same type, is not looked
-// up again.
+// checker checks one request's fields.
 type checker struct {
-	measurement string
-	last        []fieldType // the fields of the point before, by position
-	unknown     []unknownField
-	byName      map[[2]string]int // unknown's index by measurement and field, once it is long
+	unknown []points.FieldType             // the fields the bucket does not hold, first type first
+	byName  map[[2]string]points.FieldType // unknown by measurement and field, once it is long
 }
 
-type fieldType struct {
-	key string
-	typ Type
-}
-
-// check compares pts with ms, what the bucket holds, and collects the
+// check compares fields with ms, what the bucket holds, and collects the
 // fields ms lacks.
-func (c *checker) check(ms map[string]map[string]Type, pts []points.Point) error {
-	for i, p := range pts {
-		same := p.Measurement == c.measurement
-		c.measurement = p.Measurement
-		for j, f := range p.Fields {
-			typ := TypeOf(f.Value.Kind())
-			if same && j < len(c.last) && c.last[j].key == f.Key && c.last[j].typ == typ {
-				continue
+func (c *checker) check(ms map[string]map[string]Type, fields []points.FieldType) error {
+	for _, f := range fields {
+		typ := TypeOf(f.Kind)
+		if have := ms[f.Measurement][f.Field]; have != Unknown {
+			if have != typ {
+				return conflict(f, have)
 			}
-			if err := c.field(ms, i, p, f.Key, typ); err != nil {
-				return err
+			continue
+		}
+		if u, ok := c.findUnknown(f.Measurement, f.Field); ok {
+			if have := TypeOf(u.Kind); have != typ {
+				return conflict(f, have)
 			}
-			if j < len(c.last) {
-				c.last[j] = fieldType{f.Key, typ}
-			} else {
-				c.last = append(c.last, fieldType{f.Key, typ})
-			}
+			continue
 		}
-	}
-	return nil
-}
-
-// field checks one field of point i against ms and the unknown fields
-// of the points before.
-func (c *checker) field(ms map[string]map[string]Type, i int, p points.Point, key string, typ Type) error {
-	if have := ms[p.Measurement][key]; have != Unknown {
-		if have != typ {
-			return conflict(i, p, key, typ, have)
+		c.unknown = append(c.unknown, f)
+		if c.byName != nil {
+			c.byName[[2]string{f.Measurement, f.Field}] = f
 		}
-		return nil
-	}
-	if u, ok := c.findUnknown(p.Measurement, key); ok {
-		if u.typ != typ {
-			return conflict(i, p, key, typ, u.typ)
-		}
-		return nil
-	}
-	c.unknown = append(c.unknown, unknownField{i, p.Measurement, key, typ})
-	if c.byName != nil {
-		c.byName[[2]string{p.Measurement, key}] = len(c.unknown) - 1
 	}
 	return nil
 }
@@ -260,36 +224,28 @@ func (c *checker) field(ms map[string]map[string]Type, i int, p points.Point, ke
 // findUnknown returns the unknown field of measurement m named key: by
 // comparison while there are few, through a map once there are many, so a
 // batch of thousands of new fields does not take their square.
-func (c *checker) findUnknown(m, key string) (unknownField, bool) {
+func (c *checker) findUnknown(m, key string) (points.FieldType, bool) {
 	const few = 16
 	if c.byName == nil && len(c.unknown) > few {
-		c.byName = make(map[[2]string]int, 2*len(c.unknown))
-		for i, u := range c.unknown {
-			c.byName[[2]string{u.measurement, u.field}] = i
+		c.byName = make(map[[2]string]points.FieldType, 2*len(c.unknown))
+		for _, u := range c.unknown {
+			c.byName[[2]string{u.Measurement, u.Field}] = u
 		}
 	}
 	if c.byName != nil {
-		i, ok := c.byName[[2]string{m, key}]
-		if !ok {
-			return unknownField{}, false
-		}
-		return c.unknown[i], true
+		u, ok := c.byName[[2]string{m, key}]
+		return u, ok
 	}
 	for _, u := range c.unknown {
-		if u.field == key && u.measurement == m {
+		if u.Field == key && u.Measurement == m {
 			return u, true
 		}
 	}
-	return unknownField{}, false
+	return points.FieldType{}, false
 }
 
-// conflict is the error for field key of point i, of type got where the
-// bucket holds have.
-func conflict(i int, p points.Point, key string, got, have Type) error {
-	where := fmt.Sprintf("point %d", i)
-	if p.Line > 0 {
-		where = fmt.Sprintf("line %d", p.Line)
-	}
+// conflict is the error for field f, where the bucket holds have.
+func conflict(f points.FieldType, have Type) error {
 	return fmt.Errorf("%w: %s: field %q of measurement %q is %s, but this bucket holds it as %s",
-		ErrConflict, where, key, p.Measurement, got, have)
+		ErrConflict, f.Where(), f.Field, f.Measurement, TypeOf(f.Kind), have)
 }

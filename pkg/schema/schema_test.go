@@ -14,13 +14,16 @@ import (
 
 var now = time.Unix(1700000000, 0)
 
-func lp(t *testing.T, body string) []points.Point {
+// lp returns the fields of a line-protocol body as the gateway's scanner
+// gathers them.
+func lp(t *testing.T, body string) []points.FieldType {
 	t.Helper()
-	pts, err := points.ParseLineProtocol(strings.NewReader(body), time.Nanosecond, points.Options{}, now)
+	var s points.Scanner
+	l, err := s.Scan(strings.NewReader(body), -1, time.Nanosecond, points.Options{HostTag: "host"}, "h", now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pts
+	return l.Fields
 }
 
 // TestGuard runs requests through one guard: the first type accepted is
@@ -62,7 +65,11 @@ func TestGuard(t *testing.T) {
 	}
 	// A JSON point is named by its index.
 	pts, _ := points.ParseJSON(strings.NewReader(`[{"field":"v","value":1},{"field":"v","value":"x"}]`), points.Options{DefaultMeasurement: "m"})
-	if err := g.Check("a", pts); err == nil || !strings.Contains(err.Error(), "point 1:") {
+	var l points.Lines
+	if err := points.EncodeLines(&l, pts, "host", "h", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Check("a", l.Fields); err == nil || !strings.Contains(err.Error(), "point 1:") {
 		t.Errorf("JSON: got %v, want a conflict naming point 1", err)
 	}
 }
@@ -100,7 +107,7 @@ func TestGuardRace(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Go(func() {
-			err := g.Check("a", map[bool][]points.Point{true: ints, false: strs}[i%2 == 0])
+			err := g.Check("a", map[bool][]points.FieldType{true: ints, false: strs}[i%2 == 0])
 			if err == nil {
 				mu.Lock()
 				won[i%2 == 0]++

@@ -96,10 +96,11 @@ func adminKey(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get("X-API-Key"))
 }
 
-// requireJSONBody returns errUnsupportedMedia for a POST or PATCH whose body
-// is not declared application/json. A request without a body needs no type.
+// requireJSONBody returns errUnsupportedMedia for a POST, PATCH or PUT
+// whose body is not declared application/json. A request without a body
+// needs no type.
 func requireJSONBody(r *http.Request) error {
-	if (r.Method != http.MethodPost && r.Method != http.MethodPatch) || r.ContentLength == 0 {
+	if (r.Method != http.MethodPost && r.Method != http.MethodPatch && r.Method != http.MethodPut) || r.ContentLength == 0 {
 		return nil
 	}
 	ct := r.Header.Get("Content-Type")

@@ -67,6 +67,7 @@ type keyRequest struct {
 	Measurements *[]string `json:"measurements"` // [] allows every measurement
 	Rate         *float64  `json:"rate"`         // 0 means the server's default
 	Burst        *int      `json:"burst"`        // 0 means the server's default
+	Name         *string   `json:"name"`         // unique; "" removes it (PATCH)
 	Bucket       *string   `json:"bucket"`       // "" means the gateway's own
 	MaxSeries    *int      `json:"max_series"`   // 0 means the server's default
 }
@@ -75,7 +76,7 @@ type keyRequest struct {
 // which names each input as the JSON body does.
 func (req keyRequest) policy() keystore.PolicyInput {
 	in := keystore.PolicyInput{ExpiresIn: req.ExpiresIn, ExpiresAt: req.ExpiresAt, NoExpiry: req.NoExpiry, Scopes: req.Scopes,
-		Measurements: req.Measurements, Rate: req.Rate, Burst: req.Burst, Description: req.Description,
+		Measurements: req.Measurements, Rate: req.Rate, Burst: req.Burst, Description: req.Description, KeyName: req.Name,
 		Bucket: req.Bucket, MaxSeries: req.MaxSeries, Name: jsonField}
 	if req.Measurements != nil && len(*req.Measurements) == 0 {
 		in.Measurements, in.AllMeasurements = nil, true

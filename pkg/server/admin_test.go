@@ -36,8 +36,8 @@ func startAdmin(t *testing.T, mutate func(*server.Config)) *adminGateway {
 	})
 }
 
-// startAdminWith is startAdmin for a gateway whose configuration mutate
-// changes, after the clock is set.
+// startAdminWith is startAdmin with the whole gateway's configuration
+// changed by mutate, such as its key store, after the clock is set.
 func startAdminWith(t *testing.T, mutate func(*gatewaypkg.Config)) *adminGateway {
 	t.Helper()
 	c := testenv.NewClock(time.Now().UTC().Truncate(time.Second))
@@ -156,8 +156,8 @@ func TestAdminThrottled(t *testing.T) {
 // keyFields are the fields of keyctl's JSON view of a key, which the admin
 // API answers with.
 var keyFields = []string{"bucket", "burst", "created_at", "description", "expires_at", "hostname", "id", "last_used_addr",
-	"last_used_at", "max_series", "measurements", "points", "prefix", "quarantine_reason", "quarantined", "quarantined_at",
-	"rate", "replaced_by", "requests", "revoked_at", "scopes", "status"}
+	"last_used_at", "managed_by", "max_series", "measurements", "name", "points", "prefix", "quarantine_reason", "quarantined",
+	"quarantined_at", "rate", "replaced_by", "requests", "revoked_at", "scopes", "status"}
 
 func fieldNames(m map[string]any) []string {
 	var names []string
@@ -363,7 +363,7 @@ func TestAdminValidation(t *testing.T) {
 		{"NoContentType", "POST", "/admin/api/keys", `{"hostname": "h1"}`, []string{"Content-Type", ""}, 415, "application/json"},
 		{"FormPatch", "PATCH", key, `description=x`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "application/json"},
 		{"NothingToChange", "PATCH", key, `{}`, nil, 400, `nothing to change: give \"expires_in\", \"expires_at\", \"no_expiry\", ` +
-			`\"scopes\", \"measurements\", \"rate\", \"burst\", \"description\", \"bucket\" or \"max_series\"`},
+			`\"scopes\", \"measurements\", \"rate\", \"burst\", \"description\", \"name\", \"bucket\" or \"max_series\"`},
 		{"NoScopes", "PATCH", key, `{"scopes": []}`, nil, 400, `\"scopes\" must name at least one scope`},
 		{"Hostname", "PATCH", key, `{"hostname": "h2"}`, nil, 400, `\"hostname\" cannot be changed`},
 		{"ExpiryAndNoExpiry", "PATCH", key, `{"no_expiry": true, "expires_in": "1h"}`, nil, 400, `\"expires_in\" and \"no_expiry\" cannot be used together`},

@@ -67,15 +67,27 @@ func benchGatewayKey(b *testing.B, mutate func(*gatewaypkg.Config), nk keystore.
 // serveLoop posts body to /api/submit with key through h until the
 // benchmark is done, once the key cache has the key.
 func serveLoop(b *testing.B, h http.Handler, key string, body []byte) {
-	r := httptest.NewRequest("POST", "/api/submit", nil)
+	serveLoopAt(b, h, key, "/api/submit", body)
+}
+
+// serveLoopAt posts body to path, /api/submit or an InfluxDB write
+// endpoint, with key through h until the benchmark is done.
+func serveLoopAt(b *testing.B, h http.Handler, key, path string, body []byte) {
+	r := httptest.NewRequest("POST", path, nil)
 	r.RemoteAddr = "127.0.0.1:40000"
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("X-API-Key", key)
+	want := http.StatusOK
+	if path == "/api/submit" {
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("X-API-Key", key)
+	} else {
+		r.Header.Set("Authorization", "Token "+key)
+		want = http.StatusNoContent
+	}
 	r.ContentLength = int64(len(body))
 	br := bytes.NewReader(body)
 	w := httptest.NewRecorder()
 	// The key cache picks up the new key within its poll.
-	for deadline := time.Now().Add(5 * time.Second); w.Code != http.StatusOK && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); w.Code != want && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		br.Reset(body)
 		r.Body = io.NopCloser(br)
 		w = httptest.NewRecorder()
@@ -90,7 +102,7 @@ func serveLoop(b *testing.B, h http.Handler, key string, body []byte) {
 		r.Body = io.NopCloser(br)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
-		if w.Code != http.StatusOK {
+		if w.Code != want {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 	}
@@ -102,6 +114,26 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkWriteLineProtocol is BenchmarkSubmit for /api/v2/write: one
+// line per request, and a 5000-line batch shaped like a Telegraf agent's
+// flush, each with a time (so the pacer and the time window pass them).
+func BenchmarkWriteLineProtocol(b *testing.B) {
+	var batch bytes.Buffer
+	for i := range 5000 {
+		fmt.Fprintf(&batch, "cpu,host=web-%d,cpu=cpu%d,region=eu-west usage_user=%d.5,usage_system=3.25,usage_idle=84.125 %d\n",
+			i%50, i%8, i%97, 1699786600000000000+i)
+	}
+	for _, body := range []struct {
+		name string
+		data []byte
+	}{{"one", []byte("custom_metrics,host=127.0.0.1 os_updates=5i 1699786600000000001\n")}, {"batch", batch.Bytes()}} {
+		b.Run(body.name, func(b *testing.B) {
+			h, key := benchGateway(b, nil)
+			serveLoopAt(b, h, key, "/api/v2/write?bucket=b&precision=ns", body.data)
+		})
+	}
 }
 
 // BenchmarkChecks is one-point requests and 5000-point batches through the

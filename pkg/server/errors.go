@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/metricgate/metricgate/pkg/keyfile"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/points"
 )
@@ -68,8 +69,10 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, keystore.ErrInvalidHostname), errors.Is(err, keystore.ErrInvalidScope),
 		errors.Is(err, keystore.ErrInvalidPolicy), errors.Is(err, errInvalidRequest):
 		return http.StatusBadRequest, err.Error()
-	case errors.Is(err, errNotActive):
+	case errors.Is(err, errNotActive), errors.Is(err, keystore.ErrNameTaken), errors.Is(err, keystore.ErrChanged):
 		return http.StatusConflict, err.Error()
+	case errors.Is(err, keyfile.ErrInvalid):
+		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, errUnsupportedMedia):
 		return http.StatusUnsupportedMediaType, err.Error()
 	case errors.As(err, &unavailable):

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -147,4 +148,20 @@ func contains(list []netip.Addr, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// FuzzQueryValue checks the write endpoints' query reading against
+// url.ParseQuery's.
+func FuzzQueryValue(f *testing.F) {
+	for _, s := range []string{"precision=ms", "db=x&p=k%2By&precision=s", "p=a+b", "precision=%zz&precision=s", "a;b=1&precision=u", "precision"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, _ := url.ParseQuery(raw)
+		for _, key := range []string{"precision", "p"} {
+			if got, want := queryValue(raw, key), q.Get(key); got != want {
+				t.Fatalf("%q: %s = %q, want %q", raw, key, got, want)
+			}
+		}
+	})
 }

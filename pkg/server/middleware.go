@@ -43,6 +43,12 @@ func requestIDFrom(ctx context.Context) string {
 	return ""
 }
 
+// observed is what observe keeps of one request.
+type observed struct {
+	statusRecorder
+	info requestInfo
+}
+
 // statusRecorder remembers the status a handler wrote.
 type statusRecorder struct {
 	http.ResponseWriter
@@ -78,9 +84,10 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func observe(access *AccessLog, m *metrics.Metrics, mux http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &requestInfo{id: requestID(r)}
+		o := &observed{statusRecorder: statusRecorder{ResponseWriter: w}} // one allocation for both
+		info, rec := &o.info, &o.statusRecorder
+		info.id = requestID(r)
 		w.Header()["X-Request-Id"] = []string{info.id}
-		rec := &statusRecorder{ResponseWriter: w}
 		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 		mux.ServeHTTP(rec, r)
 		latency := time.Since(start)

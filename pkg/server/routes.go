@@ -60,5 +60,6 @@ func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 	adminMux.Handle("POST /admin/api/keys/{id}/release", admin(releaseKey(d.Admin, cfg.Now)))
 	adminMux.Handle("GET /admin/api/dead-letters", admin(listDeadLetters(d.DeadLetters)))
 	adminMux.Handle("POST /admin/api/dead-letters/replay", admin(replayDeadLetters(d.DeadLetters)))
+	adminMux.Handle("PUT /admin/api/keys/by-name/{name}", admin(putKey(d.Admin, limits, &grants, cfg.Now)))
 	adminMux.Handle("GET /admin/", handleConsole())
 }

@@ -30,19 +30,19 @@ type Keys interface {
 // Writer stores line protocol written by a key for a bucket (the key's
 // own, "" for the gateway's), which it keeps with the lines so that they
 // are written to that bucket alone and what InfluxDB later refuses is
-// traced to the key. It returns nil only when the points are safe.
-// *spool.Spool implements it.
+// traced to the key: data holds points lines. It returns nil only when
+// the points are safe. *spool.Spool implements it.
 type Writer interface {
-	WriteTo(ctx context.Context, keyID int64, bucket string, lines []byte) error
+	AppendTo(keyID int64, bucket string, data []byte, points int) error
 	Ping(ctx context.Context) error
 }
 
-// Schema refuses points whose field types conflict with what their bucket
-// holds, with an error wrapping points.ErrInvalid, and remembers the
+// Schema refuses a request whose fields' types conflict with what their
+// bucket holds, with an error wrapping points.ErrInvalid, and remembers the
 // types of those it accepts. *schema.Guard implements it; a nil one checks
 // nothing.
 type Schema interface {
-	Check(bucket string, pts []points.Point) error
+	Check(bucket string, fields []points.FieldType) error
 }
 
 // KeyAdmin manages keys for the admin API. *keystore.Store implements it;
@@ -55,6 +55,8 @@ type KeyAdmin interface {
 	Rotate(ctx context.Context, id int64, grace time.Duration) (keystore.Key, string, keystore.Key, error)
 	Revoke(ctx context.Context, id int64) (keystore.Key, error)
 	Audit(ctx context.Context, keyID int64, limit int) ([]keystore.AuditEntry, error)
+	Plan(ctx context.Context, defs []keystore.NewKey, o keystore.PlanOptions) (keystore.Plan, error)
+	Apply(ctx context.Context, p keystore.Plan) (keystore.Plan, error)
 	Release(ctx context.Context, id int64) (keystore.Key, bool, error)
 }
 

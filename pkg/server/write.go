@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/metricgate/metricgate/pkg/keystore"
@@ -33,11 +34,24 @@ type writeAPI struct {
 	parseFactor int64
 }
 
-// parseFunc reads the points of a body; size is its declared length, or -1
-// when that is not known to be the length of what body yields, now stamps
-// points without a time, and grow asks the body budget for the room the
-// parse's memory takes (points.Options.Grow).
-type parseFunc func(body io.Reader, size int64, now time.Time, grow func(int64) error) ([]points.Point, error)
+// parseFunc reads the points of a body into w's lines, with the host tag
+// set to host; size is its declared length, or -1 when that is not known
+// to be the length of what body yields, now stamps points without a time,
+// and grow asks the body budget for the room the parse's memory takes
+// (points.Options.Grow).
+type parseFunc func(w *parseWork, body io.Reader, size int64, now time.Time, host string, grow func(int64) error) (*points.Lines, error)
+
+// parseWork is the memory one request's parse works in, reused from
+// request to request: the line-protocol scanner and the lines a JSON body
+// is encoded into.
+type parseWork struct {
+	scan  points.Scanner
+	lines points.Lines
+}
+
+// works are the parses' memory, kept between requests: a 5000-point batch
+// otherwise allocated its megabyte of line protocol afresh every time.
+var works = sync.Pool{New: func() any { return new(parseWork) }}
 
 // writePipeline is the one path every write endpoint takes: authenticate,
 // check the scope, that the key is not quarantined and that it has tokens
@@ -97,25 +111,24 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 		p.metrics.PacedSeconds.Add(held.Seconds())
 	}
 	now := p.cfg.Now()
-	pts, release, err := p.read(w, r, k.ID, parse, api.parseFactor, now)
+	work := works.Get().(*parseWork)
+	defer works.Put(work)
+	lines, release, err := p.read(w, r, k, work, parse, api.parseFactor, now)
 	defer release()
 	if err != nil {
 		return 0, err
 	}
-	if err := p.admit(w, k, pts, now); err != nil {
+	if err := p.admit(w, k, lines, now); err != nil {
 		return 0, err
 	}
-	lines, err := points.Encode(make([]byte, 0, 64*len(pts)), pts, p.cfg.HostTag, k.Hostname, now)
-	if err != nil {
+	if err := p.out.AppendTo(k.ID, k.Bucket, lines.Data, lines.Points); err != nil {
 		return 0, err
 	}
-	if err := p.out.WriteTo(r.Context(), k.ID, k.Bucket, lines); err != nil {
-		return 0, err
-	}
-	p.metrics.PointsAccepted.Add(float64(len(pts)))
-	infoFrom(r.Context()).points = len(pts)
-	p.usage.Record(k.ID, addr.String(), now, len(pts))
-	return len(pts), nil
+	n := lines.Points
+	p.metrics.PointsAccepted.Add(float64(n))
+	infoFrom(r.Context()).points = n
+	p.usage.Record(k.ID, addr.String(), now, n)
+	return n, nil
 }
 
 // read reads and parses r's body, sent with key id, holding room in the body
@@ -124,45 +137,41 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 // a body of known size, factor times it is set aside with it; past that,
 // and for a body of unknown size (counted as the body limit), the parse
 // asks for what its points take.
-func (p *writePipeline) read(w http.ResponseWriter, r *http.Request, id int64, parse parseFunc, factor int64, now time.Time) (pts []points.Point, release func(), err error) {
+func (p *writePipeline) read(w http.ResponseWriter, r *http.Request, k keystore.Key, work *parseWork, parse parseFunc, factor int64, now time.Time) (lines *points.Lines, release func(), err error) {
 	release = func() {}
 	body, size, err := requestBody(w, r, p.cfg.MaxBody)
 	if err != nil {
 		return nil, release, err
 	}
 	defer body.Close()
-	room, err := p.holdBody(w, r, id, size, max(size, 0)*factor)
+	room, err := p.holdBody(w, r, k.ID, size, max(size, 0)*factor)
 	if err != nil {
 		return nil, release, err
 	}
-	pts, err = parse(body, size, now, room.grow)
-	return pts, room.release, err
+	lines, err = parse(work, body, size, now, k.Hostname, room.grow)
+	return lines, room.release, err
 }
 
-// admit checks pts against what k may write: its measurements, its rate
-// (a token per field value), its series this hour and the field types of
-// its bucket. Only a request that passes all of them takes tokens and
+// admit checks lines against what k may write: their measurements, its
+// rate (a token per field value), its series this hour and the field types
+// of its bucket. Only a request that passes all of them takes tokens and
 // series.
-func (p *writePipeline) admit(w http.ResponseWriter, k keystore.Key, pts []points.Point, now time.Time) error {
-	if err := checkMeasurements(k, pts); err != nil {
+func (p *writePipeline) admit(w http.ResponseWriter, k keystore.Key, lines *points.Lines, now time.Time) error {
+	if err := checkMeasurements(k, lines.Measurements); err != nil {
 		return err
 	}
-	values := 0
-	for i := range pts {
-		values += len(pts[i].Fields)
-	}
-	d := p.limits.Allow(k.ID, k.Rate, k.Burst, values)
+	d := p.limits.Allow(k.ID, k.Rate, k.Burst, lines.Values)
 	setRateHeaders(w, d)
 	if !d.Allowed {
-		return p.rateLimited(w, d, values)
+		return p.rateLimited(w, d, lines.Values)
 	}
-	if sd := p.series.Admit(now, k.ID, seriesLimit(k), seriesHashes(pts, p.cfg.HostTag)); !sd.Allowed {
+	if sd := p.series.Admit(now, k.ID, seriesLimit(k), lines.Series); !sd.Allowed {
 		p.metrics.RateLimited.Inc()
 		setRetryAfter(w, sd.Reset)
 		return fmt.Errorf("%w: this key has written %d distinct series this hour, its limit of %d, and this request has %d new ones;"+
 			" its series are accepted, new ones again in %d s", errSeriesLimited, sd.Written, sd.Limit, sd.New, max(1, ceilSeconds(sd.Reset)))
 	}
-	return p.schema.Check(destination(p.cfg, k), pts)
+	return p.schema.Check(destination(p.cfg, k), lines.Fields)
 }
 
 // rateLimited reports d, a refusal of a request of n field values (0 when
@@ -204,34 +213,17 @@ func destination(cfg Config, k keystore.Key) string {
 	return cfg.Bucket
 }
 
-// seriesHashes returns the series hash of each point, hashing again only
-// where a point's series differs from the one before.
-func seriesHashes(pts []points.Point, hostTag string) []uint64 {
-	hashes := make([]uint64, len(pts))
-	for i := range pts {
-		if i > 0 && pts[i].SameSeries(&pts[i-1]) {
-			hashes[i] = hashes[i-1]
-		} else {
-			hashes[i] = pts[i].SeriesHash(hostTag)
-		}
-	}
-	return hashes
-}
-
-// checkMeasurements refuses points outside the key's measurement list,
-// naming the first: by its line for line protocol, its index for JSON.
-func checkMeasurements(k keystore.Key, pts []points.Point) error {
+// checkMeasurements refuses measurements outside the key's list, naming
+// the first point that has one: by its line for line protocol, its index
+// for JSON.
+func checkMeasurements(k keystore.Key, ms []points.Place) error {
 	if len(k.Measurements) == 0 {
 		return nil
 	}
-	for i, p := range pts {
-		if !slices.Contains(k.Measurements, p.Measurement) {
-			where := fmt.Sprintf("point %d", i)
-			if p.Line > 0 {
-				where = fmt.Sprintf("line %d", p.Line)
-			}
+	for _, m := range ms {
+		if !slices.Contains(k.Measurements, m.Measurement) {
 			return fmt.Errorf("%w: %s: this key may not write measurement %q (allowed: %s)",
-				errForbidden, where, p.Measurement, strings.Join(k.Measurements, ", "))
+				errForbidden, m.Where(), m.Measurement, strings.Join(k.Measurements, ", "))
 		}
 	}
 	return nil

@@ -10,10 +10,11 @@ import (
 
 // group is the appends written and synced together.
 type group struct {
-	buf    []byte // their records
-	points int64
-	done   chan struct{} // closed once buf is written and synced; err is then set
-	err    error
+	buf     []byte // their records
+	points  int64
+	appends int64
+	done    chan struct{} // closed once buf is written and synced; err is then set
+	err     error
 }
 
 // Append stores data, holding points points, and returns once it is as
@@ -61,10 +62,12 @@ func (s *Spool) AppendTo(key int64, dest string, data []byte, points int) error 
 
 	if s.opts.Sync == SyncInterval {
 		// Nothing to wait for but the write itself: do it here, under the
-		// write lock, rather than hand it to the committer and back.
-		rec := appendRecord(make([]byte, 0, size), data, points, key, dest)
+		// write lock, rather than hand it to the committer and back, with
+		// the header and the data copied straight into the segment.
+		var hdr headerBuf
+		h := recordHeader(&hdr, data, points, key, dest)
 		s.wmu.Lock()
-		err := s.commit(rec, int64(points))
+		err := s.commit(int64(points), h, data)
 		s.wmu.Unlock()
 		if err != nil {
 			s.unreserve(size)
@@ -78,6 +81,7 @@ func (s *Spool) AppendTo(key int64, dest string, data []byte, points int) error 
 	first := len(g.buf) == 0
 	g.buf = appendRecord(g.buf, data, points, key, dest)
 	g.points += int64(points)
+	g.appends++
 	s.gmu.Unlock()
 	if first {
 		select {
@@ -115,8 +119,10 @@ func (s *Spool) commitLoop() {
 			s.cur = &group{buf: spare[:0], done: make(chan struct{})}
 			s.gmu.Unlock()
 			s.wmu.Lock()
-			g.err = s.commit(g.buf, g.points)
+			g.err = s.commit(g.points, nil, g.buf)
 			s.wmu.Unlock()
+			s.groups.Add(1)
+			s.grouped.Add(g.appends)
 			// The appenders read only err, so the buffer takes the next
 			// group but one.
 			spare = g.buf
@@ -125,14 +131,16 @@ func (s *Spool) commitLoop() {
 	}
 }
 
-// commit writes buf, the records of group, to the current segment.
-func (s *Spool) commit(buf []byte, points int64) error {
-	if s.fileOff+int64(len(buf)) > s.fileCap {
-		if err := s.roll(int64(len(buf))); err != nil {
+// commit writes hdr and data, one or more whole records holding points
+// points, to the current segment.
+func (s *Spool) commit(points int64, hdr, data []byte) error {
+	n := int64(len(hdr) + len(data))
+	if s.fileOff+n > s.fileCap {
+		if err := s.roll(n); err != nil {
 			return err
 		}
 	}
-	if err := s.writeAt(buf, s.fileOff); err != nil {
+	if err := s.writeAt(s.fileOff, hdr, data); err != nil {
 		// The tail of this segment is now unknown: seal it where it was
 		// valid and continue in a new one.
 		s.mu.Lock()
@@ -141,7 +149,7 @@ func (s *Spool) commit(buf []byte, points int64) error {
 		s.fileCap = 0
 		return fmt.Errorf("%w: %w", ErrWrite, err)
 	}
-	s.fileOff += int64(len(buf))
+	s.fileOff += n
 	s.mu.Lock()
 	s.segs[len(s.segs)-1].end = s.fileOff
 	s.points.Add(points)
@@ -168,12 +176,18 @@ func (s *Spool) syncGroup() error {
 	return fdatasync(s.file)
 }
 
-// writeAt copies buf into the mapped segment, or writes it where there is
-// no mapping. A mapped page that cannot be read in (a failing disk) raises a
-// fault; it is turned into an error rather than a crash.
-func (s *Spool) writeAt(buf []byte, off int64) (err error) {
+// writeAt copies hdr and then data into the mapped segment at off, or
+// writes them where there is no mapping. A mapped page that cannot be read
+// in (a failing disk) raises a fault; it is turned into an error rather
+// than a crash.
+func (s *Spool) writeAt(off int64, hdr, data []byte) (err error) {
 	if s.mem == nil {
-		_, err = s.file.WriteAt(buf, off)
+		if len(hdr) > 0 {
+			if _, err := s.file.WriteAt(hdr, off); err != nil {
+				return err
+			}
+		}
+		_, err := s.file.WriteAt(data, off+int64(len(hdr)))
 		return err
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -182,7 +196,7 @@ func (s *Spool) writeAt(buf []byte, off int64) (err error) {
 			err = fmt.Errorf("fault writing the mapped segment: %v", r)
 		}
 	}()
-	copy(s.mem[off:], buf)
+	copy(s.mem[off+int64(copy(s.mem[off:], hdr)):], data)
 	return nil
 }
 

@@ -56,7 +56,18 @@ func recordSize(data []byte, key int64, dest string) int64 {
 // extension, dest "" one without a destination. dest is at most
 // MaxDestination bytes.
 func appendRecord(buf, data []byte, points int, key int64, dest string) []byte {
-	var hdr [headerSize + extSize + 1 + MaxDestination]byte
+	var hdr headerBuf
+	buf = append(buf, recordHeader(&hdr, data, points, key, dest)...)
+	return append(buf, data...)
+}
+
+// headerBuf holds the longest header a record may have.
+type headerBuf [headerSize + extSize + 1 + MaxDestination]byte
+
+// recordHeader writes into hdr the header of the record of data, holding
+// points points, written by key (0 for none) for dest ("" for the
+// gateway's bucket), and returns it.
+func recordHeader(hdr *headerBuf, data []byte, points int, key int64, dest string) []byte {
 	n := headerSize
 	word := uint32(points)
 	if key != 0 {
@@ -72,8 +83,7 @@ func appendRecord(buf, data []byte, points int, key int64, dest string) []byte {
 	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(data)))
 	binary.LittleEndian.PutUint32(hdr[4:], word)
 	binary.LittleEndian.PutUint32(hdr[8:], recordCRC(hdr[:8], hdr[headerSize:n], data))
-	buf = append(buf, hdr[:n]...)
-	return append(buf, data...)
+	return hdr[:n]
 }
 
 // record is one record as walk hands it out.

@@ -109,9 +109,12 @@ type Spool struct {
 	points   atomic.Int64 // written under mu; read without it by Backlog
 	notify   chan struct{}
 	syncErr  error
-	readFile *os.File
-	readSeg  uint64
-	readBuf  []byte
+	// The groups the committer wrote and synced, and the appends in them.
+	groups, grouped atomic.Int64
+	readFile        *os.File
+	readSeg         uint64
+	readBuf         []byte
+	ackFile         *os.File // open from the first Ack, written by the reader
 }
 
 // position is a place in the log.
@@ -223,19 +226,25 @@ func (s *Spool) Ping(context.Context) error {
 	return nil
 }
 
-// Stats describe the spool's contents.
+// Stats describe the spool's contents, and its group commit.
 type Stats struct {
 	Bytes    int64 `json:"bytes"`
 	Points   int64 `json:"points"`
 	MaxBytes int64 `json:"max_bytes"`
 	Segments int   `json:"segments"`
+	// CommitGroups is the groups written and synced together since Open
+	// (SyncAlways), and CommitAppends the appends in them: their ratio is
+	// how many requests share an fdatasync.
+	CommitGroups  int64 `json:"commit_groups"`
+	CommitAppends int64 `json:"commit_appends"`
 }
 
 // Stats returns the points and bytes not yet delivered.
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Bytes: s.bytes, Points: s.points.Load(), MaxBytes: s.opts.MaxBytes, Segments: len(s.segs)}
+	return Stats{Bytes: s.bytes, Points: s.points.Load(), MaxBytes: s.opts.MaxBytes, Segments: len(s.segs),
+		CommitGroups: s.groups.Load(), CommitAppends: s.grouped.Load()}
 }
 
 // Backlog returns the points stored and not yet acknowledged, as Stats
@@ -263,6 +272,9 @@ func (s *Spool) Close() error {
 	(<-s.next).close()
 	if s.readFile != nil {
 		s.readFile.Close()
+	}
+	if s.ackFile != nil {
+		s.ackFile.Close()
 	}
 	if s.aio != nil {
 		s.aio.close()

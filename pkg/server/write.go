@@ -48,7 +48,7 @@ type parseFunc func(body io.Reader, size int64, now time.Time, grow func(int64) 
 type writePipeline struct {
 	cfg     Config
 	auth    *authenticator
-	limits  *limit.Keys
+	limits  Limits
 	series  *limit.Series
 	schema  Schema
 	bodies  *bodyBudget

@@ -288,6 +288,17 @@ func (g *Gateway) drainSpool() error {
 	return nil
 }
 
+// Listener wraps ln, the listener Handler is served on: with
+// Config.ProxyProtocol, the proxies in Server.TrustedProxies must open
+// each connection with a PROXY protocol header naming the client (see
+// server.ProxyProtocol); otherwise ln is returned as it is.
+func (g *Gateway) Listener(ln net.Listener) net.Listener {
+	if !g.proxy {
+		return ln
+	}
+	return server.ProxyProtocol(ln, g.trusted, g.metrics)
+}
+
 // Handler serves what clients reach: the write endpoints, health checks
 // and metrics.
 func (g *Gateway) Handler() http.Handler { return g.handlers.Ingest }

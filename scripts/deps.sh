@@ -4,11 +4,12 @@
 # apt-get update. Without arguments: what the tests need.
 #
 #   scripts/deps.sh               chromium (the web console's browser test),
-#                                 postgresql, redis-server
+#                                 postgresql, redis-server, haproxy (the
+#                                 cluster tests' load balancer)
 #   scripts/deps.sh PACKAGE...    those (scripts/bench.sh: wrk)
 set -euo pipefail
 
-if [ $# -eq 0 ]; then set -- chromium postgresql redis-server; fi
+if [ $# -eq 0 ]; then set -- chromium postgresql redis-server haproxy; fi
 missing=()
 for p in "$@"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")

@@ -475,3 +475,38 @@ func readLimits(t *testing.T, p *process) limitsStatus {
 	}
 	return ready.Limits
 }
+
+// TestLimitsRedisUnreachableAtStart starts the apiserver with --limits
+// naming a Redis that is not there: it starts all the same, failing open
+// (a limited key's point is accepted) or closed (429 with Retry-After), as
+// /readyz shows.
+func TestLimitsRedisUnreachableAtStart(t *testing.T) {
+	influx := testenv.InfluxDB(t)
+	for _, tt := range []struct {
+		fail, state string
+		want        int
+	}{{"open", "fail_open", 204}, {"closed", "fail_closed", 429}} {
+		t.Run(tt.fail, func(t *testing.T) {
+			db, key := newKeyDB(t)
+			r := startRun(t, "http", "--db", db, "--influx-url", influx.URL, "--influx-bucket", influx.Name,
+				"--spool-dir", t.TempDir(), "--default-rate", "100", "--limits", "redis://"+testenv.FreeAddr(t)+"/0", "--limits-fail", tt.fail)
+			code, h := send(t, "127.0.0.1", r.base, key, "unreachable n=1i")
+			if code != tt.want || (code == 429 && h.Get("Retry-After") == "") {
+				t.Errorf("--limits-fail %s with no Redis: %d, want %d", tt.fail, code, tt.want)
+			}
+			resp, err := http.Get(r.admin + "/readyz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var ready struct{ Limits struct{ State, Error string } }
+			json.NewDecoder(resp.Body).Decode(&ready)
+			if ready.Limits.State != tt.state || ready.Limits.Error == "" {
+				t.Errorf("/readyz limits = %+v, want state %s with the error", ready.Limits, tt.state)
+			}
+			if !strings.Contains(r.logs.String(), "Redis unreachable") {
+				t.Errorf("no log line of the outage:\n%s", r.logs.String())
+			}
+		})
+	}
+}

@@ -6,8 +6,8 @@
 //
 // A request does not wait for Redis. Each replica leases tokens from a
 // key's bucket in Redis (a GCRA bucket that one Lua script takes from
-// atomically, on Redis's clock) and spends them locally; tokens a replica
-// has not spent within a second go back. A lease is sized from what the
+// atomically, on Redis's clock) and spends them locally; the tokens of a
+// key no request asked for in a second go back. A lease is sized from what the
 // replica spends of the key, and never more than a tenth of the key's
 // burst shared among the replicas, so the tokens held unspent across the
 // cluster stay within 10% of the limit. A replica that found a key's bucket

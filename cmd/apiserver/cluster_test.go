@@ -48,7 +48,9 @@ const limitedRate = 2000
 func TestClusterBehindHAProxy(t *testing.T) {
 	c := newHACluster(t, 3)
 	limited := c.generate(t, keystore.NewKey{Hostname: "127.0.0.1", Rate: limitedRate})
-	l := &paced{key: limited, per: 20, from: "127.0.0.1", base: c.lb.URL, measurement: "limited", workers: 6, every: 20 * time.Millisecond}
+	// 300 requests a second, up to 32 at once: slow answers on a loaded
+	// machine do not lower the rate offered.
+	l := &paced{key: limited, per: 20, from: "127.0.0.1", base: c.lb.URL, measurement: "limited", workers: 32, every: time.Second / 300}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	loaded := make(chan struct{})
@@ -250,7 +252,7 @@ func (c *haCluster) redisOutage(t *testing.T, l *paced, key string) {
 // waits until HAProxy has taken it out, restarts it on its spool, and
 // checks what clients saw and that nothing acknowledged is lost.
 func (c *haCluster) replicaKilled(t *testing.T, key string) {
-	l := &paced{key: key, per: 10, from: "127.0.0.1", base: c.lb.URL, measurement: "killed", workers: 4, every: 10 * time.Millisecond}
+	l := &paced{key: key, per: 10, from: "127.0.0.1", base: c.lb.URL, measurement: "killed", workers: 4, every: 2500 * time.Microsecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	loaded := make(chan struct{})
@@ -269,7 +271,7 @@ func (c *haCluster) replicaKilled(t *testing.T, key string) {
 	cancel()
 	<-loaded
 	failed := l.failures()
-	t.Logf("replica killed under load (%d workers): HAProxy took it out in %v, restarted it was back in rotation %v later; clients saw %d failures; %d points acknowledged (status counts %v)",
+	t.Logf("replica killed under load (up to %d requests in flight): HAProxy took it out in %v, restarted it was back in rotation %v later; clients saw %d failures; %d points acknowledged (status counts %v)",
 		l.workers, took.Round(time.Millisecond), up.Round(time.Millisecond), failed, l.acked(), l.counts())
 	if failed > l.workers {
 		t.Errorf("clients saw %d failures, want at most the %d requests in flight", failed, l.workers)
@@ -283,8 +285,9 @@ func (c *haCluster) replicaKilled(t *testing.T, key string) {
 }
 
 // paced sends batches of per points with key from the address from to
-// base, each worker one request every every, each point with a timestamp
-// of its own, and remembers what was acknowledged and when.
+// base, a request every every, up to workers of them at once (a tick
+// with as many in flight sends nothing), each point with a timestamp of
+// its own, and remembers what was acknowledged and when.
 type paced struct {
 	key, from, base, measurement string
 	per, workers                 int
@@ -307,23 +310,28 @@ func (l *paced) run(ctx context.Context) {
 	l.next.CompareAndSwap(0, 1_600_000_000_000_000_000)
 	client := sourceClient(l.from)
 	var wg sync.WaitGroup
-	for range l.workers {
+	defer wg.Wait()
+	inFlight := make(chan struct{}, l.workers)
+	tick := time.NewTicker(l.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		select {
+		case inFlight <- struct{}{}:
+		default:
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tick := time.NewTicker(l.every)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				l.send(client)
-			}
+			l.send(client)
+			<-inFlight
 		}()
 	}
-	wg.Wait()
 }
 
 // send sends one batch and records its answer.

@@ -11,12 +11,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"time"
 
+	"github.com/metricgate/metricgate/pkg/clusterlimit"
 	"github.com/metricgate/metricgate/pkg/forward"
 	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/limit"
 	"github.com/metricgate/metricgate/pkg/metrics"
 	"github.com/metricgate/metricgate/pkg/schema"
 	"github.com/metricgate/metricgate/pkg/server"
@@ -43,6 +46,18 @@ type Config struct {
 	// after it last heard from the key store; after that requests get 503.
 	// Default 5 minutes.
 	CacheMaxStale time.Duration
+	// Limits is the Redis (redis://host:port/db) through which every
+	// replica shares the keys' rate limits and the failed-authentication
+	// throttle; empty, each replica limits alone, and N replicas behind a
+	// load balancer allow N times the limits.
+	Limits string
+	// LimitsFailClosed refuses limited keys with 429 while that Redis is
+	// unreachable; otherwise each replica limits them alone at its share.
+	LimitsFailClosed bool
+	// ProxyProtocol makes the ingest listener (see Listener) read the
+	// PROXY protocol header (v1 or v2) that the proxies in
+	// Server.TrustedProxies must send, for the client's address.
+	ProxyProtocol bool
 	// Resolver looks up the DNS names keys are bound to; nil for the
 	// system's resolver.
 	Resolver *net.Resolver
@@ -79,6 +94,9 @@ type Config struct {
 // flushing, the key cache's polling) runs from New until Close.
 type Gateway struct {
 	handlers server.Handlers
+	metrics  *metrics.Metrics
+	proxy    bool
+	trusted  []netip.Prefix
 	keys     *keystore.Store
 	spool    *spool.Spool
 	fwd      *forward.Forwarder
@@ -130,6 +148,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 	guard := g.schemaGuard(cfg)
 	cfg.Server.Bucket = cfg.Influx.Bucket
 	m := metrics.New()
+	g.metrics, g.proxy, g.trusted = m, cfg.ProxyProtocol, cfg.Server.TrustedProxies
+	limits, limitsStatus, err := g.limits(ctx, cfg, m, log)
+	if err != nil {
+		return nil, err
+	}
 	m.WatchSpool(func() (int64, int64) { st := g.spool.Stats(); return st.Bytes, st.Points })
 	m.WatchKeystore(cache.Behind)
 	// Usage is flushed after the forwarder has drained, before the key
@@ -149,7 +172,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 		Metrics:   m,
 		AccessLog: server.NewAccessLog(access, cfg.TextLog),
 		Pacer:     g.pacer(cfg),
-		Status:    g.status(out, cache),
+		Limits:    limits,
+		Status:    g.status(out, cache, limitsStatus),
 	})
 	if err != nil {
 		return nil, err
@@ -207,22 +231,42 @@ func (g *Gateway) pacer(cfg Config) server.Pacer {
 		int64(cfg.PaceBatches)*int64(g.fwd.BatchPoints()), time.Second)
 }
 
+// limits returns what limits keys' rates and failed authentications, and
+// what /readyz shows of it: the cluster's limits through Redis with
+// Config.Limits, else this replica's own.
+func (g *Gateway) limits(ctx context.Context, cfg Config, m *metrics.Metrics, log *slog.Logger) (server.Limits, func() map[string]any, error) {
+	s := cfg.Server
+	if cfg.Limits == "" {
+		m.SetLimitsState(metrics.LimitsLocal)
+		local := limit.Local{Keys: limit.NewKeys(s.DefaultRate, s.DefaultBurst, s.Now), Failures: limit.NewFailures(s.AuthFailRate, s.AuthFailBurst, s.Now)}
+		return local, func() map[string]any { return map[string]any{"state": metrics.LimitsLocal} }, nil
+	}
+	shared, err := clusterlimit.Open(ctx, clusterlimit.Options{URL: cfg.Limits, FailClosed: cfg.LimitsFailClosed, Node: cfg.Node,
+		DefaultRate: s.DefaultRate, DefaultBurst: s.DefaultBurst, AuthFailRate: s.AuthFailRate, AuthFailBurst: s.AuthFailBurst,
+		Now: s.Now, Log: log, Metrics: m})
+	if err != nil {
+		return nil, nil, err
+	}
+	g.closers = append(g.closers, shared.Close)
+	return shared, shared.Status, nil
+}
+
 // unpaced never holds a write back.
 type unpaced struct{}
 
 func (unpaced) Wait(context.Context) time.Duration { return 0 }
 
 // status is what /readyz shows beside its checks: the spool's depth, the
-// forwarder's state, whether InfluxDB answers, and how far behind its key
-// store the key cache is.
-func (g *Gateway) status(out *influx.Writer, cache *keystore.Cache) func(ctx context.Context) map[string]any {
+// forwarder's state, whether InfluxDB answers, how far behind its key
+// store the key cache is, and the rate limits' state.
+func (g *Gateway) status(out *influx.Writer, cache *keystore.Cache, limits func() map[string]any) func(ctx context.Context) map[string]any {
 	return func(ctx context.Context) map[string]any {
 		influxState := "ok"
 		if err := out.Ping(ctx); err != nil {
 			influxState = err.Error()
 		}
 		return map[string]any{"spool": g.spool.Stats(), "forwarder": g.fwd.Status(), "influxdb": influxState,
-			"keystore": cache.Status()}
+			"keystore": cache.Status(), "limits": limits()}
 	}
 }
 
@@ -242,6 +286,17 @@ func (g *Gateway) drainSpool() error {
 	defer cancel()
 	g.log.Info("stopped", "points_left_in_spool", g.fwd.Drain(ctx))
 	return nil
+}
+
+// Listener wraps ln, the listener Handler is served on: with
+// Config.ProxyProtocol, the proxies in Server.TrustedProxies must open
+// each connection with a PROXY protocol header naming the client (see
+// server.ProxyProtocol); otherwise ln is returned as it is.
+func (g *Gateway) Listener(ln net.Listener) net.Listener {
+	if !g.proxy {
+		return ln
+	}
+	return server.ProxyProtocol(ln, g.trusted, g.metrics)
 }
 
 // Handler serves what clients reach: the write endpoints, health checks

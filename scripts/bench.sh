@@ -53,6 +53,11 @@
 #    that finds them unchanged), on a new SQLite file and a new PostgreSQL
 #    database; the seconds each took. SECTIONS=9 runs it alone, without
 #    InfluxDB or gateways.
+# 10. Rate limits shared through Redis (--limits, a private redis-server
+#    that scripts/testenv.sh starts) beside this replica's own, one point
+#    per request on a key whose limit (--default-rate 1000000) every
+#    request takes a token from but none reaches: requests/s, and the
+#    leases asked of Redis per request.
 # Everything listens on loopback and stops by itself. SECTIONS runs only
 # the sections named; 4 needs 1.
 set -euo pipefail
@@ -63,7 +68,7 @@ DURATION=${DURATION:-8s}
 CONNS=${CONNS:-32}
 BATCH_CONNS=${BATCH_CONNS:-4}
 DRAIN_WINDOW=${DRAIN_WINDOW:-2}
-SECTIONS=${SECTIONS:-1 2 3 4 5 6 7 8 9}
+SECTIONS=${SECTIONS:-1 2 3 4 5 6 7 8 9 10}
 BULK_HOSTS=${BULK_HOSTS:-10000}
 # section N: whether SECTIONS names section N.
 section() { [[ " $SECTIONS " == *" $1 "* ]]; }
@@ -78,6 +83,7 @@ cleanup() {
   scripts/influxdb.sh stop "$work/influx" || true
   scripts/testenv.sh postgresql stop "$work/pg" || true
   scripts/testenv.sh postgresql stop "$work/pg-bulk" || true
+  scripts/testenv.sh redis stop "$work/redis" || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -268,6 +274,43 @@ checks_section() {
     paste -d' ' <(awk 'NF {print $1}' <<<"${cres[$t-on]}") <(awk 'NF {print $1}' <<<"${cres[$t-off]}") | awk -v t="$t" '{printf "  %s: %.0f %.0f (%.3f)\n", t, $1, $2, $1/$2}'
   done
   kill "${cpid[on]}" "${cpid[off]}"
+}
+# limits_section: one gateway limiting keys alone and one sharing the
+# limits through Redis, in interleaved rounds, one point per request on a
+# key that takes a token per request (--default-rate 1000000) and is never
+# refused; --fsync interval and --pace-batches 0, so they are bound by CPU,
+# where what Redis costs shows.
+limits_section() {
+  local r mode order leases requests
+  local -A lport lpid lres
+  eval "$(scripts/testenv.sh redis start "$work/redis")"
+  start_gateway limits-local --fsync interval --pace-batches 0 --default-rate 1000000
+  lport[local]=$gw_port lpid[local]=$gw_pid
+  start_gateway limits-redis --fsync interval --pace-batches 0 --default-rate 1000000 --limits "redis://$REDIS_ADDR/0"
+  lport[redis]=$gw_port lpid[redis]=$gw_pid
+  echo "== 10. rate limits of this replica alone and shared through Redis (--limits), one point per request, $CONNS connections, --fsync interval, $ROUNDS rounds of $DURATION, interleaved"
+  for r in $(seq 1 "$ROUNDS"); do
+    # Each goes first every other round: on a shared machine the load
+    # beside the bench drifts.
+    order="local redis"
+    [ $((r % 2)) = 0 ] && order="redis local"
+    for mode in $order; do
+      lres[$mode]+="$(run_wrk_cpu "${lpid[$mode]}" "http://127.0.0.1:${lport[$mode]}/api/submit" "$work/one.json" "$CONNS")"$'\n'
+      wait_drained "${lport[$mode]}"
+    done
+    echo "limits round $r done" >&2
+  done
+  printf '%-34s %12s %9s %9s %8s %11s\n' target "requests/s" "p50 ms" "p99 ms" "non-2xx" "server us"
+  for mode in local redis; do
+    printf '%-34s %12.0f %9s %9s %8s %11.1f\n' "limits $mode" "$(col_median "${lres[$mode]}" 1)" "$(col_median "${lres[$mode]}" 2)" \
+      "$(col_median "${lres[$mode]}" 3)" "$(awk 'NF {s+=$4} END {print s+0}' <<<"${lres[$mode]}")" "$(col_median "${lres[$mode]}" 6)"
+  done
+  echo "per round (local, redis):"
+  paste -d' ' <(awk 'NF {print $1}' <<<"${lres[local]}") <(awk 'NF {print $1}' <<<"${lres[redis]}") | awk '{printf "  %.0f %.0f (%.3f)\n", $1, $2, $2/$1}'
+  leases=$(curl -fs "http://127.0.0.1:${admin_of[${lport[redis]}]}/metrics" | awk '/^metricgate_limits_leases_total/ {print $2}')
+  requests=$(awk 'NF {s+=$5} END {print s+0}' <<<"${lres[redis]}")
+  echo "Redis limits vs local limits, requests/s: $(awk -v a="$(col_median "${lres[redis]}" 1)" -v b="$(col_median "${lres[local]}" 1)" 'BEGIN {printf "%.3f", a/b}'); leases asked of Redis: $leases for $requests requests ($(awk -v l="$leases" -v n="$requests" 'BEGIN {printf "%.5f", l/n}') a request)"
+  kill "${lpid[local]}" "${lpid[redis]}"
 }
 # col_median ROWS K: the median of field K over the rounds' rows.
 col_median() { awk -v k="$2" 'NF {print $k}' <<<"$1" | median; }
@@ -665,6 +708,11 @@ fi
 if section 8; then
 echo
 vm_section
+fi
+
+if section 10; then
+echo
+limits_section
 fi
 
 if section 1; then

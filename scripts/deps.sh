@@ -5,11 +5,12 @@
 #
 #   scripts/deps.sh               chromium (the web console's browser test),
 #                                 postgresql, redis-server, ansible-core
-#                                 (the test that runs docs/ansible)
+#                                 (the test that runs docs/ansible), haproxy
+#                                 (the cluster tests' load balancer)
 #   scripts/deps.sh PACKAGE...    those (scripts/bench.sh: wrk)
 set -euo pipefail
 
-if [ $# -eq 0 ]; then set -- chromium postgresql redis-server ansible-core; fi
+if [ $# -eq 0 ]; then set -- chromium postgresql redis-server ansible-core haproxy; fi
 missing=()
 for p in "$@"; do
   [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")

@@ -6,8 +6,15 @@
 # admin API and web console on 127.0.0.1:5003 (APISERVER_ADMIN_LISTEN). It generates
 # a key for 127.0.0.1 and prints a curl command that submits a point with it.
 # Ctrl-C stops the apiserver and InfluxDB.
+#
+# scripts/run.sh --replicas N runs a cluster instead: N gateways behind
+# HAProxy on PostgreSQL and Redis (scripts/cluster.sh N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--replicas" ]; then
+  exec scripts/cluster.sh "${2:-3}"
+fi
 
 mkdir -p bin .run
 go build -o bin/apiserver ./cmd/apiserver

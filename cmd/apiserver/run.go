@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/metricgate/metricgate/pkg/clusterlimit"
 	"github.com/metricgate/metricgate/pkg/gateway"
 	"github.com/metricgate/metricgate/pkg/keystore"
 	"github.com/metricgate/metricgate/pkg/server"
@@ -31,6 +32,7 @@ type options struct {
 	tlsCert         string
 	tlsKey          string
 	schemaGuard     bool
+	limitsFail      string
 }
 
 // parseFlags reads args, taking defaults from the environment through getenv.
@@ -72,6 +74,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		g.Server.TrustedProxies = append(g.Server.TrustedProxies, p)
 		return err
 	})
+	fs.BoolVar(&g.ProxyProtocol, "proxy-protocol", false, "the proxies in --trusted-proxy open each connection to --listen with a PROXY protocol header (v1 or v2) naming the client; others are served as they come, and a header from them closes the connection")
+	fs.StringVar(&g.Limits, "limits", env("APISERVER_LIMITS", ""), "redis://host:port/db: share the keys' rate limits and the failed-authentication throttle with every replica using that Redis; empty: each replica limits alone (N replicas allow N times the limits) (env APISERVER_LIMITS)")
+	fs.StringVar(&o.limitsFail, "limits-fail", "open", "while the --limits Redis is unreachable: open (each replica limits keys alone at limit/replicas) or closed (limited keys get 429 with Retry-After)")
 	lim := &g.Server.Limits
 	fs.IntVar(&lim.MaxFields, "max-fields", lim.MaxFields, "most fields in one point; a point with more gets 400; 0 for no cap")
 	fs.IntVar(&lim.MaxTags, "max-tags", lim.MaxTags, "most tags in one point; a point with more gets 400; 0 for no cap")
@@ -143,6 +148,9 @@ func (o *options) check() error {
 	if g.Server.AdminKeyMaxTTL <= 0 || g.Server.AdminKeyMaxTTL > keystore.MaxLifetime {
 		return fmt.Errorf("--admin-key-max-ttl must be positive and at most %s (100 years), got %s", keystore.MaxLifetime, g.Server.AdminKeyMaxTTL)
 	}
+	if err := o.checkCluster(); err != nil {
+		return err
+	}
 	if (o.tlsCert == "") != (o.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
 	}
@@ -168,6 +176,28 @@ func (o *options) check() error {
 		return fmt.Errorf("--log-format %q: want json or text", o.logFormat)
 	}
 	g.TextLog = o.logFormat == "text"
+	return nil
+}
+
+// checkCluster refuses cluster settings that cannot work: a --limits that
+// is not a Redis URL (named without a password it may hold), an unknown
+// --limits-fail, --proxy-protocol without a proxy to trust.
+func (o *options) checkCluster() error {
+	g := &o.gateway
+	if g.Limits != "" {
+		if _, err := clusterlimit.ParseURL(g.Limits); err != nil {
+			return fmt.Errorf("--limits: %w", err)
+		}
+	}
+	switch o.limitsFail {
+	case "open", "closed":
+		g.LimitsFailClosed = o.limitsFail == "closed"
+	default:
+		return fmt.Errorf("--limits-fail %q: want open or closed", o.limitsFail)
+	}
+	if g.ProxyProtocol && len(g.Server.TrustedProxies) == 0 {
+		return errors.New("--proxy-protocol needs --trusted-proxy: the addresses of the proxies that send the header")
+	}
 	return nil
 }
 

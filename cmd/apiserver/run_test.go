@@ -90,6 +90,12 @@ func TestParseFlags(t *testing.T) {
 		{"PostgreSQL", []string{"--db", "postgres://gw@db:5432/keys", "--db-timeout", "2s", "--node-name", "gw-2", "--cache-max-stale", "30s"}, func(o *options) bool {
 			return o.gateway.DB == "postgres://gw@db:5432/keys" && o.gateway.DBTimeout == 2*time.Second && o.gateway.Node == "gw-2" && o.gateway.CacheMaxStale == 30*time.Second
 		}},
+		{"ClusterDefaults", nil, func(o *options) bool {
+			return o.gateway.Limits == "" && !o.gateway.LimitsFailClosed && !o.gateway.ProxyProtocol
+		}},
+		{"Cluster", []string{"--limits", "redis://:pw@10.0.0.5:6379/2", "--limits-fail", "closed", "--proxy-protocol", "--trusted-proxy", "10.0.0.9"}, func(o *options) bool {
+			return o.gateway.Limits == "redis://:pw@10.0.0.5:6379/2" && o.gateway.LimitsFailClosed && o.gateway.ProxyProtocol
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,9 +113,17 @@ func TestParseFlags(t *testing.T) {
 		{"--trusted-proxy", "proxy.example.com"}, {"--trusted-proxy", "10.0.0.0/33"}, {"--trusted-proxy", "fe80::1%eth0"},
 		{"--admin-key-max-ttl", "0"}, {"--admin-key-max-ttl", "876001h"}, {"--body-memory-per-key", "-1"}, {"--body-read-timeout", "-1s"},
 		{"--max-fields", "-1"}, {"--max-past", "-1h"}, {"--max-name-len", "0"}, {"--dead-letter-max-bytes", "0"},
-		{"--quarantine-after", "-1"}, {"--quarantine-window", "0"}} {
+		{"--quarantine-after", "-1"}, {"--quarantine-window", "0"}, {"--limits-fail", "maybe"}, {"--proxy-protocol"}} {
 		if _, err := parseFlags(bad, getenv, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%v) succeeded, want an error", bad)
+		}
+	}
+	// A Redis address that does not parse is an error naming the flag,
+	// and not the password it holds.
+	for _, bad := range []string{"10.0.0.5:6379", "http://10.0.0.5", "redis://u:s3cret@10.0.0.5:port/0"} {
+		_, err := parseFlags([]string{"--limits", bad}, getenv, &bytes.Buffer{})
+		if err == nil || !strings.HasPrefix(err.Error(), "--limits: not a Redis URL") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("--limits %q: got %v, want an error starting --limits: not a Redis URL, without the password", bad, err)
 		}
 	}
 }

@@ -97,13 +97,28 @@ func listen(o *options, gw *gateway.Gateway, log *slog.Logger) ([]listening, err
 			}
 			return nil, err
 		}
+		if l.name == "listening" {
+			ln = gw.Listener(ln)
+		}
 		servers = append(servers, listening{srv, ln})
 		log.Info(l.name, "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil)
 	}
 	g := o.gateway
 	log.Info("serving", "db", gw.Keys().Addr(), "node", g.Node, "influx_url", g.Influx.URL, "influx_bucket", g.Influx.Bucket,
-		"max_body", g.Server.MaxBody, "max_points", g.Server.MaxPoints)
+		"max_body", g.Server.MaxBody, "max_points", g.Server.MaxPoints, "limits", limitsMode(g), "proxy_protocol", g.ProxyProtocol)
 	return servers, nil
+}
+
+// limitsMode says where the rate limits are kept, for the log: "local",
+// or "redis" with what happens while it is unreachable.
+func limitsMode(g gateway.Config) string {
+	switch {
+	case g.Limits == "":
+		return "local"
+	case g.LimitsFailClosed:
+		return "redis, failing closed"
+	}
+	return "redis, failing open"
 }
 
 // isLoopback reports whether addr (host:port) names a loopback address,

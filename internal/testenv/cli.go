@@ -28,6 +28,12 @@ assignments to eval.
   postgresql stop DIR
   redis start DIR                   start Redis, print REDIS_ADDR=127.0.0.1:PORT
   redis stop DIR
+  haproxy start DIR MODE SOURCE ADDR...
+                                    start HAProxy in front of the gateways
+                                    at ADDR..., connecting from SOURCE,
+                                    MODE proxy-v2 or forwardfor; print
+                                    HAPROXY_URL=http://127.0.0.1:PORT
+  haproxy stop DIR
   up DIR                            start the servers the tests share, print
                                     METRICGATE_INFLUX_URL=... and
                                     METRICGATE_POSTGRES_URL=...
@@ -90,8 +96,16 @@ var commands = map[string]command{
 		return err
 	}},
 	"redis stop": {1, 1, func(args []string, _, _ io.Writer) error { return stopDetached(args[0], "redis-server") }},
-	"up":         {1, 1, func(args []string, stdout, stderr io.Writer) error { return up(args[0], stdout, stderr) }},
-	"down":       {1, 1, func(args []string, _, _ io.Writer) error { return down(args[0]) }},
+	"haproxy start": {4, 64, func(args []string, stdout, _ io.Writer) error {
+		url, err := startHAProxy(args[0], HAProxyConfig{Mode: args[1], Source: args[2], Servers: args[3:]})
+		if err == nil {
+			printVar(stdout, "HAPROXY_URL", url)
+		}
+		return err
+	}},
+	"haproxy stop": {1, 1, func(args []string, _, _ io.Writer) error { return stopDetached(args[0], "haproxy") }},
+	"up":           {1, 1, func(args []string, stdout, stderr io.Writer) error { return up(args[0], stdout, stderr) }},
+	"down":         {1, 1, func(args []string, _, _ io.Writer) error { return down(args[0]) }},
 }
 
 // Main runs the testenv command with args (without the program's name),
@@ -231,6 +245,23 @@ func startRedis(dir string) (string, error) {
 		return "", err
 	}
 	return s.Addr, s.proc.writePID(dir)
+}
+
+// startHAProxy starts haproxy detached in dir with cfg and returns its
+// URL.
+func startHAProxy(dir string, cfg HAProxyConfig) (string, error) {
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		return "", fmt.Errorf("no HAProxy (scripts/deps.sh haproxy installs it): %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	h, err := launchHAProxy(bin, dir, cfg, true)
+	if err != nil {
+		return "", err
+	}
+	return h.URL, h.proc.writePID(dir)
 }
 
 // stopPostgreSQL stops the PostgreSQL started in dir and removes its data.

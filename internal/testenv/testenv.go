@@ -1,5 +1,6 @@
 // Package testenv is metricgate's test bench: it starts the real servers
-// that tests and scripts run against (InfluxDB 1.8.10, PostgreSQL, Redis),
+// that tests and scripts run against (InfluxDB 1.8.10, PostgreSQL, Redis,
+// and HAProxy in front of gateways),
 // each in a directory of its own on a loopback port it has bound, with its
 // configuration written here and nowhere else; and it holds the helpers the
 // tests share (a log buffer, a clock, the rule for a missing server).
@@ -8,11 +9,11 @@
 // scripts/test.sh starts with "testenv up" and names in the environment
 // (InfluxDB, PostgreSQL), which costs a CREATE DATABASE; or a private
 // server the test may stop and start (StartInfluxDB, StartPostgreSQL,
-// StartRedis), stopped by t.Cleanup.
+// StartRedis, StartHAProxy), stopped by t.Cleanup.
 //
 // The servers are installed by the scripts, never by a test: influxd is
 // built into CacheDir by "testenv influxdb install", and Debian's
-// postgresql and redis-server packages by scripts/deps.sh.
+// postgresql, redis-server and haproxy packages by scripts/deps.sh.
 package testenv
 
 import (

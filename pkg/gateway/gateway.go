@@ -11,13 +11,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"time"
 
+	"github.com/metricgate/metricgate/pkg/clusterlimit"
 	"github.com/metricgate/metricgate/pkg/deadletter"
 	"github.com/metricgate/metricgate/pkg/forward"
 	"github.com/metricgate/metricgate/pkg/influx"
 	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/limit"
 	"github.com/metricgate/metricgate/pkg/metrics"
 	"github.com/metricgate/metricgate/pkg/quarantine"
 	"github.com/metricgate/metricgate/pkg/schema"
@@ -45,6 +48,18 @@ type Config struct {
 	// after it last heard from the key store; after that requests get 503.
 	// Default 5 minutes.
 	CacheMaxStale time.Duration
+	// Limits is the Redis (redis://host:port/db) through which every
+	// replica shares the keys' rate limits and the failed-authentication
+	// throttle; empty, each replica limits alone, and N replicas behind a
+	// load balancer allow N times the limits.
+	Limits string
+	// LimitsFailClosed refuses limited keys with 429 while that Redis is
+	// unreachable; otherwise each replica limits them alone at its share.
+	LimitsFailClosed bool
+	// ProxyProtocol makes the ingest listener (see Listener) read the
+	// PROXY protocol header (v1 or v2) that the proxies in
+	// Server.TrustedProxies must send, for the client's address.
+	ProxyProtocol bool
 	// Resolver looks up the DNS names keys are bound to; nil for the
 	// system's resolver.
 	Resolver *net.Resolver
@@ -86,6 +101,9 @@ type Config struct {
 // flushing, the key cache's polling) runs from New until Close.
 type Gateway struct {
 	handlers server.Handlers
+	metrics  *metrics.Metrics
+	proxy    bool
+	trusted  []netip.Prefix
 	keys     *keystore.Store
 	spool    *spool.Spool
 	fwd      *forward.Forwarder
@@ -118,10 +136,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 	g.closers = append(g.closers, g.keys.Close)
 	g.keys.Node = cfg.Node
 	m := metrics.New()
-	watch := quarantine.New(g.keys, quarantine.Options{Limit: cfg.QuarantineAfter, Window: cfg.QuarantineWindow,
-		Now: cfg.Server.Now, Log: log, Quarantined: func(keystore.Key) { m.KeysQuarantined.Inc() }})
-	// Quarantines the forwarder began are written before the store closes.
-	g.closers = append(g.closers, func() error { watch.Wait(); return nil })
+	watch := g.quarantineWatch(cfg, m, log)
 	if cfg.Resolver != nil {
 		g.keys.UseResolver(cfg.Resolver)
 	}
@@ -141,6 +156,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 	}
 	guard := g.schemaGuard(cfg)
 	cfg.Server.Bucket = cfg.Influx.Bucket
+	g.metrics, g.proxy, g.trusted = m, cfg.ProxyProtocol, cfg.Server.TrustedProxies
+	limits, limitsStatus, err := g.limits(ctx, cfg, m, log)
+	if err != nil {
+		return nil, err
+	}
 	m.WatchSpool(func() (int64, int64) { st := g.spool.Stats(); return st.Bytes, st.Points })
 	m.WatchKeystore(cache.Behind)
 	// Usage is flushed after the forwarder has drained, before the key
@@ -153,18 +173,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 	stopForwarder := background(g.fwd.Run)
 	g.closers = append(g.closers, func() error { stopForwarder(); return g.drainSpool() })
 	g.handlers, err = server.New(cfg.Server, server.Deps{
-		Log:   log,
-		Keys:  cache,
-		Admin: g.keys,
-		DeadLetters: &deadLetters{file: deadletter.NewFile(fo.DeadLetter, fo.DeadLetterMaxBytes), out: out,
-			extra: fo.MaxExtraWrites},
-		Writer:    g.spool,
-		Schema:    guard,
-		Usage:     recorder,
-		Metrics:   m,
-		AccessLog: server.NewAccessLog(access, cfg.TextLog),
-		Pacer:     g.pacer(cfg),
-		Status:    g.status(out, cache),
+		Log:         log,
+		Keys:        cache,
+		Admin:       g.keys,
+		DeadLetters: &deadLetters{file: deadletter.NewFile(fo.DeadLetter, fo.DeadLetterMaxBytes), out: out, extra: fo.MaxExtraWrites},
+		Writer:      g.spool,
+		Schema:      guard,
+		Usage:       recorder,
+		Metrics:     m,
+		AccessLog:   server.NewAccessLog(access, cfg.TextLog),
+		Pacer:       g.pacer(cfg),
+		Limits:      limits,
+		Status:      g.status(out, cache, limitsStatus),
 	})
 	if err != nil {
 		return nil, err
@@ -179,6 +199,16 @@ func (c *Config) destination(bucket string) string {
 		return c.Influx.Bucket
 	}
 	return bucket
+}
+
+// quarantineWatch returns what quarantines the keys whose points InfluxDB
+// keeps refusing, counted in m; Close waits for the quarantines it began
+// to be written before the key store closes.
+func (g *Gateway) quarantineWatch(cfg Config, m *metrics.Metrics, log *slog.Logger) *quarantine.Watch {
+	watch := quarantine.New(g.keys, quarantine.Options{Limit: cfg.QuarantineAfter, Window: cfg.QuarantineWindow,
+		Now: cfg.Server.Now, Log: log, Quarantined: func(keystore.Key) { m.KeysQuarantined.Inc() }})
+	g.closers = append(g.closers, func() error { watch.Wait(); return nil })
+	return watch
 }
 
 // setDefaults fills in the settings left zero.
@@ -232,22 +262,42 @@ func (g *Gateway) pacer(cfg Config) server.Pacer {
 		int64(cfg.PaceBatches)*int64(g.fwd.BatchPoints()), time.Second)
 }
 
+// limits returns what limits keys' rates and failed authentications, and
+// what /readyz shows of it: the cluster's limits through Redis with
+// Config.Limits, else this replica's own.
+func (g *Gateway) limits(ctx context.Context, cfg Config, m *metrics.Metrics, log *slog.Logger) (server.Limits, func() map[string]any, error) {
+	s := cfg.Server
+	if cfg.Limits == "" {
+		m.SetLimitsState(metrics.LimitsLocal)
+		local := limit.Local{Keys: limit.NewKeys(s.DefaultRate, s.DefaultBurst, s.Now), Failures: limit.NewFailures(s.AuthFailRate, s.AuthFailBurst, s.Now)}
+		return local, func() map[string]any { return map[string]any{"state": metrics.LimitsLocal} }, nil
+	}
+	shared, err := clusterlimit.Open(ctx, clusterlimit.Options{URL: cfg.Limits, FailClosed: cfg.LimitsFailClosed, Node: cfg.Node,
+		DefaultRate: s.DefaultRate, DefaultBurst: s.DefaultBurst, AuthFailRate: s.AuthFailRate, AuthFailBurst: s.AuthFailBurst,
+		Now: s.Now, Log: log, Metrics: m})
+	if err != nil {
+		return nil, nil, err
+	}
+	g.closers = append(g.closers, shared.Close)
+	return shared, shared.Status, nil
+}
+
 // unpaced never holds a write back.
 type unpaced struct{}
 
 func (unpaced) Wait(context.Context) time.Duration { return 0 }
 
 // status is what /readyz shows beside its checks: the spool's depth, the
-// forwarder's state, whether InfluxDB answers, and how far behind its key
-// store the key cache is.
-func (g *Gateway) status(out *influx.Writer, cache *keystore.Cache) func(ctx context.Context) map[string]any {
+// forwarder's state, whether InfluxDB answers, how far behind its key
+// store the key cache is, and the rate limits' state.
+func (g *Gateway) status(out *influx.Writer, cache *keystore.Cache, limits func() map[string]any) func(ctx context.Context) map[string]any {
 	return func(ctx context.Context) map[string]any {
 		influxState := "ok"
 		if err := out.Ping(ctx); err != nil {
 			influxState = err.Error()
 		}
 		return map[string]any{"spool": g.spool.Stats(), "forwarder": g.fwd.Status(), "influxdb": influxState,
-			"keystore": cache.Status()}
+			"keystore": cache.Status(), "limits": limits()}
 	}
 }
 
@@ -267,6 +317,17 @@ func (g *Gateway) drainSpool() error {
 	defer cancel()
 	g.log.Info("stopped", "points_left_in_spool", g.fwd.Drain(ctx))
 	return nil
+}
+
+// Listener wraps ln, the listener Handler is served on: with
+// Config.ProxyProtocol, the proxies in Server.TrustedProxies must open
+// each connection with a PROXY protocol header naming the client (see
+// server.ProxyProtocol); otherwise ln is returned as it is.
+func (g *Gateway) Listener(ln net.Listener) net.Listener {
+	if !g.proxy {
+		return ln
+	}
+	return server.ProxyProtocol(ln, g.trusted, g.metrics)
 }
 
 // Handler serves what clients reach: the write endpoints, health checks

@@ -111,6 +111,16 @@ func (k *Keys) decide(id int64, r float64, burst, n int, take bool) Decision {
 	return d
 }
 
+// Local is the limits of one replica alone: field values per second per
+// key, and failed authentications per source. Behind a load balancer, N
+// replicas with local limits let a key through at N times its rate and a
+// source make N times its tries; see the clusterlimit package for limits
+// shared through Redis.
+type Local struct {
+	*Keys
+	*Failures
+}
+
 // Failures throttles the sources of failed authentications and samples
 // their log lines. A source is an IPv4 address, or an IPv6 /64 (see
 // Source): one host commonly holds a whole /64 and can change address
@@ -145,6 +155,11 @@ type source struct {
 
 // Failure is what Fail found out about a failure.
 type Failure struct {
+	// Refused is true when the source had no tries left before this
+	// failure: the caller answers 429, telling it to retry after
+	// RetryAfter, when it earns a try back.
+	Refused    bool
+	RetryAfter time.Duration
 	// Throttled is true when the source has no tries left.
 	Throttled bool
 	// NowThrottled is true when this failure took the source's last try.
@@ -211,7 +226,11 @@ func (f *Failures) Fail(addr netip.Addr) Failure {
 	s := f.touch(Source(addr))
 	var out Failure
 	if s.tries != nil {
-		had := s.tries.TokensAt(now) >= 1
+		before := s.tries.TokensAt(now)
+		had := before >= 1
+		if !had {
+			out.Refused, out.RetryAfter = true, time.Duration((1-before)/float64(f.rate)*float64(time.Second))
+		}
 		s.tries.AllowN(now, 1)
 		out.Throttled = s.tries.TokensAt(now) < 1
 		out.NowThrottled = had && out.Throttled

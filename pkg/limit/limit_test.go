@@ -213,8 +213,8 @@ func TestFailures(t *testing.T) {
 		t.Fatalf("Blocked before any failure: got %v %v, want 0 false", wait, blocked)
 	}
 	for i, want := range []bool{false, false, true} {
-		if got := f.Fail(addr); got.Throttled != want || got.NowThrottled != want {
-			t.Fatalf("failure %d: Fail got %+v, want Throttled and NowThrottled %v", i+1, got, want)
+		if got := f.Fail(addr); got.Throttled != want || got.NowThrottled != want || got.Refused {
+			t.Fatalf("failure %d: Fail got %+v, want Throttled and NowThrottled %v, not Refused", i+1, got, want)
 		}
 	}
 	checkBlocked := func(name string, a netip.Addr, wantWait time.Duration, wantBlocked bool) {
@@ -228,8 +228,8 @@ func TestFailures(t *testing.T) {
 
 	c.Advance(time.Second)
 	checkBlocked("OneSecondLater", addr, 3*time.Second, true)
-	if got := f.Fail(addr); !got.Throttled || got.NowThrottled {
-		t.Errorf("Fail while blocked: got %+v, want throttled, not now", got)
+	if got := f.Fail(addr); !got.Throttled || got.NowThrottled || !got.Refused || got.RetryAfter != 3*time.Second {
+		t.Errorf("Fail while blocked: got %+v, want refused (retry after 3s) and throttled, not now", got)
 	}
 	checkBlocked("FailWhileBlockedAddsNoWait", addr, 3*time.Second, true)
 

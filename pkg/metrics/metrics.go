@@ -32,6 +32,28 @@ const (
 // AuthReasons lists every reason, so each series exists from the start.
 var AuthReasons = []string{AuthUnknown, AuthRevoked, AuthExpired, AuthHostMismatch, AuthNoKey, AuthThrottled}
 
+// States of the rate limits, the values of the state label of LimitsState.
+const (
+	LimitsLocal      = "local"       // each replica limits alone (no --limits)
+	LimitsShared     = "shared"      // the limits are shared through Redis
+	LimitsFailOpen   = "fail_open"   // Redis is unreachable: local limits, a share each
+	LimitsFailClosed = "fail_closed" // Redis is unreachable: limited keys get 429
+)
+
+// LimitsStates lists every state, so each series exists from the start.
+var LimitsStates = []string{LimitsLocal, LimitsShared, LimitsFailOpen, LimitsFailClosed}
+
+// Reasons a PROXY protocol header was refused, the values of the reason
+// label of ProxyHeaderRefused.
+const (
+	ProxyUntrusted = "untrusted" // a header from an address outside --trusted-proxy
+	ProxyMalformed = "malformed" // a header that does not parse
+	ProxyMissing   = "missing"   // no header from a trusted proxy, which must send one
+)
+
+// ProxyReasons lists every reason, so each series exists from the start.
+var ProxyReasons = []string{ProxyUntrusted, ProxyMalformed, ProxyMissing}
+
 // Metrics is the gateway's set of collectors. Its fields are safe for
 // concurrent use; the spool and forwarder update the Spool* and Forward*
 // ones, the HTTP server the rest.
@@ -69,6 +91,19 @@ type Metrics struct {
 	// those refused with 503 when none came.
 	BodyWaits       prometheus.Counter
 	BodyWaitSeconds prometheus.Counter
+
+	// LimitsState is 1 for the state the rate limits are in (LimitsLocal,
+	// ...) and 0 for the others; LimitsStateChanges counts the changes
+	// into each state.
+	LimitsState        *prometheus.GaugeVec
+	LimitsStateChanges *prometheus.CounterVec
+	// LimitsLeases counts the leases of tokens asked of Redis, and
+	// LimitsRedisErrors the calls to Redis that failed.
+	LimitsLeases      prometheus.Counter
+	LimitsRedisErrors prometheus.Counter
+	// ProxyHeaderRefused counts connections closed for their PROXY
+	// protocol header, by reason (ProxyUntrusted, ...).
+	ProxyHeaderRefused *prometheus.CounterVec
 
 	// PointsForwarded counts points the forwarder delivered from the spool
 	// to InfluxDB.
@@ -171,6 +206,26 @@ func New() *Metrics {
 			Name: "metricgate_body_memory_wait_seconds_total",
 			Help: "Seconds writes waited for room to hold their body, summed.",
 		}),
+		LimitsState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "metricgate_limits_state",
+			Help: "1 for the state the rate limits are in: local (per replica), shared (through Redis), fail_open or fail_closed (Redis unreachable).",
+		}, []string{"state"}),
+		LimitsStateChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "metricgate_limits_state_changes_total",
+			Help: "Changes of the rate limits' state, by the state changed to.",
+		}, []string{"state"}),
+		LimitsLeases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_limits_leases_total",
+			Help: "Leases of rate-limit tokens asked of Redis (each a round trip; requests spend the tokens locally).",
+		}),
+		LimitsRedisErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "metricgate_limits_redis_errors_total",
+			Help: "Calls to Redis for the shared limits that failed.",
+		}),
+		ProxyHeaderRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "metricgate_proxy_header_refused_total",
+			Help: "Connections closed for their PROXY protocol header: untrusted (from outside --trusted-proxy), malformed, missing (a trusted proxy sent none).",
+		}, []string{"reason"}),
 		PointsForwarded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "metricgate_spool_points_forwarded_total",
 			Help: "Points forwarded from the spool to InfluxDB.",
@@ -200,11 +255,19 @@ func New() *Metrics {
 	for _, reason := range AuthReasons {
 		m.AuthFailures.WithLabelValues(reason)
 	}
+	for _, state := range LimitsStates {
+		m.LimitsState.WithLabelValues(state)
+		m.LimitsStateChanges.WithLabelValues(state)
+	}
+	for _, reason := range ProxyReasons {
+		m.ProxyHeaderRefused.WithLabelValues(reason)
+	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Requests, m.RequestDuration, m.AuthFailures, m.AuthLogsSuppressed, m.AuthLookupFailures, m.PointsAccepted, m.RateLimited, m.Paced, m.PacedSeconds,
 		m.BodyWaits, m.BodyWaitSeconds,
+		m.LimitsState, m.LimitsStateChanges, m.LimitsLeases, m.LimitsRedisErrors, m.ProxyHeaderRefused,
 		m.PointsForwarded, m.PointsDeadLettered, m.ForwardDuration, m.ForwardErrors,
 		m.KeysQuarantined, m.QuarantinedRequests,
 	)
@@ -235,6 +298,19 @@ func (m *Metrics) WatchKeystore(behind func() time.Duration) {
 		Name: "metricgate_keystore_behind_seconds",
 		Help: "Seconds since the key cache last applied a change from the key store or polled it and found it current.",
 	}, func() float64 { return behind().Seconds() }))
+}
+
+// SetLimitsState records that the rate limits are now in state (LimitsLocal,
+// ...): its gauge is 1, the others' 0, and the change is counted.
+func (m *Metrics) SetLimitsState(state string) {
+	for _, s := range LimitsStates {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		m.LimitsState.WithLabelValues(s).Set(v)
+	}
+	m.LimitsStateChanges.WithLabelValues(state).Inc()
 }
 
 // Handler serves the registry in the Prometheus exposition format.

@@ -19,7 +19,7 @@ import (
 // throttles addresses that keep failing.
 type authenticator struct {
 	keys     Keys
-	failures *limit.Failures
+	failures Limits
 	// lookupLogs samples the lines about DNS look-ups that failed, which
 	// throttle no one.
 	lookupLogs *limit.Failures
@@ -71,9 +71,8 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request, key
 // first from its source in a minute, and returns the error to answer: err,
 // or errThrottled once the source has failed too often.
 func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, addr netip.Addr, k keystore.Key, err error, reason string) error {
-	wait, blocked := a.failures.Blocked(addr)
 	f := a.failures.Fail(addr)
-	if blocked {
+	if f.Refused {
 		reason = metrics.AuthThrottled
 	}
 	a.metrics.AuthFailures.WithLabelValues(reason).Inc()
@@ -89,8 +88,8 @@ func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, addr neti
 		a.logFailure(r, addr, k, err, "audit: address throttled after repeated authentication failures",
 			"source", limit.Source(addr).String())
 	}
-	if blocked {
-		setRetryAfter(w, wait)
+	if f.Refused {
+		setRetryAfter(w, f.RetryAfter)
 		return fmt.Errorf("%w: %s has failed to authenticate too often", errThrottled, addr)
 	}
 	return fmt.Errorf("caller %s: %w", addr, err)

@@ -38,7 +38,7 @@ func FuzzKeyHeader(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	auth := &authenticator{keys: store, failures: limit.NewFailures(1, 1<<30, time.Now), lookupLogs: limit.NewFailures(0, 0, time.Now),
+	auth := &authenticator{keys: store, failures: limit.Local{Failures: limit.NewFailures(1, 1<<30, time.Now)}, lookupLogs: limit.NewFailures(0, 0, time.Now),
 		log: slog.New(slog.DiscardHandler), metrics: metrics.New()}
 
 	f.Add("Token "+good, "", "")

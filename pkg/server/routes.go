@@ -16,7 +16,7 @@ import (
 func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 	auth := &authenticator{
 		keys:       d.Keys,
-		failures:   limit.NewFailures(cfg.AuthFailRate, cfg.AuthFailBurst, cfg.Now),
+		failures:   d.Limits,
 		lookupLogs: limit.NewFailures(0, 0, cfg.Now),
 		trusted:    cfg.TrustedProxies,
 		log:        d.Log,
@@ -25,7 +25,7 @@ func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 	write := &writePipeline{
 		cfg:     cfg,
 		auth:    auth,
-		limits:  limit.NewKeys(cfg.DefaultRate, cfg.DefaultBurst, cfg.Now),
+		limits:  d.Limits,
 		series:  limit.NewSeries(cfg.MaxSeriesPerKey, time.Hour),
 		schema:  d.Schema,
 		bodies:  newBodyBudget(cfg.BodyMemory, cfg.BodyMemoryPerKey, cfg.MaxBody, cfg.BodyMemoryWait),

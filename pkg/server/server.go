@@ -16,6 +16,7 @@ import (
 	"github.com/metricgate/metricgate/pkg/deadletter"
 	"github.com/metricgate/metricgate/pkg/forward"
 	"github.com/metricgate/metricgate/pkg/keystore"
+	"github.com/metricgate/metricgate/pkg/limit"
 	"github.com/metricgate/metricgate/pkg/metrics"
 	"github.com/metricgate/metricgate/pkg/points"
 )
@@ -71,6 +72,19 @@ type DeadLetters interface {
 	Replay(ctx context.Context, sel func(deadletter.Letter) bool) (forward.ReplayReport, error)
 }
 
+// Limits is what requests are limited by: the field values per second
+// of each key (Allow takes n tokens, Check looks without taking), and the
+// failed authentications of each source address (Fail counts one and says
+// whether the source was already throttled). *limit.Local implements it
+// for one replica alone; *clusterlimit.Limiter across every replica,
+// through Redis. Rate and burst 0 stand for the defaults the implementation
+// was built with.
+type Limits interface {
+	Allow(id int64, rate float64, burst, n int) limit.Decision
+	Check(id int64, rate float64, burst int) limit.Decision
+	Fail(addr netip.Addr) limit.Failure
+}
+
 // Usage records what each key did. *usage.Recorder implements it.
 type Usage interface {
 	Record(id int64, addr string, at time.Time, points int)
@@ -118,7 +132,8 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// DefaultRate and DefaultBurst limit, in field values per second and
 	// field values, keys that have no limit of their own. A rate of 0 means
-	// no limit.
+	// no limit. They, AuthFailRate and AuthFailBurst are what Deps.Limits is
+	// built with; New itself does not read them.
 	DefaultRate  float64
 	DefaultBurst int
 	// AuthFailRate and AuthFailBurst throttle addresses that fail to
@@ -193,6 +208,10 @@ type Deps struct {
 	AccessLog *AccessLog
 	// Pacer may hold writes back while the forwarder catches up.
 	Pacer Pacer
+	// Limits limits keys' rates and failed authentications: this
+	// replica's own (limit.Local, built from DefaultRate, AuthFailRate and
+	// the rest) or the cluster's.
+	Limits Limits
 	// Status adds to the /readyz body what operators want to see beside
 	// the checks: spool depth, forwarder state, InfluxDB's health.
 	Status func(ctx context.Context) map[string]any

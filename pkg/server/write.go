@@ -63,7 +63,7 @@ var works = sync.Pool{New: func() any { return new(parseWork) }}
 type writePipeline struct {
 	cfg     Config
 	auth    *authenticator
-	limits  *limit.Keys
+	limits  Limits
 	series  *limit.Series
 	schema  Schema
 	bodies  *bodyBudget

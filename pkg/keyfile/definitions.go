@@ -87,7 +87,7 @@ func (e Entry) Definition(now time.Time) (keystore.NewKey, error) {
 		return keystore.NewKey{}, err
 	}
 	in := keystore.PolicyInput{ExpiresAt: e.ExpiresAt, Scopes: e.Scopes, Measurements: e.Measurements, Rate: e.Rate,
-		Burst: e.Burst, Description: e.Description, Name: fieldName}
+		Burst: e.Burst, Description: e.Description, Bucket: e.Bucket, MaxSeries: e.MaxSeries, Name: fieldName}
 	if e.Measurements != nil && len(*e.Measurements) == 0 {
 		in.Measurements, in.AllMeasurements = nil, true
 	}

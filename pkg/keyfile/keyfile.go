@@ -43,6 +43,8 @@ type Entry struct {
 	Measurements *[]string // [] means any measurement, as absent does
 	Rate         *float64
 	Burst        *int
+	Bucket       *string // the key's own bucket; absent means the gateway's
+	MaxSeries    *int    // the key's own series budget; absent means the gateway's
 	ExpiresAt    *string // RFC 3339; absent means never
 	Hash         string  // hex SHA-256, for keyctl import only
 	Prefix       string  // the value's first characters, for keyctl import only
@@ -53,7 +55,7 @@ type Entry struct {
 
 // Fields are the fields an entry may have, in the order files show them.
 var Fields = []string{"name", "hostname", "description", "scopes", "measurements", "rate", "burst",
-	"expires_at", "prefix", "hash"}
+	"bucket", "max_series", "expires_at", "prefix", "hash"}
 
 // Parse reads a key file, YAML or JSON, whose keys are a list under
 // "keys". src names the file in errors, such as "keys.yaml". Every error
@@ -178,7 +180,7 @@ func setField(e *Entry, mv *ast.MappingValueNode, src, what string) error {
 		return at(src, v, "%s: %q must be %s, got %s", what, name, want, describe(v))
 	}
 	switch name {
-	case "name", "hostname", "description", "expires_at", "hash", "prefix":
+	case "name", "hostname", "description", "bucket", "expires_at", "hash", "prefix":
 		s, ok := text(v)
 		if !ok {
 			return wrong("text")
@@ -203,12 +205,16 @@ func setField(e *Entry, mv *ast.MappingValueNode, src, what string) error {
 			return wrong("a number")
 		}
 		e.Rate = &f
-	case "burst":
+	case "burst", "max_series":
 		n, ok := whole(v)
 		if !ok {
 			return wrong("a whole number")
 		}
-		e.Burst = &n
+		if name == "burst" {
+			e.Burst = &n
+		} else {
+			e.MaxSeries = &n
+		}
 	case "expires_in":
 		return at(src, mv.Key, "%s: unknown field \"expires_in\": a file says when a key expires, not how long from now: give \"expires_at\"", what)
 	default:
@@ -241,6 +247,8 @@ func setText(e *Entry, name, s string) {
 		e.Hostname = s
 	case "description":
 		e.Description = &s
+	case "bucket":
+		e.Bucket = &s
 	case "expires_at":
 		e.ExpiresAt = &s
 	case "hash":

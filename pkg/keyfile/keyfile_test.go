@@ -23,6 +23,8 @@ keys:
     measurements: [cpu, mem]
     rate: 100
     burst: 500
+    bucket: tenant-a/week
+    max_series: 2000
     expires_at: 2027-01-01T00:00:00Z
   - name: batch
     hostname: 10.0.0.7/24
@@ -40,20 +42,22 @@ func TestParseDefinitions(t *testing.T) {
 	}
 	want := []keystore.NewKey{
 		{Name: "web-1-telegraf", Hostname: "web-1.example.com", Description: "telegraf on web-1", Scopes: []string{"submit"},
-			Measurements: []string{"cpu", "mem"}, Rate: 100, Burst: 500, ExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
+			Measurements: []string{"cpu", "mem"}, Rate: 100, Burst: 500, Bucket: "tenant-a/week", MaxSeries: 2000,
+			ExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
 		{Name: "batch", Hostname: "10.0.0.0/24", Measurements: []string{}},
 	}
 	if !reflect.DeepEqual(defs, want) {
 		t.Errorf("got  %+v\nwant %+v", defs, want)
 	}
-	if entries[0].Line != 3 || entries[1].Line != 11 {
-		t.Errorf("entries start at lines %d and %d, want 3 and 11", entries[0].Line, entries[1].Line)
+	if entries[0].Line != 3 || entries[1].Line != 13 {
+		t.Errorf("entries start at lines %d and %d, want 3 and 13", entries[0].Line, entries[1].Line)
 	}
 
 	// The same keys in JSON.
 	const asJSON = `{"keys": [
 	{"name": "web-1-telegraf", "hostname": "Web-1.Example.COM", "description": "telegraf on web-1", "scopes": ["submit"],
-	 "measurements": ["cpu", "mem"], "rate": 100, "burst": 500, "expires_at": "2027-01-01T00:00:00Z"},
+	 "measurements": ["cpu", "mem"], "rate": 100, "burst": 500, "bucket": "tenant-a/week", "max_series": 2000,
+	 "expires_at": "2027-01-01T00:00:00Z"},
 	{"name": "batch", "hostname": "10.0.0.7/24", "measurements": []}
 ]}`
 	entries, err = keyfile.Parse([]byte(asJSON), "keys.json")
@@ -121,6 +125,10 @@ func TestBadEntries(t *testing.T) {
 			`keys.yaml:2: entry "web-1": invalid key policy: "expires_at" 2020-01-01T00:00:00Z is in the past`},
 		{"BadScope", "keys:\n  - name: web-1\n    hostname: web-1\n    scopes: [root]\n", `entry "web-1": invalid scope "root" in "scopes"`},
 		{"NoScopes", "keys:\n  - name: web-1\n    hostname: web-1\n    scopes: []\n", `entry "web-1": invalid key policy: "scopes" must name at least one scope`},
+		{"InternalBucket", "keys:\n  - name: web-1\n    hostname: web-1\n    bucket: _internal\n",
+			`entry "web-1": invalid key policy: "bucket" "_internal" starts with "_"`},
+		{"TooManySeries", "keys:\n  - name: web-1\n    hostname: web-1\n    max_series: 2000000\n",
+			`entry "web-1": invalid key policy: "max_series" must be between 0 (the gateway's default) and 1000000`},
 		{"Hash", "keys:\n  - name: web-1\n    hostname: web-1\n    hash: " + strings.Repeat("ab", 32) + "\n",
 			`entry "web-1": "hash" and "prefix" are for keyctl import --hashed`},
 	}
@@ -178,7 +186,8 @@ func TestHashed(t *testing.T) {
 func TestWriteRoundTrip(t *testing.T) {
 	keys := []keystore.Key{
 		{ID: 1, Name: "web-1", Hostname: "web-1.example.com", Description: "yes", Scopes: []string{"submit", "admin"},
-			Measurements: []string{"cpu", "123"}, Rate: 2.5, Burst: 10, ExpiresAt: now.Add(time.Hour + 123*time.Nanosecond), Prefix: "0f0f0f0f"},
+			Measurements: []string{"cpu", "123"}, Rate: 2.5, Burst: 10, ExpiresAt: now.Add(time.Hour + 123*time.Nanosecond), Prefix: "0f0f0f0f",
+			Bucket: "tenant-a", MaxSeries: 300},
 		{ID: 2, Name: "db-1", Hostname: "2001:db8::1", Description: "42", Scopes: []string{"submit"}, Measurements: []string{}},
 		{ID: 3, Name: "null", Hostname: "10.0.0.0/24", Description: `quote " and: colon # hash`, Scopes: []string{"submit"}},
 	}
@@ -199,7 +208,7 @@ func TestWriteRoundTrip(t *testing.T) {
 			}
 			for i, k := range keys {
 				want := keystore.NewKey{Name: k.Name, Hostname: k.Hostname, Description: k.Description, Scopes: k.Scopes,
-					Measurements: k.Measurements, Rate: k.Rate, Burst: k.Burst, ExpiresAt: k.ExpiresAt}
+					Measurements: k.Measurements, Rate: k.Rate, Burst: k.Burst, ExpiresAt: k.ExpiresAt, Bucket: k.Bucket, MaxSeries: k.MaxSeries}
 				if want.Measurements == nil {
 					want.Measurements = nil
 				}

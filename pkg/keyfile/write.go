@@ -35,6 +35,8 @@ type written struct {
 	Measurements []string `yaml:"measurements,omitempty,flow" json:"measurements,omitempty"`
 	Rate         float64  `yaml:"rate,omitempty" json:"rate,omitempty"`
 	Burst        int      `yaml:"burst,omitempty" json:"burst,omitempty"`
+	Bucket       string   `yaml:"bucket,omitempty" json:"bucket,omitempty"`
+	MaxSeries    int      `yaml:"max_series,omitempty" json:"max_series,omitempty"`
 	ExpiresAt    string   `yaml:"expires_at,omitempty" json:"expires_at,omitempty"`
 	Prefix       string   `yaml:"prefix,omitempty" json:"prefix,omitempty"`
 	Hash         string   `yaml:"hash,omitempty" json:"hash,omitempty"`
@@ -49,7 +51,7 @@ func Write(w io.Writer, keys []keystore.Key, hashes map[int64][]byte, f Format) 
 	doc := file{Keys: make([]written, 0, len(keys))}
 	for _, k := range keys {
 		e := written{Name: k.Name, Hostname: k.Hostname, Description: k.Description, Scopes: k.Scopes,
-			Measurements: k.Measurements, Rate: k.Rate, Burst: k.Burst}
+			Measurements: k.Measurements, Rate: k.Rate, Burst: k.Burst, Bucket: k.Bucket, MaxSeries: k.MaxSeries}
 		if !k.ExpiresAt.IsZero() {
 			e.ExpiresAt = k.ExpiresAt.UTC().Format(time.RFC3339Nano)
 		}

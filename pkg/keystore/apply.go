@@ -353,6 +353,14 @@ func diffKey(k Key, d NewKey) ([]Diff, Update) {
 		add("burst", burstDetail(k.Burst), burstDetail(d.Burst))
 		u.Burst = ptr(d.Burst)
 	}
+	if k.Bucket != d.Bucket {
+		add("bucket", bucketDetail(k.Bucket), bucketDetail(d.Bucket))
+		u.Bucket = ptr(d.Bucket)
+	}
+	if k.MaxSeries != d.MaxSeries {
+		add("max_series", maxSeriesDetail(k.MaxSeries), maxSeriesDetail(d.MaxSeries))
+		u.MaxSeries = ptr(d.MaxSeries)
+	}
 	if !k.ExpiresAt.Equal(d.ExpiresAt) {
 		add("expires_at", expiryDetail(k.ExpiresAt), expiryDetail(d.ExpiresAt))
 		u.ExpiresAt = ptr(d.ExpiresAt)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -156,4 +157,30 @@ func changes(t *testing.T, s *keystore.Store, id int64) []string {
 		out = append(out, strings.TrimSpace(l.Action+" "+l.Detail))
 	}
 	return out
+}
+
+// TestApplyDestination applies definitions that give keys their own
+// bucket and series budget: they are made with them, a change to either
+// is an update naming it, and a definition without them gives the
+// gateway's back, as a definition declares the key whole.
+func TestApplyDestination(t *testing.T) { forEachBackend(t, testApplyDestination) }
+
+func testApplyDestination(t *testing.T, b backend) {
+	s, _ := openStore(t, b)
+	defs := []keystore.NewKey{{Name: "tenant-a", Hostname: "127.0.0.1", Bucket: "tenant-a", MaxSeries: 500}}
+	created := mustApply(t, s, defs, applyOpts, "create tenant-a\n")
+	if k := created.Changes[0].Result; k.Bucket != "tenant-a" || k.MaxSeries != 500 {
+		t.Errorf("created %+v, want bucket tenant-a and 500 series", k)
+	}
+	mustApply(t, s, defs, applyOpts, "unchanged tenant-a\n")
+	defs[0].Bucket = "tenant-a/week"
+	p := mustApply(t, s, defs, applyOpts, "update tenant-a\n")
+	if want := []keystore.Diff{{"bucket", "tenant-a", "tenant-a/week"}}; !reflect.DeepEqual(p.Changes[0].Diffs, want) {
+		t.Errorf("diffs %v, want %v", p.Changes[0].Diffs, want)
+	}
+	defs[0].Bucket, defs[0].MaxSeries = "", 0
+	p = mustApply(t, s, defs, applyOpts, "update tenant-a\n")
+	if k := p.Changes[0].Result; k.Bucket != "" || k.MaxSeries != 0 {
+		t.Errorf("after a definition without them: %+v, want the gateway's bucket and budget", k)
+	}
 }

@@ -34,15 +34,17 @@ func TestImportedKeysAuthenticate(t *testing.T) {
 			uuidKey, token := uuid.NewString(), "influx-token-of-another-system"
 			uuidHash, tokenHash := sha256.Sum256([]byte(uuidKey)), sha256.Sum256([]byte(token))
 			file := filepath.Join(t.TempDir(), "hashes.yaml")
+			// Quoted: a prefix of digits alone (such as 78154337) is a
+			// number to YAML.
 			content := fmt.Sprintf(`keys:
   - name: web-1-telegraf
     hostname: 127.0.0.1
     measurements: [cpu]
-    prefix: %s
-    hash: %s
+    prefix: %q
+    hash: %q
   - name: old-system
     hostname: 127.0.0.0/8
-    hash: %s
+    hash: %q
 `, uuidKey[:8], hex.EncodeToString(uuidHash[:]), hex.EncodeToString(tokenHash[:]))
 			if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
 				t.Fatal(err)

@@ -77,15 +77,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.BoolVar(&g.ProxyProtocol, "proxy-protocol", false, "the proxies in --trusted-proxy open each connection to --listen with a PROXY protocol header (v1 or v2) naming the client; others are served as they come, and a header from them closes the connection")
 	fs.StringVar(&g.Limits, "limits", env("APISERVER_LIMITS", ""), "redis://host:port/db: share the keys' rate limits and the failed-authentication throttle with every replica using that Redis; empty: each replica limits alone (N replicas allow N times the limits) (env APISERVER_LIMITS)")
 	fs.StringVar(&o.limitsFail, "limits-fail", "open", "while the --limits Redis is unreachable: open (each replica limits keys alone at limit/replicas) or closed (limited keys get 429 with Retry-After)")
-	lim := &g.Server.Limits
-	fs.IntVar(&lim.MaxFields, "max-fields", lim.MaxFields, "most fields in one point; a point with more gets 400; 0 for no cap")
-	fs.IntVar(&lim.MaxTags, "max-tags", lim.MaxTags, "most tags in one point; a point with more gets 400; 0 for no cap")
-	fs.IntVar(&lim.MaxNameLen, "max-name-len", lim.MaxNameLen, "longest measurement, tag key or field key, in bytes")
-	fs.IntVar(&lim.MaxValueLen, "max-value-len", lim.MaxValueLen, "longest tag value or string field value, in bytes")
-	fs.DurationVar(&lim.MaxFuture, "max-future", lim.MaxFuture, "how far ahead of the gateway's clock a point's time may be; later points get 400; 0 for no bound")
-	fs.DurationVar(&lim.MaxPast, "max-past", lim.MaxPast, "how far behind the gateway's clock a point's time may be (set it to the retention); older points get 400; 0 for no bound")
-	fs.IntVar(&g.Server.MaxSeriesPerKey, "max-series-per-key", g.Server.MaxSeriesPerKey, "distinct series (measurement and tags) a key may write per clock hour; a request with a new one past it gets 429; 0 for no cap")
-	fs.BoolVar(&o.schemaGuard, "schema-guard", true, "refuse at the door (400) a point whose field type conflicts with what the bucket holds")
+	addIsolationFlags(fs, o)
 	fs.Float64Var(&g.Server.DefaultRate, "default-rate", g.Server.DefaultRate, "field values per second for keys without their own rate; 0 means no limit")
 	fs.IntVar(&g.Server.DefaultBurst, "default-burst", g.Server.DefaultBurst, "burst in field values for keys without their own; 0 means one second's worth")
 	fs.Float64Var(&g.Server.AuthFailRate, "auth-fail-rate", g.Server.AuthFailRate, "failed authentications per second an address regains after its burst")
@@ -99,10 +91,6 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.IntVar(&g.Forward.BatchPoints, "batch-points", 5000, "most points in one write to InfluxDB")
 	fs.DurationVar(&g.Forward.BatchWait, "batch-wait", time.Second, "longest a point waits for its batch to fill")
 	fs.IntVar(&g.Forward.Workers, "forward-workers", 4, "batches written to InfluxDB at once")
-	fs.Int64Var(&g.Forward.DeadLetterMaxBytes, "dead-letter-max-bytes", 64<<20, "size at which <spool-dir>/dead-letter.jsonl is rotated to dead-letter.jsonl.1, replacing the one before")
-	fs.IntVar(&g.Forward.MaxExtraWrites, "max-extra-writes", 16, "writes to InfluxDB spent on one refused batch to find the lines it dropped, beyond the first")
-	fs.IntVar(&g.QuarantineAfter, "quarantine-after", 100, "quarantine a key once InfluxDB has refused this many of its points within --quarantine-window: its writes get 429 until an admin releases it (keyctl release); 0 never does")
-	fs.DurationVar(&g.QuarantineWindow, "quarantine-window", time.Minute, "the time --quarantine-after counts a key's refused points over")
 	fs.IntVar(&g.PaceBatches, "pace-batches", 8, "while InfluxDB takes writes, hold new writes back (up to 1 s each) once the spool's backlog has grown by this many batches; 0 never holds them back")
 	fs.DurationVar(&g.DrainTimeout, "drain-timeout", 10*time.Second, "on SIGTERM, how long to keep forwarding the spool before leaving the rest on disk")
 	fs.StringVar(&o.tlsCert, "tls-cert", env("APISERVER_TLS_CERT", ""), "serve HTTPS with this certificate (PEM) instead of HTTP (env APISERVER_TLS_CERT)")
@@ -199,6 +187,26 @@ func (o *options) checkCluster() error {
 		return errors.New("--proxy-protocol needs --trusted-proxy: the addresses of the proxies that send the header")
 	}
 	return nil
+}
+
+// addIsolationFlags adds the flags that bound what one key can do to the
+// others: the point budgets, the time window, the series budget, the
+// schema guard, the dead letters and the quarantine.
+func addIsolationFlags(fs *flag.FlagSet, o *options) {
+	g := &o.gateway
+	lim := &g.Server.Limits
+	fs.IntVar(&lim.MaxFields, "max-fields", lim.MaxFields, "most fields in one point; a point with more gets 400; 0 for no cap")
+	fs.IntVar(&lim.MaxTags, "max-tags", lim.MaxTags, "most tags in one point; a point with more gets 400; 0 for no cap")
+	fs.IntVar(&lim.MaxNameLen, "max-name-len", lim.MaxNameLen, "longest measurement, tag key or field key, in bytes")
+	fs.IntVar(&lim.MaxValueLen, "max-value-len", lim.MaxValueLen, "longest tag value or string field value, in bytes")
+	fs.DurationVar(&lim.MaxFuture, "max-future", lim.MaxFuture, "how far ahead of the gateway's clock a point's time may be; later points get 400; 0 for no bound")
+	fs.DurationVar(&lim.MaxPast, "max-past", lim.MaxPast, "how far behind the gateway's clock a point's time may be (set it to the retention); older points get 400; 0 for no bound")
+	fs.IntVar(&g.Server.MaxSeriesPerKey, "max-series-per-key", g.Server.MaxSeriesPerKey, "distinct series (measurement and tags) a key without a budget of its own (keyctl --max-series) may write per clock hour; a request with a new one past it gets 429; 0 for no cap")
+	fs.BoolVar(&o.schemaGuard, "schema-guard", true, "refuse at the door (400) a point whose field type conflicts with what the bucket it goes to holds")
+	fs.Int64Var(&g.Forward.DeadLetterMaxBytes, "dead-letter-max-bytes", 64<<20, "size at which <spool-dir>/dead-letter.jsonl is rotated to dead-letter.jsonl.1, replacing the one before")
+	fs.IntVar(&g.Forward.MaxExtraWrites, "max-extra-writes", 16, "writes to InfluxDB spent on one refused batch to find the lines it dropped, beyond the first")
+	fs.IntVar(&g.QuarantineAfter, "quarantine-after", 100, "quarantine a key once InfluxDB has refused this many of its points within --quarantine-window: its writes get 429 until an admin releases it (keyctl release); 0 never does")
+	fs.DurationVar(&g.QuarantineWindow, "quarantine-window", time.Minute, "the time --quarantine-after counts a key's refused points over")
 }
 
 // hostname is the default --node-name: the machine's name, or "unknown".

@@ -39,12 +39,8 @@ func execute(ctx context.Context, f *Factory, args []string) int {
 	return code
 }
 
-// NewCmdRoot returns the keyctl command with every verb below it.
-func NewCmdRoot(f *Factory) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "keyctl",
-		Short: "Manage metricgate API keys",
-		Long: `Manage the API keys metricgate's apiserver accepts.
+// rootLong is the start of keyctl's help; the exit codes follow it.
+const rootLong = `Manage the API keys metricgate's apiserver accepts.
 
 A key is a UUID bound to the host that may use it: an IP address, a CIDR
 range or a DNS name. The key store keeps only a hash of each key, so a key
@@ -70,7 +66,14 @@ Output is a table for people (tab-separated lines without a header when
 standard output is not a terminal), or JSON with --output json. Times are
 in UTC.
 
-` + exitCodesHelp,
+`
+
+// NewCmdRoot returns the keyctl command with every verb below it.
+func NewCmdRoot(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keyctl",
+		Short: "Manage metricgate API keys",
+		Long:  rootLong + exitCodesHelp,
 		Example: `  $ keyctl generate --hostname web-1.example.com --description "web one"
   $ KEY=$(keyctl generate --hostname 10.0.0.7 --expires-in 720h --quiet)
   $ keyctl list --all -o json

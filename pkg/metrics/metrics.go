@@ -174,38 +174,14 @@ func New() *Metrics {
 			Name: "metricgate_auth_failures_total",
 			Help: "Refused authentications by reason: unknown, revoked, expired, host_mismatch, no_key, throttled.",
 		}, []string{"reason"}),
-		AuthLogsSuppressed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_auth_failure_logs_suppressed_total",
-			Help: "Failed authentications not logged because their address (IPv6: its /64) had one logged within the minute.",
-		}),
-		AuthLookupFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_auth_lookup_failures_total",
-			Help: "Requests answered 503 because their key's DNS name could not be looked up.",
-		}),
-		PointsAccepted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_points_accepted_total",
-			Help: "Points accepted for writing.",
-		}),
-		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_rate_limited_requests_total",
-			Help: "Requests refused with 429 because their key was over its rate limit.",
-		}),
-		Paced: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_paced_requests_total",
-			Help: "Writes held back before their body was read while the spool's backlog grew (--pace-batches).",
-		}),
-		PacedSeconds: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_paced_seconds_total",
-			Help: "Seconds writes were held back by pacing, summed.",
-		}),
-		BodyWaits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_body_memory_waits_total",
-			Help: "Writes that waited for room to hold their body (--body-memory), including those then refused with 503.",
-		}),
-		BodyWaitSeconds: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_body_memory_wait_seconds_total",
-			Help: "Seconds writes waited for room to hold their body, summed.",
-		}),
+		AuthLogsSuppressed: counter("metricgate_auth_failure_logs_suppressed_total", "Failed authentications not logged because their address (IPv6: its /64) had one logged within the minute."),
+		AuthLookupFailures: counter("metricgate_auth_lookup_failures_total", "Requests answered 503 because their key's DNS name could not be looked up."),
+		PointsAccepted:     counter("metricgate_points_accepted_total", "Points accepted for writing."),
+		RateLimited:        counter("metricgate_rate_limited_requests_total", "Requests refused with 429 because their key was over its rate limit."),
+		Paced:              counter("metricgate_paced_requests_total", "Writes held back before their body was read while the spool's backlog grew (--pace-batches)."),
+		PacedSeconds:       counter("metricgate_paced_seconds_total", "Seconds writes were held back by pacing, summed."),
+		BodyWaits:          counter("metricgate_body_memory_waits_total", "Writes that waited for room to hold their body (--body-memory), including those then refused with 503."),
+		BodyWaitSeconds:    counter("metricgate_body_memory_wait_seconds_total", "Seconds writes waited for room to hold their body, summed."),
 		LimitsState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "metricgate_limits_state",
 			Help: "1 for the state the rate limits are in: local (per replica), shared (through Redis), fail_open or fail_closed (Redis unreachable).",
@@ -214,43 +190,22 @@ func New() *Metrics {
 			Name: "metricgate_limits_state_changes_total",
 			Help: "Changes of the rate limits' state, by the state changed to.",
 		}, []string{"state"}),
-		LimitsLeases: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_limits_leases_total",
-			Help: "Leases of rate-limit tokens asked of Redis (each a round trip; requests spend the tokens locally).",
-		}),
-		LimitsRedisErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_limits_redis_errors_total",
-			Help: "Calls to Redis for the shared limits that failed.",
-		}),
+		LimitsLeases:      counter("metricgate_limits_leases_total", "Leases of rate-limit tokens asked of Redis (each a round trip; requests spend the tokens locally)."),
+		LimitsRedisErrors: counter("metricgate_limits_redis_errors_total", "Calls to Redis for the shared limits that failed."),
 		ProxyHeaderRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "metricgate_proxy_header_refused_total",
 			Help: "Connections closed for their PROXY protocol header: untrusted (from outside --trusted-proxy), malformed, missing (a trusted proxy sent none).",
 		}, []string{"reason"}),
-		PointsForwarded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_spool_points_forwarded_total",
-			Help: "Points forwarded from the spool to InfluxDB.",
-		}),
-		PointsDeadLettered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_spool_points_dead_lettered_total",
-			Help: "Points InfluxDB refused for good, moved from the spool to the dead-letter file.",
-		}),
+		PointsForwarded:    counter("metricgate_spool_points_forwarded_total", "Points forwarded from the spool to InfluxDB."),
+		PointsDeadLettered: counter("metricgate_spool_points_dead_lettered_total", "Points InfluxDB refused for good, moved from the spool to the dead-letter file."),
 		ForwardDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "metricgate_spool_forward_duration_seconds",
 			Help:    "Time one forward of spooled points to InfluxDB took.",
 			Buckets: prometheus.DefBuckets,
 		}),
-		ForwardErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_spool_forward_errors_total",
-			Help: "Forwards of spooled points to InfluxDB that failed.",
-		}),
-		KeysQuarantined: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_keys_quarantined_total",
-			Help: "Keys this gateway quarantined because InfluxDB kept refusing their points (--quarantine-after).",
-		}),
-		QuarantinedRequests: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "metricgate_quarantined_requests_total",
-			Help: "Writes refused with 429 because their key is quarantined.",
-		}),
+		ForwardErrors:       counter("metricgate_spool_forward_errors_total", "Forwards of spooled points to InfluxDB that failed."),
+		KeysQuarantined:     counter("metricgate_keys_quarantined_total", "Keys this gateway quarantined because InfluxDB kept refusing their points (--quarantine-after)."),
+		QuarantinedRequests: counter("metricgate_quarantined_requests_total", "Writes refused with 429 because their key is quarantined."),
 	}
 	for _, reason := range AuthReasons {
 		m.AuthFailures.WithLabelValues(reason)
@@ -272,6 +227,11 @@ func New() *Metrics {
 		m.KeysQuarantined, m.QuarantinedRequests,
 	)
 	return m
+}
+
+// counter returns a counter with its name and help.
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 }
 
 // WatchSpool registers the spool's size and depth, read from stats at each

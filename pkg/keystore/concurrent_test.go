@@ -89,7 +89,9 @@ loop:
 	var writes int
 	fmt.Sscan(out.String(), &writes)
 	t.Logf("%d authentications beside %d generate+revoke pairs in another process", auths, writes)
-	if writes == 0 || auths < 1000 {
+	// Progress, not speed: a reader starved by the writer's locks would
+	// manage a handful; on a loaded 2-core machine it manages about 1,000.
+	if writes == 0 || auths < 100 {
 		t.Errorf("got %d writes and %d authentications; want both processes to make progress", writes, auths)
 	}
 	keys, err := s.List(ctx, keystore.Filter{Hostname: "writer", All: true})

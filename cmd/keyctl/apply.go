@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -78,11 +79,7 @@ line, column and entry; nothing is written and apply exits 2.`,
 }
 
 func applyRun(opts *ApplyOptions) error {
-	entries, src, err := readKeyFile(opts.IO, opts.File)
-	if err != nil {
-		return err
-	}
-	defs, err := keyfile.Definitions(entries, src, opts.Now())
+	defs, src, err := readKeyFile(opts.IO, opts.File, opts.Now(), keyfile.Definitions)
 	if err != nil {
 		return err
 	}
@@ -119,14 +116,21 @@ func applyRun(opts *ApplyOptions) error {
 }
 
 // readKeyFile reads and parses the key file at path ("-" for standard
-// input) and returns its entries and its name for messages.
-func readKeyFile(ios *IOStreams, path string) ([]keyfile.Entry, string, error) {
+// input) and turns its entries into what the verb takes with convert
+// (keyfile.Definitions or keyfile.Hashed), whose errors name the file's
+// lines. It returns the file's name for messages too.
+func readKeyFile[T any](ios *IOStreams, path string, now time.Time, convert func([]keyfile.Entry, string, time.Time) (T, error)) (T, string, error) {
+	var zero T
 	data, src, err := readInput(ios, path)
 	if err != nil {
-		return nil, "", err
+		return zero, "", err
 	}
 	entries, err := keyfile.Parse(data, src)
-	return entries, src, err
+	if err != nil {
+		return zero, "", err
+	}
+	v, err := convert(entries, src, now)
+	return v, src, err
 }
 
 // checkSecrets refuses a plan that makes keys whose values would be shown

@@ -58,11 +58,7 @@ file again changes nothing; with another name or hostname it is an error.`,
 }
 
 func importRun(opts *ImportOptions) error {
-	entries, src, err := readKeyFile(opts.IO, opts.Hashed)
-	if err != nil {
-		return err
-	}
-	keys, err := keyfile.Hashed(entries, src, opts.Now())
+	keys, src, err := readKeyFile(opts.IO, opts.Hashed, opts.Now(), keyfile.Hashed)
 	if err != nil {
 		return err
 	}

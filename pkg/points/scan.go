@@ -55,6 +55,14 @@ type Scanner struct {
 
 	cursor   lineCursor
 	unplaced bool // lineOf could not place a point; see fillLines
+
+	// hostTok is the host tag as written, ",host=value", made once per
+	// body for the fast path.
+	hostTok []byte
+	// decoderOnly turns the fast path off, so that tests and benchmarks
+	// can hold the Decoder-based path, the reference the fast path must
+	// match, against it.
+	decoderOnly bool
 }
 
 type tagTok struct{ key, value []byte }
@@ -132,25 +140,38 @@ func (s *Scanner) explain(body []byte, err error) error {
 	return fmt.Errorf("%w: point %d: %w", ErrInvalid, s.lines.Points, err)
 }
 
-// scan writes body's points into s.lines.
+// scan writes body's points into s.lines: each line the fast path
+// (fastLine) vouches for is written there, and from any other line on, the
+// Decoder takes over (decodeFrom) until a line the fast path takes again.
 func (s *Scanner) scan(body []byte) error {
-	dec := lineprotocol.NewDecoderWithBytes(body)
 	s.body, s.cursor, s.unplaced = body, lineCursor{line: 1}, false
 	// Timestamps, the host tag and canonical values make the output a
 	// little longer than the input, as a rule.
 	s.lines.Data = slices.Grow(s.lines.Data, len(body)+len(body)/4)
-	for dec.Next() {
-		if s.opts.MaxPoints > 0 && s.lines.Points >= s.opts.MaxPoints {
-			return fmt.Errorf("%w: a batch may hold at most %d points", ErrTooManyPoints, s.opts.MaxPoints)
+	s.hostTok = appendTag(s.hostTok[:0], s.opts.HostTag, s.host)
+	for pos := 0; pos < len(body); {
+		end := bytes.IndexByte(body[pos:], '\n')
+		if end < 0 {
+			end = len(body) - pos
 		}
-		before := len(s.lines.Data)
-		if err := s.line(dec); err != nil {
+		if end == 0 { // a blank line, which the Decoder skips too
+			pos++
+			continue
+		}
+		ok, err := false, error(nil)
+		if !s.decoderOnly {
+			ok, err = s.fastLine(body[pos : pos+end])
+		}
+		switch {
+		case err != nil:
 			return err
+		case ok:
+			pos += end + 1
+		default:
+			if pos, err = s.decodeFrom(body, pos); err != nil {
+				return err
+			}
 		}
-		if err := s.charge(int64(len(s.lines.Data)-before) + 8); err != nil {
-			return err
-		}
-		yieldEvery(s.lines.Points)
 	}
 	if s.lines.Points == 0 {
 		return fmt.Errorf("%w: the body holds no lines of line protocol", ErrEmpty)
@@ -159,6 +180,40 @@ func (s *Scanner) scan(body []byte) error {
 		s.fillLines()
 	}
 	return nil
+}
+
+// decodeFrom writes the points of body from offset pos, the start of a
+// line, with a Decoder, and returns the offset where the fast path can
+// take over again: the start of the first entry after the first one whose
+// measurement the Decoder returned in place, and which fastLine took, or
+// the end of the body. The Decoder alone finds where an entry whose string
+// spans lines ends, and skips comments and blank lines as it always did.
+func (s *Scanner) decodeFrom(body []byte, pos int) (int, error) {
+	dec := lineprotocol.NewDecoderWithBytes(body[pos:])
+	for first := true; dec.Next(); first = false {
+		m, merr := dec.Measurement()
+		if off, ok := offsetIn(body, m); ok && !first && merr == nil && !s.decoderOnly {
+			end := bytes.IndexByte(body[off:], '\n')
+			if end < 0 {
+				end = len(body) - off
+			}
+			if ok, err := s.fastLine(body[off : off+end]); ok || err != nil {
+				return off + end + 1, err
+			}
+		}
+		if s.opts.MaxPoints > 0 && s.lines.Points >= s.opts.MaxPoints {
+			return 0, fmt.Errorf("%w: a batch may hold at most %d points", ErrTooManyPoints, s.opts.MaxPoints)
+		}
+		before := len(s.lines.Data)
+		if err := s.line(dec, m, merr); err != nil {
+			return 0, err
+		}
+		if err := s.charge(int64(len(s.lines.Data)-before) + 8); err != nil {
+			return 0, err
+		}
+		yieldEvery(s.lines.Points)
+	}
+	return len(body), nil
 }
 
 // lineCursor counts a body's lines up to an offset, going forward only.
@@ -250,9 +305,9 @@ func (s *Scanner) charge(n int64) error {
 	return nil
 }
 
-// line writes the entry at the decoder's position, or refuses it.
-func (s *Scanner) line(dec *lineprotocol.Decoder) error {
-	m, err := dec.Measurement()
+// line writes the entry at the decoder's position, whose measurement the
+// caller read as m and err, or refuses it.
+func (s *Scanner) line(dec *lineprotocol.Decoder, m []byte, err error) error {
 	if err != nil || !nameOK(m, s.lim.MaxNameLen, false) {
 		return errRefused
 	}

@@ -130,3 +130,31 @@ func BenchmarkLineProtocol(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScan holds the Scanner's fast path against its Decoder-only
+// path, on a Telegraf-shaped batch of 5000 lines and on one line.
+func BenchmarkScan(b *testing.B) {
+	opts := points.Options{MaxPoints: 5000, HostTag: "host", Limits: points.Limits{MaxFields: 256, MaxTags: 64, MaxFuture: 10 * time.Minute}}
+	now := time.Unix(1700000100, 0)
+	for _, bc := range []struct {
+		name string
+		body []byte
+	}{
+		{"telegraf5000", telegrafLP(5000)},
+		{"one", []byte("custom_metrics,host=127.0.0.1 os_updates=5i 1699786600000000001")},
+	} {
+		for _, path := range []string{"decoder", "fast"} {
+			b.Run(bc.name+"/"+path, func(b *testing.B) {
+				b.SetBytes(int64(len(bc.body)))
+				b.ReportAllocs()
+				var s points.Scanner
+				s.SetDecoderOnly(path == "decoder")
+				for b.Loop() {
+					if _, err := s.Scan(bytes.NewReader(bc.body), int64(len(bc.body)), time.Nanosecond, opts, "127.0.0.1", now); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

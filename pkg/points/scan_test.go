@@ -210,6 +210,11 @@ func FuzzScanner(f *testing.F) {
 	} {
 		f.Add(s, uint8(0), false)
 	}
+	for _, s := range fastSeeds {
+		for prec := range uint8(6) {
+			f.Add(s, prec, prec%2 == 0)
+		}
+	}
 	precisions := []time.Duration{time.Nanosecond, time.Microsecond, time.Millisecond, time.Second, time.Minute, time.Hour}
 	var s points.Scanner
 	f.Fuzz(func(t *testing.T, body string, prec uint8, unlimited bool) {
@@ -230,5 +235,107 @@ func FuzzScanner(f *testing.F) {
 		case werr == nil:
 			sameLines(t, body, got, want)
 		}
+	})
+}
+
+// fastSeeds are bodies at the edges of the Scanner's fast path: lines it
+// takes, and lines just past what it takes, which the Decoder-based path
+// must decide.
+var fastSeeds = []string{
+	// The host tag absent, first, last, in the middle, twice, and keys
+	// next to it in order.
+	"cpu,region=eu,zone=a usage=0.5,n=3i 1699786600000000001\n",
+	"cpu,host=web-1,cpu=cpu1,region=eu-west usage_user=1.5,usage_idle=84.125 1699786600000000002\n",
+	"cpu,a=1,host=x v=1i 1\ncpu,host=x,z=1 v=2i 2\ncpu,hos=1,hosta=2 v=3i 3\ncpu,host=a,host=b v=4i 4",
+	"m,hz=1,ha=2,host=1,h=3 v=1", "m,host=1 v=1", "m,b=1,a=2,b=3 v=1", "m,c=1,b=2,a=3 v=1i,w=2u,x=t,y=F 5",
+	// Repeated and reserved keys; the host tag's name as a field.
+	"m v=1,w=2,v=3", "m,time=1 v=1", "m time=1", "m _v=1", "_m v=1", "m host=1i", "m,_t=1 v=1",
+	// Names and values at their limits (16 and 32 bytes in scanOpts).
+	"mmmmmmmmmmmmmmmm,kkkkkkkkkkkkkkkk=vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv ffffffffffffffff=\"ssssssssssssssssssssssssssssssss\"",
+	"mmmmmmmmmmmmmmmmm v=1", "m,kkkkkkkkkkkkkkkkk=v v=1", "m,k=vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv v=1",
+	"m fffffffffffffffff=1", "m s=\"sssssssssssssssssssssssssssssssss\"", "m s=\"\"", "m s=\"a b,c=d\" 1",
+	// Too many tags and fields for scanOpts (8 each), and just enough.
+	"m,a=1,b=1,c=1,d=1,e=1,f=1,g=1,h=1 a=1,b=1,c=1,d=1,e=1,f=1,g=1,h=1",
+	"m,a=1,b=1,c=1,d=1,e=1,f=1,g=1,host=1,i=1 v=1", "m a=1,b=1,c=1,d=1,e=1,f=1,g=1,h=1,i=1",
+	// Timestamps at the window's edge (lpNow plus an hour), at the ends of
+	// int64 and of what InfluxDB stores, negative, with leading zeros.
+	"m v=1 1700003600123456789", "m v=1 1700003600123456790", "m v=1 1700003600", "m v=1 1700003601",
+	"m v=1 9223372036854775806", "m v=1 -9223372036854775806", "m v=1 -9223372036854775807", "m v=1 -5",
+	"m v=1 007", "m v=1 -0", "m v=1 0", "m v=1 -", "m v=1 1-2", "m v=1 12345678901234567890",
+	// Values in and out of canonical form.
+	"m a=1i,b=-1i,c=0i,d=123456789012345678i,e=1234567890123456789i,f=01i,g=-0i,h=1u,i=-1u,j=0u 1",
+	"m a=0.5,b=-0.5,c=100,d=999999,e=1000000,f=0.0001,g=0.00001,h=1.10,i=.5,j=5.,k=1e3,l=-0,m=0 1",
+	"m a=t,b=T,c=true,d=True,e=TRUE,f=f,g=F,h=false,i=False,j=FALSE,k=tRUE,l=yes 1",
+	// Empty tag values, spaces, CR, comments, blank lines, odd bytes.
+	"m,t= v=1", "m,=v v=1", "m, v=1", "m,t=v", "m v=1  ", "m v=1 1  ", "m   v=1   1   ", "m,t=v   v=1",
+	"  m v=1", "m v=1 1\r\n", "m v=1\r\n", "m v=1 1\r", "m v=1\r", "m v=1 1\r\r\n", "m,t=v\r\n", "\r\n",
+	"# c\nm v=1 1\n#\n\nm v=2 2\n", "m v=1 1\n  # c\n\t\nm v=2 2", "m\tv=1", "m v=1\t1", "m v=1 1\x00",
+	"m,t=\xc3\xa9 v=1", "m s=\"\xc3\xa9\" 1", "m#x,t#=#v a#=1 1", "m v=1,", "m v=1, w=2", "m v=1 ,w=2", "m v",
+	"m =1", "m v==1", "m,t=a=b v=1", "m v=1 1 2", "m v=1i2 1",
+	// A string across lines, and plain lines after lines the fast path
+	// leaves to the Decoder.
+	"m s=\"a\nb\" 1\nm v=1 2\nm\\ x v=1 3\nm v=1 4\nm,t=a\\ b v=1 5\nm v=\"x\\\"\" 6\nm v=1 7",
+	"m v=1 1\nm v=1 x\nm v=1 3", "m v=1 1\n\n\nm v=2 2\nm v=3 3\n\n",
+}
+
+// scanBoth scans body with the fast path and without it, each with a
+// Scanner of its own, and fails t unless both accept it with the same
+// bytes and summary, or both refuse it with the same error.
+func scanBoth(t *testing.T, fast, slow *points.Scanner, body string, precision time.Duration, o points.Options) {
+	t.Helper()
+	got, gerr := fast.Scan(strings.NewReader(body), -1, precision, o, "web-1", lpNow)
+	want, werr := slow.Scan(strings.NewReader(body), -1, precision, o, "web-1", lpNow)
+	switch {
+	case (gerr == nil) != (werr == nil):
+		t.Fatalf("%q: fast path error %v, Decoder-only error %v", body, gerr, werr)
+	case werr != nil && gerr.Error() != werr.Error():
+		t.Fatalf("%q: got error %q, want %q", body, gerr, werr)
+	case werr == nil:
+		sameLines(t, body, got, want)
+	}
+}
+
+// TestScannerFastPath runs the fast path's edge cases against the
+// Decoder-only path at each precision, with the small budgets and with
+// none.
+func TestScannerFastPath(t *testing.T) {
+	var fast, slow points.Scanner
+	slow.SetDecoderOnly(true)
+	for _, body := range fastSeeds {
+		for _, o := range fastOptions {
+			for _, p := range []time.Duration{time.Nanosecond, time.Second, time.Hour} {
+				scanBoth(t, &fast, &slow, body, p, o)
+			}
+		}
+	}
+}
+
+// fastOptions are the options the fast path is compared under: small
+// budgets with a window on both sides of now, and no budgets at all.
+var fastOptions = func() []points.Options {
+	small := scanOpts
+	small.Limits.MaxPast = 24 * time.Hour
+	return []points.Options{small, {HostTag: "host"}}
+}()
+
+// FuzzScannerFastPath is the differential test of the Scanner's fast path
+// against its Decoder-only path, the path it stands in for: the same
+// bytes, points, values, series and summary for an accepted body, the same
+// error for a refused one.
+func FuzzScannerFastPath(f *testing.F) {
+	for _, s := range fastSeeds {
+		f.Add(s, uint8(0), false)
+		f.Add(s, uint8(3), true)
+	}
+	f.Add(string(telegrafLP(30)), uint8(0), true)
+	precisions := []time.Duration{time.Nanosecond, time.Microsecond, time.Millisecond, time.Second, time.Minute, time.Hour}
+	var fast, slow points.Scanner
+	slow.SetDecoderOnly(true)
+	f.Fuzz(func(t *testing.T, body string, prec uint8, unlimited bool) {
+		o := fastOptions[0]
+		if unlimited {
+			o = fastOptions[1]
+		}
+		scanBoth(t, &fast, &slow, body, precisions[int(prec)%len(precisions)], o)
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
 )
@@ -46,5 +47,32 @@ func openSQLite(path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keystore: open %s: %w", path, err)
 	}
+	db.SetMaxIdleConns(sqliteMaxIdle)
+	db.SetConnMaxIdleTime(sqliteMaxIdleTime)
 	return db, nil
 }
+
+// sqliteMaxIdle is how many idle connections the pool keeps for readers.
+// database/sql keeps 2 by default: when more look-ups than that run at
+// once (a gateway's requests presenting keys its cache does not hold), each
+// extra connection is closed after its query and a new one opened for the
+// next,
+// opening the file, running the DSN's pragmas and reading the schema again,
+// which costs several times the look-up itself. The connection a Cache
+// holds to poll is not idle and does not count against it.
+//
+// The number of open connections is deliberately not capped. A reader in
+// WAL mode never waits for a writer, but a capped pool would make it wait
+// for a connection, and the writers hold theirs while they wait up to the
+// busy timeout for another process's write lock; a cap would also turn any
+// code that holds one connection (the Cache's, migrate's, a transaction)
+// while asking for another into a deadlock once the cap is reached.
+// Concurrency is bounded by the callers instead, and beyond sqliteMaxIdle
+// a burst only costs reopening.
+const sqliteMaxIdle = 16
+
+// sqliteMaxIdleTime closes a connection that has been idle this long. A
+// SQLite connection does not go stale, so none is closed for its age, but
+// each keeps a page cache of its own (up to 2 MB by SQLite's default), and
+// a burst need not keep sqliteMaxIdle of them for the life of the process.
+const sqliteMaxIdleTime = 5 * time.Minute

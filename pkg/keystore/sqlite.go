@@ -56,9 +56,8 @@ func openSQLite(path string) (*sql.DB, error) {
 // database/sql keeps 2 by default: when more look-ups than that run at
 // once (a gateway's requests presenting keys its cache does not hold), each
 // extra connection is closed after its query and a new one opened for the
-// next,
-// opening the file, running the DSN's pragmas and reading the schema again,
-// which costs several times the look-up itself. The connection a Cache
+// next, opening the file, running the DSN's pragmas and reading the schema
+// again, which costs several times the look-up itself. The connection a Cache
 // holds to poll is not idle and does not count against it.
 //
 // The number of open connections is deliberately not capped. A reader in

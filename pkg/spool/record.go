@@ -186,9 +186,16 @@ func walk(f *os.File, off, end int64, buf *[]byte, fn func(r record) (take, more
 }
 
 func recordCRC(hdr, ext, payload []byte) uint32 {
-	crc := crc32.Checksum(hdr, castagnoli)
-	if len(ext) > 0 {
-		crc = crc32.Update(crc, castagnoli, ext)
+	return crc32.Update(updateSmall(updateSmall(0, hdr), ext), castagnoli, payload)
+}
+
+// updateSmall is crc32.Update with the Castagnoli table, a byte at a time,
+// for a header's few bytes. A slice given to crc32.Update escapes to the
+// heap, which made every append allocate the header it wrote.
+func updateSmall(crc uint32, p []byte) uint32 {
+	crc = ^crc
+	for _, b := range p {
+		crc = castagnoli[byte(crc)^b] ^ crc>>8
 	}
-	return crc32.Update(crc, castagnoli, payload)
+	return ^crc
 }

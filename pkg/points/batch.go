@@ -54,8 +54,35 @@ type batch struct {
 // newBatch returns a batch for a body parsed with opts, with room for
 // fields fields at first.
 func newBatch(opts *Options, fields int) *batch {
-	return &batch{lim: opts.Limits.withDefaults(), hostTag: opts.HostTag, grow: opts.Grow, granted: GrowStep,
-		fields: make([]Field, 0, fields)}
+	b := new(batch)
+	b.reset(opts, fields)
+	return b
+}
+
+// keptChunk is the largest tags or fields array reset keeps for the next
+// body: a small body's, not a batch's.
+const keptChunk = 256
+
+// reset readies b for a new body parsed with opts, with room for fields
+// fields at first. It keeps the names b last saw, which the next body of
+// the same client most often repeats, and its arrays unless they are large:
+// the points of the body before must no longer be in use.
+func (b *batch) reset(opts *Options, fields int) {
+	b.lim, b.hostTag, b.grow = opts.Limits.withDefaults(), opts.HostTag, opts.Grow
+	b.used, b.granted, b.growErr = 0, GrowStep, nil
+	b.tagStart, b.fieldStart, b.keyLen = 0, 0, 0
+	if cap(b.fields) < fields || cap(b.fields) > keptChunk {
+		b.fields = make([]Field, 0, fields)
+	} else {
+		clear(b.fields[:cap(b.fields)])
+		b.fields = b.fields[:0]
+	}
+	if cap(b.tags) > keptChunk {
+		b.tags = nil
+	} else {
+		clear(b.tags[:cap(b.tags)])
+		b.tags = b.tags[:0]
+	}
 }
 
 // Sizes counted by charge: what a point, a tag and a field take in memory.

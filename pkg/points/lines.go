@@ -201,20 +201,33 @@ func (l *Lines) addMeasurement(m []byte, index, line int) {
 // host and now as the time of points without one, and records each. It
 // returns ErrInvalid for a point the encoder refuses, as Encode does.
 func EncodeLines(l *Lines, pts []Point, hostTag, host string, now time.Time) error {
-	var enc lineprotocol.Encoder
+	var e encoding
+	return e.lines(l, pts, hostTag, host, now)
+}
+
+// encoding is the memory EncodeLines works in, which a JSONScanner keeps
+// from one body to the next: the encoder, a point's sorted tags and its
+// shape.
+type encoding struct {
+	enc   lineprotocol.Encoder
+	tags  []Tag
+	shape []byte
+}
+
+// lines is EncodeLines in e's memory.
+func (e *encoding) lines(l *Lines, pts []Point, hostTag, host string, now time.Time) error {
+	enc := &e.enc
 	enc.SetBuffer(l.Data)
 	enc.SetPrecision(lineprotocol.Nanosecond)
-	tags := make([]Tag, 0, 8)
-	var shape []byte
 	for i := range pts {
 		p := &pts[i]
 		start := len(enc.Bytes())
-		tags = encodeSeries(&enc, p, hostTag, host, tags)
+		e.tags = encodeSeries(enc, p, hostTag, host, e.tags)
 		series := SeriesHash(enc.Bytes()[start:])
-		shape = append(append(shape[:0], p.Measurement...), 0)
+		e.shape = append(append(e.shape[:0], p.Measurement...), 0)
 		for _, f := range p.Fields {
 			enc.AddField(f.Key, f.Value)
-			shape = append(append(append(shape, f.Key...), 0), shapeKind(f.Value.Kind()))
+			e.shape = append(append(append(e.shape, f.Key...), 0), shapeKind(f.Value.Kind()))
 		}
 		t := p.Time
 		if t.IsZero() {
@@ -223,13 +236,17 @@ func EncodeLines(l *Lines, pts []Point, hostTag, host string, now time.Time) err
 		enc.EndLine(t)
 		if err := enc.Err(); err != nil {
 			l.Data = enc.Bytes()
+			enc.SetBuffer(nil)
 			return pointError(i, err)
 		}
-		if l.newShape(shape) {
-			l.addShape(shape, len(p.Measurement), p.Line)
+		if l.newShape(e.shape) {
+			l.addShape(e.shape, len(p.Measurement), p.Line)
 		}
 		l.addPoint(len(p.Fields), series)
 	}
 	l.Data = enc.Bytes()
+	// The encoder must not write into l.Data again.
+	enc.SetBuffer(nil)
+	clear(e.tags)
 	return nil
 }

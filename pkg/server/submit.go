@@ -24,12 +24,7 @@ func submitAPI(cfg Config) writeAPI {
 	parse := func(w *parseWork, body io.Reader, size int64, now time.Time, host string, grow func(int64) error) (*points.Lines, error) {
 		o := opts
 		o.BodySize, o.Now, o.Grow = size, now, grow
-		pts, err := points.ParseJSON(body, o)
-		if err != nil {
-			return nil, err
-		}
-		w.lines.Reset()
-		return &w.lines, points.EncodeLines(&w.lines, pts, cfg.HostTag, host, now)
+		return w.json.Scan(body, o, host, now)
 	}
 	return writeAPI{
 		key: func(r *http.Request) string { return strings.TrimSpace(r.Header.Get("X-API-Key")) },

@@ -42,11 +42,10 @@ type writeAPI struct {
 type parseFunc func(w *parseWork, body io.Reader, size int64, now time.Time, host string, grow func(int64) error) (*points.Lines, error)
 
 // parseWork is the memory one request's parse works in, reused from
-// request to request: the line-protocol scanner and the lines a JSON body
-// is encoded into.
+// request to request: the line-protocol scanner and the JSON one.
 type parseWork struct {
-	scan  points.Scanner
-	lines points.Lines
+	scan points.Scanner
+	json points.JSONScanner
 }
 
 // works are the parses' memory, kept between requests: a 5000-point batch

@@ -93,7 +93,7 @@ func adminKey(r *http.Request) string {
 		}
 		return strings.TrimSpace(token)
 	}
-	return strings.TrimSpace(r.Header.Get("X-API-Key"))
+	return apiKeyHeader(r)
 }
 
 // requireJSONBody returns errUnsupportedMedia for a POST, PATCH or PUT

@@ -42,16 +42,24 @@ type writeAPI struct {
 type parseFunc func(w *parseWork, body io.Reader, size int64, now time.Time, host string, grow func(int64) error) (*points.Lines, error)
 
 // parseWork is the memory one request's parse works in, reused from
-// request to request: the line-protocol scanner and the lines a JSON body
-// is encoded into.
+// request to request: the line-protocol scanner, the lines a JSON body is
+// encoded into, and the request's room in the body budget, with the
+// room's grow bound once for the parse: a lease and two method values
+// made per request were three allocations on every write's path.
 type parseWork struct {
 	scan  points.Scanner
 	lines points.Lines
+	room  lease
+	grow  func(int64) error // room.grow
 }
 
 // works are the parses' memory, kept between requests: a 5000-point batch
 // otherwise allocated its megabyte of line protocol afresh every time.
-var works = sync.Pool{New: func() any { return new(parseWork) }}
+var works = sync.Pool{New: func() any {
+	w := new(parseWork)
+	w.grow = w.room.grow
+	return w
+}}
 
 // writePipeline is the one path every write endpoint takes: authenticate,
 // check the scope, that the key is not quarantined and that it has tokens
@@ -113,8 +121,8 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 	now := p.cfg.Now()
 	work := works.Get().(*parseWork)
 	defer works.Put(work)
-	lines, release, err := p.read(w, r, k, work, parse, api.parseFactor, now)
-	defer release()
+	defer work.room.release() // before the work, and its room, go back to the pool
+	lines, err := p.read(w, r, k, work, parse, api.parseFactor, now)
 	if err != nil {
 		return 0, err
 	}
@@ -132,24 +140,21 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 }
 
 // read reads and parses r's body, sent with key id, holding room in the body
-// budget (and in the key's share, see holdBody) for the
-// body and for the points the parse builds until release is called: for
+// budget (and in the key's share, see holdBody) for the body and for the
+// points the parse builds in work.room, until the caller releases it: for
 // a body of known size, factor times it is set aside with it; past that,
 // and for a body of unknown size (counted as the body limit), the parse
 // asks for what its points take.
-func (p *writePipeline) read(w http.ResponseWriter, r *http.Request, k keystore.Key, work *parseWork, parse parseFunc, factor int64, now time.Time) (lines *points.Lines, release func(), err error) {
-	release = func() {}
+func (p *writePipeline) read(w http.ResponseWriter, r *http.Request, k keystore.Key, work *parseWork, parse parseFunc, factor int64, now time.Time) (*points.Lines, error) {
 	body, size, err := requestBody(w, r, p.cfg.MaxBody)
 	if err != nil {
-		return nil, release, err
+		return nil, err
 	}
 	defer body.Close()
-	room, err := p.holdBody(w, r, k.ID, size, max(size, 0)*factor)
-	if err != nil {
-		return nil, release, err
+	if err := p.holdBody(w, r, &work.room, k.ID, size, max(size, 0)*factor); err != nil {
+		return nil, err
 	}
-	lines, err = parse(work, body, size, now, k.Hostname, room.grow)
-	return lines, room.release, err
+	return parse(work, body, size, now, k.Hostname, work.grow)
 }
 
 // admit checks lines against what k may write: their measurements, its

@@ -68,7 +68,7 @@ func guarded(w http.ResponseWriter, r *http.Request, auth *authenticator, csrf *
 	if err := requireScope(k, keystore.ScopeAdmin); err != nil {
 		return 0, nil, err
 	}
-	usage.Record(k.ID, addr.String(), now(), 0)
+	usage.Record(k.ID, addrText(r, addr), now(), 0)
 	if err := requireJSONBody(r); err != nil {
 		return 0, nil, err
 	}

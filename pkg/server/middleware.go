@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/metricgate/metricgate/pkg/keystore"
@@ -115,15 +116,10 @@ func observe(access *AccessLog, m *metrics.Metrics, mux http.Handler) http.Handl
 // itself a trusted proxy. It is unmapped and without a zone, which a
 // client could fill with any text for the logs and the key store.
 func clientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
+	peer, ok := peerAddr(r)
+	if !ok {
 		return netip.Addr{}, false
 	}
-	peer = peer.Unmap().WithZone("")
 	if len(trusted) == 0 || !isTrusted(peer, trusted) {
 		return peer, true
 	}
@@ -144,6 +140,69 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
 		}
 	}
 	return addr, true
+}
+
+// ConnContext is for http.Server's ConnContext: it gives each connection a
+// place for its peer's address, which the connection's first request
+// parses from RemoteAddr and the others reuse, with its text for the usage
+// records: on a keep-alive connection every request has the same
+// RemoteAddr. It does not look at c's address: a PROXY protocol
+// connection reads its header to know it, which must be done by the
+// connection's own goroutine, never by the accept loop that calls this.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, peerKey{}, new(connPeer))
+}
+
+type peerKey struct{}
+
+// connPeer is the peer of one connection, once a request parsed it. It is
+// atomic because the requests of an HTTP/2 connection run at once.
+type connPeer struct{ p atomic.Pointer[peer] }
+
+// peer is a connection's remote address as clientAddr wants it: unmapped,
+// without a zone.
+type peer struct {
+	remote string // the RemoteAddr it was parsed from
+	addr   netip.Addr
+	text   string // addr.String()
+}
+
+// peerAddr returns r's peer: the one its connection keeps (see
+// ConnContext), or else parsed from RemoteAddr, and kept for the
+// connection's next requests. A request without a connection's place, as
+// tests build them, is parsed each time. It returns false when RemoteAddr
+// is no address.
+func peerAddr(r *http.Request) (netip.Addr, bool) {
+	cp, _ := r.Context().Value(peerKey{}).(*connPeer)
+	if cp != nil {
+		if p := cp.p.Load(); p != nil && p.remote == r.RemoteAddr {
+			return p.addr, true
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	a = a.Unmap().WithZone("")
+	if cp != nil {
+		cp.p.Store(&peer{remote: r.RemoteAddr, addr: a, text: a.String()})
+	}
+	return a, true
+}
+
+// addrText returns addr.String(): the text its connection keeps when addr
+// is r's peer, as it is unless a trusted proxy named another caller.
+func addrText(r *http.Request, addr netip.Addr) string {
+	if cp, _ := r.Context().Value(peerKey{}).(*connPeer); cp != nil {
+		if p := cp.p.Load(); p != nil && p.addr == addr && p.remote == r.RemoteAddr {
+			return p.text
+		}
+	}
+	return addr.String()
 }
 
 // ParseTrustedProxy reads one --trusted-proxy: an address or a CIDR range,

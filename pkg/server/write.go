@@ -135,7 +135,7 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 	n := lines.Points
 	p.metrics.PointsAccepted.Add(float64(n))
 	infoFrom(r.Context()).points = n
-	p.usage.Record(k.ID, addr.String(), now, n)
+	p.usage.Record(k.ID, addrText(r, addr), now, n)
 	return n, nil
 }
 

@@ -29,16 +29,29 @@ type requestInfo struct {
 	err    error
 }
 
-type infoKey struct{}
-
-func infoFrom(ctx context.Context) *requestInfo {
-	info, _ := ctx.Value(infoKey{}).(*requestInfo)
-	return info
+// infoOf returns what observe keeps of the request w answers, or nil
+// outside observe. It is found through the writer, which observe hands to
+// the handlers, rather than the request's context: a context value would
+// cost a copy of the request and a context, two allocations and 3.5% of
+// a one-point write's CPU. It looks through writers that
+// wrap observe's and say so (Unwrap), as http.ResponseController does.
+func infoOf(w http.ResponseWriter) *requestInfo {
+	for {
+		switch o := w.(type) {
+		case *observed:
+			return &o.info
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = o.Unwrap()
+		default:
+			return nil
+		}
+	}
 }
 
-// requestIDFrom returns the request's id, or "" outside observe.
-func requestIDFrom(ctx context.Context) string {
-	if info := infoFrom(ctx); info != nil {
+// requestIDOf returns the id of the request w answers, or "" outside
+// observe.
+func requestIDOf(w http.ResponseWriter) string {
+	if info := infoOf(w); info != nil {
 		return info.id
 	}
 	return ""
@@ -77,8 +90,9 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
-// observe is the gateway's one middleware, so each request costs one copy
-// of the request and one status recorder. It gives the request an id (see
+// observe is the gateway's one middleware, so each request costs one
+// status recorder, which holds what the handlers learn of it (see
+// infoOf), and no copy of the request. It gives the request an id (see
 // requestID), runs it, then counts it in m by route pattern and status and
 // writes its one line to access (when set): method, path, status, latency,
 // request id, key id and point count, and the precise reason for a failure.
@@ -89,15 +103,14 @@ func observe(access *AccessLog, m *metrics.Metrics, mux http.Handler) http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		o := &observed{statusRecorder: statusRecorder{ResponseWriter: w}} // one allocation for all three
-		info, rec := &o.info, &o.statusRecorder
+		info := &o.info
 		info.id = requestID(r)
 		o.idHeader[0] = info.id
 		w.Header()["X-Request-Id"] = o.idHeader[:] // of capacity 1: Header.Add copies it before it grows
-		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
-		mux.ServeHTTP(rec, r)
+		mux.ServeHTTP(o, r)
 		latency := time.Since(start)
 
-		status := rec.status
+		status := o.status
 		if status == 0 {
 			status = http.StatusOK
 		}

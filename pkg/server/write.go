@@ -86,7 +86,7 @@ func (p *writePipeline) handler(api writeAPI) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, err := p.write(w, r, api)
 		if err != nil {
-			writeErrorAs(w, r, err, api.errorBody)
+			writeErrorAs(w, err, api.errorBody)
 			return
 		}
 		api.ok(w, n)
@@ -134,7 +134,7 @@ func (p *writePipeline) write(w http.ResponseWriter, r *http.Request, api writeA
 	}
 	n := lines.Points
 	p.metrics.PointsAccepted.Add(float64(n))
-	infoFrom(r.Context()).points = n
+	infoOf(w).points = n
 	p.usage.Record(k.ID, addrText(r, addr), now, n)
 	return n, nil
 }

@@ -12,6 +12,11 @@ import (
 	"github.com/metricgate/metricgate/pkg/points"
 )
 
+// jsonContentType is the Content-Type of /api/submit's answer, shared by
+// every answer as influxHeaders shares its values: Header.Set would make a
+// slice for it on every request.
+var jsonContentType = []string{"application/json"}
+
 // submitAPI is POST /api/submit: a JSON point or array of points,
 // authenticated by the X-API-Key header and the caller's address, answered
 // with 200 {"accepted": N}.
@@ -41,7 +46,7 @@ func submitAPI(cfg Config) writeAPI {
 		},
 		ok: func(w http.ResponseWriter, n int) {
 			// Written by hand: this answer is on every request's path.
-			w.Header().Set("Content-Type", "application/json")
+			w.Header()["Content-Type"] = jsonContentType
 			w.WriteHeader(http.StatusOK)
 			w.Write(strconv.AppendInt([]byte(`{"accepted":`), int64(n), 10))
 			w.Write([]byte("}\n"))

@@ -99,7 +99,7 @@ func lineProtocolParser(cfg Config, precisions map[string]time.Duration, names s
 // the form user:password, as InfluxDB 1.8 takes on its 2.x API, gives its
 // password.
 func tokenKey(r *http.Request) string {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	scheme, token, ok := strings.Cut(strings.TrimSpace(headerValue(r.Header, "Authorization")), " ")
 	if !ok || !strings.EqualFold(scheme, "Token") {
 		return ""
 	}

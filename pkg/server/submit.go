@@ -58,10 +58,11 @@ func submitAPI(cfg Config) writeAPI {
 	}
 }
 
-// apiKeyHeader returns the key of the X-API-Key header. It asks for the
-// header by its canonical name, X-Api-Key, which Header.Get would otherwise
-// build anew, in an allocation, on every request.
-func apiKeyHeader(r *http.Request) string { return strings.TrimSpace(r.Header.Get("X-Api-Key")) }
+// apiKeyHeader returns the key of the X-API-Key header, whose canonical
+// name is X-Api-Key.
+func apiKeyHeader(r *http.Request) string {
+	return strings.TrimSpace(headerValue(r.Header, "X-Api-Key"))
+}
 
 // parseOptions are the parse settings every write endpoint shares.
 func parseOptions(cfg Config) points.Options {
@@ -71,7 +72,7 @@ func parseOptions(cfg Config) points.Options {
 // checkContentType accepts JSON (application/json or any +json type) and a
 // missing Content-Type; anything else is errUnsupportedMedia.
 func checkContentType(r *http.Request) error {
-	ct := r.Header.Get("Content-Type")
+	ct := headerValue(r.Header, "Content-Type")
 	if ct == "" || ct == "application/json" {
 		return nil
 	}

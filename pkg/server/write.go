@@ -246,7 +246,7 @@ func rateError(d limit.Decision, n int) error {
 // the declared Content-Length of an uncompressed body within max, else -1.
 func requestBody(w http.ResponseWriter, r *http.Request, max int64) (io.ReadCloser, int64, error) {
 	body := http.MaxBytesReader(w, r.Body, max)
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	switch enc := strings.ToLower(strings.TrimSpace(headerValue(r.Header, "Content-Encoding"))); enc {
 	case "", "identity":
 		size := r.ContentLength
 		if size > max {

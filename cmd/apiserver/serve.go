@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/metricgate/metricgate/pkg/gateway"
+	"github.com/metricgate/metricgate/pkg/server"
 )
 
 // setMemoryLimit sets a soft limit of limit bytes on the Go heap, unless
@@ -50,6 +51,7 @@ func newHTTPServer(o *options, h http.Handler, log *slog.Logger) (*http.Server, 
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext:       server.ConnContext,
 	}
 	if o.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)

@@ -437,4 +437,21 @@ func TestHashKeyCanonical(t *testing.T) {
 	if got, want := keystore.HashKey("not-a-uuid"), sha256.Sum256([]byte("not-a-uuid")); got != want {
 		t.Errorf("HashKey of a non-UUID is not the SHA-256 of the value")
 	}
+	// The canonical form, which HashKey hashes as it is, and values of its
+	// length and near its shape, which it must not take for it.
+	for _, v := range []string{
+		"6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+		"6ba7b810-9dad-11d1-80b4-00c04fd430C8", // one upper-case digit
+		"6ba7b810-9dad-11d1-80b4-00c04fd430g8", // not hex
+		"6ba7b8109-dad-11d1-80b4-00c04fd430c8", // a hyphen moved
+		"6ba7b810-9dad-11d1-80b4-00c04fd4-0c8", // a hyphen for a digit
+		"6ba7b810-9dad-11d1-80b4-00c04fd430c",  // 35 bytes
+		"6ba7b810-9dad-11d1-80b4-00c04fd430c8 ",
+		"6ba7b810x9dad-11d1-80b4-00c04fd430c8",
+		"6ba7b8109dad11d180b400c04fd430c8----",
+	} {
+		if got, want := keystore.HashKey(v), referenceHash(v); got != want {
+			t.Errorf("HashKey(%q) differs from the hash of its parsed and re-encoded form", v)
+		}
+	}
 }

@@ -46,7 +46,7 @@ func adminGuard(auth *authenticator, usage Usage, now func() time.Time) func(adm
 				if errStatus, _ := statusOf(err); errStatus == http.StatusUnauthorized {
 					w.Header().Set("WWW-Authenticate", `Bearer realm="metricgate admin"`)
 				}
-				writeErrorAs(w, r, err, adminError)
+				writeErrorAs(w, err, adminError)
 				return
 			}
 			writeJSON(w, status, body)
@@ -68,7 +68,7 @@ func guarded(w http.ResponseWriter, r *http.Request, auth *authenticator, csrf *
 	if err := requireScope(k, keystore.ScopeAdmin); err != nil {
 		return 0, nil, err
 	}
-	usage.Record(k.ID, addr.String(), now(), 0)
+	usage.Record(k.ID, addrText(r, addr), now(), 0)
 	if err := requireJSONBody(r); err != nil {
 		return 0, nil, err
 	}
@@ -78,7 +78,7 @@ func guarded(w http.ResponseWriter, r *http.Request, auth *authenticator, csrf *
 		// The key store's audit log has the change; the server's log gets
 		// a line too, for those who collect logs rather than query files.
 		auth.log.Info("audit: key changed over HTTP", "audit", true, "actor", actor, "method", r.Method,
-			"path", r.URL.Path, "status", status, "request_id", requestIDFrom(r.Context()))
+			"path", r.URL.Path, "status", status, "request_id", requestIDOf(w))
 	}
 	return status, body, err
 }
@@ -93,7 +93,7 @@ func adminKey(r *http.Request) string {
 		}
 		return strings.TrimSpace(token)
 	}
-	return strings.TrimSpace(r.Header.Get("X-API-Key"))
+	return apiKeyHeader(r)
 }
 
 // requireJSONBody returns errUnsupportedMedia for a POST, PATCH or PUT

@@ -48,7 +48,7 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request, key
 	default:
 		k, err = a.keys.Authenticate(r.Context(), key, addr)
 	}
-	if info := infoFrom(r.Context()); info != nil {
+	if info := infoOf(w); info != nil {
 		info.keyID = k.ID
 	}
 	switch reason := authFailureReason(err); {
@@ -57,20 +57,20 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request, key
 	case errors.Is(err, keystore.ErrLookup):
 		a.metrics.AuthLookupFailures.Inc()
 		if a.lookupLogs.Fail(addr).Log {
-			a.logFailure(r, addr, k, err, "key's host name could not be looked up")
+			a.logFailure(w, addr, k, err, "key's host name could not be looked up")
 		}
 		return k, addr, fmt.Errorf("caller %s: %w", addr, err)
 	case reason == "":
 		return k, addr, err // the key store failed: no refusal
 	default:
-		return k, addr, a.refuse(w, r, addr, k, err, reason)
+		return k, addr, a.refuse(w, addr, k, err, reason)
 	}
 }
 
 // refuse counts a failed authentication from addr, logs it if it is the
 // first from its source in a minute, and returns the error to answer: err,
 // or errThrottled once the source has failed too often.
-func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, addr netip.Addr, k keystore.Key, err error, reason string) error {
+func (a *authenticator) refuse(w http.ResponseWriter, addr netip.Addr, k keystore.Key, err error, reason string) error {
 	f := a.failures.Fail(addr)
 	if f.Refused {
 		reason = metrics.AuthThrottled
@@ -80,12 +80,12 @@ func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, addr neti
 	// (the key itself is never logged) and how many went unlogged; the
 	// request's own line follows.
 	if f.Log {
-		a.logFailure(r, addr, k, err, "audit: authentication failed", "unlogged_failures", f.Unlogged)
+		a.logFailure(w, addr, k, err, "audit: authentication failed", "unlogged_failures", f.Unlogged)
 	} else {
 		a.metrics.AuthLogsSuppressed.Inc()
 	}
 	if f.NowThrottled {
-		a.logFailure(r, addr, k, err, "audit: address throttled after repeated authentication failures",
+		a.logFailure(w, addr, k, err, "audit: address throttled after repeated authentication failures",
 			"source", limit.Source(addr).String())
 	}
 	if f.Refused {
@@ -95,10 +95,11 @@ func (a *authenticator) refuse(w http.ResponseWriter, r *http.Request, addr neti
 	return fmt.Errorf("caller %s: %w", addr, err)
 }
 
-// logFailure writes one audit line about r's failure from addr.
-func (a *authenticator) logFailure(r *http.Request, addr netip.Addr, k keystore.Key, err error, msg string, extra ...any) {
+// logFailure writes one audit line about the failure from addr of the
+// request w answers.
+func (a *authenticator) logFailure(w http.ResponseWriter, addr netip.Addr, k keystore.Key, err error, msg string, extra ...any) {
 	a.log.Warn(msg, append([]any{"audit", true, "addr", addr.String(), "key_id", k.ID, "reason", err.Error(),
-		"request_id", requestIDFrom(r.Context())}, extra...)...)
+		"request_id", requestIDOf(w)}, extra...)...)
 }
 
 // authFailureReason names err for the auth failures metric, or returns ""

@@ -73,7 +73,8 @@ func serveLoop(b *testing.B, h http.Handler, key string, body []byte) {
 // serveLoopAt posts body to path, /api/submit or an InfluxDB write
 // endpoint, with key through h until the benchmark is done.
 func serveLoopAt(b *testing.B, h http.Handler, key, path string, body []byte) {
-	r := httptest.NewRequest("POST", path, nil)
+	// One connection's requests, as the apiserver's http.Server gives them.
+	r := httptest.NewRequestWithContext(server.ConnContext(context.Background(), nil), "POST", path, nil)
 	r.RemoteAddr = "127.0.0.1:40000"
 	want := http.StatusOK
 	if path == "/api/submit" {

@@ -74,15 +74,15 @@ type lease struct {
 	body io.Closer
 }
 
-// holdBody takes room for r's body of size bytes (-1 if unknown) sent with
-// key id, and parse bytes more for the points its parse is expected to
-// build, counting any wait in the metrics. A body that holds room must
+// holdBody takes room in l for r's body of size bytes (-1 if unknown) sent
+// with key id, and parse bytes more for the points its parse is expected
+// to build, counting any wait in the metrics. A body that holds room must
 // arrive within the body read timeout, so a client that sends it slowly
 // cannot keep the room for the server's whole read timeout: the read
 // fails with os.ErrDeadlineExceeded, which statusOf answers 408. A key
 // past its share gets 429 with Retry-After.
-func (p *writePipeline) holdBody(w http.ResponseWriter, r *http.Request, id, size, parse int64) (*lease, error) {
-	l, waited, err := p.bodies.acquire(r.Context(), id, size, parse)
+func (p *writePipeline) holdBody(w http.ResponseWriter, r *http.Request, l *lease, id, size, parse int64) error {
+	waited, err := p.bodies.acquire(r.Context(), l, id, size, parse)
 	if waited > 0 {
 		p.metrics.BodyWaits.Inc()
 		p.metrics.BodyWaitSeconds.Add(waited.Seconds())
@@ -91,7 +91,7 @@ func (p *writePipeline) holdBody(w http.ResponseWriter, r *http.Request, id, siz
 		setRetryAfter(w, time.Second)
 	}
 	if err != nil {
-		return l, err
+		return err
 	}
 	if l.held() && p.cfg.BodyReadTimeout > 0 {
 		rc := http.NewResponseController(w)
@@ -101,7 +101,7 @@ func (p *writePipeline) holdBody(w http.ResponseWriter, r *http.Request, id, siz
 			l.rc, l.body = rc, r.Body
 		}
 	}
-	return l, nil
+	return nil
 }
 
 // newBodyBudget returns a budget of size bytes in all, and perKey bytes
@@ -118,25 +118,26 @@ func newBodyBudget(size, perKey, maxBody int64, wait time.Duration) *bodyBudget 
 	return b
 }
 
-// acquire takes room for a body of n bytes sent with key id, or of
-// unknown size when n is negative, and parse bytes more for what its parse
-// builds (as much of them as the key's share allows): first of the key's
-// share, then of the total, so a key past its share waits without holding room
-// others could use. It returns the lease and how long it waited; a body
-// larger than the share or the total takes all of it. It returns
-// errKeyBodies when the key's share had no room within the wait,
+// acquire takes room into l, which holds none, for a body of n bytes sent
+// with key id, or of unknown size when n is negative, and parse bytes more
+// for what its parse builds (as much of them as the key's share allows):
+// first of the key's share, then of the total, so a key past its share
+// waits without holding room others could use. It returns how long it
+// waited; a body larger than the share or the total takes all of it. It
+// returns errKeyBodies when the key's share had no room within the wait,
 // errBodyMemory when the total had none. A body under smallBody takes
-// nothing.
-func (b *bodyBudget) acquire(ctx context.Context, id, n, parse int64) (l *lease, waited time.Duration, err error) {
-	l = &lease{b: b, key: id}
+// nothing. The caller gives l (in its request's pooled parseWork), so a
+// request allocates no lease of its own.
+func (b *bodyBudget) acquire(ctx context.Context, l *lease, id, n, parse int64) (waited time.Duration, err error) {
+	*l = lease{b: b, key: id}
 	if b == nil {
-		return l, 0, nil
+		return 0, nil
 	}
 	if n < 0 {
 		n = b.unknown
 	}
 	if n < smallBody {
-		return l, 0, nil
+		return 0, nil
 	}
 	var start time.Time
 	defer func() {
@@ -155,18 +156,18 @@ func (b *bodyBudget) acquire(ctx context.Context, id, n, parse int64) (l *lease,
 		l.own, l.sh = min(want, b.perKey), b.share(id)
 		if err := b.take(ctx, l.sh.sem, l.own, &start); err != nil {
 			l.own = 0
-			return l, 0, fmt.Errorf("%w: this key may hold %d bytes of bodies at once; waited %s for room to read %d more",
+			return 0, fmt.Errorf("%w: this key may hold %d bytes of bodies at once; waited %s for room to read %d more",
 				errKeyBodies, b.perKey, time.Since(start).Round(time.Millisecond), n)
 		}
 	}
 	if b.sem != nil {
 		total := min(want, b.size)
 		if err := b.take(ctx, b.sem, total, &start); err != nil {
-			return l, 0, fmt.Errorf("%w: waited %s for room to read %d bytes", errBodyMemory, time.Since(start).Round(time.Millisecond), total)
+			return 0, fmt.Errorf("%w: waited %s for room to read %d bytes", errBodyMemory, time.Since(start).Round(time.Millisecond), total)
 		}
 		l.total, l.spare = total, max(total-n, 0)
 	}
-	return l, 0, nil
+	return 0, nil
 }
 
 // grow takes n more bytes of room for the parse: first from what was

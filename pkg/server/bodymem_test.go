@@ -11,14 +11,14 @@ func TestBodyBudget(t *testing.T) {
 	ctx := context.Background()
 	b := newBodyBudget(1<<20, 0, 1<<20, 50*time.Millisecond)
 
-	first, _, err := b.acquire(ctx, 1, 600<<10, 0)
+	first, _, err := acquire(ctx, b, 1, 600<<10, 0)
 	if err != nil {
 		t.Fatalf("first 600 KiB of a 1 MiB budget: %v", err)
 	}
-	if _, waited, err := b.acquire(ctx, 1, 600<<10, 0); !errors.Is(err, errBodyMemory) || waited < b.wait {
+	if _, waited, err := acquire(ctx, b, 1, 600<<10, 0); !errors.Is(err, errBodyMemory) || waited < b.wait {
 		t.Fatalf("second 600 KiB while the first is held: got %v after %s, want errBodyMemory after %s", err, waited, b.wait)
 	}
-	small, waited, err := b.acquire(ctx, 1, smallBody-1, 0)
+	small, waited, err := acquire(ctx, b, 1, smallBody-1, 0)
 	if err != nil || waited != 0 {
 		t.Fatalf("a small body while the budget is short: %v after %s, want no wait", err, waited)
 	}
@@ -29,7 +29,7 @@ func TestBodyBudget(t *testing.T) {
 	waiting := make(chan struct{})
 	b.wait, b.waiting = 10*time.Second, func() { close(waiting) }
 	go func() {
-		second, waited, err := b.acquire(ctx, 1, 600<<10, 0)
+		second, waited, err := acquire(ctx, b, 1, 600<<10, 0)
 		if err == nil {
 			second.release()
 			if waited <= 0 {
@@ -47,28 +47,28 @@ func TestBodyBudget(t *testing.T) {
 
 	// A body larger than the whole budget takes all of it rather than
 	// waiting forever.
-	all, _, err := b.acquire(ctx, 1, 3<<20, 0)
+	all, _, err := acquire(ctx, b, 1, 3<<20, 0)
 	if err != nil {
 		t.Fatalf("a body over the budget, with nothing else held: %v", err)
 	}
-	if _, _, err := b.acquire(ctx, 1, smallBody, 0); !errors.Is(err, errBodyMemory) {
+	if _, _, err := acquire(ctx, b, 1, smallBody, 0); !errors.Is(err, errBodyMemory) {
 		t.Fatalf("while the whole budget is held: got %v, want errBodyMemory", err)
 	}
 	all.release()
 
 	// A body of unknown size counts as the body limit, here the whole
 	// budget.
-	part, _, err := b.acquire(ctx, 1, smallBody, 0)
+	part, _, err := acquire(ctx, b, 1, smallBody, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := b.acquire(ctx, 1, -1, 0); !errors.Is(err, errBodyMemory) {
+	if _, _, err := acquire(ctx, b, 1, -1, 0); !errors.Is(err, errBodyMemory) {
 		t.Fatalf("a body of unknown size while %d bytes are held: got %v, want errBodyMemory", smallBody, err)
 	}
 	part.release()
 
 	var none *bodyBudget
-	if _, _, err := none.acquire(ctx, 1, 1<<30, 0); err != nil {
+	if _, _, err := acquire(ctx, none, 1, 1<<30, 0); err != nil {
 		t.Fatalf("no budget: %v", err)
 	}
 }
@@ -80,18 +80,18 @@ func TestBodyBudget(t *testing.T) {
 func TestBodyBudgetPerKey(t *testing.T) {
 	ctx := context.Background()
 	b := newBodyBudget(1<<20, 300<<10, 1<<20, 50*time.Millisecond)
-	a1, _, err := b.acquire(ctx, 1, 200<<10, 0)
+	a1, _, err := acquire(ctx, b, 1, 200<<10, 0)
 	if err != nil {
 		t.Fatalf("key 1's first 200 KiB: %v", err)
 	}
-	if _, waited, err := b.acquire(ctx, 1, 200<<10, 0); !errors.Is(err, errKeyBodies) || !errors.Is(err, errRateLimited) || waited < b.wait {
+	if _, waited, err := acquire(ctx, b, 1, 200<<10, 0); !errors.Is(err, errKeyBodies) || !errors.Is(err, errRateLimited) || waited < b.wait {
 		t.Fatalf("key 1's second 200 KiB, past its 300 KiB share: got %v after %s, want errKeyBodies after %s", err, waited, b.wait)
 	}
-	other, waited, err := b.acquire(ctx, 2, 200<<10, 0)
+	other, waited, err := acquire(ctx, b, 2, 200<<10, 0)
 	if err != nil || waited != 0 {
 		t.Fatalf("key 2's 200 KiB while key 1 holds its share: %v after %s, want room at once", err, waited)
 	}
-	big, _, err := b.acquire(ctx, 3, 400<<10, 0)
+	big, _, err := acquire(ctx, b, 3, 400<<10, 0)
 	if err != nil || big.own != 300<<10 || big.total != 400<<10 {
 		t.Fatalf("key 3's 400 KiB: %v, holding %d of its share and %d of the total, want all 300 KiB of it and 400 KiB", err, big.own, big.total)
 	}
@@ -104,7 +104,7 @@ func TestBodyBudgetPerKey(t *testing.T) {
 	if got := len(b.shares); got != 0 {
 		t.Errorf("%d shares once every body is answered, want 0", got)
 	}
-	if l, _, err := b.acquire(ctx, 1, 300<<10, 0); err != nil {
+	if l, _, err := acquire(ctx, b, 1, 300<<10, 0); err != nil {
 		t.Errorf("key 1's whole share after its bodies were answered: %v", err)
 	} else {
 		l.release()
@@ -120,7 +120,7 @@ func TestBodyBudgetPerKey(t *testing.T) {
 func TestReservation(t *testing.T) {
 	ctx := context.Background()
 	b := newBodyBudget(1<<20, 0, 1<<20, 10*time.Second)
-	r, _, err := b.acquire(ctx, 1, 100<<10, 200<<10)
+	r, _, err := acquire(ctx, b, 1, 100<<10, 200<<10)
 	if err != nil || r.total != 300<<10 {
 		t.Fatalf("reserve: held %d, %v; want 300 KiB", r.total, err)
 	}
@@ -130,7 +130,7 @@ func TestReservation(t *testing.T) {
 	if err := r.grow(100 << 10); err != nil || r.total != 350<<10 {
 		t.Fatalf("growing past it: held %d, %v; want 50 KiB more", r.total, err)
 	}
-	other, _, err := b.acquire(ctx, 2, 600<<10, 0)
+	other, _, err := acquire(ctx, b, 2, 600<<10, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,4 +143,11 @@ func TestReservation(t *testing.T) {
 	if !b.sem.TryAcquire(1 << 20) {
 		t.Errorf("the budget is not whole after both released")
 	}
+}
+
+// acquire is b.acquire into a lease of its own.
+func acquire(ctx context.Context, b *bodyBudget, id, n, parse int64) (*lease, time.Duration, error) {
+	l := new(lease)
+	waited, err := b.acquire(ctx, l, id, n, parse)
+	return l, waited, err
 }

@@ -91,9 +91,9 @@ type errorShape func(status int, msg string, err error) any
 
 // writeErrorAs answers with err's status and a body of the given shape,
 // adds Retry-After to a 503, and records err for the request log.
-func writeErrorAs(w http.ResponseWriter, r *http.Request, err error, shape errorShape) {
+func writeErrorAs(w http.ResponseWriter, err error, shape errorShape) {
 	status, msg := statusOf(err)
-	if info := infoFrom(r.Context()); info != nil {
+	if info := infoOf(w); info != nil {
 		info.err = err
 	}
 	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {

@@ -99,6 +99,17 @@ func FuzzClientAddr(f *testing.F) {
 			r.Header.Add("X-Forwarded-For", h)
 		}
 		addr, ok := clientAddr(r, trusted)
+		// On a connection, the first request parses the peer and the next
+		// reuse it: each finds the same caller, and its text.
+		rc := r.WithContext(ConnContext(r.Context(), nil))
+		for range 2 {
+			if a, o := clientAddr(rc, trusted); a != addr || o != ok {
+				t.Fatalf("on a connection: clientAddr = %v, %v; want %v, %v as without", a, o, addr, ok)
+			}
+			if got := addrText(rc, addr); ok && got != addr.String() {
+				t.Fatalf("on a connection: addrText = %q, want %q", got, addr.String())
+			}
+		}
 		if !ok {
 			return
 		}

@@ -16,7 +16,7 @@ const maxRequestIDLen = 64
 // proxies, or a new one (see newRequestID). observe echoes it in the X-Request-Id
 // response header and puts it in the request's log line.
 func requestID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-Id"); saneRequestID(id) {
+	if id := headerValue(r.Header, "X-Request-Id"); saneRequestID(id) {
 		return id
 	}
 	return newRequestID()

@@ -12,6 +12,11 @@ import (
 	"github.com/metricgate/metricgate/pkg/points"
 )
 
+// jsonContentType is the Content-Type of /api/submit's answer, shared by
+// every answer as influxHeaders shares its values: Header.Set would make a
+// slice for it on every request.
+var jsonContentType = []string{"application/json"}
+
 // submitAPI is POST /api/submit: a JSON point or array of points,
 // authenticated by the X-API-Key header and the caller's address, answered
 // with 200 {"accepted": N}.
@@ -27,7 +32,7 @@ func submitAPI(cfg Config) writeAPI {
 		return w.json.Scan(body, o, host, now)
 	}
 	return writeAPI{
-		key: func(r *http.Request) string { return strings.TrimSpace(r.Header.Get("X-API-Key")) },
+		key: apiKeyHeader,
 		parser: func(r *http.Request) (parseFunc, error) {
 			if err := checkContentType(r); err != nil {
 				return nil, err
@@ -36,7 +41,7 @@ func submitAPI(cfg Config) writeAPI {
 		},
 		ok: func(w http.ResponseWriter, n int) {
 			// Written by hand: this answer is on every request's path.
-			w.Header().Set("Content-Type", "application/json")
+			w.Header()["Content-Type"] = jsonContentType
 			w.WriteHeader(http.StatusOK)
 			w.Write(strconv.AppendInt([]byte(`{"accepted":`), int64(n), 10))
 			w.Write([]byte("}\n"))
@@ -48,6 +53,12 @@ func submitAPI(cfg Config) writeAPI {
 	}
 }
 
+// apiKeyHeader returns the key of the X-API-Key header, whose canonical
+// name is X-Api-Key.
+func apiKeyHeader(r *http.Request) string {
+	return strings.TrimSpace(headerValue(r.Header, "X-Api-Key"))
+}
+
 // parseOptions are the parse settings every write endpoint shares.
 func parseOptions(cfg Config) points.Options {
 	return points.Options{DefaultMeasurement: cfg.Measurement, MaxPoints: cfg.MaxPoints, Limits: cfg.Limits, HostTag: cfg.HostTag}
@@ -56,7 +67,7 @@ func parseOptions(cfg Config) points.Options {
 // checkContentType accepts JSON (application/json or any +json type) and a
 // missing Content-Type; anything else is errUnsupportedMedia.
 func checkContentType(r *http.Request) error {
-	ct := r.Header.Get("Content-Type")
+	ct := headerValue(r.Header, "Content-Type")
 	if ct == "" || ct == "application/json" {
 		return nil
 	}

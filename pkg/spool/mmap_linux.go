@@ -15,11 +15,3 @@ func mapSegment(f *os.File, size int64) ([]byte, error) {
 }
 
 func unmapSegment(mem []byte) error { return syscall.Munmap(mem) }
-
-// allocate gives a new segment its blocks without writing them, so that
-// --fsync interval does not write every byte twice, zeros first; they read
-// as zeros until written, as the recovery scan expects. It returns an
-// error where the file system cannot (prepareSegment then writes zeros).
-func allocate(f *os.File, size int64) error {
-	return syscall.Fallocate(int(f.Fd()), 0, 0, size)
-}

@@ -62,8 +62,8 @@ func (s *Spool) prepare(id uint64, size int64) {
 	s.next <- prepareSegment(s.opts.Dir, id, size, s.opts.Sync == SyncInterval)
 }
 
-// prepareSegment creates a segment, its blocks allocated (see fill), and
-// makes its size and directory entry durable.
+// prepareSegment creates a zero-filled segment and makes its size and
+// directory entry durable, so that later fdatasyncs carry only data.
 //
 // With mapped it also maps the segment for writing: SyncInterval copies each
 // append into the mapping, which puts it in the page cache without a system
@@ -77,9 +77,13 @@ func prepareSegment(dir string, id uint64, size int64, mapped bool) preparedSegm
 	if err != nil {
 		return preparedSegment{id: id, err: err}
 	}
-	if err := fill(f, size, mapped); err != nil {
-		f.Close()
-		return preparedSegment{id: id, err: err}
+	zero := make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(zero)) {
+		n := min(int64(len(zero)), size-off)
+		if _, err := f.WriteAt(zero[:n], off); err != nil {
+			f.Close()
+			return preparedSegment{id: id, err: err}
+		}
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
@@ -98,28 +102,6 @@ func prepareSegment(dir string, id uint64, size int64, mapped bool) preparedSegm
 		return preparedSegment{id: id, err: err}
 	}
 	return preparedSegment{id: id, file: f, mem: mem, size: size}
-}
-
-// fill allocates the blocks of a new segment of size bytes. For SyncAlways
-// (mapped false) it writes zeros, so that the fdatasync every group waits
-// for carries only data: writing into blocks that were merely allocated
-// makes the file system record, at that fdatasync, that they now hold
-// data. For SyncInterval, whose fdatasync no append waits for, it only
-// allocates them where the file system can (allocate): zeros written
-// first doubled what a segment cost the disk, and their copy and sync took
-// a twentieth of the gateway's CPU under 5000-point batches.
-func fill(f *os.File, size int64, mapped bool) error {
-	if mapped && allocate(f, size) == nil {
-		return nil
-	}
-	zero := make([]byte, 1<<20)
-	for off := int64(0); off < size; off += int64(len(zero)) {
-		n := min(int64(len(zero)), size-off)
-		if _, err := f.WriteAt(zero[:n], off); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // close unmaps and closes the segment's file. Unmapping also drops the

@@ -17,10 +17,15 @@ import (
 // busy gateway does not ask the database on every request: a cached key
 // costs no round trip at all. It learns of changes in the background:
 //
-//   - On SQLite it forgets everything whenever any other connection commits
-//     to the file (keyctl generating, revoking or updating a key; another
-//     process), which it notices by polling PRAGMA data_version every
-//     CacheOptions.Poll.
+//   - On SQLite it polls PRAGMA data_version every CacheOptions.Poll to
+//     learn that another connection committed to the file, then reads the
+//     change log that triggers on the key table keep for every writer
+//     (migrations/0007_key_changes.sql) and forgets the keys it names.
+//     Most commits change no key (the gateway writes usage every second),
+//     and forgetting every key on each would send the next request of
+//     every key to the database. If the log no longer holds the last
+//     change the cache applied (it was pruned past it, or the file was
+//     replaced by an older copy), the cache forgets every key.
 //   - On PostgreSQL it LISTENs on a connection of its own for the change
 //     log's notifications, reads the changes after the last one it applied,
 //     and re-reads the keys they name that it holds; a poll every
@@ -42,23 +47,24 @@ type Cache struct {
 	gen  uint64                      // bumped on every change, so a look-up racing one is not cached
 
 	heard      atomic.Int64 // o.Now() in unix nanoseconds when the store last answered the cache
-	lastChange atomic.Int64 // PostgreSQL: the id of the last change applied
+	lastChange atomic.Int64 // the id of the last change applied from the store's change log
 	connected  atomic.Bool  // the cache is following the store's changes now
 	lastErr    atomic.Pointer[string]
 
-	conn  *sql.Conn // SQLite: the connection that polls data_version
-	query *sql.Stmt // SQLite: PRAGMA data_version, prepared once on conn
-	stop  chan struct{}
-	done  chan struct{}
-	close sync.Once
+	conn    *sql.Conn // SQLite: the connection that polls data_version
+	query   *sql.Stmt // SQLite: PRAGMA data_version, prepared once on conn
+	changes *sql.Stmt // SQLite: queryChangesFrom, prepared once on conn
+	stop    chan struct{}
+	done    chan struct{}
+	close   sync.Once
 }
 
 // CacheOptions tune a Cache. The zero value is the defaults.
 type CacheOptions struct {
 	// Poll is how often the cache asks the store for changes it was not
-	// told of: SQLite's data_version (default 25 ms), or PostgreSQL's
-	// change log (default 5 s), beside the notifications that tell it at
-	// once.
+	// told of: SQLite's data_version, and its change log when that moved
+	// (default 25 ms), or PostgreSQL's change log (default 5 s), beside
+	// the notifications that tell it at once.
 	Poll time.Duration
 	// MaxStale is how long after it last heard from the store the cache
 	// keeps answering from what it holds; after that it answers
@@ -195,7 +201,7 @@ func (c *Cache) Close() error {
 	c.close.Do(func() { close(c.stop) })
 	<-c.done
 	if c.conn != nil {
-		return errors.Join(c.query.Close(), c.conn.Close())
+		return c.closeConn()
 	}
 	return nil
 }
@@ -214,56 +220,79 @@ func (c *Cache) lost(err error) {
 	c.connected.Store(false)
 }
 
-// startPolling starts following a SQLite store by its data_version. The
-// pragma is prepared once on the connection the cache holds, rather than
-// compiled again on every poll, 40 times a second by default.
-func (c *Cache) startPolling(ctx context.Context) error {
+// queryChangesFrom reads SQLite's change log from the change with the
+// given id on. It returns that change too, when the log still holds it, so
+// the cache can tell a log that has not moved from one that was pruned past
+// it or replaced by an older copy, which would both return nothing after
+// it. Pruning keeps the log to 10,000 changes, so this is bounded.
+const queryChangesFrom = `SELECT id, key_id FROM key_changes WHERE id >= ? ORDER BY id`
+
+// startPolling starts following a SQLite store by its data_version, from
+// the newest change in its log. The statements are prepared once on the
+// connection the cache holds, rather than compiled again on every poll, 40
+// times a second by default.
+func (c *Cache) startPolling(ctx context.Context) (err error) {
 	if c.o.Poll <= 0 {
 		c.o.Poll = 25 * time.Millisecond
 	}
-	conn, err := c.s.db.Conn(ctx)
-	if err != nil {
+	if c.conn, err = c.s.db.Conn(ctx); err != nil {
 		return fmt.Errorf("keystore: cache: %w", err)
 	}
-	query, err := conn.PrepareContext(ctx, `PRAGMA data_version`)
-	if err != nil {
-		conn.Close()
+	defer func() {
+		if err != nil {
+			c.closeConn()
+		}
+	}()
+	if c.query, err = c.conn.PrepareContext(ctx, `PRAGMA data_version`); err != nil {
 		return fmt.Errorf("keystore: cache: %w", err)
 	}
-	c.conn, c.query = conn, query
+	if c.changes, err = c.conn.PrepareContext(ctx, queryChangesFrom); err != nil {
+		return fmt.Errorf("keystore: cache: %w", err)
+	}
 	version, err := c.dataVersion(ctx)
 	if err != nil {
-		query.Close()
-		conn.Close()
 		return err
 	}
+	var last int64
+	if err = c.conn.QueryRowContext(ctx, queryLastChange).Scan(&last); err != nil {
+		return fmt.Errorf("keystore: cache: read the change log: %w", err)
+	}
+	c.lastChange.Store(last)
 	c.connected.Store(true)
 	go c.poll(version)
 	return nil
 }
 
+// poll follows a SQLite store until Close: every CacheOptions.Poll it asks
+// whether another connection has committed since the version it last
+// caught up with, and if so reads the change log.
 func (c *Cache) poll(version int64) {
 	defer close(c.done)
 	t := time.NewTicker(c.o.Poll)
 	defer t.Stop()
+	current := true // the cache has applied every change up to version
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-t.C:
 		}
-		v, err := c.dataVersion(context.Background())
-		if err != nil || v != version {
-			// On an error too: better a few look-ups than a stale answer.
-			c.Flush()
-			version = v
+		ctx := context.Background()
+		v, err := c.dataVersion(ctx)
+		if err == nil && (v != version || !current) {
+			err = c.readLog(ctx)
 		}
 		if err != nil {
+			// Better a few look-ups than a stale answer. The log is read
+			// again once the store answers, whatever its version then.
+			c.Flush()
+			current = false
 			msg := err.Error()
 			c.lastErr.Store(&msg)
-		} else {
-			c.heardNow()
+			continue
 		}
+		version, current = v, true
+		c.heardNow()
 	}
 }
 
@@ -273,4 +302,80 @@ func (c *Cache) dataVersion(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("keystore: cache: %w", err)
 	}
 	return v, nil
+}
+
+// readLog reads the changes logged after the last one applied and forgets
+// the cached keys they name. If the log no longer holds the last change
+// applied (or, when none has been, the first change), it was pruned past
+// the cache or the file was replaced by an older copy: the cache cannot
+// know what changed, forgets every key, and goes on from the log's newest
+// change, or from its start when it is empty.
+func (c *Cache) readLog(ctx context.Context) error {
+	last := c.lastChange.Load()
+	rows, err := c.changes.QueryContext(ctx, last)
+	if err != nil {
+		return fmt.Errorf("keystore: cache: read the change log: %w", err)
+	}
+	defer rows.Close()
+	var (
+		keys          []int64
+		first, newest int64
+		found         bool
+	)
+	for rows.Next() {
+		var id, key int64
+		if err := rows.Scan(&id, &key); err != nil {
+			return fmt.Errorf("keystore: cache: read the change log: %w", err)
+		}
+		if !found {
+			first, found = id, true
+		}
+		if id > last {
+			keys = append(keys, key)
+		}
+		newest = id
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("keystore: cache: read the change log: %w", err)
+	}
+	switch {
+	case !found && last == 0:
+		return nil // nothing logged yet
+	case !found || first != max(last, 1):
+		c.Flush()
+	default:
+		c.forget(keys)
+	}
+	c.lastChange.Store(newest)
+	return nil
+}
+
+// forget forgets the cached keys with the given ids, which have changed. It
+// also stops a look-up that raced their change, and may have read a key
+// as it was before, from caching what it read.
+func (c *Cache) forget(ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, id := range ids {
+		if hash, ok := c.ids[id]; ok {
+			delete(c.keys, hash)
+			delete(c.ids, id)
+		}
+	}
+}
+
+// closeConn releases the SQLite connection the cache polls on, and the
+// statements prepared on it.
+func (c *Cache) closeConn() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{c.query, c.changes} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(append(errs, c.conn.Close())...)
 }

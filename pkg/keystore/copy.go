@@ -30,9 +30,9 @@ type CopyReport struct {
 // naming it, and nothing is written. Before it commits, Copy checks that
 // dst gained exactly what it copied.
 //
-// On PostgreSQL the copied keys are logged as changes, so running
-// gateways learn of them; the identity sequence is moved past the copied
-// ids.
+// The copied keys are logged as changes (on SQLite by the key table's
+// triggers), so running gateways learn of them; on PostgreSQL the identity
+// sequence is moved past the copied ids.
 func Copy(ctx context.Context, src, dst *Store) (CopyReport, error) {
 	var r CopyReport
 	if src.Addr() == dst.Addr() {

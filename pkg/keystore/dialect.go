@@ -9,7 +9,8 @@ import (
 
 // dialect is what differs between the backends beyond the statements they
 // share (queries.go): how parameters are written, the few statements each
-// writes its own way, and the change log only PostgreSQL keeps.
+// writes its own way, and the change log PostgreSQL's writers keep (SQLite's
+// triggers keep their own).
 type dialect struct {
 	name string
 	// bind rewrites a statement written with SQLite's ? and ?N parameters
@@ -19,7 +20,8 @@ type dialect struct {
 	// the node given as the first parameter, in one statement.
 	upsertUsage string
 	// changes is true where writes record the keys they change in the
-	// change log, for the other replicas' caches (PostgreSQL).
+	// change log themselves and caches LISTEN for them (PostgreSQL); on
+	// SQLite triggers record them and caches poll.
 	changes bool
 }
 

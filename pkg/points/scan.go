@@ -54,6 +54,8 @@ type Scanner struct {
 	shape     []byte
 	ownBuf    []byte
 	tags      []tagTok
+	plainTags []fastTag
+	rewrites  []rewrite
 	tagKeys   [][]byte
 	fieldKeys [][]byte
 	keySet    map[string]struct{}
@@ -350,6 +352,12 @@ func (s *Scanner) line(dec *lineprotocol.Decoder, m []byte, err error) error {
 // anything else by timestamp and checkTime.
 func (s *Scanner) appendTime(out, ts []byte) ([]byte, error) {
 	n, ok := smallInt(ts)
+	return s.appendTimeOf(out, ts, n, ok)
+}
+
+// appendTimeOf is appendTime for ts read already as smallInt reads it: n,
+// when ok.
+func (s *Scanner) appendTimeOf(out, ts []byte, n int64, ok bool) ([]byte, error) {
 	p := int64(s.precision)
 	if !ok || n > maxNanoTime/p || n < minNanoTime/p {
 		t, err := timestamp(ts, s.precision, s.now)
@@ -576,20 +584,24 @@ func appendValue(out []byte, kind lineprotocol.ValueKind, raw []byte, maxLen int
 func canonicalInt(raw []byte, unsigned bool) bool {
 	d := raw
 	if len(d) > 0 && d[0] == '-' {
-		if unsigned {
-			return false
-		}
 		d = d[1:]
 	}
-	if len(d) == 0 || len(d) > 18 || d[0] == '0' && (len(d) > 1 || len(raw) > 1) {
-		return false
+	return digitsEnd(d, 0) == len(d) && intForm(len(d) < len(raw), d, unsigned)
+}
+
+// intForm reports whether digits, all decimal digits, with a minus sign
+// before them when neg, are an integer as canonicalInt has it.
+func intForm(neg bool, digits []byte, unsigned bool) bool {
+	return !(neg && unsigned) && len(digits) > 0 && len(digits) <= 18 &&
+		(digits[0] != '0' || len(digits) == 1 && !neg)
+}
+
+// digitsEnd returns the end of the run of decimal digits in b from i.
+func digitsEnd(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
 	}
-	for _, c := range d {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	return i
 }
 
 // canonicalFloat reports, conservatively, whether raw is a float written
@@ -599,45 +611,48 @@ func canonicalInt(raw []byte, unsigned bool) bool {
 // float), and a value that 'g' writes without an exponent (from 1e-4 to
 // below 1e6). It may say no to such a float; never yes to another.
 func canonicalFloat(raw []byte) bool {
-	i := 0
-	if len(raw) > 0 && raw[0] == '-' {
+	end, ok := floatEnd(raw, 0)
+	return ok && end == len(raw)
+}
+
+// floatEnd reads the float at b[i:] as canonicalFloat has one, and returns
+// the offset past it; it stops at the first byte that cannot continue it.
+func floatEnd(b []byte, i int) (int, bool) {
+	if i < len(b) && b[i] == '-' {
 		i++
 	}
-	intStart := i
-	for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
-		i++
-	}
+	return fractionEnd(b, i, digitsEnd(b, i))
+}
+
+// fractionEnd is floatEnd for a float whose integer digits, after its
+// sign, are b[intStart:i].
+func fractionEnd(b []byte, intStart, i int) (int, bool) {
 	intDigits := i - intStart
-	if intDigits == 0 || intDigits > 6 || intDigits > 1 && raw[intStart] == '0' {
-		return false
+	if intDigits == 0 || intDigits > 6 || intDigits > 1 && b[intStart] == '0' {
+		return 0, false
 	}
-	if i == len(raw) {
-		return true
-	}
-	if raw[i] != '.' {
-		return false
+	if i == len(b) || b[i] != '.' {
+		return i, true
 	}
 	i++
 	fracStart := i
-	for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' {
-		i++
-	}
+	i = digitsEnd(b, i)
 	frac := i - fracStart
-	if i != len(raw) || frac == 0 || raw[i-1] == '0' {
-		return false
+	if frac == 0 || b[i-1] == '0' {
+		return 0, false
 	}
 	significant := intDigits + frac
-	if raw[intStart] == '0' {
+	if b[intStart] == '0' {
 		zeros := 0
-		for raw[fracStart+zeros] == '0' {
+		for b[fracStart+zeros] == '0' {
 			zeros++
 		}
 		if zeros > 3 {
-			return false
+			return 0, false
 		}
 		significant = frac - zeros
 	}
-	return significant <= 15
+	return i, significant <= 15
 }
 
 // escapes is a table of the bytes a token escapes with a backslash, and

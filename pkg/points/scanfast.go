@@ -1,6 +1,11 @@
 package points
 
-import "github.com/influxdata/line-protocol/v2/lineprotocol"
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/influxdata/line-protocol/v2/lineprotocol"
+)
 
 // This file is the Scanner's fast path: a line as agents nearly always
 // send it (plain ASCII names, no escapes, values already in the form the
@@ -87,12 +92,18 @@ func (s *Scanner) undo(out []byte, start int) bool {
 	return false
 }
 
+// fastTag is a tag of a fast line: its key, and the tag as the line has
+// it, ",key=value", which is how the spool's line has it too, so that it
+// is written with one copy.
+type fastTag struct{ key, tok []byte }
+
 // fastTags reads the tags of line, which starts with a measurement of
-// mLen bytes ending at i, into s.tags, checking each as readTags does,
-// and returns the offset of the first field.
+// mLen bytes ending at i, into s.plainTags, checking each as readTags does,
+// and returns the offset of the first field. A host tag the client sent is
+// checked and counted, but left out: the gateway's takes its place.
 func (s *Scanner) fastTags(line []byte, i, mLen int) (int, bool) {
-	s.tags = s.tags[:0]
-	keyLen := mLen
+	s.plainTags = s.plainTags[:0]
+	keyLen, n, hostSent := mLen, 0, false
 	for i < len(line) && line[i] == ',' {
 		k0 := i + 1
 		i = plainRun(line, k0)
@@ -105,11 +116,19 @@ func (s *Scanner) fastTags(line []byte, i, mLen int) (int, bool) {
 		if keyLen += 2 + len(k) + len(v); keyLen > maxSeriesKeyLen {
 			return 0, false
 		}
-		if s.lim.MaxTags > 0 && len(s.tags) >= s.lim.MaxTags ||
+		if s.lim.MaxTags > 0 && n >= s.lim.MaxTags ||
 			!nameOK(k, s.lim.MaxNameLen, true) || !tagValueOK(v, s.lim.MaxValueLen) {
 			return 0, false
 		}
-		s.tags = append(s.tags, tagTok{k, v})
+		n++
+		if string(k) == s.opts.HostTag { // replaced by the gateway's
+			if hostSent {
+				return 0, false // a repeated tag, which readTags refuses
+			}
+			hostSent = true
+			continue
+		}
+		s.plainTags = append(s.plainTags, fastTag{k, line[k0-1 : i]})
 	}
 	if i >= len(line) || line[i] != ' ' {
 		return 0, false
@@ -120,30 +139,28 @@ func (s *Scanner) fastTags(line []byte, i, mLen int) (int, bool) {
 	return i, true
 }
 
-// appendFastTags writes s.tags as appendTags does, sorted by key with the
-// gateway's host tag among them in place of the client's. Sorting puts a
-// repeated key next to itself, which is how the fast path finds one: it
-// gives such a line up, and readTags refuses it.
+// appendFastTags writes s.plainTags as appendTags does, sorted by key with
+// the gateway's host tag among them. Sorting puts a repeated key next to
+// itself, which is how the fast path finds one (fastTags finds a repeated
+// host tag): it gives such a line up, and readTags refuses it.
 func (s *Scanner) appendFastTags(out []byte) ([]byte, bool) {
-	tags := s.tags
+	tags := s.plainTags
 	for i := 1; i < len(tags); i++ { // few, and mostly sorted already
-		for j := i; j > 0 && string(tags[j-1].key) >= string(tags[j].key); j-- {
+		for j := i; j > 0 && !keyBefore(tags[j-1].key, tags[j].key); j-- {
 			if string(tags[j-1].key) == string(tags[j].key) {
 				return out, false
 			}
 			tags[j-1], tags[j] = tags[j], tags[j-1]
 		}
 	}
-	hostTag := s.opts.HostTag
+	host := s.opts.HostTag
 	hostDone := false
 	for _, t := range tags {
-		if !hostDone && string(t.key) >= hostTag {
+		if !hostDone && (t.key[0] > host[0] || t.key[0] == host[0] && string(t.key) > host) {
 			out = append(out, s.hostTok...)
 			hostDone = true
 		}
-		if string(t.key) != hostTag {
-			out = append(append(append(append(out, ','), t.key...), '='), t.value...)
-		}
+		out = append(out, t.tok...)
 	}
 	if !hostDone {
 		out = append(out, s.hostTok...)
@@ -151,14 +168,26 @@ func (s *Scanner) appendFastTags(out []byte) ([]byte, bool) {
 	return out, true
 }
 
+// keyBefore reports whether tag key a sorts before b; both are not empty.
+// Most keys differ in their first byte, which spares the call that compares
+// them whole.
+func keyBefore(a, b []byte) bool {
+	if a[0] != b[0] {
+		return a[0] < b[0]
+	}
+	return string(a) < string(b)
+}
+
 // fastFields writes the fields of line from offset i, each value as
 // appendValue would, collecting their keys in s.fieldKeys and the shape in
 // s.shape, and returns the offset past them. Keys are checked later, and
 // only for a shape not seen before (shapeOK): the same shape has the same
-// keys, already checked.
+// keys, already checked. Values are nearly always written as the line has
+// them, so the fields are checked first and then copied in one piece, with
+// the few values that take another form (s.rewrites) put in its place.
 func (s *Scanner) fastFields(out, line []byte, i int) ([]byte, int, bool) {
-	s.fieldKeys = s.fieldKeys[:0]
-	sep := byte(' ')
+	s.fieldKeys, s.rewrites = s.fieldKeys[:0], s.rewrites[:0]
+	f0 := i
 	for {
 		k0 := i
 		i = plainRun(line, k0)
@@ -166,93 +195,162 @@ func (s *Scanner) fastFields(out, line []byte, i int) ([]byte, int, bool) {
 			return out, 0, false
 		}
 		k := line[k0:i]
-		out = append(append(append(out, sep), k...), '=')
 		var kind byte
 		var ok bool
-		if out, i, kind, ok = s.fastValue(out, line, i+1); !ok {
+		if i, kind, ok = s.fastValue(line, i+1); !ok {
 			return out, 0, false
 		}
 		s.fieldKeys = append(s.fieldKeys, k)
 		s.shape = append(append(append(s.shape, k...), 0), kind)
 		if i == len(line) || line[i] == ' ' {
-			return out, i, true
+			break
 		}
 		if line[i] != ',' {
 			return out, 0, false
 		}
 		i++
-		sep = ','
 	}
+	out = append(out, ' ')
+	for _, r := range s.rewrites {
+		out = append(append(out, line[f0:r.at]...), r.with...)
+		f0 = r.end
+	}
+	return append(out, line[f0:i]...), i, true
 }
 
-// fastValue writes the field value at line[i:] when it is one the fast
-// path knows: a number already in canonical form, a boolean, or a string
-// of printable ASCII that needs no escape. It returns the offset past the
-// value and the kind byte the shape records.
-func (s *Scanner) fastValue(out, line []byte, i int) ([]byte, int, byte, bool) {
-	if line[i] == '"' {
+// rewrite is a value of a fast line written in another form than the
+// line's: line[at:end] becomes with.
+type rewrite struct {
+	at, end int
+	with    string
+}
+
+// fastValue checks the field value at line[i:] and returns the offset past
+// it and the kind byte the shape records, when it is one the fast path
+// knows: a number already in canonical form, a boolean, or a string of
+// printable ASCII that needs no escape. A value written in another form
+// than the line's (a boolean as "t", an unsigned integer) is added to
+// s.rewrites.
+func (s *Scanner) fastValue(line []byte, i int) (int, byte, bool) {
+	switch c := line[i]; {
+	case c == '"':
 		j := i + 1
 		for j < len(line) && line[j] >= ' ' && line[j] < 0x7f && line[j] != '"' && line[j] != '\\' {
 			j++
 		}
 		if j >= len(line) || line[j] != '"' || j-i-1 > s.lim.MaxValueLen {
-			return out, 0, 0, false
+			return 0, 0, false
 		}
-		return append(out, line[i:j+1]...), j + 1, byte(lineprotocol.String), true
-	}
-	j := i
-	for j < len(line) && line[j] != ',' && line[j] != ' ' {
-		j++
-	}
-	raw := line[i:j]
-	if len(raw) == 0 {
-		return out, 0, 0, false
-	}
-	switch c := raw[0]; {
+		return j + 1, byte(lineprotocol.String), true
 	case c == 't' || c == 'T' || c == 'f' || c == 'F':
-		switch string(raw) {
-		case "t", "T", "true", "True", "TRUE":
-			return append(out, "true"...), j, byte(lineprotocol.Bool), true
-		case "f", "F", "false", "False", "FALSE":
-			return append(out, "false"...), j, byte(lineprotocol.Bool), true
+		j := i
+		for j < len(line) && line[j] != ',' && line[j] != ' ' {
+			j++
 		}
-	case raw[len(raw)-1] == 'i':
-		if canonicalInt(raw[:len(raw)-1], false) {
-			return append(out, raw...), j, byte(lineprotocol.Int), true
+		var with string
+		switch string(line[i:j]) {
+		case "true", "false":
+			return j, byte(lineprotocol.Bool), true
+		case "t", "T", "True", "TRUE":
+			with = "true"
+		case "f", "F", "False", "FALSE":
+			with = "false"
+		default:
+			return 0, 0, false
 		}
-	case raw[len(raw)-1] == 'u':
-		if canonicalInt(raw[:len(raw)-1], true) {
-			return append(append(out, raw[:len(raw)-1]...), 'i'), j, byte(lineprotocol.Int), true
-		}
-	case canonicalFloat(raw):
-		return append(out, raw...), j, byte(lineprotocol.Float), true
+		s.rewrites = append(s.rewrites, rewrite{i, j, with})
+		return j, byte(lineprotocol.Bool), true
 	}
-	return out, 0, 0, false
+	j, kind, ok := numberEnd(line, i)
+	if !ok || j < len(line) && line[j] != ',' && line[j] != ' ' {
+		return 0, 0, false
+	}
+	if line[j-1] == 'u' {
+		s.rewrites = append(s.rewrites, rewrite{j - 1, j, "i"}) // stored as an integer
+	}
+	return j, kind, true
+}
+
+// numberEnd reads the number at b[i:] when it is written as Encode writes
+// its value: an integer as canonicalInt has it followed by 'i' (or 'u'), or
+// a float as canonicalFloat has it. It returns the offset past it and its
+// kind as the shape records it.
+func numberEnd(b []byte, i int) (int, byte, bool) {
+	d := i
+	if d < len(b) && b[d] == '-' {
+		d++
+	}
+	j := digitsEnd(b, d)
+	if j < len(b) && (b[j] == 'i' || b[j] == 'u') {
+		return j + 1, byte(lineprotocol.Int), intForm(d > i, b[d:j], b[j] == 'u')
+	}
+	j, ok := fractionEnd(b, d, j)
+	return j, byte(lineprotocol.Float), ok
 }
 
 // fastTime writes the timestamp that ends line from offset i, after the
-// spaces before it, as appendTime does: none, or digits with an optional
-// minus sign, then nothing but spaces.
+// spaces before it, as appendTime does: none, or 1 to 19 digits with an
+// optional minus sign, then nothing but spaces. It reads the number as it
+// finds its end; anything else is left to appendTime.
 func (s *Scanner) fastTime(out, line []byte, i int) ([]byte, bool) {
 	for i < len(line) && line[i] == ' ' {
 		i++
 	}
-	var ts []byte
-	if i < len(line) {
-		t0 := i
-		for i < len(line) && (line[i] >= '0' && line[i] <= '9' || line[i] == '-') {
-			i++
-		}
-		ts = line[t0:i]
-		for i < len(line) && line[i] == ' ' {
-			i++
-		}
-		if len(ts) == 0 || i < len(line) {
-			return out, false
-		}
+	if i == len(line) {
+		out, err := s.appendTime(out, nil)
+		return out, err == nil
 	}
-	out, err := s.appendTime(out, ts)
+	t0 := i
+	if line[i] == '-' {
+		i++
+	}
+	d0 := i
+	var u uint64 // 19 digits fit
+	// Eight digits at a time while eight more fit in 19: nanoseconds since
+	// 2001 are 19 digits.
+	for i+8 <= len(line) && i-d0+8 <= 19 {
+		v, ok := eightDigits(line[i:])
+		if !ok {
+			break
+		}
+		u = u*1e8 + v
+		i += 8
+	}
+	for i < len(line) && line[i] >= '0' && line[i] <= '9' && i-d0 < 19 {
+		u = u*10 + uint64(line[i]-'0')
+		i++
+	}
+	ts := line[t0:i]
+	if i == d0 || u > math.MaxInt64 {
+		return out, false
+	}
+	for i < len(line) && line[i] == ' ' {
+		i++
+	}
+	if i < len(line) {
+		return out, false
+	}
+	n := int64(u)
+	if d0 > t0 {
+		n = -n
+	}
+	out, err := s.appendTimeOf(out, ts, n, true)
 	return out, err == nil
+}
+
+// eightDigits reads b[:8] as a number of eight decimal digits, all eight
+// at once (SWAR: each step works on every byte of a word); ok is false
+// when one of them is not a digit.
+func eightDigits(b []byte) (n uint64, ok bool) {
+	x := binary.LittleEndian.Uint64(b) // the first digit in the lowest byte
+	const threes, sixes, highNibbles = 0x3030303030303030, 0x0606060606060606, 0xf0f0f0f0f0f0f0f0
+	if x&highNibbles != threes || (x+sixes)&highNibbles != threes { // '0' to '9' are 0x30 to 0x39
+		return 0, false
+	}
+	x -= threes
+	x = x*10 + x>>8 // bytes 0, 2, 4, 6: the pairs of digits, 0 to 99
+	x = ((x&0x000000ff000000ff)*(100+1000000<<32) + (x>>16&0x000000ff000000ff)*(1+10000<<32)) >> 32
+	return x, true
 }
 
 // shapeOK checks what a new shape's line holds beyond its tags and values,

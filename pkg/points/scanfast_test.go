@@ -1,6 +1,8 @@
 package points
 
 import (
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -28,7 +30,13 @@ func TestFastLineTakes(t *testing.T) {
 		{"# m v=1", false},
 		{" m v=1", false},
 		{"m,a=1,a=2 v=1", false},
-		{"m v=1 1700009999000000000", false}, // past MaxFuture
+		{"m,host=a,host=b v=1", false},
+		{"m,host=a,b=1,a=2 x=-0.125,y=F,z=-12i 1699786600000000002", true},
+		{"m v=1 -1699786600", true},
+		{"m v=1 - ", false},
+		{"m v=1 -  ", false},
+		{"m v=1 00000000001699786600000000002", false}, // 31 digits: the Decoder reads it
+		{"m v=1 1700009999000000000", false},           // past MaxFuture
 	} {
 		s.body = []byte(c.line)
 		s.lines.Reset()
@@ -38,6 +46,29 @@ func TestFastLineTakes(t *testing.T) {
 		}
 		if !c.take && len(s.lines.Data) != 0 {
 			t.Errorf("%q: fastLine left %q behind", c.line, s.lines.Data)
+		}
+	}
+}
+
+// TestEightDigits checks the word-at-a-time reading of eight digits
+// against strconv, on digits and on words with one byte that is not one.
+func TestEightDigits(t *testing.T) {
+	for _, n := range []uint64{0, 1, 9, 10, 12345678, 87654321, 99999999, 10000000, 90909090} {
+		b := []byte(fmt.Sprintf("%08d", n))
+		if got, ok := eightDigits(b); !ok || got != n {
+			t.Errorf("%s: got %d, %v; want %d", b, got, ok, n)
+		}
+		for i := range b {
+			for _, c := range []byte{'/', ':', ' ', '-', 0, 0x80, 0xff, 'a', '0' + 0x10, '9' - 0x10} {
+				bad := []byte(string(b))
+				bad[i] = c
+				if _, err := strconv.ParseUint(string(bad), 10, 64); err == nil {
+					continue
+				}
+				if got, ok := eightDigits(bad); ok {
+					t.Errorf("%q: read as %d; want refused", bad, got)
+				}
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package forward_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -15,10 +16,31 @@ import (
 type pacerState struct {
 	backlog atomic.Int64
 	healthy atomic.Bool
+	mu      sync.Mutex
+	acked   chan struct{} // closed and replaced by deliver, as Spool.Ack does
 }
 
 func newPacer(s *pacerState, limit int64, maxWait time.Duration) *forward.Pacer {
-	return forward.NewPacer(s.backlog.Load, s.healthy.Load, limit, maxWait)
+	return forward.NewPacer(s.backlog.Load, s.ackedChan, s.healthy.Load, limit, maxWait)
+}
+
+func (s *pacerState) ackedChan() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.acked == nil {
+		s.acked = make(chan struct{})
+	}
+	return s.acked
+}
+
+// deliver lowers the backlog to b as an acknowledged delivery does.
+func (s *pacerState) deliver(b int64) {
+	s.ackedChan()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.backlog.Store(b)
+	close(s.acked)
+	s.acked = make(chan struct{})
 }
 
 // waitAsync runs p.Wait in a goroutine and returns a channel closed when it
@@ -69,7 +91,7 @@ func TestPacerHoldsBackWhileBacklogGrows(t *testing.T) {
 		s.backlog.Store(1001)
 		done := waitAsync(context.Background(), p)
 		mustHold(t, done, "backlog over the limit while the forwarder delivers")
-		s.backlog.Store(900) // the forwarder delivered
+		s.deliver(900)
 		mustReturn(t, done, "backlog back under the limit")
 	})
 }
@@ -93,7 +115,7 @@ func TestPacerNeverHoldsBackWhileForwarderFails(t *testing.T) {
 		s.backlog.Store(401_001)
 		done := waitAsync(context.Background(), p)
 		mustHold(t, done, "backlog up by more than the limit from its lowest")
-		s.backlog.Store(400_500)
+		s.deliver(400_500)
 		mustReturn(t, done, "backlog back within the limit")
 	})
 }
@@ -128,5 +150,47 @@ func TestPacerLetsInAfterMaxWaitOrWhenTheRequestEnds(t *testing.T) {
 		mustHold(t, done, "over the limit")
 		cancel()
 		mustReturn(t, done, "the request ended")
+	})
+}
+
+// TestPacerLetsInAtTheDelivery checks that a held write goes in when the
+// delivery that makes room is acknowledged, with no time passing, and not
+// at the next poll; and that without one, it sees the forwarder fail at a
+// poll.
+func TestPacerLetsInAtTheDelivery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var s pacerState
+		s.healthy.Store(true)
+		p := newPacer(&s, 1000, time.Hour)
+		s.backlog.Store(0)
+		p.Wait(context.Background()) // the floor is 0 now
+		s.backlog.Store(5000)
+		done := waitAsync(context.Background(), p)
+		mustHold(t, done, "over the limit")
+
+		s.deliver(4000) // still over: held
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Fatal("Wait let the write in at a delivery that left the backlog over the limit")
+		default:
+		}
+		before := time.Now()
+		s.deliver(1000)
+		synctest.Wait()
+		select {
+		case <-done:
+			if waited := time.Since(before); waited != 0 {
+				t.Errorf("Wait let the write in %v after the delivery, want at once", waited)
+			}
+		default:
+			t.Fatal("Wait still holding the write back after the delivery that made room")
+		}
+
+		s.backlog.Store(5000)
+		done = waitAsync(context.Background(), p)
+		mustHold(t, done, "over the limit again")
+		s.healthy.Store(false) // InfluxDB down: nothing is acknowledged
+		mustReturn(t, done, "the forwarder failing")
 	})
 }

@@ -258,7 +258,7 @@ func (g *Gateway) pacer(cfg Config) server.Pacer {
 	if cfg.PaceBatches <= 0 {
 		return unpaced{}
 	}
-	return forward.NewPacer(g.spool.Backlog, g.fwd.Healthy,
+	return forward.NewPacer(g.spool.Backlog, g.spool.Acked, g.fwd.Healthy,
 		int64(cfg.PaceBatches)*int64(g.fwd.BatchPoints()), time.Second)
 }
 

@@ -25,6 +25,8 @@ func (s *Spool) Ack(b Batch) error {
 		s.full = false
 	}
 	s.points.Add(-int64(b.Points))
+	close(s.acked)
+	s.acked = make(chan struct{})
 	var remove []string
 	for len(s.segs) > 1 && s.segs[0].sealed && (s.segs[0].id < s.ack.seg || s.ack.off >= s.segs[0].end) {
 		if s.segs[0].id == s.ack.seg {

@@ -108,6 +108,7 @@ type Spool struct {
 	bytes    int64        // reserved or written and not yet acknowledged by the reader
 	points   atomic.Int64 // written under mu; read without it by Backlog
 	notify   chan struct{}
+	acked    chan struct{} // closed and replaced by each Ack (Acked)
 	syncErr  error
 	// The groups the committer wrote and synced, and the appends in them.
 	groups, grouped atomic.Int64
@@ -154,6 +155,7 @@ func Open(opts Options) (*Spool, error) {
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		notify: make(chan struct{}, 1),
+		acked:  make(chan struct{}),
 		next:   make(chan preparedSegment, 1),
 	}
 	if err := s.recover(); err != nil {
@@ -250,6 +252,14 @@ func (s *Spool) Stats() Stats {
 // Backlog returns the points stored and not yet acknowledged, as Stats
 // does, without taking the spool's lock: it is read on every write.
 func (s *Spool) Backlog() int64 { return s.points.Load() }
+
+// Acked returns a channel that the next Ack closes: what waits for the
+// backlog to fall waits on it, rather than reading Backlog again and again.
+func (s *Spool) Acked() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked
+}
 
 // Close stops accepting appends, syncs and closes the files, and unlocks
 // the directory. Appends already queued are completed first.

@@ -130,6 +130,40 @@ func TestAppendReadAck(t *testing.T) {
 	}
 }
 
+// TestAckedClosesAtAck checks the channel a held write waits on
+// (forward.Pacer): open until an Ack lowers the backlog, closed by it, and
+// a new one open for the next.
+func TestAckedClosesAtAck(t *testing.T) {
+	s := open(t, spool.Options{Dir: t.TempDir(), SegmentSize: 4096})
+	defer s.Close()
+	acked := s.Acked()
+	if err := s.Append(line(0), 1); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Next(context.Background(), 1, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-acked:
+		t.Fatal("Acked closed before any Ack")
+	default:
+	}
+	if err := s.Ack(b); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-acked:
+	default:
+		t.Fatal("Acked still open after an Ack")
+	}
+	select {
+	case <-s.Acked():
+		t.Fatal("the next Acked is closed already")
+	default:
+	}
+}
+
 func TestTornTailIgnored(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, spool.Options{Dir: dir, SegmentSize: 4096})

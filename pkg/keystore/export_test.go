@@ -19,3 +19,7 @@ func Cached(c *Cache, plain string) bool {
 	_, ok := c.keys[hash]
 	return ok
 }
+
+// CacheQueries returns how many of c's polls asked SQLite's data_version,
+// so the tests can see the polls that read only the wal-index header.
+func CacheQueries(c *Cache) int64 { return c.queries.Load() }

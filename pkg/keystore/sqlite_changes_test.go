@@ -6,6 +6,7 @@ package keystore_test
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -86,6 +87,37 @@ func TestSQLiteCacheKeepsKeysThroughOtherWrites(t *testing.T) {
 	}
 	if k, _ := other.Get(ctx, keys[0].ID); k.Requests != 6 {
 		t.Errorf("key %d has %d requests, want 6: the usage was not written", keys[0].ID, k.Requests)
+	}
+}
+
+// TestSQLiteCachePollsTheWALIndex checks that a poll asks data_version
+// only when a commit changed the wal-index header: an idle store costs a
+// pread a poll, not a query, and a key revoked through another connection
+// is still seen at the next poll, not at the backstop a second later.
+func TestSQLiteCachePollsTheWALIndex(t *testing.T) {
+	s, addr := openStore(t, sqliteBackend)
+	ctx := context.Background()
+	c, clock := pollingCache(t, s)
+	other := openAt(t, addr)
+	keys, plains := cacheKeys(t, s, c, clock, 1)
+
+	before := keystore.CacheQueries(c)
+	for range 10 { // 20 polls, 100 ms or more, nothing committed
+		waitPolls(t, c, clock)
+	}
+	if asked := keystore.CacheQueries(c) - before; asked > 1 {
+		t.Errorf("%d of about 20 polls of an idle store asked data_version; want at most the backstop's one", asked)
+	}
+
+	start := time.Now()
+	if _, err := other.Revoke(ctx, keys[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	waitPolls(t, c, clock)
+	if _, err := c.Authenticate(ctx, plains[0], netip.MustParseAddr("127.0.0.1")); !errors.Is(err, keystore.ErrRevoked) {
+		if time.Since(start) < time.Second { // the backstop had not run yet
+			t.Fatalf("two polls after a revoke, Authenticate = %v; want ErrRevoked", err)
+		}
 	}
 }
 

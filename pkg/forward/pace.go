@@ -55,9 +55,8 @@ func NewPacer(backlog func() int64, acked func() <-chan struct{}, healthy func()
 // bounds, otherwise when it falls back within them, maxWait has passed or
 // ctx ends. It returns how long it held the write back.
 func (p *Pacer) Wait(ctx context.Context) time.Duration {
-	acked := p.acked() // before admit: an ack between the two is not missed
 	if p.admit() {
-		return 0
+		return 0 // nearly every write, without touching the spool's lock
 	}
 	start := time.Now()
 	deadline := time.NewTimer(p.maxWait)
@@ -65,16 +64,16 @@ func (p *Pacer) Wait(ctx context.Context) time.Duration {
 	tick := time.NewTicker(p.poll)
 	defer tick.Stop()
 	for {
+		acked := p.acked()
+		if p.admit() { // again after taking the channel: an ack between is not missed
+			return time.Since(start)
+		}
 		select {
 		case <-acked:
 		case <-tick.C:
 		case <-deadline.C:
 			return time.Since(start)
 		case <-ctx.Done():
-			return time.Since(start)
-		}
-		acked = p.acked()
-		if p.admit() {
 			return time.Since(start)
 		}
 	}

@@ -68,12 +68,33 @@ func mustReturn(t *testing.T, done <-chan struct{}, what string) {
 func mustHold(t *testing.T, done <-chan struct{}, what string) {
 	t.Helper()
 	time.Sleep(50 * time.Millisecond)
+	if returnedNow(done) {
+		t.Fatalf("Wait let the write in within 50ms: %s", what)
+	}
+}
+
+// returnedNow reports whether Wait has returned once every goroutine of the
+// test waits, with no time passing.
+func returnedNow(done <-chan struct{}) bool {
 	synctest.Wait()
 	select {
 	case <-done:
-		t.Fatalf("Wait let the write in within 50ms: %s", what)
+		return true
 	default:
+		return false
 	}
+}
+
+// heldOver makes p's floor 0, raises the backlog to 5000 and returns a Wait
+// that p holds back: over a limit of 1000 while the forwarder delivers.
+func heldOver(ctx context.Context, t *testing.T, s *pacerState, p *forward.Pacer) <-chan struct{} {
+	t.Helper()
+	s.backlog.Store(0)
+	p.Wait(context.Background()) // the floor is 0 now
+	s.backlog.Store(5000)
+	done := waitAsync(ctx, p)
+	mustHold(t, done, "over the limit")
+	return done
 }
 
 func TestPacerHoldsBackWhileBacklogGrows(t *testing.T) {
@@ -142,12 +163,8 @@ func TestPacerLetsInAfterMaxWaitOrWhenTheRequestEnds(t *testing.T) {
 		}
 
 		p = newPacer(&s, 1000, time.Hour)
-		s.backlog.Store(0)
-		p.Wait(context.Background()) // the floor is 0 now
-		s.backlog.Store(5000)
 		ctx, cancel := context.WithCancel(context.Background())
-		done := waitAsync(ctx, p)
-		mustHold(t, done, "over the limit")
+		done := heldOver(ctx, t, &s, p)
 		cancel()
 		mustReturn(t, done, "the request ended")
 	})
@@ -162,34 +179,22 @@ func TestPacerLetsInAtTheDelivery(t *testing.T) {
 		var s pacerState
 		s.healthy.Store(true)
 		p := newPacer(&s, 1000, time.Hour)
-		s.backlog.Store(0)
-		p.Wait(context.Background()) // the floor is 0 now
-		s.backlog.Store(5000)
-		done := waitAsync(context.Background(), p)
-		mustHold(t, done, "over the limit")
+		done := heldOver(context.Background(), t, &s, p)
 
 		s.deliver(4000) // still over: held
-		synctest.Wait()
-		select {
-		case <-done:
+		if returnedNow(done) {
 			t.Fatal("Wait let the write in at a delivery that left the backlog over the limit")
-		default:
 		}
 		before := time.Now()
 		s.deliver(1000)
-		synctest.Wait()
-		select {
-		case <-done:
-			if waited := time.Since(before); waited != 0 {
-				t.Errorf("Wait let the write in %v after the delivery, want at once", waited)
-			}
-		default:
+		if !returnedNow(done) {
 			t.Fatal("Wait still holding the write back after the delivery that made room")
 		}
+		if waited := time.Since(before); waited != 0 {
+			t.Errorf("Wait let the write in %v after the delivery, want at once", waited)
+		}
 
-		s.backlog.Store(5000)
-		done = waitAsync(context.Background(), p)
-		mustHold(t, done, "over the limit again")
+		done = heldOver(context.Background(), t, &s, p)
 		s.healthy.Store(false) // InfluxDB down: nothing is acknowledged
 		mustReturn(t, done, "the forwarder failing")
 	})

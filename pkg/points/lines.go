@@ -34,9 +34,15 @@ type Lines struct {
 	// the first point that writes it, in the order they first appear.
 	Fields []FieldType
 
-	shapes    map[string]struct{} // lines' measurement, field keys and types seen
-	fieldSeen map[string]struct{} // Fields, by measurement, field and type
-	mSeen     map[string]struct{} // Measurements, once there are many
+	// shapeList holds the shapes (a line's measurement, field keys and
+	// types) seen, in the order seen; shapes holds them too once there are
+	// many. A request of a few shapes, a one-point request above all, is
+	// checked by comparison and costs no map work: with three maps to
+	// clear and fill, that was half of a one-line scan.
+	shapeList []string
+	shapes    map[string]struct{}
+	fieldSeen map[string]struct{} // Fields, by measurement, field and type, once there are many
+	mSeen     map[string]string   // Measurements, once there are many
 	key       []byte              // scratch for map keys
 	// names holds the strings made for earlier requests' shapes,
 	// measurements and fields, so that a request like the ones before
@@ -112,6 +118,8 @@ func (l *Lines) Reset() {
 	l.Measurements = l.Measurements[:0]
 	clear(l.Fields)
 	l.Fields = l.Fields[:0]
+	clear(l.shapeList)
+	l.shapeList = l.shapeList[:0]
 	clear(l.shapes)
 	clear(l.fieldSeen)
 	clear(l.mSeen)
@@ -128,12 +136,16 @@ func shapeKind(k lineprotocol.ValueKind) byte {
 
 // newShape reports whether no point before had shape, the measurement
 // (then a 0) followed by each field's key, a 0 and its kind byte. A request
-// repeats a few shapes, so a point whose shape was seen costs this one map
+// repeats a few shapes, so a point whose shape was seen costs this one
 // look-up; a new one is recorded with addShape.
 func (l *Lines) newShape(shape []byte) bool {
-	if l.shapes == nil {
-		l.shapes = make(map[string]struct{})
-		l.fieldSeen = make(map[string]struct{})
+	if len(l.shapeList) < manyKeys {
+		for _, s := range l.shapeList {
+			if s == string(shape) {
+				return false
+			}
+		}
+		return true
 	}
 	_, seen := l.shapes[string(shape)]
 	return !seen
@@ -143,23 +155,73 @@ func (l *Lines) newShape(shape []byte) bool {
 // for the point about to be added, which starts on line (0 for JSON): its
 // measurement and fields, where they are new.
 func (l *Lines) addShape(shape []byte, m, line int) {
-	l.shapes[l.intern(shape)] = struct{}{}
+	l.shapeList = addSeen(&l.shapes, l.shapeList, l.intern(shape))
 	index := l.Points
-	measurement := shape[:m]
-	l.addMeasurement(measurement, index, line)
+	measurement := l.addMeasurement(shape[:m], index, line)
 	rest := shape[m+1:]
 	for len(rest) > 0 {
 		k := bytes.IndexByte(rest, 0)
 		key, kind := rest[:k], rest[k+1]
 		rest = rest[k+2:]
-		l.key = append(append(append(append(l.key[:0], measurement...), 0), key...), 0, kind)
-		if _, ok := l.fieldSeen[string(l.key)]; ok {
+		if l.fieldKnown(measurement, key, kind) {
 			continue
 		}
-		l.fieldSeen[l.intern(l.key)] = struct{}{}
-		l.Fields = append(l.Fields, FieldType{Measurement: l.intern(measurement), Field: l.intern(key),
+		l.Fields = append(l.Fields, FieldType{Measurement: measurement, Field: l.intern(key),
 			Kind: lineprotocol.ValueKind(kind), Point: index, Line: line})
 	}
+}
+
+// fieldKey returns the key of a field in fieldSeen, in l.key.
+func (l *Lines) fieldKey(measurement string, key []byte, kind byte) []byte {
+	l.key = append(append(append(append(l.key[:0], measurement...), 0), key...), 0, kind)
+	return l.key
+}
+
+// addSeen appends s, not in list, to list, and to set once list holds
+// manyKeys or more, filling set from list when it reaches manyKeys.
+func addSeen(set *map[string]struct{}, list []string, s string) []string {
+	list = append(list, s)
+	switch {
+	case len(list) < manyKeys:
+	case len(list) == manyKeys:
+		if *set == nil {
+			*set = make(map[string]struct{})
+		}
+		for _, s := range list {
+			(*set)[s] = struct{}{}
+		}
+	default:
+		(*set)[s] = struct{}{}
+	}
+	return list
+}
+
+// fieldKnown reports whether l.Fields has field key of kind in
+// measurement, and records it as known when it has not, in fieldSeen
+// once there are many: by comparison while there are few.
+func (l *Lines) fieldKnown(measurement string, key []byte, kind byte) bool {
+	n := len(l.Fields)
+	if n < manyKeys {
+		for _, f := range l.Fields {
+			if f.Field == string(key) && f.Kind == lineprotocol.ValueKind(kind) && f.Measurement == measurement {
+				return true
+			}
+		}
+		return false
+	}
+	if n == manyKeys && len(l.fieldSeen) == 0 {
+		if l.fieldSeen == nil {
+			l.fieldSeen = make(map[string]struct{})
+		}
+		for _, f := range l.Fields {
+			l.fieldSeen[l.intern(l.fieldKey(f.Measurement, []byte(f.Field), byte(f.Kind)))] = struct{}{}
+		}
+	}
+	if _, ok := l.fieldSeen[string(l.fieldKey(measurement, key, kind))]; ok {
+		return true
+	}
+	l.fieldSeen[l.intern(l.key)] = struct{}{}
+	return false
 }
 
 // addPoint records a point written to Data, of fields fields and series
@@ -171,29 +233,33 @@ func (l *Lines) addPoint(fields int, series uint64) {
 }
 
 // addMeasurement records m unless it was seen: by comparison while there
-// are few, through a set once there are many.
-func (l *Lines) addMeasurement(m []byte, index, line int) {
+// are few, through a set once there are many. It returns m as a string.
+func (l *Lines) addMeasurement(m []byte, index, line int) string {
 	if len(l.Measurements) < manyKeys {
 		for _, p := range l.Measurements {
 			if p.Measurement == string(m) {
-				return
+				return p.Measurement
 			}
 		}
 	} else {
 		if l.mSeen == nil {
-			l.mSeen = make(map[string]struct{})
+			l.mSeen = make(map[string]string)
 		}
 		if len(l.mSeen) == 0 {
 			for _, p := range l.Measurements {
-				l.mSeen[p.Measurement] = struct{}{}
+				l.mSeen[p.Measurement] = p.Measurement
 			}
 		}
-		if _, ok := l.mSeen[string(m)]; ok {
-			return
+		if s, ok := l.mSeen[string(m)]; ok {
+			return s
 		}
-		l.mSeen[l.intern(m)] = struct{}{}
 	}
-	l.Measurements = append(l.Measurements, Place{Measurement: l.intern(m), Point: index, Line: line})
+	s := l.intern(m)
+	if l.mSeen != nil && len(l.Measurements) >= manyKeys {
+		l.mSeen[s] = s
+	}
+	l.Measurements = append(l.Measurements, Place{Measurement: s, Point: index, Line: line})
+	return s
 }
 
 // EncodeLines is Encode into l, with what the checks read of the points:

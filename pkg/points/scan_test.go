@@ -195,6 +195,60 @@ func TestLinesSummary(t *testing.T) {
 	}
 }
 
+// TestLinesSummaryMany is TestLinesSummary past manyKeys, where the
+// measurements, shapes and fields seen move from lists compared in turn to
+// sets: each (measurement, field, type) is listed once, with its first
+// line, whichever way it was found, the same on a second request through
+// the same Scanner.
+func TestLinesSummaryMany(t *testing.T) {
+	var body strings.Builder
+	for i := range 120 {
+		// 40 measurements, each with fields of two types over the lines,
+		// a field set that changes every line: many shapes.
+		m, f := i%40, i%7
+		fmt.Fprintf(&body, "m%d a%d=1i,b=%d %d\n", m, f, i, i+1)
+		if i%5 == 0 {
+			fmt.Fprintf(&body, "m%d a%d=\"s\" %d\n", m, f, i+1)
+		}
+	}
+	o := points.Options{MaxPoints: 1000, HostTag: "host"}
+	pts, err := points.ParseLineProtocol(strings.NewReader(body.String()), time.Nanosecond, o, lpNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantM []points.Place
+	var wantF []points.FieldType
+	for i, p := range pts {
+		if !slices.ContainsFunc(wantM, func(w points.Place) bool { return w.Measurement == p.Measurement }) {
+			wantM = append(wantM, points.Place{Measurement: p.Measurement, Point: i, Line: i + 1})
+		}
+		for _, f := range p.Fields {
+			k := f.Value.Kind()
+			if k == lineprotocol.Uint {
+				k = lineprotocol.Int
+			}
+			if !slices.ContainsFunc(wantF, func(w points.FieldType) bool {
+				return w.Measurement == p.Measurement && w.Field == f.Key && w.Kind == k
+			}) {
+				wantF = append(wantF, points.FieldType{Measurement: p.Measurement, Field: f.Key, Kind: k, Point: i, Line: i + 1})
+			}
+		}
+	}
+	if len(wantM) != 40 || len(wantF) < 100 {
+		t.Fatalf("the body has %d measurements and %d fields: it does not test what it says", len(wantM), len(wantF))
+	}
+	var s points.Scanner
+	for round := range 2 {
+		l, err := s.Scan(strings.NewReader(body.String()), -1, time.Nanosecond, o, "web-1", lpNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(l.Measurements, wantM) || !slices.Equal(l.Fields, wantF) || l.Points != len(pts) {
+			t.Fatalf("request %d: got %d points, %v, %v; want %d, %v, %v", round+1, l.Points, l.Measurements, l.Fields, len(pts), wantM, wantF)
+		}
+	}
+}
+
 // FuzzScanner is the differential test of the scanner against the parser
 // and encoder it replaces: both accept or refuse the same bodies, a refused
 // body gets the same message, and an accepted one the same bytes, points

@@ -16,7 +16,19 @@ import (
 // what log/slog's handlers write for the same record, in both formats, so
 // the gateway's log stays one format.
 func TestAccessLogMatchesSlog(t *testing.T) {
-	at := time.Date(2026, 11, 27, 12, 41, 18, 123456789, time.UTC)
+	// One log for every line, so that lines of one second, and then of
+	// the same second elsewhere, follow each other as they do in a
+	// gateway's log.
+	west := time.FixedZone("west", -7*3600)
+	times := []time.Time{
+		time.Date(2026, 11, 27, 12, 41, 18, 123456789, time.UTC),
+		time.Date(2026, 11, 27, 12, 41, 18, 120000000, time.UTC),
+		time.Date(2026, 11, 27, 12, 41, 18, 0, time.UTC),
+		time.Date(2026, 11, 27, 12, 41, 18, 5, time.UTC).In(west),
+		time.Date(2026, 11, 27, 12, 41, 19, 999999999, west),
+	}
+	logs := map[bool]*bytes.Buffer{false: new(bytes.Buffer), true: new(bytes.Buffer)}
+	access := map[bool]*AccessLog{false: NewAccessLog(logs[false], false), true: NewAccessLog(logs[true], true)}
 	tests := []struct {
 		name string
 		e    accessEntry
@@ -32,38 +44,68 @@ func TestAccessLogMatchesSlog(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := tt.e
-			e.time = at
-			for _, text := range []bool{false, true} {
-				var got, want bytes.Buffer
-				NewAccessLog(&got, text).write(&e)
-				var h slog.Handler = slog.NewJSONHandler(&want, nil)
-				if text {
-					h = slog.NewTextHandler(&want, nil)
-				}
-				if err := h.Handle(context.Background(), slogRecord(&e)); err != nil {
-					t.Fatal(err)
-				}
-				if text {
-					if got.String() != want.String() {
-						t.Errorf("text:\n got %s\nwant %s", got.String(), want.String())
+			for _, at := range times {
+				e := tt.e
+				e.time = at
+				for _, text := range []bool{false, true} {
+					var want bytes.Buffer
+					got := logs[text]
+					got.Reset()
+					access[text].write(&e)
+					var h slog.Handler = slog.NewJSONHandler(&want, nil)
+					if text {
+						h = slog.NewTextHandler(&want, nil)
 					}
-					continue
-				}
-				var g, w map[string]any
-				if err := json.Unmarshal(got.Bytes(), &g); err != nil {
-					t.Fatalf("json: %v in %s", err, got.String())
-				}
-				json.Unmarshal(want.Bytes(), &w)
-				if !reflect.DeepEqual(g, w) {
-					t.Errorf("json:\n got %s\nwant %s", got.String(), want.String())
-				}
-				if n := bytes.Count(got.Bytes(), []byte("\n")); n != 1 {
-					t.Errorf("json: %d newlines in one line: %q", n, got.String())
+					if err := h.Handle(context.Background(), slogRecord(&e)); err != nil {
+						t.Fatal(err)
+					}
+					if text {
+						if got.String() != want.String() {
+							t.Errorf("text:\n got %s\nwant %s", got.String(), want.String())
+						}
+						continue
+					}
+					var g, w map[string]any
+					if err := json.Unmarshal(got.Bytes(), &g); err != nil {
+						t.Fatalf("json: %v in %s", err, got.String())
+					}
+					json.Unmarshal(want.Bytes(), &w)
+					if !reflect.DeepEqual(g, w) {
+						t.Errorf("json:\n got %s\nwant %s", got.String(), want.String())
+					}
+					if n := bytes.Count(got.Bytes(), []byte("\n")); n != 1 {
+						t.Errorf("json: %d newlines in one line: %q", n, got.String())
+					}
+					if want := `{"time":"` + at.Format(time.RFC3339Nano) + `"`; !bytes.HasPrefix(got.Bytes(), []byte(want)) {
+						t.Errorf("json: got %s, want it to start %s", got.String(), want)
+					}
 				}
 			}
 		})
 	}
+}
+
+// FuzzAppendJSONString checks the access log's JSON strings: any text
+// becomes a valid JSON string that reads back as the text, with invalid
+// UTF-8 as one U+FFFD a byte, as slog's JSON handler writes it.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "request", "/api/v2/write", "0123456789abcdef0123456789abcdef", "a\"b\\c\n\x01\x7f é \xff", "12345678\"", "1234567\x80", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSONString([]byte(`"`), s)
+		b = append(b, '"')
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q: %s is not a JSON string: %v", s, b, err)
+		}
+		if want := string([]rune(s)); got != want {
+			t.Errorf("%q: read back %q, want %q", s, got, want)
+		}
+		if plain := jsonPlain(s); plain == len(s) && string(b[1:len(b)-1]) != s {
+			t.Errorf("%q: all plain, yet written %s", s, b)
+		}
+	})
 }
 
 // slogRecord is the record the access line stands for.

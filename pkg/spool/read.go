@@ -141,6 +141,9 @@ func (s *Spool) readInto(b *Batch, maxPoints int) error {
 			if b.bytes > 0 && b.Points+r.points > maxPoints {
 				return false, false
 			}
+			if b.Data == nil {
+				b.Data = make([]byte, 0, batchCap(r, maxPoints, end-start))
+			}
 			b.add(r)
 			return true, b.Points < maxPoints
 		})
@@ -157,6 +160,15 @@ func (s *Spool) readInto(b *Batch, maxPoints int) error {
 			return nil
 		}
 	}
+}
+
+// batchCap is the room a batch starting with r is given: maxPoints points
+// of r's size, within the avail bytes the segment holds, r's at least.
+// Appended to from nothing, a 5000-point batch of some 700 KB was
+// reallocated, copied and cleared a dozen times on its way.
+func batchCap(r record, maxPoints int, avail int64) int {
+	per := int64(len(r.payload)/max(r.points, 1) + 1)
+	return int(max(min(per*int64(max(maxPoints, r.points)), avail), int64(len(r.payload))))
 }
 
 // add appends r to b.

@@ -130,6 +130,38 @@ func TestAppendReadAck(t *testing.T) {
 	}
 }
 
+// TestNextSizesBatchOnce checks that a batch's data is allocated once at
+// about its size, not grown record by record: reading 1000 one-point
+// records takes a few allocations in all, where growing from nothing took
+// one per doubling and more.
+func TestNextSizesBatchOnce(t *testing.T) {
+	s := open(t, spool.Options{Dir: t.TempDir(), Sync: spool.SyncInterval})
+	defer s.Close()
+	for i := range 3000 {
+		if err := s.Append([]byte(fmt.Sprintf("m,host=h x=%04di %04d\n", i, i)), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	var b spool.Batch
+	allocs := testing.AllocsPerRun(5, func() {
+		s.Rewind()
+		var err error
+		if b, err = s.Next(ctx, 1000, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if b.Points != 1000 || len(b.Data) != 22*1000 {
+		t.Fatalf("batch of %d points, %d bytes; want 1000 and 22000", b.Points, len(b.Data))
+	}
+	if allocs > 4 {
+		t.Errorf("Next took %.0f allocations for a batch of 1000 records, want at most 4", allocs)
+	}
+	if cap(b.Data) > 2*len(b.Data) {
+		t.Errorf("batch data of %d bytes has room for %d", len(b.Data), cap(b.Data))
+	}
+}
+
 // TestAckedClosesAtAck checks the channel a held write waits on
 // (forward.Pacer): open until an Ack lowers the backlog, closed by it, and
 // a new one open for the next.

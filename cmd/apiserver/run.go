@@ -26,6 +26,7 @@ type options struct {
 	adminInsecure   bool
 	shutdownTimeout time.Duration
 	logFormat       string
+	accessLog       string
 	fsync           string
 	debugListen     string
 	memoryLimit     int64
@@ -99,6 +100,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.debugListen, "debug-listen", "", "if set, serve Go's pprof profiles on this address (keep it on loopback)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for requests in flight on SIGTERM")
 	fs.StringVar(&o.logFormat, "log-format", env("APISERVER_LOG_FORMAT", "json"), "log format: json or text (env APISERVER_LOG_FORMAT)")
+	fs.StringVar(&o.accessLog, "access-log", env("APISERVER_ACCESS_LOG", "all"), "which requests get an access log line: all, errors (answered 400 or above) or none (env APISERVER_ACCESS_LOG)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -164,6 +166,11 @@ func (o *options) check() error {
 		return fmt.Errorf("--log-format %q: want json or text", o.logFormat)
 	}
 	g.TextLog = o.logFormat == "text"
+	level, err := server.ParseAccessLevel(o.accessLog)
+	if err != nil {
+		return fmt.Errorf("--access-log %w", err)
+	}
+	g.AccessLog = level
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -108,7 +109,7 @@ func TestParseFlags(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range [][]string{{"--trusted-proxy", "nope"}, {"--max-points", "0"}, {"--body-memory", "-1"}, {"--log-format", "xml"}, {"extra"}, {"--nope"},
+	for _, bad := range [][]string{{"--trusted-proxy", "nope"}, {"--max-points", "0"}, {"--body-memory", "-1"}, {"--log-format", "xml"}, {"--access-log", "some"}, {"extra"}, {"--nope"},
 		{"--pace-batches", "5"}, {"--pace-batches", "-1"}, {"--db-timeout", "0"}, {"--cache-max-stale", "-1s"},
 		{"--trusted-proxy", "proxy.example.com"}, {"--trusted-proxy", "10.0.0.0/33"}, {"--trusted-proxy", "fe80::1%eth0"},
 		{"--admin-key-max-ttl", "0"}, {"--admin-key-max-ttl", "876001h"}, {"--body-memory-per-key", "-1"}, {"--body-read-timeout", "-1s"},
@@ -213,6 +214,54 @@ func TestRun(t *testing.T) {
 	}
 	if !strings.Contains(r.logs.String(), `"msg":"stopped"`) {
 		t.Errorf("log does not record the shutdown:\n%s", r.logs.String())
+	}
+}
+
+// TestAccessLogLevels runs the apiserver with each --access-log and checks
+// which of an accepted write (204) and a refused one (400) get a line.
+func TestAccessLogLevels(t *testing.T) {
+	db := testenv.InfluxDB(t)
+	dbPath := filepath.Join(t.TempDir(), "api_keys.db")
+	keys, err := keystore.Open(context.Background(), dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, key, err := keys.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1"})
+	keys.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		level         string
+		accepted, bad bool // whether each gets a line
+	}{{"all", true, true}, {"errors", false, true}, {"none", false, false}} {
+		t.Run(tt.level, func(t *testing.T) {
+			r := startRun(t, "http", "--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name, "--spool-dir", t.TempDir(),
+				"--access-log", tt.level)
+			waitReady(t, r.base)
+			for body, want := range map[string]int{"m v=1i 1699786600000000000\n": 204, "m v=\n": 400} {
+				req, _ := http.NewRequest("POST", r.base+"/api/v2/write?bucket=b&precision=ns", strings.NewReader(body))
+				req.Header.Set("Authorization", "Token "+key)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Fatalf("%q: got %d, want %d", body, resp.StatusCode, want)
+				}
+			}
+			if err := r.stop(); err != nil {
+				t.Fatal(err)
+			}
+			logs := r.logs.String()
+			for status, want := range map[int]bool{204: tt.accepted, 400: tt.bad} {
+				line := fmt.Sprintf(`"path":"/api/v2/write","status":%d,`, status)
+				if got := strings.Contains(logs, line); got != want {
+					t.Errorf("--access-log %s: a line for the %d answer: %v, want %v\n%s", tt.level, status, got, want, logs)
+				}
+			}
+		})
 	}
 }
 

@@ -83,6 +83,9 @@ type Config struct {
 	DrainTimeout time.Duration
 	// TextLog writes the access log as key=value pairs instead of JSON.
 	TextLog bool
+	// AccessLog says which requests get an access log line; the zero
+	// value is all of them.
+	AccessLog server.AccessLevel
 	// NoSchemaGuard turns the schema guard off: field types are then
 	// checked by InfluxDB alone, and a conflicting point is dead-lettered
 	// after it was accepted.
@@ -181,7 +184,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, access io.Writer) (_
 		Schema:      guard,
 		Usage:       recorder,
 		Metrics:     m,
-		AccessLog:   server.NewAccessLog(access, cfg.TextLog),
+		AccessLog:   server.NewAccessLog(access, cfg.TextLog, cfg.AccessLog),
 		Pacer:       g.pacer(cfg),
 		Limits:      limits,
 		Status:      g.status(out, cache, limitsStatus),

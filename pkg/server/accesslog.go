@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"io"
 	"strconv"
 	"sync"
@@ -19,9 +20,10 @@ import (
 // handler cost a measurable share of the gateway's CPU (README,
 // Performance; BenchmarkAccessLog compares the two).
 type AccessLog struct {
-	w    io.Writer
-	text bool
-	bufs sync.Pool
+	w     io.Writer
+	text  bool
+	level AccessLevel
+	bufs  sync.Pool
 	// second is the last line's time formatted up to its second, which
 	// the lines of that second share: formatting a time whole was a
 	// tenth of a line's cost.
@@ -37,11 +39,35 @@ type second struct {
 	zone string // "Z" or "-07:00"
 }
 
-// NewAccessLog returns an access log writing to w: key=value pairs when
-// text is set, else a JSON object per line. w gets one Write per line and
-// must be safe for concurrent use.
-func NewAccessLog(w io.Writer, text bool) *AccessLog {
-	return &AccessLog{w: w, text: text, bufs: sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}}
+// AccessLevel is which requests get an access log line.
+type AccessLevel int
+
+const (
+	AccessAll    AccessLevel = iota // every request
+	AccessErrors                    // requests answered 400 or above
+	AccessNone                      // none
+)
+
+// ParseAccessLevel reads "all", "errors" or "none".
+func ParseAccessLevel(s string) (AccessLevel, error) {
+	for l, name := range []string{"all", "errors", "none"} {
+		if s == name {
+			return AccessLevel(l), nil
+		}
+	}
+	return 0, fmt.Errorf("%q: want all, errors or none", s)
+}
+
+// NewAccessLog returns an access log writing to w, for the requests level
+// says: key=value pairs when text is set, else a JSON object per line. w
+// gets one Write per line and must be safe for concurrent use.
+func NewAccessLog(w io.Writer, text bool, level AccessLevel) *AccessLog {
+	return &AccessLog{w: w, text: text, level: level, bufs: sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}}
+}
+
+// logs reports whether a request answered status gets a line.
+func (l *AccessLog) logs(status int) bool {
+	return l.level == AccessAll || l.level == AccessErrors && status >= 400
 }
 
 // accessEntry is what one access log line says.

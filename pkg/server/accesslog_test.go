@@ -28,7 +28,7 @@ func TestAccessLogMatchesSlog(t *testing.T) {
 		time.Date(2026, 11, 27, 12, 41, 19, 999999999, west),
 	}
 	logs := map[bool]*bytes.Buffer{false: new(bytes.Buffer), true: new(bytes.Buffer)}
-	access := map[bool]*AccessLog{false: NewAccessLog(logs[false], false), true: NewAccessLog(logs[true], true)}
+	access := map[bool]*AccessLog{false: NewAccessLog(logs[false], false, AccessAll), true: NewAccessLog(logs[true], true, AccessAll)}
 	tests := []struct {
 		name string
 		e    accessEntry
@@ -139,7 +139,7 @@ func BenchmarkAccessLog(b *testing.B) {
 	e := accessEntry{time: time.Now(), method: "POST", path: "/api/submit", status: 200, latency: 1234 * time.Microsecond,
 		remote: "127.0.0.1:5555", requestID: "0123abcd0123abcd", keyID: 7, points: 1}
 	b.Run("hand-written", func(b *testing.B) {
-		l := NewAccessLog(io.Discard, false)
+		l := NewAccessLog(io.Discard, false, AccessAll)
 		for b.Loop() {
 			l.write(&e)
 		}

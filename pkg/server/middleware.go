@@ -115,7 +115,7 @@ func observe(access *AccessLog, m *metrics.Metrics, mux http.Handler) http.Handl
 			status = http.StatusOK
 		}
 		m.Observe(r.Pattern, status, latency)
-		if access != nil {
+		if access.logs(status) {
 			access.write(&accessEntry{
 				time: start.Add(latency), method: r.Method, path: r.URL.Path, status: status, latency: latency,
 				remote: r.RemoteAddr, requestID: info.id, keyID: info.keyID, points: info.points, err: info.err,

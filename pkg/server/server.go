@@ -204,7 +204,8 @@ type Deps struct {
 	Usage Usage
 	// Metrics receives the gateway's counters and is served on /metrics.
 	Metrics *metrics.Metrics
-	// AccessLog gets one line per request.
+	// AccessLog gets one line per request, or per the requests its level
+	// says.
 	AccessLog *AccessLog
 	// Pacer may hold writes back while the forwarder catches up.
 	Pacer Pacer

@@ -32,7 +32,11 @@ func (s *Spool) Ack(b Batch) error {
 		if s.segs[0].id == s.ack.seg {
 			s.ack = position{seg: s.segs[1].id}
 		}
-		remove = append(remove, s.segs[0].path)
+		if seg := s.segs[0]; seg.size == s.opts.SegmentSize && len(s.free) < maxFree {
+			s.free = append(s.free, seg.path) // for prepare to reuse
+		} else {
+			remove = append(remove, seg.path)
+		}
 		s.segs = s.segs[1:]
 	}
 	ack := s.ack

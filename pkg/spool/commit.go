@@ -140,7 +140,9 @@ func (s *Spool) commit(points int64, hdr, data []byte) error {
 			return err
 		}
 	}
-	if err := s.writeAt(s.fileOff, hdr, data); err != nil {
+	// A recycled segment's next write starts at an end mark.
+	mark := s.recycled && s.fileOff+n+headerSize <= s.fileCap
+	if err := s.writeAt(s.fileOff, hdr, data, mark); err != nil {
 		// The tail of this segment is now unknown: seal it where it was
 		// valid and continue in a new one.
 		s.mu.Lock()
@@ -186,16 +188,27 @@ const mappedMax = 4096
 
 // writeAt copies hdr and then data into the mapped segment at off, or
 // writes them where there is no mapping or the append is large (see
-// mappedMax). A mapped page that cannot be read in (a failing disk) raises
-// a fault; it is turned into an error rather than a crash.
-func (s *Spool) writeAt(off int64, hdr, data []byte) (err error) {
+// mappedMax), followed by an end mark if mark is set. A mapped page that
+// cannot be read in (a failing disk) raises a fault; it is turned into an
+// error rather than a crash.
+func (s *Spool) writeAt(off int64, hdr, data []byte, mark bool) (err error) {
+	end := off + int64(len(hdr)+len(data))
 	if s.mem == nil || len(hdr)+len(data) > mappedMax {
 		if len(hdr) > 0 {
 			if _, err := s.file.WriteAt(hdr, off); err != nil {
 				return err
 			}
 		}
-		_, err := s.file.WriteAt(data, off+int64(len(hdr)))
+		if mark && len(hdr) == 0 {
+			// The committer's group buffer, its own: the mark goes in the
+			// same write.
+			data = append(data, endMark[:]...)
+			mark = false
+		}
+		if _, err := s.file.WriteAt(data, off+int64(len(hdr))); err != nil || !mark {
+			return err
+		}
+		_, err := s.file.WriteAt(endMark[:], end)
 		return err
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
@@ -205,6 +218,9 @@ func (s *Spool) writeAt(off int64, hdr, data []byte) (err error) {
 		}
 	}()
 	copy(s.mem[off+int64(copy(s.mem[off:], hdr)):], data)
+	if mark {
+		clear(s.mem[end : end+headerSize])
+	}
 	return nil
 }
 

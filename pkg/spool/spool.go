@@ -96,13 +96,18 @@ type Spool struct {
 	file    *os.File
 	fileOff int64
 	fileCap int64
-	next    chan preparedSegment // the next segment, zero-filled ahead of need
+	// recycled says the current segment's file held an earlier segment,
+	// whose records lie past what was written: each write ends with an
+	// empty header (endMark) for recovery to stop at.
+	recycled bool
+	next     chan preparedSegment // the next segment, made ahead of need
 
 	mu       sync.Mutex
 	closed   bool
 	full     bool           // an append was refused for room, and little has been freed since
 	inflight sync.WaitGroup // appends between the closed check and their answer
 	segs     []*segment     // oldest first; the last is the one being written
+	free     []string       // files of delivered segments, for prepare to reuse
 	ack      position
 	read     position
 	bytes    int64        // reserved or written and not yet acknowledged by the reader
@@ -112,10 +117,12 @@ type Spool struct {
 	syncErr  error
 	// The groups the committer wrote and synced, and the appends in them.
 	groups, grouped atomic.Int64
-	readFile        *os.File
-	readSeg         uint64
-	readBuf         []byte
-	ackFile         *os.File // open from the first Ack, written by the reader
+	// The segments prepare made anew and of delivered segments' files.
+	made, reused atomic.Int64
+	readFile     *os.File
+	readSeg      uint64
+	readBuf      []byte
+	ackFile      *os.File // open from the first Ack, written by the reader
 }
 
 // position is a place in the log.
@@ -239,6 +246,10 @@ type Stats struct {
 	// how many requests share an fdatasync.
 	CommitGroups  int64 `json:"commit_groups"`
 	CommitAppends int64 `json:"commit_appends"`
+	// SegmentsMade is the segment files made since Open, zero-filled, and
+	// SegmentsReused the segments made of delivered segments' files.
+	SegmentsMade   int64 `json:"segments_made"`
+	SegmentsReused int64 `json:"segments_reused"`
 }
 
 // Stats returns the points and bytes not yet delivered.
@@ -246,7 +257,7 @@ func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Stats{Bytes: s.bytes, Points: s.points.Load(), MaxBytes: s.opts.MaxBytes, Segments: len(s.segs),
-		CommitGroups: s.groups.Load(), CommitAppends: s.grouped.Load()}
+		CommitGroups: s.groups.Load(), CommitAppends: s.grouped.Load(), SegmentsMade: s.made.Load(), SegmentsReused: s.reused.Load()}
 }
 
 // Backlog returns the points stored and not yet acknowledged, as Stats
@@ -280,6 +291,12 @@ func (s *Spool) Close() error {
 		preparedSegment{file: s.file, mem: s.mem}.close()
 	}
 	(<-s.next).close()
+	s.mu.Lock()
+	for _, p := range s.free {
+		os.Remove(p) // delivered: a clean stop leaves none, as before
+	}
+	s.free = nil
+	s.mu.Unlock()
 	if s.readFile != nil {
 		s.readFile.Close()
 	}

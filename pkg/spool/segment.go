@@ -102,10 +102,12 @@ const maxFree = 1
 // starts empty (a zero header, made durable before it takes the new name,
 // so a crash leaves either an old delivered segment, which recovery
 // deletes, or an empty new one), and every write to it ends with a zero
-// header (endMark) where the next will start. Should a crash keep a write
-// but lose its end mark, which fdatasync has not confirmed, recovery may
-// read one old record again: delivered before, it is sent again, which
-// InfluxDB absorbs, as it absorbs a batch whose acknowledgement was lost.
+// header (endMark) where the next will start. Should a crash cut a write
+// short (one not yet acknowledged) after its records and before its end
+// mark, and an old record start right where the write ends, the old
+// segment's records from there on are read again: delivered before, they
+// are sent again, which InfluxDB absorbs (same series, time and value), as
+// it absorbs a batch whose acknowledgement was lost.
 func recycleSegment(dir, old string, id uint64, size int64, mapped bool) preparedSegment {
 	fail := func(f *os.File, err error) preparedSegment {
 		f.Close()

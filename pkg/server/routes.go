@@ -13,7 +13,7 @@ import (
 // three write endpoints share one pipeline, so one key's rate limit and its
 // failed-auth count cover all of them; the admin API shares its
 // authenticator, so failures on either listener count together.
-func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
+func addRoutes(mux *router, adminMux *http.ServeMux, cfg Config, d Deps) {
 	auth := &authenticator{
 		keys:       d.Keys,
 		failures:   d.Limits,
@@ -34,9 +34,9 @@ func addRoutes(mux, adminMux *http.ServeMux, cfg Config, d Deps) {
 		usage:   d.Usage,
 		metrics: d.Metrics,
 	}
-	mux.Handle("POST /api/submit", write.handler(submitAPI(cfg)))
-	mux.Handle("POST /api/v2/write", influxHeaders(write.handler(influxV2API(cfg))))
-	mux.Handle("POST /write", influxHeaders(write.handler(influxV1API(cfg))))
+	mux.handleExact("POST /api/submit", write.handler(submitAPI(cfg)))
+	mux.handleExact("POST /api/v2/write", influxHeaders(write.handler(influxV2API(cfg))))
+	mux.handleExact("POST /write", influxHeaders(write.handler(influxV1API(cfg))))
 	mux.Handle("GET /ping", handlePing())
 	mux.Handle("GET /health", handleInfluxHealth())
 	mux.Handle("GET /healthz", handleHealthz())

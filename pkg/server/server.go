@@ -255,7 +255,7 @@ func New(cfg Config, d Deps) (Handlers, error) {
 		cfg.AdminKeyMaxTTL = keystore.DefaultAdminKeyMaxTTL
 	}
 	warnWideProxies(d.Log, cfg.TrustedProxies)
-	ingest, admin := http.NewServeMux(), http.NewServeMux()
+	ingest, admin := newRouter(), http.NewServeMux()
 	addRoutes(ingest, admin, cfg, d)
 	return Handlers{Ingest: observe(d.AccessLog, d.Metrics, ingest), Admin: observe(d.AccessLog, d.Metrics, admin)}, nil
 }

@@ -94,13 +94,13 @@ func (l *AccessLog) write(e *accessEntry) {
 	f := fields{b: b, text: l.text}
 	f.time("time", e.time, l.secondOf(e.time))
 	f.raw("level", level)
-	f.str("msg", "request")
+	f.raw("msg", "request")
 	f.str("method", e.method)
 	f.str("path", e.path)
 	f.int("status", int64(e.status))
 	f.float("latency_ms", float64(e.latency.Microseconds())/1000)
 	f.str("remote", e.remote)
-	f.str("request_id", e.requestID)
+	f.raw("request_id", e.requestID) // saneRequestID's or newRequestID's: nothing to escape
 	if e.keyID != 0 {
 		f.int("key_id", e.keyID)
 	}

@@ -137,15 +137,24 @@ func queryValue(raw, key string) string {
 			continue // url.ParseQuery drops such a pair
 		}
 		k, v, _ := strings.Cut(kv, "=")
-		k, err := url.QueryUnescape(k) // no copy unless escaped
+		k, err := queryUnescape(k)
 		if err != nil || k != key {
 			continue
 		}
-		if v, err = url.QueryUnescape(v); err == nil {
+		if v, err = queryUnescape(v); err == nil {
 			return v
 		}
 	}
 	return ""
+}
+
+// queryUnescape is url.QueryUnescape, without its pass over a string that
+// has nothing to unescape: the write endpoints' parameters, as a rule.
+func queryUnescape(s string) (string, error) {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s, nil
+	}
+	return url.QueryUnescape(s)
 }
 
 func noContent(w http.ResponseWriter, _ int) { w.WriteHeader(http.StatusNoContent) }

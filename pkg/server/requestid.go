@@ -48,11 +48,16 @@ var (
 	requestIDSeq atomic.Uint64
 )
 
+// requestIDHex is requestIDPrefix in hex digits, written once.
+var requestIDHex = hex.EncodeToString(requestIDPrefix[:])
+
 // newRequestID returns 32 hex digits: the process's random prefix and a
 // sequence number.
 func newRequestID() string {
-	var b [16]byte
-	copy(b[:8], requestIDPrefix[:])
-	binary.BigEndian.PutUint64(b[8:], requestIDSeq.Add(1))
-	return hex.EncodeToString(b[:])
+	var b [32]byte
+	var seq [8]byte
+	copy(b[:16], requestIDHex)
+	binary.BigEndian.PutUint64(seq[:], requestIDSeq.Add(1))
+	hex.Encode(b[16:], seq[:])
+	return string(b[:])
 }

@@ -70,10 +70,11 @@ func (s *Series) Admit(now time.Time, id int64, limit int, hashes []uint64) Seri
 	if limit <= 0 {
 		return SeriesDecision{Allowed: true}
 	}
-	ks := s.key(now, id)
+	start := now.Truncate(s.window)
+	ks := s.key(start, id)
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	if start := now.Truncate(s.window); !ks.start.Equal(start) || ks.limit != limit {
+	if !ks.start.Equal(start) || ks.limit != limit {
 		ks.reset(start, limit)
 	}
 	fresh := ks.fresh(hashes)
@@ -91,12 +92,12 @@ func (s *Series) Admit(now time.Time, id int64, limit int, hashes []uint64) Seri
 	return d
 }
 
-// key returns key id's entry, made if it has none. At the first call of a
-// window it forgets the keys idle since the last.
-func (s *Series) key(now time.Time, id int64) *keySeries {
+// key returns key id's entry, made if it has none. At the first call of
+// the window that starts at epoch it forgets the keys idle since the last.
+func (s *Series) key(epoch time.Time, id int64) *keySeries {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if epoch := now.Truncate(s.window); !epoch.Equal(s.epoch) {
+	if !epoch.Equal(s.epoch) {
 		for k, ks := range s.keys {
 			ks.mu.Lock()
 			idle := ks.start.Before(s.epoch)

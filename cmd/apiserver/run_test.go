@@ -24,7 +24,6 @@ import (
 
 	"github.com/metricgate/metricgate/internal/testenv"
 	"github.com/metricgate/metricgate/pkg/gateway"
-	"github.com/metricgate/metricgate/pkg/keystore"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -155,16 +154,7 @@ func TestAdminListenNeedsLoopbackOrTLS(t *testing.T) {
 // would.
 func TestRun(t *testing.T) {
 	db := testenv.InfluxDB(t)
-	dbPath := filepath.Join(t.TempDir(), "api_keys.db")
-	keys, err := keystore.Open(context.Background(), dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, err := keys.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1"})
-	keys.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	dbPath, key := newKeyDB(t)
 	r := startRun(t, "http", "--db", dbPath, "--influx-url", db.URL, "--influx-bucket", db.Name, "--spool-dir", t.TempDir(), "--batch-wait", "10ms")
 	base := r.base
 	waitReady(t, base)
@@ -221,16 +211,7 @@ func TestRun(t *testing.T) {
 // which of an accepted write (204) and a refused one (400) get a line.
 func TestAccessLogLevels(t *testing.T) {
 	db := testenv.InfluxDB(t)
-	dbPath := filepath.Join(t.TempDir(), "api_keys.db")
-	keys, err := keystore.Open(context.Background(), dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, key, err := keys.Generate(context.Background(), keystore.NewKey{Hostname: "127.0.0.1"})
-	keys.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	dbPath, key := newKeyDB(t)
 	for _, tt := range []struct {
 		level         string
 		accepted, bad bool // whether each gets a line

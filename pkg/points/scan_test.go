@@ -331,6 +331,15 @@ var fastSeeds = []string{
 	// leaves to the Decoder.
 	"m s=\"a\nb\" 1\nm v=1 2\nm\\ x v=1 3\nm v=1 4\nm,t=a\\ b v=1 5\nm v=\"x\\\"\" 6\nm v=1 7",
 	"m v=1 1\nm v=1 x\nm v=1 3", "m v=1 1\n\n\nm v=2 2\nm v=3 3\n\n",
+	// A series again, with the fields of the line before it and with
+	// others: fewer, more, reordered, of another kind, out of form, under
+	// another key, or none; the series with a host tag, spaces, a CR.
+	"m,t=1 a=1,b=2i 1\nm,t=1 a=2,b=3i 2\nm,t=1 a=2 3\nm,t=1 a=2,b=3i,c=4 4\nm,t=1 b=3i,a=2 5\nm,t=1 a=t,b=3i 6\n" +
+		"m,t=1 a=2,b=\"x\" 7\nm,t=1 a=1.50,b=1i 8\nm,t=1 ab=1,b=1i 9\nm,t=1 a=1,b=1u 10\nm,t=1 a=1,b=1i 11\nm,t=1 12\n" +
+		"m,t=1 a=1,b=2i,c=3 13\nm,t=1 a=1,b=2i,c=4 14\nm,t=1 a=1,b=2i, 15\nm,t=1 a=1,b=2i,c=4 x\n",
+	"m,host=a,t=1 v=1 1\nm,host=a,t=1 v=2 2\nm,host=b,t=1 v=3 3\nm,host=a,t=1   v=4   4\r\nm,host=a,t=1 v=5\n",
+	"m v=1 1\nm v=2\nm w=3 3\nm v=4 4\nm v=t 5\nm v=\"s\" 6\nm v=\"s t\" 7\nm v=5 9223372036854775807\nm v=6 1700003600123456790\n",
+	"m,t=1 v=1 1\nm,t=1 v=1 1\nm,t=1 v=1i 2\nm,t=1\\ x v=1 3\nm,t=1 v=1 4\nm,t=1 v=1 4 5\nm,t=1 v=1,v=2 6\nm,t=1 v=1 7",
 }
 
 // scanBoth scans body with the fast path and without it, each with a
@@ -356,7 +365,14 @@ func scanBoth(t *testing.T, fast, slow *points.Scanner, body string, precision t
 func TestScannerFastPath(t *testing.T) {
 	var fast, slow points.Scanner
 	slow.SetDecoderOnly(true)
-	for _, body := range fastSeeds {
+	// More series than the Scanner remembers, each twice, in Telegraf's
+	// shapes and in one of its own.
+	var many strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&many, "m,s=%d v=%di,w=0.5 %d\n", i%1500, i, 1700000000000000000+i)
+	}
+	bodies := append(slices.Clip(fastSeeds), many.String(), string(telegrafLP(2000)))
+	for _, body := range bodies {
 		for _, o := range fastOptions {
 			for _, p := range []time.Duration{time.Nanosecond, time.Second, time.Hour} {
 				scanBoth(t, &fast, &slow, body, p, o)

@@ -1,6 +1,7 @@
 package points
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 
@@ -50,11 +51,22 @@ func (s *Scanner) fastLine(line []byte) (bool, error) {
 	if line[len(line)-1] == '\r' {
 		line = line[:len(line)-1] // the Decoder ends a line at "\r\n" too, or at a last '\r'
 	}
+	if s.useKnown {
+		if sp := bytes.IndexByte(line, ' '); sp > 0 {
+			if e := s.lookupKnown(line, sp); e != nil {
+				if ok, err := s.knownLine(line, sp, e); ok || err != nil {
+					return ok, err
+				}
+			}
+		}
+	}
 	i := plainRun(line, 0)
 	m := line[:i]
-	i, ok := s.fastTags(line, i, len(m))
+	sp, ok := s.fastTags(line, i, len(m))
 	if !ok || len(m) == 0 {
 		return false, nil
+	}
+	for i = sp; i < len(line) && line[i] == ' '; i++ {
 	}
 	out := s.lines.Data
 	start := len(out)
@@ -62,6 +74,7 @@ func (s *Scanner) fastLine(line []byte) (bool, error) {
 	if out, ok = s.appendFastTags(out); !ok {
 		return s.undo(out, start), nil
 	}
+	seriesEnd := len(out)
 	series := SeriesHash(out[start:])
 	s.shape = append(append(s.shape[:0], m...), 0)
 	out, i, ok = s.fastFields(out, line, i)
@@ -80,6 +93,9 @@ func (s *Scanner) fastLine(line []byte) (bool, error) {
 		s.lines.addShape(s.shape, len(m), s.lineOf(m))
 	}
 	s.lines.addPoint(len(s.fieldKeys), series)
+	if s.useKnown {
+		s.remember(line, sp, start, seriesEnd, series)
+	}
 	err := s.charge(int64(len(s.lines.Data)-start) + 8)
 	yieldEvery(s.lines.Points)
 	return true, err
@@ -99,8 +115,9 @@ type fastTag struct{ key, tok []byte }
 
 // fastTags reads the tags of line, which starts with a measurement of
 // mLen bytes ending at i, into s.plainTags, checking each as readTags does,
-// and returns the offset of the first field. A host tag the client sent is
-// checked and counted, but left out: the gateway's takes its place.
+// and returns the offset of the space after them, the line's first. A
+// host tag the client sent is checked and counted, but left out: the
+// gateway's takes its place.
 func (s *Scanner) fastTags(line []byte, i, mLen int) (int, bool) {
 	s.plainTags = s.plainTags[:0]
 	keyLen, n, hostSent := mLen, 0, false
@@ -132,9 +149,6 @@ func (s *Scanner) fastTags(line []byte, i, mLen int) (int, bool) {
 	}
 	if i >= len(line) || line[i] != ' ' {
 		return 0, false
-	}
-	for i < len(line) && line[i] == ' ' {
-		i++
 	}
 	return i, true
 }
@@ -186,7 +200,7 @@ func keyBefore(a, b []byte) bool {
 // them, so the fields are checked first and then copied in one piece, with
 // the few values that take another form (s.rewrites) put in its place.
 func (s *Scanner) fastFields(out, line []byte, i int) ([]byte, int, bool) {
-	s.fieldKeys, s.rewrites = s.fieldKeys[:0], s.rewrites[:0]
+	s.fieldKeys, s.fieldKinds, s.rewrites = s.fieldKeys[:0], s.fieldKinds[:0], s.rewrites[:0]
 	f0 := i
 	for {
 		k0 := i
@@ -200,7 +214,7 @@ func (s *Scanner) fastFields(out, line []byte, i int) ([]byte, int, bool) {
 		if i, kind, ok = s.fastValue(line, i+1); !ok {
 			return out, 0, false
 		}
-		s.fieldKeys = append(s.fieldKeys, k)
+		s.fieldKeys, s.fieldKinds = append(s.fieldKeys, k), append(s.fieldKinds, kind)
 		s.shape = append(append(append(s.shape, k...), 0), kind)
 		if i == len(line) || line[i] == ' ' {
 			break
@@ -210,12 +224,19 @@ func (s *Scanner) fastFields(out, line []byte, i int) ([]byte, int, bool) {
 		}
 		i++
 	}
+	return s.copyFields(out, line, f0, i), i, true
+}
+
+// copyFields writes a space and line[f0:end], fields whose values
+// fastValue checked, with the values it gave another form (s.rewrites) in
+// that form.
+func (s *Scanner) copyFields(out, line []byte, f0, end int) []byte {
 	out = append(out, ' ')
 	for _, r := range s.rewrites {
 		out = append(append(out, line[f0:r.at]...), r.with...)
 		f0 = r.end
 	}
-	return append(out, line[f0:i]...), i, true
+	return append(out, line[f0:end]...)
 }
 
 // rewrite is a value of a fast line written in another form than the

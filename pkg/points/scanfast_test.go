@@ -3,6 +3,7 @@ package points
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -69,6 +70,56 @@ func TestEightDigits(t *testing.T) {
 					t.Errorf("%q: read as %d; want refused", bad, got)
 				}
 			}
+		}
+	}
+}
+
+// TestKnownLineTakes checks that a line whose series an earlier line of
+// the body had is written from what that line left (knownLine) when its
+// fields are that line's, and only then: the differential tests would
+// pass if every line went the whole way through fastLine.
+func TestKnownLineTakes(t *testing.T) {
+	var s Scanner
+	opts := Options{HostTag: "host", Limits: Limits{MaxFuture: time.Hour}}
+	now := time.Unix(1699786600, 0)
+	first := "cpu,host=web-1,cpu=cpu1 usage=1.5,n=3i,up=t,s=\"a b\" 1699786600000000001\n"
+	if _, err := s.Scan(strings.NewReader(first), -1, time.Nanosecond, opts, "h", now); err != nil || len(s.knownList) != 0 {
+		t.Fatalf("one line: %v, %d series remembered; want none", err, len(s.knownList))
+	}
+	if _, err := s.Scan(strings.NewReader(first+first), -1, time.Nanosecond, opts, "h", now); err != nil {
+		t.Fatal(err)
+	}
+	series := "cpu,host=web-1,cpu=cpu1"
+	e := s.lookupKnown([]byte(series+" "), len(series))
+	if e == nil || len(s.knownList) != 1 || len(e.fields) != 4 {
+		t.Fatalf("series remembered: %d, %+v; want %q with 4 fields", len(s.knownList), e, series)
+	}
+	for _, c := range []struct {
+		fields string
+		take   bool
+	}{
+		{"usage=2.25,n=-4i,up=false,s=\"\" 1699786600000000002", true},
+		{"usage=2,n=4u,up=T,s=\"x\"", true},
+		{"  usage=2,n=4i,up=f,s=\"x\"   1699786600000000002  ", true},
+		{"usage=2,n=4i,up=f", false},
+		{"usage=2,n=4i,up=f,s=\"x\",z=1", false},
+		{"n=4i,usage=2,up=f,s=\"x\"", false},
+		{"usage=2i,n=4i,up=f,s=\"x\"", false},
+		{"usage=2.50,n=4i,up=f,s=\"x\"", false},
+		{"usage=2,n=4i,up=f,s=\"x\" 1699796600000000000", false}, // past MaxFuture
+		{"usage=2,n=4i,up=f,s=\"x\" 1x", false},
+		{"usag=2,n=4i,up=f,s=\"x\"", false},
+		{"usage_=2,n=4i,up=f,s=\"x\"", false},
+		{"usage=", false},
+	} {
+		line := []byte(series + " " + c.fields)
+		before := len(s.lines.Data)
+		took, err := s.knownLine(line, len(series), e)
+		if took != c.take || err != nil {
+			t.Errorf("%q: knownLine took it: %v (%v); want %v", line, took, err, c.take)
+		}
+		if !c.take && len(s.lines.Data) != before {
+			t.Errorf("%q: knownLine left %q behind", line, s.lines.Data[before:])
 		}
 	}
 }

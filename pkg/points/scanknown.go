@@ -43,7 +43,9 @@ type knownField struct {
 // startKnown readies the remembered series for body: none yet, and none at
 // all for a body of one line, which could not use them.
 func (s *Scanner) startKnown(body []byte) {
-	clear(s.known) // their keys are in the last body's bytes
+	if len(s.known) > 0 {
+		clear(s.known) // their keys are in the last body's bytes
+	}
 	s.knownList = s.knownList[:0]
 	s.useKnown = len(body) > 1 && bytes.IndexByte(body[:len(body)-1], '\n') >= 0
 }

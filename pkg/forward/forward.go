@@ -25,7 +25,9 @@ import (
 // Writer delivers line protocol to a bucket, "" being its own. It returns
 // errors as *influx.Writer, which implements it, does: wrapping
 // influx.ErrRejected for lines refused for good, influx.ErrNoBucket for a
-// bucket InfluxDB lacks.
+// bucket InfluxDB lacks. It is done with lines when it returns: they are
+// the spool's memory, which holds a later batch once this one is
+// acknowledged.
 type Writer interface {
 	WriteTo(ctx context.Context, bucket string, lines []byte) error
 }

@@ -154,7 +154,8 @@ func (w *Writer) Write(ctx context.Context, lines []byte) error {
 
 // WriteTo is Write to bucket, in the organization of the Writer's Config;
 // "" is the Config's bucket. It returns Write's errors, and for a bucket
-// InfluxDB does not have (a 404) one that also wraps ErrNoBucket.
+// InfluxDB does not have (a 404) one that also wraps ErrNoBucket. It is
+// done with lines when it returns, so that the caller may reuse them.
 func (w *Writer) WriteTo(ctx context.Context, bucket string, lines []byte) error {
 	if len(lines) == 0 {
 		return nil
@@ -165,10 +166,14 @@ func (w *Writer) WriteTo(ctx context.Context, bucket string, lines []byte) error
 		defer w.gzips.Put(gz)
 		body = gz.buf.Bytes()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.writeURL(bucket), bytes.NewReader(body))
+	var bodies lentBodies
+	defer bodies.revoke()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.writeURL(bucket), bodies.add(body))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return bodies.add(body), nil }
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	if w.gzip {
 		req.Header.Set("Content-Encoding", "gzip")
@@ -186,6 +191,51 @@ func (w *Writer) WriteTo(ctx context.Context, bucket string, lines []byte) error
 		return nil
 	}
 	return statusError(resp)
+}
+
+// lentBodies are the bodies of one write: the first, and those the
+// transport asked for to send it again. When an answer comes before a body
+// is all sent (InfluxDB refused it early, or the connection broke), Do
+// returns while the transport may still read it, and closing a body does
+// not wait for that: revoke does, and no read after it touches the data.
+type lentBodies []*lentBody
+
+type lentBody struct {
+	mu      sync.Mutex
+	r       bytes.Reader
+	revoked bool
+}
+
+// errRevoked is what a body read after its write returned fails with.
+var errRevoked = errors.New("influx: the write is over")
+
+func (b *lentBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.revoked {
+		return 0, errRevoked
+	}
+	return b.r.Read(p)
+}
+
+func (b *lentBody) Close() error { return nil }
+
+// add returns a new body reading data. Do calls it, through GetBody, in
+// the caller's goroutine.
+func (bs *lentBodies) add(data []byte) *lentBody {
+	b := &lentBody{}
+	b.r.Reset(data)
+	*bs = append(*bs, b)
+	return b
+}
+
+// revoke returns once no body reads its data, or will.
+func (bs *lentBodies) revoke() {
+	for _, b := range *bs {
+		b.mu.Lock()
+		b.revoked = true
+		b.mu.Unlock()
+	}
 }
 
 // writeURL returns the write URL of bucket, "" being the Config's.

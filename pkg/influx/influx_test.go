@@ -241,6 +241,29 @@ func TestWriteEmpty(t *testing.T) {
 	}
 }
 
+// TestWriteToDoneWithLines checks that WriteTo is done with the lines it
+// was given when it returns, even when the answer comes before the body
+// is all sent: the forwarder reuses the memory of a delivered batch. A
+// read of the lines after WriteTo returns is a race the race detector
+// reports. It needs a server that refuses a body it has not read, which
+// InfluxDB does not do on demand.
+func TestWriteToDoneWithLines(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"code":"invalid","message":"refused unread"}`, http.StatusBadRequest)
+	}))
+	t.Cleanup(srv.Close)
+	w := newWriter(t, influx.Config{URL: srv.URL, Bucket: "db"})
+	text := strings.Repeat("m v=1i 1\n", 4<<20) // 36 MB: more than the sockets hold
+	lines := []byte(text)
+	for range 3 {
+		if err := w.WriteTo(context.Background(), "", lines); !errors.Is(err, influx.ErrRejected) {
+			t.Fatalf("WriteTo: %v, want ErrRejected", err)
+		}
+		clear(lines) // the transport must be done with them
+		copy(lines, text)
+	}
+}
+
 // TestWriteTimeout checks that Config.Timeout bounds a request to an
 // InfluxDB that never answers.
 func TestWriteTimeout(t *testing.T) {

@@ -13,12 +13,16 @@ import (
 const ackFile = "ack"
 
 // Ack records that b was delivered: its records are dropped from the spool
-// and fully delivered segments deleted.
+// and fully delivered segments deleted. b.Data is the spool's again, to
+// hold a later batch: it must not be used after Ack.
 func (s *Spool) Ack(b Batch) error {
 	if b.bytes == 0 {
 		return nil
 	}
 	s.mu.Lock()
+	if len(s.spare) < maxSpare {
+		s.spare = append(s.spare, b.Data[:0])
+	}
 	s.ack = b.end
 	s.bytes -= b.bytes
 	if s.bytes < s.opts.MaxBytes/10*9 {

@@ -142,7 +142,7 @@ func (s *Spool) readInto(b *Batch, maxPoints int) error {
 				return false, false
 			}
 			if b.Data == nil {
-				b.Data = make([]byte, 0, batchCap(r, maxPoints, end-start))
+				b.Data = s.batchData(batchCap(r, maxPoints, end-start))
 			}
 			b.add(r)
 			return true, b.Points < maxPoints
@@ -169,6 +169,28 @@ func (s *Spool) readInto(b *Batch, maxPoints int) error {
 func batchCap(r record, maxPoints int, avail int64) int {
 	per := int64(len(r.payload)/max(r.points, 1) + 1)
 	return int(max(min(per*int64(max(maxPoints, r.points)), avail), int64(len(r.payload))))
+}
+
+// maxSpare is how many acknowledged batches' Data the spool keeps to fill
+// again: the forwarder has a few batches in flight, and making each anew
+// cost a large allocation, cleared, and the garbage collection it drove.
+const maxSpare = 4
+
+// batchData returns an empty buffer of at least size bytes for a batch,
+// one an acknowledged batch gave back when it is large enough.
+func (s *Spool) batchData(size int) []byte {
+	s.mu.Lock()
+	var buf []byte
+	if n := len(s.spare); n > 0 {
+		buf = s.spare[n-1]
+		s.spare[n-1] = nil
+		s.spare = s.spare[:n-1]
+	}
+	s.mu.Unlock()
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	return buf
 }
 
 // add appends r to b.

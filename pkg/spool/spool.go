@@ -108,6 +108,7 @@ type Spool struct {
 	inflight sync.WaitGroup // appends between the closed check and their answer
 	segs     []*segment     // oldest first; the last is the one being written
 	free     []string       // files of delivered segments, for prepare to reuse
+	spare    [][]byte       // Data of acknowledged batches, for readInto to fill again
 	ack      position
 	read     position
 	bytes    int64        // reserved or written and not yet acknowledged by the reader

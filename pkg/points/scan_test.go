@@ -381,6 +381,23 @@ func TestScannerFastPath(t *testing.T) {
 	}
 }
 
+// TestScannerReusesMemory checks that a Scanner allocates next to nothing
+// for a body like the one before: its buffers, and the series it
+// remembers with their fields, keep their memory from body to body.
+func TestScannerReusesMemory(t *testing.T) {
+	var s points.Scanner
+	body := telegrafLP(2000)
+	scan := func() {
+		if _, err := s.Scan(bytes.NewReader(body), int64(len(body)), time.Nanosecond, points.Options{HostTag: "host"}, "web-1", lpNow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scan()
+	if allocs := testing.AllocsPerRun(5, scan); allocs > 10 {
+		t.Errorf("a Telegraf-shaped body of 2000 lines took %.0f allocations, want at most 10", allocs)
+	}
+}
+
 // fastOptions are the options the fast path is compared under: small
 // budgets with a window on both sides of now, and no budgets at all.
 var fastOptions = func() []points.Options {

@@ -76,7 +76,11 @@ func (s *Scanner) remember(line []byte, sp, start, end int, hash uint64) {
 			s.known = make(map[string]int32)
 		}
 		s.known[k] = int32(len(s.knownList))
-		s.knownList = append(s.knownList, knownSeries{})
+		if n := len(s.knownList); n < cap(s.knownList) {
+			s.knownList = s.knownList[:n+1] // the entry's fields keep their memory
+		} else {
+			s.knownList = append(s.knownList, knownSeries{})
+		}
 		e = &s.knownList[len(s.knownList)-1]
 	}
 	e.start, e.end, e.hash = start, end, hash

@@ -132,18 +132,29 @@ func TestAppendReadAck(t *testing.T) {
 	}
 }
 
+// numbered returns the numbered record i: 22 bytes, one point.
+func numbered(i int) []byte { return []byte(fmt.Sprintf("m,host=h x=%04di %04d\n", i, i)) }
+
+// openNumbered opens a spool (--fsync interval) in a directory of its own
+// and appends the numbered records 0 to n-1.
+func openNumbered(t *testing.T, n int) *spool.Spool {
+	t.Helper()
+	s := open(t, spool.Options{Dir: t.TempDir(), Sync: spool.SyncInterval})
+	for i := range n {
+		if err := s.Append(numbered(i), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
 // TestNextSizesBatchOnce checks that a batch's data is allocated once at
 // about its size, not grown record by record: reading 1000 one-point
 // records takes a few allocations in all, where growing from nothing took
 // one per doubling and more.
 func TestNextSizesBatchOnce(t *testing.T) {
-	s := open(t, spool.Options{Dir: t.TempDir(), Sync: spool.SyncInterval})
+	s := openNumbered(t, 3000)
 	defer s.Close()
-	for i := range 3000 {
-		if err := s.Append([]byte(fmt.Sprintf("m,host=h x=%04di %04d\n", i, i)), 1); err != nil {
-			t.Fatal(err)
-		}
-	}
 	ctx := context.Background()
 	var b spool.Batch
 	allocs := testing.AllocsPerRun(5, func() {
@@ -169,13 +180,8 @@ func TestNextSizesBatchOnce(t *testing.T) {
 // same: making each 5000-point batch anew was a large allocation, cleared,
 // and the collections it drove.
 func TestAckGivesDataBack(t *testing.T) {
-	s := open(t, spool.Options{Dir: t.TempDir(), Sync: spool.SyncInterval})
+	s := openNumbered(t, 3000)
 	defer s.Close()
-	for i := range 3000 {
-		if err := s.Append([]byte(fmt.Sprintf("m,host=h x=%04di %04d\n", i, i)), 1); err != nil {
-			t.Fatal(err)
-		}
-	}
 	ctx := context.Background()
 	var last *byte
 	for round := range 3 {
@@ -183,7 +189,7 @@ func TestAckGivesDataBack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := fmt.Sprintf("m,host=h x=%04di %04d\n", round*1000, round*1000); b.Points != 1000 || !bytes.HasPrefix(b.Data, []byte(want)) {
+		if want := numbered(round * 1000); b.Points != 1000 || !bytes.HasPrefix(b.Data, want) {
 			t.Fatalf("batch %d: %d points starting %.22q; want 1000 starting %q", round, b.Points, b.Data, want)
 		}
 		first := unsafe.SliceData(b.Data)

@@ -116,9 +116,9 @@ func (s *Scanner) knownLine(line []byte, sp int, e *knownSeries) (bool, error) {
 	return true, err
 }
 
-// knownFields is fastFields for a line whose fields must be fields, in
-// order: it checks each key in place rather than reading it, and each
-// value as fastFields does.
+// knownFields is fastFields for a line whose fields must have the keys
+// and kinds of fields, in that order: it compares each key in place
+// rather than reading it, and checks each value as fastFields does.
 func (s *Scanner) knownFields(out, line []byte, i int, fields []knownField) ([]byte, int, bool) {
 	s.rewrites = s.rewrites[:0]
 	f0 := i

@@ -43,8 +43,11 @@ func submitAPI(cfg Config) writeAPI {
 			// Written by hand: this answer is on every request's path.
 			w.Header()["Content-Type"] = jsonContentType
 			w.WriteHeader(http.StatusOK)
-			w.Write(strconv.AppendInt([]byte(`{"accepted":`), int64(n), 10))
-			w.Write([]byte("}\n"))
+			if n == 1 {
+				w.Write(acceptedOne) // the usual request: nothing to format
+				return
+			}
+			w.Write(append(strconv.AppendInt([]byte(`{"accepted":`), int64(n), 10), "}\n"...))
 		},
 		errorBody: nativeError,
 		// Measured: 0.97 MB of points for a 0.51 MB batch of 5000 with
@@ -52,6 +55,10 @@ func submitAPI(cfg Config) writeAPI {
 		parseFactor: 3,
 	}
 }
+
+// acceptedOne is the answer to a submission of one point. Write copies
+// it and nothing changes it.
+var acceptedOne = []byte("{\"accepted\":1}\n")
 
 // apiKeyHeader returns the key of the X-API-Key header, whose canonical
 // name is X-Api-Key.

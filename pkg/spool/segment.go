@@ -109,35 +109,27 @@ const maxFree = 1
 // are sent again, which InfluxDB absorbs (same series, time and value), as
 // it absorbs a batch whose acknowledgement was lost.
 func recycleSegment(dir, old string, id uint64, size int64, mapped bool) preparedSegment {
-	fail := func(f *os.File, err error) preparedSegment {
-		f.Close()
-		return preparedSegment{id: id, err: err}
-	}
 	f, err := os.OpenFile(old, os.O_RDWR, 0)
 	if err != nil {
 		return preparedSegment{id: id, err: err}
 	}
-	if fi, err := f.Stat(); err != nil || fi.Size() != size {
-		return fail(f, fmt.Errorf("%s: not a segment of %d bytes", old, size))
+	if fi, serr := f.Stat(); serr != nil || fi.Size() != size {
+		err = fmt.Errorf("%s: not a segment of %d bytes", old, size)
 	}
-	if _, err := f.WriteAt(endMark[:], 0); err != nil {
-		return fail(f, err)
+	if err == nil {
+		_, err = f.WriteAt(endMark[:], 0)
 	}
-	if err := fdatasync(f); err != nil {
-		return fail(f, err)
+	if err == nil {
+		err = fdatasync(f)
 	}
-	if err := os.Rename(old, segmentPath(dir, id)); err != nil {
-		return fail(f, err)
+	if err == nil {
+		err = os.Rename(old, segmentPath(dir, id))
 	}
-	if err := syncDir(dir); err != nil {
-		return fail(f, err)
+	if err == nil {
+		err = syncDir(dir)
 	}
-	p := preparedSegment{id: id, file: f, size: size, recycled: true}
-	if mapped {
-		if p.mem, err = mapSegment(f, size); err != nil {
-			return fail(f, err)
-		}
-	}
+	p := readySegment(f, id, size, mapped, err)
+	p.recycled = p.err == nil
 	return p
 }
 
@@ -154,36 +146,36 @@ var endMark [headerSize]byte
 // into the mapping faults and shoots down other CPUs' TLB entries, and in
 // the benchmark pwrite served more requests per second.
 func prepareSegment(dir string, id uint64, size int64, mapped bool) preparedSegment {
-	path := segmentPath(dir, id)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(segmentPath(dir, id), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return preparedSegment{id: id, err: err}
 	}
 	zero := make([]byte, 1<<20)
-	for off := int64(0); off < size; off += int64(len(zero)) {
-		n := min(int64(len(zero)), size-off)
-		if _, err := f.WriteAt(zero[:n], off); err != nil {
-			f.Close()
-			return preparedSegment{id: id, err: err}
-		}
+	for off := int64(0); off < size && err == nil; off += int64(len(zero)) {
+		_, err = f.WriteAt(zero[:min(int64(len(zero)), size-off)], off)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return preparedSegment{id: id, err: err}
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := syncDir(dir); err != nil {
-		f.Close()
-		return preparedSegment{id: id, err: err}
+	if err == nil {
+		err = syncDir(dir)
 	}
-	if !mapped {
-		return preparedSegment{id: id, file: f, size: size}
+	return readySegment(f, id, size, mapped, err)
+}
+
+// readySegment returns f, segment id of size bytes, mapped for writing if
+// mapped, unless err, the error of getting it ready, or of mapping it, is
+// set: f is then closed.
+func readySegment(f *os.File, id uint64, size int64, mapped bool, err error) preparedSegment {
+	p := preparedSegment{id: id, file: f, size: size}
+	if err == nil && mapped {
+		p.mem, err = mapSegment(f, size)
 	}
-	mem, err := mapSegment(f, size)
 	if err != nil {
 		f.Close()
 		return preparedSegment{id: id, err: err}
 	}
-	return preparedSegment{id: id, file: f, mem: mem, size: size}
+	return p
 }
 
 // close unmaps and closes the segment's file. Unmapping also drops the

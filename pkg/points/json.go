@@ -76,10 +76,11 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 // when they are the last body's. The zero value is ready to use; it is not
 // safe for concurrent use.
 type JSONScanner struct {
-	b     batch
-	pts   []Point
-	enc   encoding
-	lines Lines
+	b        batch
+	pts      []Point
+	enc      encoding
+	lines    Lines
+	defaultM []byte // Options.DefaultMeasurement, for plain
 }
 
 // Scan reads the points of body as ParseJSON does with opts, and writes
@@ -87,7 +88,16 @@ type JSONScanner struct {
 // as the time of points without one. It returns ParseJSON's and
 // EncodeLines' errors. The Lines are the scanner's until the next Scan.
 func (j *JSONScanner) Scan(body io.Reader, opts Options, host string, now time.Time) (*Lines, error) {
-	pts, err := parseJSON(body, opts, &j.b, j.pts)
+	buf, err := readJSON(body, opts)
+	defer putBody(buf)
+	if err != nil {
+		return nil, err
+	}
+	j.lines.Reset()
+	if j.plain(buf.Bytes(), &opts, host, now) {
+		return &j.lines, nil
+	}
+	pts, err := parseJSONBytes(buf.Bytes(), opts, &j.b, j.pts)
 	if cap(pts) <= keptChunk {
 		j.pts = pts[:0]
 	} else {
@@ -96,27 +106,43 @@ func (j *JSONScanner) Scan(body io.Reader, opts Options, host string, now time.T
 	if err != nil {
 		return nil, err
 	}
-	j.lines.Reset()
 	return &j.lines, j.enc.lines(&j.lines, pts, opts.HostTag, host, now)
 }
 
 // parseJSON is ParseJSON with the batch b, reset here, and the points
 // appended to pts[:0].
 func parseJSON(r io.Reader, opts Options, b *batch, pts []Point) ([]Point, error) {
+	buf, err := readJSON(r, opts)
+	defer putBody(buf)
+	if err != nil {
+		return nil, err
+	}
+	return parseJSONBytes(buf.Bytes(), opts, b, pts)
+}
+
+// readJSON reads r into a buffer of bodies, which the caller gives back
+// with putBody once done with its bytes, error or not.
+func readJSON(r io.Reader, opts Options) (*bytes.Buffer, error) {
 	buf := bodies.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= 4<<20 { // keep the pool from holding on to outsized bodies
-			buf.Reset()
-			bodies.Put(buf)
-		}
-	}()
 	if opts.BodySize > 0 {
 		buf.Grow(int(opts.BodySize) + bytes.MinRead) // ReadFrom needs MinRead spare to see the end
 	}
 	if _, err := buf.ReadFrom(r); err != nil {
-		return nil, fmt.Errorf("%w: reading body: %w", ErrInvalid, err)
+		return buf, fmt.Errorf("%w: reading body: %w", ErrInvalid, err)
 	}
-	body := buf.Bytes()
+	return buf, nil
+}
+
+// putBody gives buf back to bodies, unless it grew too large to keep.
+func putBody(buf *bytes.Buffer) {
+	if buf.Cap() <= 4<<20 { // keep the pool from holding on to outsized bodies
+		buf.Reset()
+		bodies.Put(buf)
+	}
+}
+
+// parseJSONBytes is parseJSON of the body read.
+func parseJSONBytes(body []byte, opts Options, b *batch, pts []Point) ([]Point, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, fmt.Errorf("%w: body is empty", ErrInvalid)
 	}

@@ -112,7 +112,7 @@ func New(cfg Config) *Writer {
 	w := &Writer{
 		client: &http.Client{Timeout: timeout, Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
-			DialContext:         (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:         bulkDialer((&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext),
 			MaxIdleConnsPerHost: 16,
 			IdleConnTimeout:     90 * time.Second,
 			// The body is gzipped by Write, when it is; an answer is small.
@@ -202,7 +202,7 @@ type lentBodies []*lentBody
 
 type lentBody struct {
 	mu      sync.Mutex
-	r       bytes.Reader
+	data    []byte // what is left to read
 	revoked bool
 }
 
@@ -215,16 +215,71 @@ func (b *lentBody) Read(p []byte) (int, error) {
 	if b.revoked {
 		return 0, errRevoked
 	}
-	return b.r.Read(p)
+	if len(b.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, b.data)
+	b.data = b.data[n:]
+	return n, nil
 }
 
 func (b *lentBody) Close() error { return nil }
 
+// sendTo writes up to lr.N bytes of what is left of b to w in one Write,
+// as lr would give them (see bulkConn). It holds b for the whole Write, so
+// revoke waits for it: the transport closes the connection of a write
+// whose request is over, a timeout or an early answer, which ends it.
+func (b *lentBody) sendTo(w io.Writer, lr *io.LimitedReader) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.revoked {
+		return 0, errRevoked
+	}
+	data := b.data[:min(int64(len(b.data)), lr.N)]
+	if len(data) == 0 {
+		return 0, nil
+	}
+	n, err := w.Write(data)
+	b.data = b.data[n:]
+	lr.N -= int64(n)
+	return int64(n), err
+}
+
+// bulkConn is a connection to InfluxDB that sends a write's body in one
+// Write. The transport hands a body of known length to the connection's
+// ReadFrom, wrapped in an io.LimitedReader; a TCP connection's own
+// ReadFrom then copies it through a 32 KB buffer, so a 5000-line batch of
+// about 860 KB left in 27 copies and 27 write calls. With one Write the
+// gateway spent less CPU a point in each of four interleaved pairs of
+// 5000-line batch loads: 3 to 10% less with InfluxDB behind it, 4 to 6%
+// with VictoriaMetrics. Any other reader, and a TLS connection, which
+// writes through its own Write, are sent as before.
+type bulkConn struct{ net.Conn }
+
+func (c bulkConn) ReadFrom(r io.Reader) (int64, error) {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		if b, ok := lr.R.(*lentBody); ok {
+			return b.sendTo(c.Conn, lr)
+		}
+	}
+	return io.Copy(c.Conn, r)
+}
+
+// bulkDialer returns dial with its connections made bulkConns.
+func bulkDialer(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return bulkConn{c}, nil
+	}
+}
+
 // add returns a new body reading data. Do calls it, through GetBody, in
 // the caller's goroutine.
 func (bs *lentBodies) add(data []byte) *lentBody {
-	b := &lentBody{}
-	b.r.Reset(data)
+	b := &lentBody{data: data}
 	*bs = append(*bs, b)
 	return b
 }

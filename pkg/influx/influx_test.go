@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -262,6 +263,49 @@ func TestWriteToDoneWithLines(t *testing.T) {
 		clear(lines) // the transport must be done with them
 		copy(lines, text)
 	}
+}
+
+// TestWriteBodyInOneWrite checks that a write's body leaves in one Write
+// on the connection, not copied through the transport's 32 KB buffer in
+// as many, and that the real InfluxDB gets all of it.
+func TestWriteBodyInOneWrite(t *testing.T) {
+	db := testenv.InfluxDB(t)
+	w := newWriter(t, influx.Config{URL: db.URL, Bucket: db.Name})
+	var largest atomic.Int64
+	var d net.Dialer
+	influx.SetDial(w, func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		return writeSizes{c, &largest}, err
+	})
+	var b strings.Builder
+	const points = 20000
+	for i := range points {
+		fmt.Fprintf(&b, "bulk,host=h%d value=%di %d\n", i%10, i, 1700000000000000000+i)
+	}
+	body := b.String() // about 900 KB
+	if err := w.Write(context.Background(), []byte(body)); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if got := db.Count(t, "bulk", "value"); got != points {
+		t.Fatalf("count of bulk.value: got %d, want %d", got, points)
+	}
+	// The transport's buffer takes the headers and the body's first bytes.
+	if got, want := largest.Load(), int64(len(body)-4096); got < want {
+		t.Errorf("largest Write on the connection: %d bytes, want at least %d of the %d-byte body", got, want, len(body))
+	}
+}
+
+// writeSizes is a connection that keeps the size of its largest Write.
+type writeSizes struct {
+	net.Conn
+	largest *atomic.Int64
+}
+
+func (c writeSizes) Write(p []byte) (int, error) {
+	if n := int64(len(p)); n > c.largest.Load() {
+		c.largest.Store(n)
+	}
+	return c.Conn.Write(p)
 }
 
 // TestWriteTimeout checks that Config.Timeout bounds a request to an

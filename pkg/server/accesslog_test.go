@@ -7,7 +7,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -133,6 +135,25 @@ func slogRecord(e *accessEntry) slog.Record {
 		r.AddAttrs(slog.String("error", e.err.Error()))
 	}
 	return r
+}
+
+// TestMillisMatchesFloat checks the latency as the access line writes it
+// against strconv's shortest form of the float64 slog would format, over
+// every size of value and the bounds where millis changes its method.
+func TestMillisMatchesFloat(t *testing.T) {
+	values := []int64{0, 1, 9, 10, 999, 1000, 1001, 1234, 100000, 999999999999999, 1e15, 1e15 + 1, 1<<53 - 1, 1 << 53, 1<<62 + 12345, -1, -1234}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		values = append(values, r.Int64N(int64(1)<<(1+r.IntN(62))))
+	}
+	for _, us := range values {
+		var f fields
+		f.millis("l", us)
+		want := `{"l":` + strconv.FormatFloat(float64(us)/1000, 'f', -1, 64)
+		if string(f.b) != want {
+			t.Fatalf("%d µs: got %s, want %s", us, f.b, want)
+		}
+	}
 }
 
 func BenchmarkAccessLog(b *testing.B) {

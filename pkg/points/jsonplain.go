@@ -245,6 +245,8 @@ func digits(b []byte, i int) int {
 	return i
 }
 
+// skipJSONSpace returns the index of the first byte at b[i:] that is not
+// JSON whitespace, as fastjson skips it.
 func skipJSONSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++

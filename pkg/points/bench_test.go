@@ -135,3 +135,41 @@ func BenchmarkLineProtocol(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkJSONScanner is a JSONScanner's Scan of the bodies /api/submit
+// gets most: one point, and a script's few points in an array, as plain
+// objects (the plain path) and with tags (the whole parse).
+func BenchmarkJSONScanner(b *testing.B) {
+	opts := points.Options{DefaultMeasurement: "custom_metrics", HostTag: "host", MaxPoints: 5000}
+	now := time.Now()
+	var plain10, tagged10 strings.Builder
+	plain10.WriteString("[")
+	tagged10.WriteString("[")
+	for i := range 10 {
+		if i > 0 {
+			plain10.WriteString(",")
+			tagged10.WriteString(",")
+		}
+		fmt.Fprintf(&plain10, `{"field":"f%d","value":%d.5,"timestamp":%d}`, i, i, 1699786600000000000+i)
+		fmt.Fprintf(&tagged10, `{"field":"f%d","value":%d.5,"timestamp":%d,"tags":{"disk":"sda"}}`, i, i, 1699786600000000000+i)
+	}
+	plain10.WriteString("]")
+	tagged10.WriteString("]")
+	for _, bc := range []struct{ name, body string }{
+		{"one", `{"field": "os_updates", "value": 5, "timestamp": 1699786600000000000}`},
+		{"plain10", plain10.String()},
+		{"tagged10", tagged10.String()},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var j points.JSONScanner
+			r := strings.NewReader(bc.body)
+			for b.Loop() {
+				r.Reset(bc.body)
+				if _, err := j.Scan(r, opts, "web-1", now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

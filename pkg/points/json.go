@@ -76,11 +76,13 @@ func ParseJSON(r io.Reader, opts Options) ([]Point, error) {
 // when they are the last body's. The zero value is ready to use; it is not
 // safe for concurrent use.
 type JSONScanner struct {
-	b        batch
-	pts      []Point
-	enc      encoding
-	lines    Lines
-	defaultM []byte // Options.DefaultMeasurement, for plain
+	b     batch
+	pts   []Point
+	enc   encoding
+	lines Lines
+	// For plain: the points of a body, and Options.DefaultMeasurement.
+	plainPts []plainPoint
+	defaultM []byte
 }
 
 // Scan reads the points of body as ParseJSON does with opts, and writes

@@ -3,118 +3,149 @@ package points
 import (
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 	"github.com/valyala/fastjson/fastfloat"
 )
 
-// plainPoint is a submission as most clients send it: one object with a
-// field, a number or boolean value, and perhaps a measurement and a
-// timestamp, its names needing no escape in line protocol. Its parts are
-// the body's bytes.
+// plainPoint is a point as most clients send it: an object with a field,
+// a number or boolean value, and perhaps a measurement and a timestamp,
+// its names needing no escape in line protocol. Its names are the body's
+// bytes.
 type plainPoint struct {
 	measurement []byte // nil for the default
 	field       []byte
 	value       lineprotocol.Value
-	time        []byte // an integer; nil when absent
+	time        int64 // nanoseconds, when timed
+	timed       bool
 }
 
-// plain writes body into j.lines, when it is a plainPoint whose names,
-// value and time pass every check the whole parse makes, as that parse
-// and EncodeLines would: the same line, series, measurement and field.
-// It reports false for anything else, a body it cannot judge included,
-// having written nothing; the whole parse then answers the body, with
-// its precise error when there is one.
+// plain writes body into j.lines, when it is a plainPoint or a small
+// array of them whose names, values and times pass every check the whole
+// parse makes, as that parse and EncodeLines would: the same lines,
+// series, measurements and fields. It reports false for anything else, a
+// body it cannot judge included, having written nothing; the whole parse
+// then answers the body, with its precise error when there is one.
 //
 // A one-point body spent most of its parse building fastjson's tree, a
 // Point and the line-protocol encoder's checks of names it then wrote
-// unescaped; this reads the object in one pass instead.
+// unescaped; this reads the body in one pass instead.
 // FuzzJSONScanner holds the two paths to the same answers.
 func (j *JSONScanner) plain(body []byte, opts *Options, host string, now time.Time) bool {
 	if len(body) > maxPlainBody {
 		return false
 	}
-	p, ok := scanPlain(body)
-	if !ok || now.IsZero() || !plainText(host) || !plainText(opts.HostTag) {
+	pts, ok := scanPlain(body, j.plainPts[:0])
+	j.plainPts = pts[:0]
+	if !ok || now.IsZero() || !plainText(host) || !plainText(opts.HostTag) ||
+		opts.MaxPoints > 0 && len(pts) > opts.MaxPoints {
 		return false
+	}
+	if string(j.defaultM) != opts.DefaultMeasurement {
+		j.defaultM = []byte(opts.DefaultMeasurement)
 	}
 	lim := opts.Limits.withDefaults()
-	m := p.measurement
-	if m == nil {
-		if string(j.defaultM) != opts.DefaultMeasurement {
-			j.defaultM = []byte(opts.DefaultMeasurement)
+	for i := range pts {
+		p := &pts[i]
+		if p.measurement == nil {
+			p.measurement = j.defaultM
 		}
-		if m = j.defaultM; !plainText(m) {
+		if !plainName(p.measurement, lim.MaxNameLen) || !plainName(p.field, lim.MaxNameLen) ||
+			string(p.field) == "time" || string(p.field) == opts.HostTag {
 			return false
 		}
-	}
-	if !plainName(m, lim.MaxNameLen) || !plainName(p.field, lim.MaxNameLen) ||
-		string(p.field) == "time" || string(p.field) == opts.HostTag {
-		return false
-	}
-	t := now
-	if p.time != nil {
-		ns, err := fastfloat.ParseInt64(string(p.time))
-		if err != nil || ns < minNanoTime || ns > maxNanoTime {
-			return false
-		}
-		t = time.Unix(0, ns)
-		if lim.MaxFuture > 0 || lim.MaxPast > 0 {
-			if opts.Now.IsZero() {
-				// A clock read here could differ from the one the whole
-				// parse would read: leave the body to it.
-				return false
-			}
-			if lim.checkTime(t, opts.Now) != nil {
+		if p.timed && (lim.MaxFuture > 0 || lim.MaxPast > 0) {
+			// Without the caller's clock, one read here could differ from
+			// the one the whole parse would read: leave the body to it.
+			if opts.Now.IsZero() || lim.checkTime(time.Unix(0, p.time), opts.Now) != nil {
 				return false
 			}
 		}
 	}
 	l := &j.lines
-	start := len(l.Data)
-	l.Data = append(l.Data, m...)
-	l.Data = append(l.Data, ',')
-	l.Data = append(l.Data, opts.HostTag...)
-	l.Data = append(l.Data, '=')
-	l.Data = append(l.Data, host...)
-	series := SeriesHash(l.Data[start:])
-	l.Data = append(l.Data, ' ')
-	l.Data = append(l.Data, p.field...)
-	l.Data = append(l.Data, '=')
-	l.Data = p.value.AppendBytes(l.Data)
-	l.Data = append(l.Data, ' ')
-	l.Data = strconv.AppendInt(l.Data, t.UnixNano(), 10)
-	l.Data = append(l.Data, '\n')
-	shape := append(append(append(append(j.enc.shape[:0], m...), 0), p.field...), 0, shapeKind(p.value.Kind()))
-	j.enc.shape = shape
-	if l.newShape(shape) {
-		l.addShape(shape, len(m), 0)
+	for i := range pts {
+		p := &pts[i]
+		start := len(l.Data)
+		l.Data = append(l.Data, p.measurement...)
+		l.Data = append(l.Data, ',')
+		l.Data = append(l.Data, opts.HostTag...)
+		l.Data = append(l.Data, '=')
+		l.Data = append(l.Data, host...)
+		series := SeriesHash(l.Data[start:])
+		l.Data = append(l.Data, ' ')
+		l.Data = append(l.Data, p.field...)
+		l.Data = append(l.Data, '=')
+		l.Data = p.value.AppendBytes(l.Data)
+		l.Data = append(l.Data, ' ')
+		ns := now.UnixNano()
+		if p.timed {
+			ns = p.time
+		}
+		l.Data = strconv.AppendInt(l.Data, ns, 10)
+		l.Data = append(l.Data, '\n')
+		shape := append(append(append(append(j.enc.shape[:0], p.measurement...), 0), p.field...), 0, shapeKind(p.value.Kind()))
+		j.enc.shape = shape
+		if l.newShape(shape) {
+			l.addShape(shape, len(p.measurement), 0)
+		}
+		l.addPoint(1, series)
 	}
-	l.addPoint(1, series)
 	return true
 }
 
-// maxPlainBody is the largest body plain takes: its names are then far
-// below GrowStep, as the whole parse charges them, so Options.Grow is
-// never asked.
+// maxPlainBody is the largest body plain takes: the memory the whole
+// parse charges for its points and names then stays below GrowStep, so
+// Options.Grow is never asked, and a large batch keeps the whole parse's
+// gate (bigParses) and yields.
 const maxPlainBody = 4 << 10
 
-// scanPlain reads body as a plainPoint, reporting false for anything else:
-// another key, a repeated one, a string with an escape or a byte plainText
-// refuses, a value of another type, a number that is not JSON's.
-func scanPlain(body []byte) (p plainPoint, ok bool) {
+// scanPlain reads body as one plainPoint or a non-empty array of them,
+// appended to pts, reporting false for anything else.
+func scanPlain(body []byte, pts []plainPoint) ([]plainPoint, bool) {
 	i := skipJSONSpace(body, 0)
+	if i < len(body) && body[i] == '{' {
+		p, end, ok := plainObject(body, i)
+		return append(pts, p), ok && skipJSONSpace(body, end) == len(body)
+	}
+	if i == len(body) || body[i] != '[' {
+		return pts, false
+	}
+	for {
+		p, end, ok := plainObject(body, skipJSONSpace(body, i+1))
+		if !ok {
+			return pts, false
+		}
+		pts = append(pts, p)
+		if i = skipJSONSpace(body, end); i == len(body) {
+			return pts, false
+		}
+		if body[i] == ']' {
+			return pts, skipJSONSpace(body, i+1) == len(body)
+		}
+		if body[i] != ',' {
+			return pts, false
+		}
+	}
+}
+
+// plainObject reads the object at body[i:] as a plainPoint and returns
+// the index after it, reporting false for anything else: another key, a
+// repeated one, a string with an escape or a byte plainText refuses, a
+// value of another type, a number that is not JSON's, a timestamp out of
+// InfluxDB's range.
+func plainObject(body []byte, i int) (p plainPoint, end int, ok bool) {
 	if i == len(body) || body[i] != '{' {
-		return p, false
+		return p, i, false
 	}
 	seen := 0
 	for {
 		var key []byte
 		if key, i, ok = plainString(body, skipJSONSpace(body, i+1)); !ok {
-			return p, false
+			return p, i, false
 		}
 		if i = skipJSONSpace(body, i); i == len(body) || body[i] != ':' {
-			return p, false
+			return p, i, false
 		}
 		i = skipJSONSpace(body, i+1)
 		var bit int
@@ -130,30 +161,37 @@ func scanPlain(body []byte) (p plainPoint, ok bool) {
 			p.value, i, ok = plainValue(body, i)
 		case "timestamp":
 			bit = 8
-			var frac bool
-			start := i
-			if i, frac = jsonNumber(body, i); i == start || frac {
-				return p, false
-			}
-			p.time = body[start:i]
+			p.time, i, ok = plainTime(body, i)
+			p.timed = true
 		default:
-			return p, false
+			return p, i, false
 		}
 		if !ok || seen&bit != 0 {
-			return p, false
+			return p, i, false
 		}
 		seen |= bit
 		if i = skipJSONSpace(body, i); i == len(body) {
-			return p, false
+			return p, i, false
 		}
 		if body[i] == '}' {
-			break
+			return p, i + 1, seen&6 == 6
 		}
 		if body[i] != ',' {
-			return p, false
+			return p, i, false
 		}
 	}
-	return p, seen&6 == 6 && skipJSONSpace(body, i+1) == len(body)
+}
+
+// plainTime reads the integer at body[i:] as jsonTime would, nanoseconds
+// since the epoch, and returns it and the index after it. It reports false
+// for anything else and for a time out of InfluxDB's range.
+func plainTime(body []byte, i int) (int64, int, bool) {
+	end, frac := jsonNumber(body, i)
+	if end == i || frac {
+		return 0, i, false
+	}
+	ns, err := fastfloat.ParseInt64(transient(body[i:end]))
+	return ns, end, err == nil && ns >= minNanoTime && ns <= maxNanoTime
 }
 
 // plainString reads the JSON string at body[i:] and returns its content
@@ -189,17 +227,25 @@ func plainValue(body []byte, i int) (lineprotocol.Value, int, bool) {
 	if end == i {
 		return lineprotocol.Value{}, i, false
 	}
-	raw := string(body[i:end])
-	if n, err := fastfloat.ParseInt64(raw); err == nil {
-		return lineprotocol.IntValue(n), end, true
-	}
+	raw := transient(body[i:end])
 	if !frac {
-		return lineprotocol.Value{}, i, false // an integer out of range
+		// jsonValue tries an integer first; a number with a fraction or
+		// an exponent never is one, and the error would cost allocations.
+		n, err := fastfloat.ParseInt64(raw)
+		return lineprotocol.IntValue(n), end, err == nil // else out of range
 	}
 	f, err := fastfloat.Parse(raw)
 	v, ok := lineprotocol.FloatValue(f)
 	return v, end, err == nil && ok
 }
+
+// transient returns b as a string without copying it, for the fastfloat
+// parse of a number: fastjson parses its numbers so, and the two paths
+// must agree on every value. The parse keeps no reference to it (its
+// errors copy what they quote), and b is not changed while it runs. A copy
+// cost an allocation a number, as fastfloat's errors make the string
+// escape.
+func transient(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // jsonNumber returns the index after the JSON number at body[i:], i when
 // there is none, and whether it has a fraction or an exponent.

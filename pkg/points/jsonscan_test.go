@@ -58,6 +58,8 @@ func TestJSONScannerPlain(t *testing.T) {
 	short.Limits.MaxNameLen = 4
 	oddDefault := base
 	oddDefault.DefaultMeasurement = "custom metrics"
+	fewPoints := base
+	fewPoints.MaxPoints = 1
 	for _, tt := range []struct {
 		body  string
 		opts  points.Options
@@ -96,7 +98,19 @@ func TestJSONScannerPlain(t *testing.T) {
 		{`{"field":"n"}`, base, "web-1", false},
 		{`{"field":"n","value":1}x`, base, "web-1", false},
 		{`{"field":"n","value":1,}`, base, "web-1", false},
-		{`[{"field":"n","value":1}]`, base, "web-1", false},
+		{`[{"field":"n","value":1}]`, base, "web-1", true},
+		{` [ {"field":"a","value":1} , {"measurement":"m","field":"b","value":2.5,"timestamp":5},{"field":"a","value":true}] `, base, "web-1", true},
+		{`[{"field":"a","value":1},{"field":"a","value":2}]`, window, "web-1", true},
+		{`[]`, base, "web-1", false},
+		{`[{"field":"a","value":1},]`, base, "web-1", false},
+		{`[{"field":"a","value":1}`, base, "web-1", false},
+		{`[{"field":"a","value":1}]]`, base, "web-1", false},
+		{`[[{"field":"a","value":1}]]`, base, "web-1", false},
+		{`[{"field":"a","value":1},{"field":"b","value":"s"}]`, base, "web-1", false},
+		{`[{"field":"a","value":1},{"field":"_b","value":2}]`, base, "web-1", false},
+		{`[{"field":"a","value":1},{"field":"b","value":2,"timestamp":1699796600000000000}]`, window, "web-1", false},
+		{`[{"field":"a","value":1},{"field":"b","value":2}]`, fewPoints, "web-1", false}, // more than MaxPoints
+		{`[` + strings.Repeat(`{"field":"a","value":1},`, 200) + `{"field":"a","value":1}]`, base, "web-1", false}, // over 4 KiB
 	} {
 		var j points.JSONScanner
 		if got := j.Plain(tt.body, tt.opts, tt.host, now); got != tt.plain {
@@ -118,6 +132,7 @@ func FuzzJSONScanner(f *testing.F) {
 	f.Add(`{"field":"x","value":1,"timestamp":1}`, `{"field":"x","value":1,"tags":{"host":"h"}}`, "web-1", 0, true)
 	f.Add(`{"field":"x","value":1}`, `{"measurement":"m","field":"os_updates","value":-1.5E+2,"timestamp":1699786600000000000}`, "10.1.2.3", 8, true)
 	f.Add(`{"field":"x","value":1}`, ` { "value" : true , "field" : "a:b/c.d" } `, "::1", 3, false)
+	f.Add(`[{"field":"x","value":1},{"field":"y","value":2}]`, `[{"field":"x","value":1.5,"timestamp":1699786600000000000},{"measurement":"m","field":"x","value":false}]`, "web-1", 0, true)
 	f.Fuzz(func(t *testing.T, first, second, host string, maxName int, window bool) {
 		now := time.Unix(1699786600, 0)
 		opts := points.Options{DefaultMeasurement: "custom_metrics", HostTag: "host", Now: now,

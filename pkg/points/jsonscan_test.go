@@ -109,7 +109,7 @@ func TestJSONScannerPlain(t *testing.T) {
 		{`[{"field":"a","value":1},{"field":"b","value":"s"}]`, base, "web-1", false},
 		{`[{"field":"a","value":1},{"field":"_b","value":2}]`, base, "web-1", false},
 		{`[{"field":"a","value":1},{"field":"b","value":2,"timestamp":1699796600000000000}]`, window, "web-1", false},
-		{`[{"field":"a","value":1},{"field":"b","value":2}]`, fewPoints, "web-1", false}, // more than MaxPoints
+		{`[{"field":"a","value":1},{"field":"b","value":2}]`, fewPoints, "web-1", false},                           // more than MaxPoints
 		{`[` + strings.Repeat(`{"field":"a","value":1},`, 200) + `{"field":"a","value":1}]`, base, "web-1", false}, // over 4 KiB
 	} {
 		var j points.JSONScanner

@@ -49,10 +49,15 @@ func (j *JSONScanner) plain(body []byte, opts *Options, host string, now time.Ti
 	for i := range pts {
 		p := &pts[i]
 		if p.measurement == nil {
+			if !plainText(j.defaultM) {
+				return false
+			}
 			p.measurement = j.defaultM
 		}
-		if !plainName(p.measurement, lim.MaxNameLen) || !plainName(p.field, lim.MaxNameLen) ||
-			string(p.field) == "time" || string(p.field) == opts.HostTag {
+		// plainString took only plain bytes: what checkName has left to
+		// check is nameOK's.
+		if !nameOK(p.measurement, lim.MaxNameLen, false) || !nameOK(p.field, lim.MaxNameLen, true) ||
+			string(p.field) == opts.HostTag {
 			return false
 		}
 		if p.timed && (lim.MaxFuture > 0 || lim.MaxPast > 0) {
@@ -111,22 +116,28 @@ func scanPlain(body []byte, pts []plainPoint) ([]plainPoint, bool) {
 	if i == len(body) || body[i] != '[' {
 		return pts, false
 	}
-	for {
-		p, end, ok := plainObject(body, skipJSONSpace(body, i+1))
+	for i++; ; {
+		p, end, ok := plainObject(body, skipJSONSpace(body, i))
 		if !ok {
 			return pts, false
 		}
 		pts = append(pts, p)
-		if i = skipJSONSpace(body, end); i == len(body) {
-			return pts, false
-		}
-		if body[i] == ']' {
-			return pts, skipJSONSpace(body, i+1) == len(body)
-		}
-		if body[i] != ',' {
-			return pts, false
+		var done bool
+		if i, done, ok = nextItem(body, end, ']'); !ok || done {
+			return pts, ok && skipJSONSpace(body, i) == len(body)
 		}
 	}
+}
+
+// nextItem reads what follows an item of a JSON object or array, at
+// body[i:] after any space: a ',' before another item, or close, which
+// ends them (done). It returns the index after it, and false for anything
+// else.
+func nextItem(body []byte, i int, close byte) (next int, done, ok bool) {
+	if i = skipJSONSpace(body, i); i < len(body) && (body[i] == ',' || body[i] == close) {
+		return i + 1, body[i] == close, true
+	}
+	return i, false, false
 }
 
 // plainObject reads the object at body[i:] as a plainPoint and returns
@@ -139,9 +150,9 @@ func plainObject(body []byte, i int) (p plainPoint, end int, ok bool) {
 		return p, i, false
 	}
 	seen := 0
-	for {
+	for i++; ; {
 		var key []byte
-		if key, i, ok = plainString(body, skipJSONSpace(body, i+1)); !ok {
+		if key, i, ok = plainString(body, skipJSONSpace(body, i)); !ok {
 			return p, i, false
 		}
 		if i = skipJSONSpace(body, i); i == len(body) || body[i] != ':' {
@@ -170,14 +181,9 @@ func plainObject(body []byte, i int) (p plainPoint, end int, ok bool) {
 			return p, i, false
 		}
 		seen |= bit
-		if i = skipJSONSpace(body, i); i == len(body) {
-			return p, i, false
-		}
-		if body[i] == '}' {
-			return p, i + 1, seen&6 == 6
-		}
-		if body[i] != ',' {
-			return p, i, false
+		var done bool
+		if i, done, ok = nextItem(body, i, '}'); !ok || done {
+			return p, i, ok && seen&6 == 6
 		}
 	}
 }
@@ -258,12 +264,12 @@ func jsonNumber(body []byte, i int) (end int, frac bool) {
 	case j < len(body) && body[j] == '0':
 		j++
 	case j < len(body) && body[j] >= '1' && body[j] <= '9':
-		j = digits(body, j)
+		j = digitsEnd(body, j)
 	default:
 		return i, false
 	}
 	if j < len(body) && body[j] == '.' {
-		if k := digits(body, j+1); k > j+1 {
+		if k := digitsEnd(body, j+1); k > j+1 {
 			j, frac = k, true
 		} else {
 			return i, false
@@ -274,21 +280,13 @@ func jsonNumber(body []byte, i int) (end int, frac bool) {
 		if k < len(body) && (body[k] == '+' || body[k] == '-') {
 			k++
 		}
-		if e := digits(body, k); e > k {
+		if e := digitsEnd(body, k); e > k {
 			j, frac = e, true
 		} else {
 			return i, false
 		}
 	}
 	return j, frac
-}
-
-// digits returns the index after the run of decimal digits at b[i:].
-func digits(b []byte, i int) int {
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-		i++
-	}
-	return i
 }
 
 // skipJSONSpace returns the index of the first byte at b[i:] that is not
@@ -309,10 +307,4 @@ func plainText[T string | []byte](s T) bool {
 		}
 	}
 	return len(s) > 0
-}
-
-// plainName reports whether s is a name checkName takes that is all
-// plainByte.
-func plainName(s []byte, maxLen int) bool {
-	return plainText(s) && len(s) <= maxLen && s[0] != '_'
 }

@@ -66,8 +66,7 @@ func (s *Scanner) fastLine(line []byte) (bool, error) {
 	if !ok || len(m) == 0 {
 		return false, nil
 	}
-	for i = sp; i < len(line) && line[i] == ' '; i++ {
-	}
+	i = skipSpaces(line, sp)
 	out := s.lines.Data
 	start := len(out)
 	out = append(out, m...)
@@ -92,13 +91,22 @@ func (s *Scanner) fastLine(line []byte) (bool, error) {
 	if newShape {
 		s.lines.addShape(s.shape, len(m), s.lineOf(m))
 	}
-	s.lines.addPoint(len(s.fieldKeys), series)
 	if s.useKnown {
 		s.remember(line, sp, start, seriesEnd, series)
 	}
+	s.lines.addPoint(len(s.fieldKeys), series)
 	err := s.charge(int64(len(s.lines.Data)-start) + 8)
 	yieldEvery(s.lines.Points)
 	return true, err
+}
+
+// skipSpaces returns the offset of the first byte of line from i that is
+// not a space.
+func skipSpaces(line []byte, i int) int {
+	for i < len(line) && line[i] == ' ' {
+		i++
+	}
+	return i
 }
 
 // undo drops what fastLine wrote of a line it gives up, keeping the
@@ -314,10 +322,7 @@ func numberEnd(b []byte, i int) (int, byte, bool) {
 // optional minus sign, then nothing but spaces. It reads the number as it
 // finds its end; anything else is left to appendTime.
 func (s *Scanner) fastTime(out, line []byte, i int) ([]byte, bool) {
-	for i < len(line) && line[i] == ' ' {
-		i++
-	}
-	if i == len(line) {
+	if i = skipSpaces(line, i); i == len(line) {
 		out, err := s.appendTime(out, nil)
 		return out, err == nil
 	}
@@ -342,13 +347,7 @@ func (s *Scanner) fastTime(out, line []byte, i int) ([]byte, bool) {
 		i++
 	}
 	ts := line[t0:i]
-	if i == d0 || u > math.MaxInt64 {
-		return out, false
-	}
-	for i < len(line) && line[i] == ' ' {
-		i++
-	}
-	if i < len(line) {
+	if i == d0 || u > math.MaxInt64 || skipSpaces(line, i) < len(line) {
 		return out, false
 	}
 	n := int64(u)

@@ -98,11 +98,7 @@ func (s *Scanner) knownLine(line []byte, sp int, e *knownSeries) (bool, error) {
 	out := s.lines.Data
 	start := len(out)
 	out = append(out, out[e.start:e.end]...)
-	i := sp
-	for i < len(line) && line[i] == ' ' {
-		i++
-	}
-	out, i, ok := s.knownFields(out, line, i, e.fields)
+	out, i, ok := s.knownFields(out, line, skipSpaces(line, sp), e.fields)
 	if !ok {
 		return s.undo(out, start), nil
 	}

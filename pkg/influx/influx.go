@@ -245,6 +245,23 @@ func (b *lentBody) sendTo(w io.Writer, lr *io.LimitedReader) (int64, error) {
 	return int64(n), err
 }
 
+// add returns a new body reading data. Do calls it, through GetBody, in
+// the caller's goroutine.
+func (bs *lentBodies) add(data []byte) *lentBody {
+	b := &lentBody{data: data}
+	*bs = append(*bs, b)
+	return b
+}
+
+// revoke returns once no body reads its data, or will.
+func (bs *lentBodies) revoke() {
+	for _, b := range *bs {
+		b.mu.Lock()
+		b.revoked = true
+		b.mu.Unlock()
+	}
+}
+
 // bulkConn is a connection to InfluxDB that sends a write's body in one
 // Write. The transport hands a body of known length to the connection's
 // ReadFrom, wrapped in an io.LimitedReader; a TCP connection's own
@@ -273,23 +290,6 @@ func bulkDialer(dial func(ctx context.Context, network, addr string) (net.Conn, 
 			return nil, err
 		}
 		return bulkConn{c}, nil
-	}
-}
-
-// add returns a new body reading data. Do calls it, through GetBody, in
-// the caller's goroutine.
-func (bs *lentBodies) add(data []byte) *lentBody {
-	b := &lentBody{data: data}
-	*bs = append(*bs, b)
-	return b
-}
-
-// revoke returns once no body reads its data, or will.
-func (bs *lentBodies) revoke() {
-	for _, b := range *bs {
-		b.mu.Lock()
-		b.revoked = true
-		b.mu.Unlock()
 	}
 }
 

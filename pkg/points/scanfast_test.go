@@ -74,6 +74,35 @@ func TestEightDigits(t *testing.T) {
 	}
 }
 
+// TestDigitsEnd checks the word-at-a-time digitsEnd against a byte-at-a-
+// time loop: every byte value at every place of a run of digits, runs
+// ending at each length around the eight-byte steps, and starts past 0.
+func TestDigitsEnd(t *testing.T) {
+	byByte := func(b []byte, i int) int {
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	digits := []byte("12345678901234567890")
+	for n := 0; n <= len(digits); n++ {
+		for at := 0; at < n; at++ {
+			for c := 0; c < 256; c++ {
+				b := []byte(string(digits[:n]))
+				b[at] = byte(c)
+				for _, start := range []int{0, 1} {
+					if start > len(b) {
+						continue
+					}
+					if got, want := digitsEnd(b, start), byByte(b, start); got != want {
+						t.Fatalf("digitsEnd(%q, %d) = %d; want %d", b, start, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestKnownLineTakes checks that a line whose series an earlier line of
 // the body had is written from what that line left (knownLine) when its
 // fields are that line's, and only then: the differential tests would

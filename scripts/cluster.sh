@@ -53,7 +53,8 @@ for i in $(seq 1 "$replicas"); do
   addr=127.0.0.1:$(scripts/testenv.sh port)
   admin=127.0.0.1:$(scripts/testenv.sh port)
   mkdir -p "$dir/gw-$i"
-  bin/apiserver --listen "$addr" --admin-listen "$admin" --node-name "gw-$i" \
+  # GODEBUG: the Go runtime's monitor, as deploy/metricgate@.service sets it.
+  GODEBUG=${GODEBUG:-schedtrace=2147483647} bin/apiserver --listen "$addr" --admin-listen "$admin" --node-name "gw-$i" \
     --db "$POSTGRES_URL" --limits "redis://$REDIS_ADDR/0" \
     --proxy-protocol --trusted-proxy "$proxy" \
     --influx-url "$INFLUX_URL" --influx-bucket metricgate \

@@ -54,7 +54,9 @@ The web console is at http://$APISERVER_ADMIN_LISTEN/admin/; sign in with an adm
   KEYSTORE_DB=$KEYSTORE_DB bin/keyctl generate --hostname 127.0.0.1 --scope admin --description console
 
 MSG
-bin/apiserver --log-format text &
+# GODEBUG: the Go runtime's monitor, as the systemd unit sets it (README:
+# Running in production).
+GODEBUG=${GODEBUG:-schedtrace=2147483647} bin/apiserver --log-format text &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; scripts/influxdb.sh stop .run/influxdb' EXIT INT TERM
 wait $server

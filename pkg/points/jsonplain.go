@@ -46,10 +46,11 @@ func (j *JSONScanner) plain(body []byte, opts *Options, host string, now time.Ti
 		j.defaultM = []byte(opts.DefaultMeasurement)
 	}
 	lim := opts.Limits.withDefaults()
+	defaultOK := plainText(j.defaultM)
 	for i := range pts {
 		p := &pts[i]
 		if p.measurement == nil {
-			if !plainText(j.defaultM) {
+			if !defaultOK {
 				return false
 			}
 			p.measurement = j.defaultM
@@ -69,6 +70,7 @@ func (j *JSONScanner) plain(body []byte, opts *Options, host string, now time.Ti
 		}
 	}
 	l := &j.lines
+	untimed := now.UnixNano()
 	for i := range pts {
 		p := &pts[i]
 		start := len(l.Data)
@@ -83,7 +85,7 @@ func (j *JSONScanner) plain(body []byte, opts *Options, host string, now time.Ti
 		l.Data = append(l.Data, '=')
 		l.Data = p.value.AppendBytes(l.Data)
 		l.Data = append(l.Data, ' ')
-		ns := now.UnixNano()
+		ns := untimed
 		if p.timed {
 			ns = p.time
 		}
